@@ -1,0 +1,1 @@
+"""Shared runtime pieces: settings, database, Temporal client, logging, metrics."""

@@ -1,0 +1,23 @@
+"""SQLModel tables (one module per aggregate) and API schemas.
+
+Importing this package registers every table on `SQLModel.metadata` (Alembic reads it).
+"""
+
+from models.audit import AuditLog
+from models.base import metadata
+from models.definition import WorkflowDefinition, WorkflowExecution
+from models.document import Document
+from models.investor import Investor
+from models.lead import Lead, LeadSource, LeadStatus, Property
+from models.message import Consent, Message
+from models.opportunity import Opportunity, OpportunityMatch, Pipeline, StageChange
+from models.task import Task
+from models.tenant import ApiKey, Role, Tenant, User
+from models.timeline import TimelineEntry
+from models.webhook import WebhookEvent
+
+__all__ = [
+    "ApiKey", "AuditLog", "Consent", "Document", "Investor", "Lead", "LeadSource", "LeadStatus", "Message",
+    "Opportunity", "OpportunityMatch", "Pipeline", "Property", "Role", "StageChange", "Task", "Tenant",
+    "TimelineEntry", "User", "WebhookEvent", "WorkflowDefinition", "WorkflowExecution", "metadata",
+]

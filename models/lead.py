@@ -1,0 +1,222 @@
+"""Leads and the properties they are about, with their API schemas."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field as PydField, field_validator, model_validator
+from sqlalchemy import Index, String
+from sqlmodel import Field, SQLModel
+
+from models.base import json_field, money_field, new_id, optional_json_field, time_field
+from models.contact import PostalAddress, normalise_email, normalise_phone, parse_address
+
+
+class LeadStatus(StrEnum):
+    new = "new"
+    contacted = "contacted"
+    nurturing = "nurturing"
+    qualified = "qualified"
+    converted = "converted"
+    dead = "dead"
+    needs_review = "needs_review"  # poison input: kept, visible, not retried forever
+
+
+class LeadSource(StrEnum):
+    web_form = "web_form"
+    referral = "referral"
+    direct_mail = "direct_mail"
+    cold_call = "cold_call"
+    ppc = "ppc"
+    driving_for_dollars = "driving_for_dollars"
+    sms = "sms"
+    bandit_sign = "bandit_sign"
+    seo = "seo"
+    social = "social"
+    list_import = "list_import"
+    other = "other"
+
+
+class Property(SQLModel, table=True):
+    __tablename__ = "properties"
+    __table_args__ = (Index("ix_properties_tenant_address", "tenant_id", "normalized_address"),)
+    id: str = Field(default_factory=lambda: new_id("pr"), primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=40)
+    street: str = Field(max_length=200)
+    unit: str | None = Field(default=None, max_length=40)
+    city: str = Field(max_length=100)
+    state: str = Field(max_length=2)
+    zip: str = Field(max_length=10)
+    county: str | None = Field(default=None, max_length=100)
+    apn: str | None = Field(default=None, max_length=64)  # assessor's parcel number
+    normalized_address: str = Field(max_length=400)
+    property_type: str | None = Field(default=None, max_length=40)
+    beds: int | None = None
+    baths: float | None = None
+    sqft: int | None = None
+    year_built: int | None = None
+    estimated_value: Decimal | None = money_field()
+    owner_name: str | None = Field(default=None, max_length=200)
+    facts: dict[str, Any] = json_field()
+    created_at: datetime = time_field()
+
+
+class Lead(SQLModel, table=True):
+    __tablename__ = "leads"
+    __table_args__ = (
+        Index("ix_leads_tenant_email", "tenant_id", "email"),
+        Index("ix_leads_tenant_phone", "tenant_id", "phone"),
+        Index("ix_leads_tenant_status", "tenant_id", "status"),
+        Index("ix_leads_tenant_created", "tenant_id", "created_at", "id"),
+    )
+    id: str = Field(default_factory=lambda: new_id("ld"), primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
+    first_name: str = Field(default="", max_length=100)
+    last_name: str = Field(default="", max_length=100)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=20)  # E.164
+    property_id: str | None = Field(default=None, foreign_key="properties.id", max_length=40)
+    property_address: str | None = Field(default=None, max_length=400)  # normalised one line
+    source: LeadSource = Field(sa_type=String(32))
+    status: LeadStatus = Field(default=LeadStatus.new, sa_type=String(20))
+    status_reason: str | None = Field(default=None, max_length=500)
+    score: float | None = None
+    score_model_version: str | None = Field(default=None, max_length=64)
+    score_explanation: list[dict[str, Any]] | None = optional_json_field()
+    assigned_to: str | None = Field(default=None, foreign_key="users.id", max_length=40)
+    tags: list[str] = json_field(default_factory=list)
+    custom: dict[str, Any] = json_field()
+    notes: str | None = None
+    duplicate_of: str | None = Field(default=None, foreign_key="leads.id", max_length=40)
+    workflow_id: str | None = Field(default=None, max_length=200)
+    created_at: datetime = time_field()
+    updated_at: datetime = time_field()
+    deleted_at: datetime | None = time_field(nullable=True, default_now=False)
+
+
+def lead_workflow_id(tenant_id: str, lead_id: str) -> str:
+    return f"lead-{tenant_id}-{lead_id}"
+
+
+class LeadCreate(BaseModel):
+    """Body of POST /leads. Phones in any common format; one-line or structured property address."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    first_name: str = PydField(default="", max_length=100)
+    last_name: str = PydField(default="", max_length=100)
+    email: str | None = PydField(default=None, max_length=320)
+    phone: str | None = PydField(default=None, max_length=40)
+    source: LeadSource
+    property_address: str | None = PydField(default=None, max_length=400)
+    property: PostalAddress | None = None
+    notes: str | None = PydField(default=None, max_length=10_000)
+    tags: list[str] = PydField(default_factory=list, max_length=50)
+    custom: dict[str, Any] = PydField(default_factory=dict)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return normalise_email(value) if value else None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return normalise_phone(value) if value else None
+
+    @field_validator("property_address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parse_address(value)  # raises ValueError -> 422 on this field
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        return sorted({t.strip().lower() for t in value if t.strip()})
+
+    @model_validator(mode="after")
+    def _reachable(self) -> LeadCreate:
+        if not (self.email or self.phone):
+            raise ValueError("a lead needs an email or a phone")
+        if self.property_address and self.property:
+            raise ValueError("give property_address or property, not both")
+        if not (self.first_name or self.last_name or self.email):
+            raise ValueError("a lead needs a name or an email")
+        return self
+
+    def postal_address(self) -> PostalAddress | None:
+        if self.property:
+            return self.property
+        return parse_address(self.property_address) if self.property_address else None
+
+
+class LeadUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    first_name: str | None = PydField(default=None, max_length=100)
+    last_name: str | None = PydField(default=None, max_length=100)
+    email: str | None = None
+    phone: str | None = None
+    notes: str | None = None
+    tags: list[str] | None = None
+    custom: dict[str, Any] | None = None
+    assigned_to: str | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return normalise_email(value) if value else None
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return normalise_phone(value) if value else None
+
+
+class PropertyPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    street: str
+    unit: str | None
+    city: str
+    state: str
+    zip: str
+    normalized_address: str
+
+
+class LeadPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    tenant_id: str
+    first_name: str
+    last_name: str
+    email: str | None
+    phone: str | None
+    property_address: str | None
+    property: PropertyPublic | None = None
+    source: LeadSource
+    status: LeadStatus
+    status_reason: str | None
+    score: float | None
+    score_model_version: str | None
+    score_explanation: list[dict[str, Any]] | None
+    assigned_to: str | None
+    tags: list[str]
+    custom: dict[str, Any]
+    notes: str | None
+    duplicate_of: str | None
+    workflow_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class LeadPage(BaseModel):
+    items: list[LeadPublic]
+    next_cursor: str | None

@@ -1,0 +1,51 @@
+"""Outbound/inbound messages (email, SMS) and per-address consent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.base import json_field, new_id, time_field
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    id: str = Field(default_factory=lambda: new_id("ms"), primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=40)
+    lead_id: str | None = Field(default=None, foreign_key="leads.id", index=True, max_length=40)
+    investor_id: str | None = Field(default=None, foreign_key="investors.id", index=True, max_length=40)
+    channel: str = Field(max_length=10)  # email, sms
+    direction: str = Field(default="outbound", max_length=10)
+    to_address: str = Field(max_length=320)
+    from_address: str | None = Field(default=None, max_length=320)
+    subject: str | None = Field(default=None, max_length=500)
+    body: str = ""
+    html: str | None = None
+    template: str | None = Field(default=None, max_length=100)
+    template_version: int | None = None
+    provider: str = Field(default="outbox", max_length=20)
+    provider_message_id: str | None = Field(default=None, index=True, max_length=200)
+    status: str = Field(default="pending", max_length=20)  # pending, sent, delivered, failed, suppressed, ...
+    error_code: str | None = Field(default=None, max_length=40)
+    error_message: str | None = None
+    events: list[dict[str, Any]] = json_field(default_factory=list)
+    idempotency_key: str = Field(unique=True, max_length=300)
+    created_at: datetime = time_field()
+    sent_at: datetime | None = time_field(nullable=True, default_now=False)
+    delivered_at: datetime | None = time_field(nullable=True, default_now=False)
+
+
+class Consent(SQLModel, table=True):
+    __tablename__ = "consents"
+    __table_args__ = (UniqueConstraint("tenant_id", "channel", "address"),)
+    id: str = Field(default_factory=lambda: new_id("cn"), primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
+    channel: str = Field(max_length=10)  # email, sms
+    address: str = Field(max_length=320)  # lower-cased email or E.164 phone
+    status: str = Field(max_length=20)  # opted_in, opted_out
+    source: str = Field(max_length=64)  # web_form, inbound_sms, unsubscribe_link, sendgrid_event, staff
+    evidence: dict[str, Any] = json_field()
+    updated_at: datetime = time_field()

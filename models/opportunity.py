@@ -1,0 +1,63 @@
+"""Opportunities (deals) moving through pipelines, their stage history and investor matches."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.base import json_field, money_field, new_id, time_field
+
+
+class Pipeline(StrEnum):
+    acquisition = "acquisition"
+    disposition = "disposition"
+
+
+class Opportunity(SQLModel, table=True):
+    __tablename__ = "opportunities"
+    id: str = Field(default_factory=lambda: new_id("op"), primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=40)
+    lead_id: str | None = Field(default=None, foreign_key="leads.id", index=True, max_length=40)
+    property_id: str | None = Field(default=None, foreign_key="properties.id", max_length=40)
+    title: str = Field(max_length=200)
+    pipeline: Pipeline = Field(default=Pipeline.acquisition, sa_type=String(20))
+    stage: str = Field(default="new", max_length=40)
+    asking_price: Decimal | None = money_field()
+    offer_price: Decimal | None = money_field()
+    contract_price: Decimal | None = money_field()
+    arv: Decimal | None = money_field()  # after-repair value
+    repair_estimate: Decimal | None = money_field()
+    assigned_to: str | None = Field(default=None, foreign_key="users.id", max_length=40)
+    workflow_id: str | None = Field(default=None, max_length=200)
+    created_at: datetime = time_field()
+    updated_at: datetime = time_field()
+    closed_at: datetime | None = time_field(nullable=True, default_now=False)
+
+
+class StageChange(SQLModel, table=True):
+    __tablename__ = "opportunity_stage_changes"
+    id: str = Field(default_factory=lambda: new_id("sc"), primary_key=True, max_length=40)
+    opportunity_id: str = Field(foreign_key="opportunities.id", index=True, max_length=40)
+    from_stage: str | None = Field(default=None, max_length=40)
+    to_stage: str = Field(max_length=40)
+    actor: str = Field(max_length=200)
+    reason: str | None = Field(default=None, max_length=500)
+    changed_at: datetime = time_field()
+
+
+class OpportunityMatch(SQLModel, table=True):
+    __tablename__ = "opportunity_matches"
+    __table_args__ = (UniqueConstraint("opportunity_id", "investor_id"),)
+    id: str = Field(default_factory=lambda: new_id("om"), primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=40)
+    opportunity_id: str = Field(foreign_key="opportunities.id", max_length=40)
+    investor_id: str = Field(foreign_key="investors.id", index=True, max_length=40)
+    score: float = 0.0
+    reasons: list[dict[str, Any]] = json_field(default_factory=list)
+    status: str = Field(default="proposed", max_length=20)  # proposed, sent, interested, passed
+    created_at: datetime = time_field()

@@ -1,0 +1,51 @@
+"""Tenants, users and API keys (hashed at rest, scoped to a tenant and a role)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.base import new_id, time_field
+
+
+class Role(StrEnum):
+    admin = "admin"
+    staff = "staff"
+    ops = "ops"
+    readonly = "readonly"
+
+
+class Tenant(SQLModel, table=True):
+    __tablename__ = "tenants"
+    id: str = Field(primary_key=True, max_length=40)  # slug, e.g. "demo"
+    name: str = Field(max_length=200)
+    timezone: str = Field(default="America/New_York", max_length=64)
+    created_at: datetime = time_field()
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("tenant_id", "email"),)
+    id: str = Field(default_factory=lambda: new_id("us"), primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=40)
+    email: str = Field(max_length=320)
+    name: str = Field(default="", max_length=200)
+    role: Role = Field(default=Role.staff, sa_type=String(16))
+    created_at: datetime = time_field()
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_keys"
+    id: str = Field(default_factory=lambda: new_id("ak"), primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=40)
+    user_id: str | None = Field(default=None, foreign_key="users.id", max_length=40)
+    name: str = Field(default="", max_length=200)
+    prefix: str = Field(unique=True, max_length=32)  # public part, used to find the row
+    key_hash: str = Field(max_length=128)  # sha256 of the whole key
+    role: Role = Field(sa_type=String(16))
+    created_at: datetime = time_field()
+    last_used_at: datetime | None = time_field(nullable=True, default_now=False)
+    revoked_at: datetime | None = time_field(nullable=True, default_now=False)
