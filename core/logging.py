@@ -46,6 +46,11 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s %(workflow_id)s] %(message)s")
         )
+    # The context goes in its own JSON fields (workflow_id, temporal_activity), not into the message.
+    from temporalio import activity, workflow
+
+    activity.logger.activity_info_on_message = fmt != "json"
+    workflow.logger.workflow_info_on_message = fmt != "json"
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -213,6 +213,7 @@ class LeadPublic(BaseModel):
     notes: str | None
     duplicate_of: str | None
     workflow_id: str | None
+    workflow_status: str | None = None  # RUNNING, COMPLETED, ... (detail view only)
     created_at: datetime
     updated_at: datetime
 

@@ -1,0 +1,1 @@
+"""Activities: thin methods on classes that receive their providers and DB in __init__."""

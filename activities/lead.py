@@ -1,0 +1,68 @@
+"""Lead activities: timeline writes and status changes, each idempotent on a business key."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from core.db import is_unique_violation
+from models.audit import AuditLog
+from models.base import utcnow
+from models.lead import Lead, LeadStatus
+from models.payloads import LeadStatusInput, TimelineEntryInput, TimelineEntryResult
+from models.timeline import TimelineEntry
+
+
+class LeadActivities:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    # Sync activities run on the worker's thread pool, so blocking DB calls are fine here.
+    @activity.defn
+    def record_timeline_entry(self, entry: TimelineEntryInput) -> TimelineEntryResult:
+        with Session(self._engine) as session:
+            existing = session.exec(
+                select(TimelineEntry).where(TimelineEntry.idempotency_key == entry.idempotency_key)
+            ).first()
+            if existing:
+                return TimelineEntryResult(entry_id=existing.id, created=False)
+            row = TimelineEntry(**entry.model_dump())
+            session.add(row)
+            try:
+                session.commit()
+            except IntegrityError as exc:
+                session.rollback()
+                if not is_unique_violation(exc):
+                    raise
+                # Another attempt won the race: the earlier write stands.
+                existing = session.exec(
+                    select(TimelineEntry).where(TimelineEntry.idempotency_key == entry.idempotency_key)
+                ).one()
+                return TimelineEntryResult(entry_id=existing.id, created=False)
+            activity.logger.info("timeline %s recorded for %s", entry.kind, entry.lead_id)
+            return TimelineEntryResult(entry_id=row.id, created=True)
+
+    @activity.defn
+    def set_lead_status(self, change: LeadStatusInput) -> None:
+        try:
+            status = LeadStatus(change.status)
+        except ValueError:
+            raise ApplicationError(f"unknown lead status {change.status!r}", non_retryable=True) from None
+        with Session(self._engine) as session:
+            lead = session.get(Lead, change.lead_id)
+            if lead is None or lead.tenant_id != change.tenant_id:
+                raise ApplicationError(f"lead {change.lead_id} not found", type="NotFound", non_retryable=True)
+            if lead.status == status:
+                return  # already applied by an earlier attempt
+            before = {"status": lead.status, "status_reason": lead.status_reason}
+            lead.status, lead.status_reason, lead.updated_at = status, change.reason, utcnow()
+            session.add(lead)
+            session.add(AuditLog(
+                tenant_id=lead.tenant_id, actor=change.actor, action="lead.status", entity_type="lead",
+                entity_id=lead.id, before=before, after={"status": status, "status_reason": change.reason},
+                request_id=activity.info().workflow_id,
+            ))
+            session.commit()

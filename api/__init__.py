@@ -1,0 +1,1 @@
+"""FastAPI layer: starts, signals and queries workflows; reads CRM state."""

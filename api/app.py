@@ -1,0 +1,72 @@
+"""App factory. The lifespan connects ONE Temporal client (it is bound to the running event loop)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+from sqlalchemy import Engine
+from temporalio.client import Client
+
+from api import errors
+from api.routes import health, leads, workflows
+from core.db import make_engine
+from core.logging import request_id_var
+from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from core.settings import Settings, get_settings
+from core.temporal import connect
+
+log = logging.getLogger("dealflow.api")
+
+
+def create_app(settings: Settings | None = None, *, temporal_client: Client | None = None,
+               engine: Engine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        owns_engine = engine is None
+        app.state.engine = engine or make_engine(settings.effective_database_url)
+        app.state.temporal = temporal_client or await connect(settings)
+        log.info("API ready (Temporal %s, task queue %s)", settings.effective_temporal_address,
+                 settings.temporal_task_queue)
+        yield
+        if owns_engine:
+            app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Dealflow",
+        version="0.1.0",
+        description="Durable lead, deal and document workflows for real-estate investors. "
+                    "Authenticate with `Authorization: Bearer <api key>` (`dealflow keys create`).",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    errors.install(app)
+
+    @app.middleware("http")
+    async def request_context(request: Request, call_next):
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        token = request_id_var.set(request_id[:64])
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        finally:
+            request_id_var.reset(token)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
+        response.headers["X-Request-ID"] = request_id[:64]
+        return response
+
+    v1 = APIRouter(prefix="/api/v1")
+    v1.include_router(leads.router)
+    v1.include_router(workflows.router)
+    v1.include_router(health.router)
+    app.include_router(v1)
+    app.include_router(health.router)  # /health and /metrics at the root too, for probes
+    return app

@@ -1,0 +1,79 @@
+"""Request dependencies: DB session, Temporal client, settings, the authenticated principal."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+from temporalio.client import Client
+
+from api.errors import Problem
+from api.security import Principal, authenticate
+from core.logging import request_id_var
+from core.settings import Settings
+from models.audit import AuditLog
+from models.tenant import Role
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        yield session
+
+
+def get_client(request: Request) -> Client:
+    return request.app.state.temporal
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+ClientDep = Annotated[Client, Depends(get_client)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def get_principal(session: SessionDep,
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if credentials is None:
+        raise Problem(401, "missing API key: send 'Authorization: Bearer <key>'", headers=challenge)
+    principal = authenticate(session, credentials.credentials)
+    if principal is None:
+        raise Problem(401, "invalid or revoked API key", headers=challenge)
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(*roles: Role):
+    """Dependency factory: the caller's role must be one of `roles` (admin always passes)."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if principal.role != Role.admin and principal.role not in roles:
+            allowed = ", ".join(sorted({Role.admin, *roles}))
+            raise Problem(403, f"role '{principal.role}' may not do this (needs one of: {allowed})")
+        return principal
+
+    return Depends(check)
+
+
+Staff = Annotated[Principal, require(Role.staff)]
+
+
+def audit(session: Session, principal: Principal | None, action: str, entity_type: str, entity_id: str | None,
+          before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
+          actor: str | None = None) -> None:
+    """Add an audit row to the caller's transaction (committed together with the change)."""
+    session.add(AuditLog(
+        tenant_id=principal.tenant_id if principal else None,
+        actor=actor or (principal.actor if principal else "system"),
+        action=action, entity_type=entity_type, entity_id=entity_id,
+        before=before, after=after, request_id=request_id_var.get(),
+    ))

@@ -1,0 +1,77 @@
+"""Every 4xx/5xx is application/problem+json (RFC 9457), with the offending fields for 422s."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.logging import request_id_var
+
+PROBLEM = "application/problem+json"
+log = logging.getLogger("dealflow.api")
+
+
+class Problem(Exception):
+    """Raise from a route to answer with a problem document."""
+
+    def __init__(self, status: int, detail: str, *, title: str | None = None,
+                 errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.title = status, detail, title
+        self.errors, self.headers, self.extra = errors, headers, extra
+
+
+def problem_response(status: int, detail: str, *, title: str | None = None,
+                     errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None,
+                     **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    if request_id_var.get():
+        body["request_id"] = request_id_var.get()
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    # ("body", "property", "zip") -> "property.zip"; drop pydantic's model-level markers.
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.detail, title=exc.title, errors=exc.errors,
+                                headers=exc.headers, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            message = err.get("msg", "invalid")
+            errors.append({"field": _field(tuple(err.get("loc", ()))),
+                           "message": message.removeprefix("Value error, "), "type": err.get("type")})
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return problem_response(422, f"invalid request: {summary}", title="Validation failed", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _crash(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error: %s", exc)
+        return problem_response(500, "internal error; quote the request id when reporting it")

@@ -1,0 +1,151 @@
+"""Leads: intake (dedupe + workflow start), list with filters and cursor paging, detail, timeline."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy import and_, or_
+from sqlmodel import col, func, select
+
+from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit
+from api.errors import Problem
+from api.lead_intake import receive_lead
+from models.base import utcnow
+from models.lead import Lead, LeadCreate, LeadPage, LeadPublic, LeadSource, LeadStatus, LeadUpdate, Property
+from models.timeline import TimelineEntry, TimelineEntryPublic
+
+router = APIRouter(prefix="/leads", tags=["leads"])
+
+
+def _public(session, lead: Lead, **extra) -> LeadPublic:
+    public = LeadPublic.model_validate(lead, from_attributes=True)
+    if lead.property_id:
+        public.property = session.get(Property, lead.property_id)
+    return public.model_copy(update=extra)
+
+
+def _get_lead(session, principal, lead_id: str) -> Lead:
+    lead = session.get(Lead, lead_id)
+    # Another tenant's lead is reported exactly like a missing one.
+    if lead is None or lead.tenant_id != principal.tenant_id or lead.deleted_at is not None:
+        raise Problem(404, f"lead {lead_id} not found")
+    return lead
+
+
+@router.post("", status_code=201, response_model=LeadPublic,
+             responses={200: {"model": LeadPublic, "description": "duplicate of an existing lead"}})
+async def create_lead(body: LeadCreate, response: Response, session: SessionDep, client: ClientDep,
+                      settings: SettingsDep, principal: Staff) -> LeadPublic:
+    lead, duplicate = await receive_lead(session, client, settings, principal, body)
+    if duplicate:
+        response.status_code = 200
+    response.headers["Location"] = f"/api/v1/leads/{lead.id}"
+    return _public(session, lead)
+
+
+def _encode_cursor(lead: Lead) -> str:
+    raw = json.dumps([lead.created_at.isoformat(), lead.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, lead_id = json.loads(raw)
+        return datetime.fromisoformat(created), str(lead_id)
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        raise Problem(422, "invalid cursor: pass back next_cursor exactly as received",
+                      errors=[{"field": "cursor", "message": "malformed cursor"}]) from None
+
+
+@router.get("", response_model=LeadPage)
+def list_leads(
+    session: SessionDep,
+    principal: PrincipalDep,
+    status: Annotated[list[LeadStatus] | None, Query()] = None,
+    source: Annotated[list[LeadSource] | None, Query()] = None,
+    q: Annotated[str | None, Query(max_length=200, description="name, email, phone or address contains")] = None,
+    assigned: Annotated[str | None, Query(description="user id, or 'none' for unassigned")] = None,
+    min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+    max_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+    include_duplicates: bool = False,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> LeadPage:
+    query = select(Lead).where(Lead.tenant_id == principal.tenant_id, col(Lead.deleted_at).is_(None))
+    if status:
+        query = query.where(col(Lead.status).in_([s.value for s in status]))
+    if source:
+        query = query.where(col(Lead.source).in_([s.value for s in source]))
+    if not include_duplicates:
+        query = query.where(col(Lead.duplicate_of).is_(None))
+    if q:
+        needle = f"%{q.lower()}%"
+        digits = "".join(ch for ch in q if ch.isdigit())
+        fields = [func.lower(Lead.first_name + " " + Lead.last_name), col(Lead.email),
+                  func.lower(col(Lead.property_address))]
+        conditions = [f.like(needle) for f in fields]
+        if len(digits) >= 3:
+            conditions.append(col(Lead.phone).like(f"%{digits}%"))
+        query = query.where(or_(*conditions))
+    if assigned == "none":
+        query = query.where(col(Lead.assigned_to).is_(None))
+    elif assigned:
+        query = query.where(Lead.assigned_to == assigned)
+    if min_score is not None:
+        query = query.where(col(Lead.score) >= min_score)
+    if max_score is not None:
+        query = query.where(col(Lead.score) <= max_score)
+    if cursor:
+        created, lead_id = _decode_cursor(cursor)
+        query = query.where(or_(col(Lead.created_at) < created,
+                                and_(col(Lead.created_at) == created, col(Lead.id) < lead_id)))
+    rows = session.exec(query.order_by(col(Lead.created_at).desc(), col(Lead.id).desc()).limit(limit + 1)).all()
+    page = rows[:limit]
+    return LeadPage(items=[_public(session, lead) for lead in page],
+                    next_cursor=_encode_cursor(page[-1]) if len(rows) > limit else None)
+
+
+@router.get("/{lead_id}", response_model=LeadPublic)
+async def get_lead(lead_id: str, session: SessionDep, principal: PrincipalDep, client: ClientDep) -> LeadPublic:
+    lead = _get_lead(session, principal, lead_id)
+    workflow_status = None
+    if lead.workflow_id:
+        try:
+            description = await client.get_workflow_handle(lead.workflow_id).describe()
+            workflow_status = description.status.name if description.status else None
+        except Exception:  # noqa: BLE001 - the CRM row is still worth returning
+            workflow_status = "UNKNOWN"
+    return _public(session, lead, workflow_status=workflow_status)
+
+
+@router.patch("/{lead_id}", response_model=LeadPublic)
+def update_lead(lead_id: str, body: LeadUpdate, session: SessionDep, principal: Staff) -> LeadPublic:
+    lead = _get_lead(session, principal, lead_id)
+    changes = body.model_dump(exclude_unset=True)
+    if not changes:
+        raise Problem(422, "nothing to change", errors=[{"field": "body", "message": "no fields given"}])
+    before = {k: getattr(lead, k) for k in changes}
+    for key, value in changes.items():
+        setattr(lead, key, value)
+    lead.updated_at = utcnow()
+    session.add(lead)
+    audit(session, principal, "lead.update", "lead", lead.id,
+          before=json.loads(json.dumps(before, default=str)), after=json.loads(json.dumps(changes, default=str)))
+    session.commit()
+    return _public(session, lead)
+
+
+@router.get("/{lead_id}/timeline", response_model=list[TimelineEntryPublic])
+def lead_timeline(lead_id: str, session: SessionDep, principal: PrincipalDep) -> list[TimelineEntry]:
+    lead = _get_lead(session, principal, lead_id)
+    return list(session.exec(
+        select(TimelineEntry)
+        .where(TimelineEntry.tenant_id == principal.tenant_id, TimelineEntry.lead_id == lead.id)
+        .order_by(col(TimelineEntry.occurred_at), col(TimelineEntry.id))
+    ).all())

@@ -1,0 +1,111 @@
+"""Describe, query and signal any workflow of the caller's tenant (checked by the TenantId attribute)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header
+from pydantic import BaseModel, Field
+from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import ClientDep, PrincipalDep, SessionDep, Staff, audit
+from api.errors import Problem
+from api.security import Principal
+from core import search_attributes as sa
+from models.payloads import LeadEvent
+from workflows.lead import LEAD_SIGNALS
+
+router = APIRouter(prefix="/workflows", tags=["workflows"])
+
+# Signals the API accepts per workflow type; anything else is a 422 naming the allowed ones.
+PUBLIC_SIGNALS: dict[str, dict[str, Any]] = {"LeadWorkflow": {"signals": LEAD_SIGNALS, "payload": LeadEvent}}
+
+
+class WorkflowPublic(BaseModel):
+    workflow_id: str
+    run_id: str | None
+    workflow_type: str
+    status: str | None
+    task_queue: str
+    start_time: datetime | None
+    close_time: datetime | None
+    history_length: int
+    search_attributes: dict[str, Any]
+    state: dict[str, Any] | None = Field(default=None, description="result of the workflow's `state` query")
+    signals: list[str]
+
+
+class SignalBody(BaseModel):
+    event_id: str | None = Field(default=None, max_length=200,
+                                 description="makes re-sending harmless; defaults to the Idempotency-Key header")
+    data: dict[str, Any] = Field(default_factory=dict)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class SignalAccepted(BaseModel):
+    workflow_id: str
+    signal: str
+    event_id: str
+
+
+async def _describe_own(client, principal: Principal, workflow_id: str) -> WorkflowExecutionDescription:
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise Problem(404, f"workflow {workflow_id} not found") from None
+        raise Problem(503, f"Temporal is unavailable: {exc.message}") from exc
+    if description.typed_search_attributes.get(sa.TENANT_ID) != principal.tenant_id:
+        # Indistinguishable from a missing workflow: no probing other tenants' ids.
+        raise Problem(404, f"workflow {workflow_id} not found")
+    return description
+
+
+@router.get("/{workflow_id}", response_model=WorkflowPublic)
+async def describe_workflow(workflow_id: str, client: ClientDep, principal: PrincipalDep) -> WorkflowPublic:
+    description = await _describe_own(client, principal, workflow_id)
+    state = None
+    if description.workflow_type in PUBLIC_SIGNALS:
+        try:
+            result = await client.get_workflow_handle(workflow_id).query("state")
+            state = result if isinstance(result, dict) else getattr(result, "model_dump", lambda: result)()
+        except Exception:  # noqa: BLE001 - e.g. no worker polling: describe is still useful
+            state = None
+    return WorkflowPublic(
+        workflow_id=description.id,
+        run_id=description.run_id,
+        workflow_type=description.workflow_type,
+        status=description.status.name if description.status else None,
+        task_queue=description.task_queue,
+        start_time=description.start_time,
+        close_time=description.close_time,
+        history_length=description.history_length,
+        search_attributes={p.key.name: p.value for p in description.typed_search_attributes},
+        state=state,
+        signals=sorted(PUBLIC_SIGNALS.get(description.workflow_type, {}).get("signals", {})),
+    )
+
+
+@router.post("/{workflow_id}/signals/{name}", status_code=202, response_model=SignalAccepted)
+async def signal_workflow(
+    workflow_id: str, name: str, body: SignalBody, client: ClientDep, session: SessionDep, principal: Staff,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> SignalAccepted:
+    description = await _describe_own(client, principal, workflow_id)
+    allowed = PUBLIC_SIGNALS.get(description.workflow_type, {}).get("signals", {})
+    if name not in allowed:
+        raise Problem(422, f"{description.workflow_type} has no signal '{name}'"
+                           + (f"; allowed: {', '.join(sorted(allowed))}" if allowed else ""),
+                      errors=[{"field": "name", "message": f"unknown signal '{name}'"}])
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        raise Problem(409, f"workflow {workflow_id} is {description.status.name.lower()}, not running")
+    event_id = body.event_id or idempotency_key or uuid.uuid4().hex
+    event = LeadEvent(event_id=event_id, data=body.data, note=body.note, actor=principal.actor)
+    await client.get_workflow_handle(workflow_id).signal(name, event)
+    audit(session, principal, "workflow.signal", "workflow", workflow_id,
+          after={"signal": name, "event_id": event_id, "data": body.data, "note": body.note})
+    session.commit()
+    return SignalAccepted(workflow_id=workflow_id, signal=name, event_id=event_id)

@@ -1,0 +1,67 @@
+"""API keys: `dfk_<prefix>_<secret>`, stored as a sha256 hash, scoped to one tenant and one role.
+
+Keys carry 160 bits of randomness, so a fast hash is the right tool (no password stretching needed);
+the prefix finds the row and the hash is compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from models.base import utcnow
+from models.tenant import ApiKey, Role, Tenant
+
+KEY_PREFIX = "dfk"
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: str
+    role: Role
+    key_id: str
+
+    @property
+    def actor(self) -> str:
+        return f"key:{self.key_id}"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(engine: Engine, tenant_id: str, role: Role, name: str = "",
+                   tenant_name: str | None = None) -> tuple[ApiKey, str]:
+    """Create a key (and the tenant if it is new). Returns the row and the key, shown once."""
+    prefix = secrets.token_hex(6)
+    key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(20)}"
+    with Session(engine, expire_on_commit=False) as session:
+        if session.get(Tenant, tenant_id) is None:
+            session.add(Tenant(id=tenant_id, name=tenant_name or tenant_id.replace("-", " ").title()))
+            session.flush()
+        row = ApiKey(tenant_id=tenant_id, role=role, name=name, prefix=prefix, key_hash=hash_key(key))
+        session.add(row)
+        session.commit()
+    return row, key
+
+
+def authenticate(session: Session, key: str) -> Principal | None:
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        return None
+    row = session.exec(select(ApiKey).where(ApiKey.prefix == parts[1])).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(row.key_hash, hash_key(key)):
+        return None
+    now = utcnow()
+    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
+        row.last_used_at = now  # coarse, to avoid a write per request
+        session.add(row)
+        session.commit()
+    return Principal(tenant_id=row.tenant_id, role=Role(row.role), key_id=row.id)

@@ -1,0 +1,283 @@
+"""The `dealflow` command: up, worker, api, migrate, keys, seed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+from core.settings import Settings, get_settings
+from models.tenant import Role
+
+app = typer.Typer(help="Dealflow: durable lead and deal workflows for real-estate investors.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console(stderr=False)
+err = Console(stderr=True)
+
+
+class CliError(Exception):
+    """An error worth one clear line, not a traceback."""
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except Exception as exc:  # pydantic ValidationError: name the variable
+        raise CliError(f"bad configuration: {exc}".replace("\n", " ")) from None
+
+
+def _migrate(settings: Settings) -> None:
+    from core.db import migrate
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    migrate(settings.effective_database_url)
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Apply database migrations (Alembic) to DEALFLOW_DATABASE_URL or the embedded SQLite file."""
+    settings = _settings()
+    with console.status("Migrating the CRM database"):
+        _migrate(settings)
+    console.print(f"[green]✓[/] database at head: {_safe_url(settings.effective_database_url)}")
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: str = typer.Option(..., "--tenant", "-t", help="tenant slug; created if new"),
+    role: Role = typer.Option(Role.staff, "--role", "-r", help="admin, staff, ops or readonly"),
+    name: str = typer.Option("", "--name", "-n", help="what the key is for"),
+) -> None:
+    """Create an API key. The key is printed once, as the last word of the output."""
+    from api.security import create_api_key
+    from core.db import make_engine
+
+    if not tenant.replace("-", "").replace("_", "").isalnum() or len(tenant) > 40:
+        raise CliError(f"tenant {tenant!r} must be letters, digits, '-' or '_' (at most 40)")
+    settings = _settings()
+    _migrate(settings)
+    engine = make_engine(settings.effective_database_url)
+    row, key = create_api_key(engine, tenant, role, name)
+    engine.dispose()
+    console.print(f"Created {role.value} key {row.id} for tenant {tenant}. It is shown once:", highlight=False)
+    print(key)
+
+
+@app.command("worker")
+def worker_command() -> None:
+    """Run the Temporal worker alone (production; same as `python worker.py`)."""
+    import worker
+
+    worker.main()
+
+
+@app.command("api")
+def api_command(
+    host: str = typer.Option(None, help="bind address (default DEALFLOW_API_HOST)"),
+    port: int = typer.Option(None, help="port (default DEALFLOW_API_PORT)"),
+    workers: int = typer.Option(1, help="uvicorn worker processes"),
+) -> None:
+    """Run the API alone (production)."""
+    import uvicorn
+
+    from core.logging import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_format)
+    uvicorn.run("api.app:create_app", factory=True, host=host or settings.api_host, port=port or settings.api_port,
+                workers=workers, log_config=None, proxy_headers=True)
+
+
+@app.command("seed")
+def seed_command(
+    tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug (default DEALFLOW_DEFAULT_TENANT)"),
+    leads: int = typer.Option(40, help="how many demo leads"),
+) -> None:
+    """Seed a demo book (leads through the real intake, investors, deals). Temporal must be running."""
+    settings = _settings()
+    _migrate(settings)
+    asyncio.run(_seed(settings, tenant or settings.default_tenant, leads))
+
+
+async def _seed(settings: Settings, tenant: str, leads: int, client=None) -> None:
+    from sqlmodel import Session
+
+    from api.demo_book import seed_demo_book
+    from api.security import create_api_key
+    from core.db import make_engine
+    from core.temporal import connect
+    from models.tenant import Tenant
+
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with Session(engine) as session:
+            if session.get(Tenant, tenant) is None:
+                create_api_key(engine, tenant, Role.admin, "created by seed")
+        if client is None:
+            try:
+                client = await connect(settings)
+            except Exception as exc:  # noqa: BLE001
+                raise CliError(f"cannot reach Temporal at {settings.effective_temporal_address}: {exc}") from None
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      console=console, transient=True) as progress:
+            task = progress.add_task("Seeding demo leads", total=leads)
+            with Session(engine, expire_on_commit=False) as session:
+                counts = await seed_demo_book(session, client, settings, tenant, leads,
+                                              progress=lambda: progress.advance(task))
+    finally:
+        engine.dispose()
+    console.print(f"[green]✓[/] demo book for {tenant}: {counts['leads']} new leads, "
+                  f"{counts['investors']} investors, {counts['opportunities']} opportunities")
+
+
+def _dev_key(settings: Settings) -> str:
+    """The embedded setup's admin key for the default tenant, kept in .dealflow/dev-admin-key."""
+    from sqlmodel import Session
+
+    from api.security import authenticate, create_api_key
+    from core.db import make_engine
+
+    path = settings.home / "dev-admin-key"
+    engine = make_engine(settings.effective_database_url)
+    try:
+        if path.exists():
+            key = path.read_text().strip()
+            with Session(engine) as session:
+                principal = authenticate(session, key)
+            if principal and principal.tenant_id == settings.default_tenant and principal.role == Role.admin:
+                return key
+        _, key = create_api_key(engine, settings.default_tenant, Role.admin, "dev admin (dealflow up)")
+    finally:
+        engine.dispose()
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
+@app.command("up")
+def up_command(
+    demo: bool = typer.Option(False, "--demo", help="also seed a demo book (leads, investors, deals)"),
+    host: str = typer.Option(None, help="API bind address"),
+    port: int = typer.Option(None, help="API port"),
+) -> None:
+    """Run everything: Temporal dev server (unless DEALFLOW_TEMPORAL_ADDRESS), database, worker, API."""
+    settings = _settings()
+    if host:
+        settings.api_host = host
+    if port:
+        settings.api_port = port
+    asyncio.run(_up(settings, demo))
+
+
+async def _up(settings: Settings, demo: bool) -> None:
+    import uvicorn
+
+    from api.app import create_app
+    from core.devserver import DevServer, DevServerError, port_in_use
+    from core.logging import configure_logging
+    from core.temporal import connect
+    from worker import run_worker
+
+    configure_logging(settings.log_level, "text" if sys.stderr.isatty() else settings.log_format)
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    if port_in_use(settings.api_port, settings.api_host if settings.api_host != "0.0.0.0" else "127.0.0.1"):
+        raise CliError(f"port {settings.api_port} is already in use (set DEALFLOW_API_PORT or --port)")
+
+    devserver = None
+    if not settings.temporal_address:
+        devserver = DevServer(settings.home / "temporal.db", settings.embedded_temporal_port,
+                              settings.embedded_temporal_ui_port, settings.home / "temporal.log")
+        with console.status("Starting the Temporal dev server"):
+            try:
+                await asyncio.to_thread(devserver.start)
+            except DevServerError as exc:
+                raise CliError(str(exc)) from None
+    try:
+        with console.status("Migrating the CRM database"):
+            await asyncio.to_thread(_migrate, settings)
+        key = await asyncio.to_thread(_dev_key, settings)
+        try:
+            client = await connect(settings)
+        except Exception as exc:  # noqa: BLE001
+            raise CliError(f"cannot reach Temporal at {settings.effective_temporal_address}: {exc}") from None
+        if demo:
+            await _seed(settings, settings.default_tenant, 40, client=client)
+
+        stop = asyncio.Event()
+
+        class Server(uvicorn.Server):
+            # We own SIGINT/SIGTERM so the worker and the dev server stop in order, inside the loop.
+            @contextlib.contextmanager
+            def capture_signals(self):
+                yield
+
+        server = Server(uvicorn.Config(create_app(settings, temporal_client=client), host=settings.api_host,
+                                       port=settings.api_port, log_config=None, lifespan="on"))
+
+        def _shutdown() -> None:
+            server.should_exit = True
+            stop.set()
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, _shutdown)
+
+        worker_task = asyncio.create_task(run_worker(settings, stop, client=client))
+        ui = (f"http://127.0.0.1:{settings.embedded_temporal_ui_port}" if devserver
+              else f"(external Temporal at {settings.effective_temporal_address})")
+        console.print(Panel.fit(
+            f"[bold]API[/]          {settings.effective_public_url}  (docs: {settings.effective_public_url}/docs)\n"
+            f"[bold]Temporal UI[/]  {ui}\n"
+            f"[bold]Database[/]     {_safe_url(settings.effective_database_url)}\n"
+            f"[bold]Tenant[/]       {settings.default_tenant}\n"
+            f"[bold]Admin key[/]    {key}\n\n"
+            f"curl -H 'Authorization: Bearer {key}' {settings.effective_public_url}/api/v1/leads\n"
+            "Ctrl-C stops everything.",
+            title="Dealflow is up", border_style="green"))
+        await server.serve()
+        stop.set()
+        with console.status("Stopping the worker"):
+            await worker_task
+    finally:
+        if devserver:
+            with console.status("Stopping the Temporal dev server"):
+                await asyncio.to_thread(devserver.stop)
+    console.print("[green]✓[/] stopped")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def main() -> None:
+    """Entry point: errors are one clear line and exit code 1."""
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    try:
+        app()
+    except CliError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - one line, the type and the message
+        err.print(f"[red]error:[/] {exc.__class__.__name__}: {exc}".replace("\n", " "), highlight=False,
+                  soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

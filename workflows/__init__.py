@@ -1,0 +1,1 @@
+"""Temporal workflow definitions. Pure: no I/O, no DB, no provider SDK imports."""
