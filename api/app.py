@@ -7,7 +7,7 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from sqlalchemy import Engine
 from temporalio.client import Client
 
@@ -63,10 +63,9 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
         response.headers["X-Request-ID"] = request_id[:64]
         return response
 
-    v1 = APIRouter(prefix="/api/v1")
-    v1.include_router(leads.router)
-    v1.include_router(workflows.router)
-    v1.include_router(health.router)
-    app.include_router(v1)
+    # Routers carry their full /api/v1 prefix (not nested) so the metrics' route label is the full path.
+    app.include_router(leads.router)
+    app.include_router(workflows.router)
+    app.include_router(health.router, prefix="/api/v1")
     app.include_router(health.router)  # /health and /metrics at the root too, for probes
     return app

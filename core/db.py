@@ -51,8 +51,8 @@ def is_unique_violation(exc: Exception) -> bool:
     return "UNIQUE constraint failed" in str(orig)
 
 
-def migrate(url: str, revision: str = "head") -> None:
-    """Run Alembic migrations up to `revision` against `url`."""
+def migrate(url: str, revision: str = "head", *, downgrade: bool = False) -> None:
+    """Run Alembic migrations up (or down) to `revision` against `url`."""
     from alembic import command
     from alembic.config import Config
 
@@ -61,4 +61,4 @@ def migrate(url: str, revision: str = "head") -> None:
     config.set_main_option("script_location", str(root))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["configure_logger"] = False
-    command.upgrade(config, revision)
+    (command.downgrade if downgrade else command.upgrade)(config, revision)

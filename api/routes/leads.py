@@ -19,7 +19,7 @@ from models.base import utcnow
 from models.lead import Lead, LeadCreate, LeadPage, LeadPublic, LeadSource, LeadStatus, LeadUpdate, Property
 from models.timeline import TimelineEntry, TimelineEntryPublic
 
-router = APIRouter(prefix="/leads", tags=["leads"])
+router = APIRouter(prefix="/api/v1/leads", tags=["leads"])
 
 
 def _public(session, lead: Lead, **extra) -> LeadPublic:

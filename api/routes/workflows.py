@@ -18,7 +18,7 @@ from core import search_attributes as sa
 from models.payloads import LeadEvent
 from workflows.lead import LEAD_SIGNALS
 
-router = APIRouter(prefix="/workflows", tags=["workflows"])
+router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
 
 # Signals the API accepts per workflow type; anything else is a 422 naming the allowed ones.
 PUBLIC_SIGNALS: dict[str, dict[str, Any]] = {"LeadWorkflow": {"signals": LEAD_SIGNALS, "payload": LeadEvent}}

@@ -1,0 +1,43 @@
+import uuid
+
+import httpx
+
+from api.app import create_app
+from core.settings import Settings
+from models.tenant import Role
+
+
+async def test_health_reports_database_and_temporal(api):
+    for path in ("/health", "/api/v1/health"):
+        response = await api.get(path)
+        assert response.status_code == 200
+        assert response.json() == {"status": "ok", "checks": {"database": "ok", "temporal": "ok"}}
+
+
+async def test_health_is_503_when_the_database_is_unreachable(temporal_env, settings):
+    broken = Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
+                      temporal_address=settings.temporal_address)
+    app = create_app(broken, temporal_client=temporal_env.client)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            response = await client.get("/health")
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["checks"]["temporal"] == "ok" and body["checks"]["database"].startswith("error: OperationalError")
+
+
+async def test_metrics_count_requests_by_route(api, make_key):
+    headers = make_key(Role.staff)
+    created = await api.post("/api/v1/leads", headers=headers, json={
+        "first_name": "Metric", "email": f"m{uuid.uuid4().hex[:6]}@example.com", "source": "seo"})
+    assert created.status_code == 201, created.text
+    text = (await api.get("/metrics")).text
+    assert 'dealflow_http_requests_total{method="POST",route="/api/v1/leads",status="201"}' in text
+    assert "dealflow_leads_received_total" in text
+    assert "dealflow_http_request_duration_seconds_bucket" in text
+
+
+async def test_request_id_is_echoed(api):
+    response = await api.get("/health", headers={"X-Request-ID": "abc123"})
+    assert response.headers["x-request-id"] == "abc123"
