@@ -1,0 +1,20 @@
+# One image for the API, the worker and one-off commands (migrate, keys, seed).
+FROM python:3.11-slim AS base
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 curl && rm -rf /var/lib/apt/lists/*
+COPY pyproject.toml README.md alembic.ini cli.py worker.py ./
+COPY core core
+COPY models models
+COPY migrations migrations
+COPY workflows workflows
+COPY activities activities
+COPY providers providers
+COPY scoring scoring
+COPY definitions definitions
+COPY api api
+RUN pip install . && useradd --create-home --uid 10001 dealflow
+USER dealflow
+ENV DEALFLOW_HOME=/home/dealflow/.dealflow DEALFLOW_API_HOST=0.0.0.0 DEALFLOW_LOG_FORMAT=json
+EXPOSE 8000
+CMD ["dealflow", "api"]

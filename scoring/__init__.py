@@ -1,0 +1,1 @@
+"""Lead scoring (XGBoost), model registry, explanations and matching. Lands with issue #4."""
