@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import or_
+from starlette.concurrency import run_in_threadpool
 from sqlmodel import Session, col, select
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
@@ -25,7 +26,6 @@ from models.payloads import LeadEvent, LeadWorkflowInput
 from workflows.lead import LeadWorkflow
 
 log = logging.getLogger("dealflow.intake")
-
 
 def find_original(session: Session, tenant_id: str, body: LeadCreate, address: str | None) -> Lead | None:
     """The earliest live, non-duplicate lead of the tenant with the same email, phone, or name+address."""
@@ -46,10 +46,8 @@ def find_original(session: Session, tenant_id: str, body: LeadCreate, address: s
     )
     return session.exec(query).first()
 
-
-async def receive_lead(session: Session, client: Client, settings: Settings, principal: Principal,
-                       body: LeadCreate, *, channel: str = "api") -> tuple[Lead, bool]:
-    """Store the lead and signal its workflow. Returns (lead, is_duplicate)."""
+def _store_lead(session: Session, principal: Principal, body: LeadCreate) -> tuple[Lead, Lead | None]:
+    """Dedupe, then store the lead, its property and the audit row in one transaction."""
     tenant_id = principal.tenant_id
     postal = body.postal_address()
     address = postal.one_line if postal else None
@@ -71,14 +69,22 @@ async def receive_lead(session: Session, client: Client, settings: Settings, pri
         phone=body.phone, property_id=property_row.id if property_row else None, property_address=address,
         source=body.source, notes=body.notes, tags=body.tags, custom=body.custom,
     )
-    canonical = original or lead
-    lead.workflow_id = lead_workflow_id(tenant_id, canonical.id)
+    lead.workflow_id = lead_workflow_id(tenant_id, (original or lead).id)
     if original:
         lead.duplicate_of = original.id
     session.add(lead)
     audit(session, principal, "lead.create", "lead", lead.id,
           after=lead.model_dump(mode="json", exclude={"score_explanation"}))
     session.commit()
+    return lead, original
+
+async def receive_lead(session: Session, client: Client, settings: Settings, principal: Principal,
+                       body: LeadCreate, *, channel: str = "api") -> tuple[Lead, bool]:
+    """Store the lead and signal its workflow. Returns (lead, is_duplicate)."""
+    # Blocking DB work runs on the thread pool, never on the event loop (which the worker may share).
+    lead, original = await run_in_threadpool(_store_lead, session, principal, body)
+    tenant_id = principal.tenant_id
+    canonical = original or lead
     LEADS_RECEIVED.labels(tenant_id, "duplicate" if original else "new").inc()
 
     event = LeadEvent(event_id=lead.id, actor=principal.actor, note=(

@@ -79,7 +79,7 @@ async def leads_round(http: httpx.AsyncClient, engine, headers, tenant: str, n: 
 
     async def post(i: int):
         response = await http.post("/api/v1/leads", headers=headers, json={
-            "first_name": "Bench", "last_name": f"Lead{i}", "email": f"bench.{tag}.{i}@example.com",
+            "first_name": "Bench", "last_name": f"Lead{tag}{i}", "email": f"bench.{tag}.{i}@example.com",
             "source": "web_form", "property_address": f"{100 + i} Main St, Austin, TX 78701"})
         if response.status_code != 201:
             raise RuntimeError(f"POST /leads answered {response.status_code}: {response.text[:300]}")

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import and_, or_
 from sqlmodel import col, func, select
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit
 from api.errors import Problem
@@ -45,7 +46,7 @@ async def create_lead(body: LeadCreate, response: Response, session: SessionDep,
     if duplicate:
         response.status_code = 200
     response.headers["Location"] = f"/api/v1/leads/{lead.id}"
-    return _public(session, lead)
+    return await run_in_threadpool(_public, session, lead)
 
 
 def _encode_cursor(lead: Lead) -> str:
@@ -113,7 +114,7 @@ def list_leads(
 
 @router.get("/{lead_id}", response_model=LeadPublic)
 async def get_lead(lead_id: str, session: SessionDep, principal: PrincipalDep, client: ClientDep) -> LeadPublic:
-    lead = _get_lead(session, principal, lead_id)
+    lead = await run_in_threadpool(_get_lead, session, principal, lead_id)
     workflow_status = None
     if lead.workflow_id:
         try:
@@ -121,7 +122,7 @@ async def get_lead(lead_id: str, session: SessionDep, principal: PrincipalDep, c
             workflow_status = description.status.name if description.status else None
         except Exception:  # noqa: BLE001 - the CRM row is still worth returning
             workflow_status = "UNKNOWN"
-    return _public(session, lead, workflow_status=workflow_status)
+    return await run_in_threadpool(lambda: _public(session, lead, workflow_status=workflow_status))
 
 
 @router.patch("/{lead_id}", response_model=LeadPublic)

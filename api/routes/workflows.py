@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -105,7 +106,11 @@ async def signal_workflow(
     event_id = body.event_id or idempotency_key or uuid.uuid4().hex
     event = LeadEvent(event_id=event_id, data=body.data, note=body.note, actor=principal.actor)
     await client.get_workflow_handle(workflow_id).signal(name, event)
-    audit(session, principal, "workflow.signal", "workflow", workflow_id,
-          after={"signal": name, "event_id": event_id, "data": body.data, "note": body.note})
-    session.commit()
+
+    def record() -> None:
+        audit(session, principal, "workflow.signal", "workflow", workflow_id,
+              after={"signal": name, "event_id": event_id, "data": body.data, "note": body.note})
+        session.commit()
+
+    await run_in_threadpool(record)
     return SignalAccepted(workflow_id=workflow_id, signal=name, event_id=event_id)
