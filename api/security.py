@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from models.audit import AuditLog
 from models.base import utcnow
 from models.tenant import ApiKey, Role, Tenant
 
@@ -36,7 +37,7 @@ def hash_key(key: str) -> str:
 
 
 def create_api_key(engine: Engine, tenant_id: str, role: Role, name: str = "",
-                   tenant_name: str | None = None) -> tuple[ApiKey, str]:
+                   tenant_name: str | None = None, actor: str = "cli") -> tuple[ApiKey, str]:
     """Create a key (and the tenant if it is new). Returns the row and the key, shown once."""
     prefix = secrets.token_hex(6)
     key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(20)}"
@@ -46,6 +47,8 @@ def create_api_key(engine: Engine, tenant_id: str, role: Role, name: str = "",
             session.flush()
         row = ApiKey(tenant_id=tenant_id, role=role, name=name, prefix=prefix, key_hash=hash_key(key))
         session.add(row)
+        session.add(AuditLog(tenant_id=tenant_id, actor=actor, action="api_key.create", entity_type="api_key",
+                             entity_id=row.id, after={"role": role.value, "name": name, "prefix": prefix}))
         session.commit()
     return row, key
 

@@ -96,3 +96,31 @@ def test_up_runs_everything_and_ctrl_c_stops_it(tmp_path):
     for port in (api_port, temporal_port, ui_port):  # nothing left running
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
+
+
+def test_up_reuses_an_external_temporal_and_database(tmp_path, settings, temporal_client):
+    api_port = _free_port()
+    env = _env(tmp_path, DEALFLOW_API_PORT=str(api_port), DEALFLOW_TEMPORAL_ADDRESS=settings.temporal_address,
+               DEALFLOW_DATABASE_URL=settings.database_url, DEALFLOW_TEMPORAL_TASK_QUEUE="up-external",
+               DEALFLOW_DEFAULT_TENANT="external")
+    process = subprocess.Popen([*DEALFLOW, "up"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{api_port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr[-2000:]
+    assert f"external Temporal at {settings.temporal_address}" in stdout
+    assert not (tmp_path / ".dealflow" / "temporal.db").exists()
+    assert not (tmp_path / ".dealflow" / "crm.db").exists()
+    assert (tmp_path / ".dealflow" / "dev-admin-key").exists()
