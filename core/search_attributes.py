@@ -15,7 +15,8 @@ DEFINITION_KEY = SearchAttributeKey.for_keyword("DefinitionKey")
 
 ALL = (TENANT_ID, LEAD_ID, OPPORTUNITY_ID, LEAD_STATUS, DEAL_STAGE, LEAD_SCORE, DEFINITION_KEY)
 
-_CLI_TYPES = {"KEYWORD": "Keyword", "DOUBLE": "Double", "INT": "Int", "BOOL": "Bool", "TEXT": "Text", "DATETIME": "Datetime"}
+_CLI_TYPES = {"KEYWORD": "Keyword", "DOUBLE": "Double", "INT": "Int", "BOOL": "Bool", "TEXT": "Text",
+              "DATETIME": "Datetime"}
 
 
 def dev_server_args() -> list[str]:

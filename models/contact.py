@@ -6,11 +6,12 @@ Used by the API schemas' validators, so bad input becomes a 422 naming the field
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
 import phonenumbers
 import usaddress
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 US_STATES = {
     "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS",
@@ -36,6 +37,11 @@ def normalise_phone(value: str, region: str = "US") -> str:
     if not phonenumbers.is_valid_number(number):
         raise ValueError(f"{value!r} is not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# Field types for API schemas: a bad value is a 422 naming the field.
+Email = Annotated[str, Field(max_length=320), AfterValidator(normalise_email)]
+Phone = Annotated[str, Field(max_length=40), AfterValidator(normalise_phone)]
 
 
 class PostalAddress(BaseModel):

@@ -12,7 +12,7 @@ from sqlalchemy import Index, String
 from sqlmodel import Field, SQLModel
 
 from models.base import json_field, money_field, new_id, optional_json_field, time_field
-from models.contact import PostalAddress, normalise_email, normalise_phone, parse_address
+from models.contact import Email, Phone, PostalAddress, parse_address
 
 
 class LeadStatus(StrEnum):
@@ -108,24 +108,14 @@ class LeadCreate(BaseModel):
 
     first_name: str = PydField(default="", max_length=100)
     last_name: str = PydField(default="", max_length=100)
-    email: str | None = PydField(default=None, max_length=320)
-    phone: str | None = PydField(default=None, max_length=40)
+    email: Email | None = None
+    phone: Phone | None = None
     source: LeadSource
     property_address: str | None = PydField(default=None, max_length=400)
     property: PostalAddress | None = None
     notes: str | None = PydField(default=None, max_length=10_000)
     tags: list[str] = PydField(default_factory=list, max_length=50)
     custom: dict[str, Any] = PydField(default_factory=dict)
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        return normalise_email(value) if value else None
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str | None) -> str | None:
-        return normalise_phone(value) if value else None
 
     @field_validator("property_address")
     @classmethod
@@ -161,22 +151,12 @@ class LeadUpdate(BaseModel):
 
     first_name: str | None = PydField(default=None, max_length=100)
     last_name: str | None = PydField(default=None, max_length=100)
-    email: str | None = None
-    phone: str | None = None
+    email: Email | None = None
+    phone: Phone | None = None
     notes: str | None = None
     tags: list[str] | None = None
     custom: dict[str, Any] | None = None
     assigned_to: str | None = None
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        return normalise_email(value) if value else None
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, value: str | None) -> str | None:
-        return normalise_phone(value) if value else None
 
 
 class PropertyPublic(BaseModel):

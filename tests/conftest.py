@@ -126,3 +126,21 @@ async def eventually(check: Callable, timeout: float = 20.0, interval: float = 0
 @pytest.fixture
 def temporal_client(temporal_env) -> Client:
     return temporal_env.client
+
+
+def insert_lead(engine: Engine, **fields) -> tuple[str, str]:
+    """A tenant and a lead written straight to the database (for tests that bypass the API)."""
+    from sqlmodel import Session
+
+    from models.lead import Lead
+    from models.tenant import Tenant
+
+    tenant = f"x{uuid.uuid4().hex[:7]}"
+    with Session(engine) as session:
+        session.add(Tenant(id=tenant, name=tenant))
+        session.commit()
+        lead = Lead(tenant_id=tenant, **{"first_name": "Test", "email": "test@example.com", "source": "web_form",
+                                         **fields})
+        session.add(lead)
+        session.commit()
+        return tenant, lead.id

@@ -29,6 +29,19 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def _wait_healthy(process: subprocess.Popen, base: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "dealflow up did not become healthy"
+        time.sleep(0.3)
+
+
 def test_keys_create_prints_the_key_last(tmp_path):
     out = subprocess.run([*DEALFLOW, "keys", "create", "--tenant", "acme", "--role", "ops"], cwd=tmp_path,
                          env=_env(tmp_path), capture_output=True, text=True, timeout=120)
@@ -59,16 +72,7 @@ def test_up_runs_everything_and_ctrl_c_stops_it(tmp_path):
                                stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{api_port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "dealflow up did not become healthy"
-            time.sleep(0.5)
+        _wait_healthy(process, base)
         key = (tmp_path / ".dealflow" / "dev-admin-key").read_text().strip()
         headers = {"Authorization": f"Bearer {key}"}
         leads = httpx.get(f"{base}/api/v1/leads?limit=200", headers=headers).json()["items"]
@@ -106,16 +110,7 @@ def test_up_reuses_an_external_temporal_and_database(tmp_path, settings, tempora
     process = subprocess.Popen([*DEALFLOW, "up"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{api_port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
+        _wait_healthy(process, f"http://127.0.0.1:{api_port}")
     finally:
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=60)

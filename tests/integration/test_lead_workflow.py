@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -22,9 +23,9 @@ from temporalio.worker import Replayer, Worker
 from activities.lead import LeadActivities
 from core import search_attributes as sa
 from core.devserver import time_skipping_server_binary
-from models.lead import Lead
 from models.payloads import LeadEvent, LeadStatusInput, LeadWorkflowInput, TimelineEntryInput, TimelineEntryResult
-from models.tenant import Tenant
+from models.timeline import TimelineEntry
+from tests.conftest import insert_lead
 from workflows.lead import LeadWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
@@ -112,17 +113,7 @@ async def test_poison_input_fails_the_workflow_not_the_task(skipping_env):
 
 
 def test_record_timeline_entry_is_idempotent(engine):
-    tenant = f"i{uuid.uuid4().hex[:6]}"
-    from sqlmodel import Session, select
-
-    from models.timeline import TimelineEntry
-    with Session(engine) as session:
-        session.add(Tenant(id=tenant, name="Idem"))
-        session.commit()
-        lead = Lead(tenant_id=tenant, first_name="Once", email="once@example.com", source="ppc")
-        session.add(lead)
-        session.commit()
-        lead_id = lead.id
+    tenant, lead_id = insert_lead(engine, first_name="Once")
     entry = TimelineEntryInput(tenant_id=tenant, lead_id=lead_id, kind="lead.received",
                                idempotency_key=f"{lead_id}:lead.received", occurred_at=datetime.now(UTC))
     activities = LeadActivities(engine)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from models.tenant import Role
-from tests.conftest import eventually
 
 
 def _body():

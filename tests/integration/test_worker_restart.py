@@ -15,11 +15,9 @@ from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from core import search_attributes as sa
-from models.lead import Lead
 from models.payloads import LeadWorkflowInput
-from models.tenant import Tenant
 from models.timeline import TimelineEntry
-from tests.conftest import eventually
+from tests.conftest import eventually, insert_lead
 from workflows.lead import LeadWorkflow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,14 +44,7 @@ def _hold_timeline_write_lock(engine):
 async def test_worker_killed_mid_activity_then_restarted_completes_the_step_once(engine, settings,
                                                                                  temporal_client):
     task_queue = f"restart-{uuid.uuid4().hex[:8]}"
-    tenant = f"k{uuid.uuid4().hex[:6]}"
-    with Session(engine) as session:
-        session.add(Tenant(id=tenant, name="Kill test"))
-        session.commit()
-        lead = Lead(tenant_id=tenant, first_name="Crash", email="crash@example.com", source="web_form")
-        session.add(lead)
-        session.commit()
-        lead_id = lead.id
+    tenant, lead_id = insert_lead(engine, first_name="Crash")
 
     lock = _hold_timeline_write_lock(engine)
     first = _start_worker(settings, task_queue)
