@@ -12,24 +12,28 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.lead import LeadActivities
+from activities.messaging import MessagingActivities
 from core.db import make_engine
 from core.logging import configure_logging
 from core.settings import Settings, get_settings
 from core.temporal import connect
+from providers.registry import Providers
 from workflows.lead import LeadWorkflow
+from workflows.messaging import MessageWorkflow
 
-WORKFLOWS = [LeadWorkflow]
+WORKFLOWS = [LeadWorkflow, MessageWorkflow]
 log = logging.getLogger("dealflow.worker")
 
 
-def build_worker(client: Client, engine: Engine, task_queue: str,
+def build_worker(client: Client, engine: Engine, settings: Settings,
                  executor: concurrent.futures.ThreadPoolExecutor) -> Worker:
     lead = LeadActivities(engine)
+    messaging = MessagingActivities(engine, settings, Providers(settings))
     return Worker(
         client,
-        task_queue=task_queue,
+        task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
-        activities=[lead.record_timeline_entry, lead.set_lead_status],
+        activities=[lead.record_timeline_entry, lead.set_lead_status, messaging.plan_send, messaging.send_message],
         activity_executor=executor,
         max_concurrent_activities=32,
     )
@@ -40,7 +44,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None, clie
     client = client or await connect(settings)
     engine = make_engine(settings.effective_database_url)
     with concurrent.futures.ThreadPoolExecutor(max_workers=32) as executor:
-        worker = build_worker(client, engine, settings.temporal_task_queue, executor)
+        worker = build_worker(client, engine, settings, executor)
         log.info("worker polling %s on %s", settings.temporal_task_queue, settings.effective_temporal_address)
         async with worker:
             await (stop or asyncio.Event()).wait()

@@ -119,7 +119,7 @@ async def main(args) -> dict:
             await asyncio.sleep(0.05)
         baseline_queue = f"{settings.temporal_task_queue}-noop"
         with concurrent.futures.ThreadPoolExecutor(max_workers=32) as executor:
-            lead_worker = build_worker(client, engine, settings.temporal_task_queue, executor)
+            lead_worker = build_worker(client, engine, settings, executor)
             noop_worker = Worker(client, task_queue=baseline_queue, workflows=[NoopWorkflow], activities=[noop],
                                  activity_executor=executor)
             async with lead_worker, noop_worker, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",

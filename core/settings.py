@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,6 +39,32 @@ class Settings(BaseSettings):
 
     default_tenant: str = "demo"
     default_region: str = "US"  # phone numbers without a country code are read in this region
+    # Signs unsubscribe links. Set it in production; the default only suits the embedded setup.
+    secret_key: str = "dev-only-change-me"
+
+    # Messaging providers: "outbox" (embedded: stored and shown by the API, nothing leaves the machine),
+    # "sendgrid"/"smtp" for email, "twilio" for SMS. Per-tenant overrides, e.g.
+    # DEALFLOW_TENANT_PROVIDERS='{"acme": {"email": "sendgrid", "sms": "twilio"}}'.
+    email_provider: str = Field(default="outbox", pattern="^(outbox|sendgrid|smtp)$")
+    sms_provider: str = Field(default="outbox", pattern="^(outbox|twilio)$")
+    tenant_providers: dict[str, dict[str, str]] = Field(default_factory=dict)
+    email_from: str = "Dealflow <no-reply@dealflow.local>"
+    sendgrid_api_key: str | None = None
+    sendgrid_host: str = "https://api.sendgrid.com"
+    sendgrid_webhook_public_key: str | None = None  # "Signed Event Webhook" verification key
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_from_number: str | None = None
+    twilio_base_url: str = "https://api.twilio.com"
+    provider_timeout_seconds: float = 15.0
+    # Signed webhooks older than this are refused as replays (0 disables the check).
+    webhook_max_age_seconds: int = 600
 
     @field_validator("database_url")
     @classmethod
@@ -73,6 +99,40 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("public URL must start with http:// or https://")
         return value
+
+    def provider_for(self, tenant_id: str, channel: str) -> str:
+        """The provider name for a tenant's channel ("email" or "sms")."""
+        default = self.email_provider if channel == "email" else self.sms_provider
+        return self.tenant_providers.get(tenant_id, {}).get(channel, default)
+
+    @model_validator(mode="after")
+    def _providers_are_configured(self) -> Settings:
+        """A missing key is a start-up error naming the variable, not a failure at send time."""
+        needs = {
+            "sendgrid": ["sendgrid_api_key"],
+            "smtp": ["smtp_host"],
+            "twilio": ["twilio_account_sid", "twilio_auth_token"],
+        }
+        chosen = {("email", self.email_provider, "default"), ("sms", self.sms_provider, "default")}
+        for tenant, channels in self.tenant_providers.items():
+            for channel, provider in channels.items():
+                if channel not in ("email", "sms"):
+                    raise ValueError(f"tenant_providers[{tenant!r}]: unknown channel {channel!r} (email or sms)")
+                allowed = ("outbox", "sendgrid", "smtp") if channel == "email" else ("outbox", "twilio")
+                if provider not in allowed:
+                    raise ValueError(f"tenant_providers[{tenant!r}][{channel!r}]: {provider!r} is not one of "
+                                     f"{', '.join(allowed)}")
+                chosen.add((channel, provider, f"tenant {tenant}"))
+        for channel, provider, who in sorted(chosen):
+            for field in needs.get(provider, []):
+                if not getattr(self, field):
+                    raise ValueError(f"DEALFLOW_{field.upper()} is required: {channel} provider {provider!r} "
+                                     f"is selected ({who})")
+        if "twilio" in {p for _, p, _ in chosen} and not (self.twilio_messaging_service_sid or
+                                                         self.twilio_from_number):
+            raise ValueError("DEALFLOW_TWILIO_MESSAGING_SERVICE_SID or DEALFLOW_TWILIO_FROM_NUMBER is required "
+                             "when SMS goes through Twilio")
+        return self
 
     @property
     def effective_database_url(self) -> str:

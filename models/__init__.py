@@ -9,7 +9,7 @@ from models.definition import WorkflowDefinition, WorkflowExecution
 from models.document import Document
 from models.investor import Investor
 from models.lead import Lead, LeadSource, LeadStatus, Property
-from models.message import Consent, Message
+from models.message import Consent, Message, MessageTemplate
 from models.opportunity import Opportunity, OpportunityMatch, Pipeline, StageChange
 from models.task import Task
 from models.tenant import ApiKey, Role, Tenant, User
@@ -18,6 +18,7 @@ from models.webhook import WebhookEvent
 
 __all__ = [
     "ApiKey", "AuditLog", "Consent", "Document", "Investor", "Lead", "LeadSource", "LeadStatus", "Message",
+    "MessageTemplate",
     "Opportunity", "OpportunityMatch", "Pipeline", "Property", "Role", "StageChange", "Task", "Tenant",
     "TimelineEntry", "User", "WebhookEvent", "WorkflowDefinition", "WorkflowExecution", "metadata",
 ]

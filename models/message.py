@@ -49,3 +49,20 @@ class Consent(SQLModel, table=True):
     source: str = Field(max_length=64)  # web_form, inbound_sms, unsubscribe_link, sendgrid_event, staff
     evidence: dict[str, Any] = json_field()
     updated_at: datetime = time_field()
+
+
+class MessageTemplate(SQLModel, table=True):
+    """A tenant's version of a message template. Versions are immutable; the newest one is used."""
+
+    __tablename__ = "message_templates"
+    __table_args__ = (UniqueConstraint("tenant_id", "key", "version"),)
+    id: str = Field(default_factory=lambda: new_id("mt"), primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=40)
+    key: str = Field(max_length=100)
+    version: int
+    channel: str = Field(max_length=10)
+    subject: str | None = Field(default=None, max_length=500)
+    text: str
+    html: str | None = None
+    created_by: str | None = Field(default=None, max_length=200)
+    created_at: datetime = time_field()

@@ -16,6 +16,8 @@ class LeadWorkflowInput(BaseModel):
     # Carried over continue-as-new so a long-lived lead keeps its place.
     received: bool = False
     seen_event_ids: list[str] = Field(default_factory=list)
+    cadence_done: bool = False
+    cadence_stopped: bool = False
 
 
 class LeadEvent(BaseModel):
@@ -34,6 +36,9 @@ class LeadState(BaseModel):
     events: int
     closed: bool
     next_action: str
+    cadence_stopped: bool = False
+    cadence_done: bool = False
+    first_touch: dict[str, str] = Field(default_factory=dict)  # template -> message status
 
 
 class LeadWorkflowResult(BaseModel):
@@ -66,3 +71,48 @@ class LeadStatusInput(BaseModel):
     status: str
     reason: str | None = None
     actor: str = "workflow"
+
+
+class MessageRequest(BaseModel):
+    """One message to one lead. `idempotency_key` is a business key: the same key never sends twice."""
+
+    tenant_id: str
+    lead_id: str
+    channel: str  # email or sms
+    template: str | None = None  # template key; or inline text below (rendered the same way)
+    text: str | None = None
+    subject: str | None = None
+    idempotency_key: str
+    actor: str = "workflow"
+    respect_send_window: bool = True
+
+
+class SendPlanInput(BaseModel):
+    tenant_id: str
+    lead_id: str
+    channel: str
+    now: datetime
+
+
+class SendPlan(BaseModel):
+    zones: list[str]
+    zone_source: str  # phone, phone+state, state, tenant
+    opens_at: datetime  # == now when the window is open
+    opted_out: bool = False
+    summary: str = ""
+
+
+class MessageResult(BaseModel):
+    message_id: str | None
+    status: str  # sent, suppressed, failed, cancelled, ...
+    provider_message_id: str | None = None
+    error: str | None = None
+
+
+class ConsentChange(BaseModel):
+    tenant_id: str
+    channel: str
+    address: str
+    status: str  # opted_in, opted_out
+    source: str
+    evidence: dict[str, Any] = Field(default_factory=dict)

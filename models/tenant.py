@@ -22,7 +22,14 @@ class Tenant(SQLModel, table=True):
     __tablename__ = "tenants"
     id: str = Field(primary_key=True, max_length=40)  # slug, e.g. "demo"
     name: str = Field(max_length=200)
-    timezone: str = Field(default="America/New_York", max_length=64)
+    timezone: str = Field(default="America/New_York", max_length=64)  # fallback for recipients' zones
+    # Quiet hours: messages go out only inside this window, in the RECIPIENT's local time.
+    send_window_days: str = Field(default="mon-sat", max_length=40)
+    send_window_start: str = Field(default="08:00", max_length=5)
+    send_window_end: str = Field(default="20:00", max_length=5)
+    email_from: str | None = Field(default=None, max_length=320)  # "Name <addr>"; settings.email_from if unset
+    sms_from: str | None = Field(default=None, max_length=20)  # E.164; also routes inbound SMS to the tenant
+    sms_help_text: str | None = Field(default=None, max_length=320)
     created_at: datetime = time_field()
 
 

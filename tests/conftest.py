@@ -77,9 +77,9 @@ def settings(database_url, temporal_env, task_queue) -> Settings:
 
 
 @pytest_asyncio.fixture(scope="session")
-async def worker(temporal_env, engine, task_queue):
+async def worker(temporal_env, engine, settings):
     with concurrent.futures.ThreadPoolExecutor(max_workers=32) as executor:
-        w = build_worker(temporal_env.client, engine, task_queue, executor)
+        w = build_worker(temporal_env.client, engine, settings, executor)
         async with w:
             yield w
 

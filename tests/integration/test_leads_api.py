@@ -22,9 +22,10 @@ def _lead(**overrides):
 
 
 async def _timeline(api, headers, lead_id):
+    """The lead.* entries (message.* ones depend on the send window at the moment the test runs)."""
     response = await api.get(f"/api/v1/leads/{lead_id}/timeline", headers=headers)
     assert response.status_code == 200
-    return response.json()
+    return [e for e in response.json() if e["kind"].startswith("lead.")]
 
 
 async def test_posted_lead_is_normalised_stored_and_running_with_search_attributes(api, make_key,

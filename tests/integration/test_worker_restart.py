@@ -76,9 +76,15 @@ async def test_worker_killed_mid_activity_then_restarted_completes_the_step_once
         assert [e.kind for e in entries] == ["lead.received"]
 
         history = await handle.fetch_history()
-        started = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED]
-        completed = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED]
-        assert len(completed) == 1 and started[0].activity_task_started_event_attributes.attempt == 2
+        scheduled = [e.event_id for e in history.events
+                     if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                     and e.activity_task_scheduled_event_attributes.activity_type.name == "record_timeline_entry"]
+        started = [e.activity_task_started_event_attributes for e in history.events
+                   if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+                   and e.activity_task_started_event_attributes.scheduled_event_id in scheduled]
+        completed = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+                     and e.activity_task_completed_event_attributes.scheduled_event_id in scheduled]
+        assert len(scheduled) == 1 and len(completed) == 1 and started[0].attempt == 2
         state = await handle.query(LeadWorkflow.state)
         assert state.received and not state.closed
         await handle.terminate("test done")

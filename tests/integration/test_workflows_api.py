@@ -22,8 +22,10 @@ async def _new_lead(api, headers):
 
 def _kinds(engine, lead_id):
     with Session(engine) as session:
+        # lead.* events only: message.* entries depend on the send window at the time the test runs
         return [e.kind for e in session.exec(select(TimelineEntry).where(TimelineEntry.lead_id == lead_id)
-                                             .order_by(TimelineEntry.occurred_at, TimelineEntry.id))]
+                                             .order_by(TimelineEntry.occurred_at, TimelineEntry.id))
+                if e.kind.startswith("lead.")]
 
 
 async def test_describe_shows_state_search_attributes_and_signals(api, make_key):
@@ -36,7 +38,7 @@ async def test_describe_shows_state_search_attributes_and_signals(api, make_key)
     assert body["workflow_type"] == "LeadWorkflow" and body["status"] == "RUNNING"
     assert body["search_attributes"]["LeadId"] == lead["id"]
     assert body["search_attributes"]["TenantId"] == lead["tenant_id"]
-    assert body["state"]["next_action"].startswith("waiting")
+    assert body["state"]["next_action"].startswith(("waiting", "first touch"))
     assert body["signals"] == ["close", "note", "opted_out", "replied"]
 
 

@@ -1,0 +1,246 @@
+"""Messaging activities: plan a send (consent + quiet hours) and send exactly once per idempotency key.
+
+Exactly once: the message row is created once per `idempotency_key` (unique). Before the provider call
+it is marked `sending` and committed; after a crash, the retry asks the provider whether the message
+went out (SendGrid custom arg, Twilio recipient+body) instead of sending again.
+"""
+
+from __future__ import annotations
+
+import logging
+from email.utils import parseaddr
+from zoneinfo import ZoneInfo
+
+from jinja2 import TemplateError
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from core.db import is_unique_violation
+from core.settings import Settings
+from core.signing import sign
+from models.base import utcnow
+from models.consent import is_opted_out, record_consent
+from models.lead import Lead, Property
+from models.message import Message, MessageTemplate
+from models.payloads import ConsentChange, MessageRequest, MessageResult, SendPlan, SendPlanInput
+from models.send_window import SendWindow, recipient_zones
+from models.tenant import Tenant
+from models.timeline import TimelineEntry
+from providers.base import OutgoingEmail, OutgoingSms, ProviderError, Receipt
+from providers.registry import Providers
+from providers.sms import is_opt_out
+from providers.templates import Template, builtin_templates, render
+
+log = logging.getLogger("dealflow.messaging")
+FINAL = {"sent", "delivered", "opened", "clicked", "bounced", "failed", "suppressed", "undelivered"}
+
+
+def latest_template(session: Session, tenant_id: str, key: str) -> Template | None:
+    row = session.exec(select(MessageTemplate).where(MessageTemplate.tenant_id == tenant_id,
+                                                     MessageTemplate.key == key)
+                       .order_by(col(MessageTemplate.version).desc())).first()
+    if row:
+        return Template(key=row.key, version=row.version, channel=row.channel, text=row.text,
+                        subject=row.subject, html=row.html)
+    return builtin_templates().get(key)
+
+
+def unsubscribe_url(settings: Settings, tenant_id: str, channel: str, address: str) -> str:
+    token = sign(settings.secret_key, "unsubscribe", {"t": tenant_id, "c": channel, "a": address})
+    return f"{settings.effective_public_url}/api/v1/unsubscribe/{token}"
+
+
+class MessagingActivities:
+    def __init__(self, engine: Engine, settings: Settings, providers: Providers) -> None:
+        self._engine, self._settings, self._providers = engine, settings, providers
+
+    @activity.defn
+    def plan_send(self, plan: SendPlanInput) -> SendPlan:
+        with Session(self._engine) as session:
+            lead, tenant, prop = self._load(session, plan.tenant_id, plan.lead_id)
+            address = lead.email if plan.channel == "email" else lead.phone
+            window = SendWindow.parse(tenant.send_window_days, tenant.send_window_start, tenant.send_window_end)
+            zones, source = recipient_zones(lead.phone, prop.state if prop else None, tenant.timezone)
+            opens_at = window.next_opening(plan.now, zones)
+            opted_out = bool(address) and is_opted_out(session, plan.tenant_id, plan.channel, address)
+        when = "now" if opens_at == plan.now else opens_at.astimezone(ZoneInfo(zones[0])).strftime("%a %H:%M %Z")
+        return SendPlan(zones=zones, zone_source=source, opens_at=opens_at, opted_out=opted_out,
+                        summary=f"send window opens {when} ({', '.join(zones)} from {source})")
+
+    @activity.defn
+    def send_message(self, request: MessageRequest) -> MessageResult:
+        message = self._claim(request)
+        if message.status in FINAL:
+            return _result(message)
+        provider = (self._providers.email if message.channel == "email" else self._providers.sms)(message.tenant_id)
+        outgoing = self._outgoing(message)
+        receipt: Receipt | None = None
+        try:
+            if message.status == "sending":  # an earlier attempt may have reached the provider
+                receipt = provider.find_sent(outgoing, message.created_at)
+                if receipt:
+                    log.info("message %s was already accepted by %s; not sending again", message.id, provider.name)
+            if receipt is None:
+                suppressed = self._suppress_if_opted_out(message)
+                if suppressed:
+                    return _result(suppressed)
+                self._update(message.id, status="sending", provider=provider.name)
+                receipt = provider.send(outgoing)
+        except ProviderError as exc:
+            return self._provider_failed(message, exc)
+        sent = self._update(message.id, status="sent", provider_message_id=receipt.provider_message_id,
+                            sent_at=utcnow(), error_code=None, error_message=None)
+        self._timeline(sent, "message.sent", f"{sent.channel.upper()} sent to {sent.to_address}")
+        return _result(sent)
+
+    # -- steps ---------------------------------------------------------------------------------------
+
+    def _claim(self, request: MessageRequest) -> Message:
+        """The message row for this idempotency key: found, or rendered and inserted once."""
+        with Session(self._engine, expire_on_commit=False) as session:
+            existing = session.exec(select(Message).where(Message.idempotency_key == request.idempotency_key)).first()
+            if existing:
+                return existing
+            lead, tenant, prop = self._load(session, request.tenant_id, request.lead_id)
+            message = Message(tenant_id=tenant.id, lead_id=lead.id, channel=request.channel,
+                              idempotency_key=request.idempotency_key, template=request.template,
+                              provider=self._settings.provider_for(tenant.id, request.channel),
+                              to_address=(lead.email if request.channel == "email" else lead.phone) or "")
+            error = None
+            if not message.to_address:
+                error = ("no_address", f"lead has no {'email' if request.channel == 'email' else 'phone'}")
+            else:
+                try:
+                    template = self._template(session, request)
+                    message.template_version = template.version
+                    context = self._context(lead, tenant, prop, request.channel)
+                    rendered = render(template, context)
+                    message.subject, message.body, message.html = rendered.subject, rendered.text, rendered.html
+                    message.from_address = self._sender(tenant, request.channel)
+                except (TemplateError, LookupError, ValueError) as exc:
+                    error = ("template", f"template could not be rendered: {exc}")
+            if error:
+                message.status, message.error_code, message.error_message = "failed", error[0], error[1]
+            session.add(message)
+            try:
+                session.commit()
+            except IntegrityError as exc:  # a concurrent attempt claimed the key first
+                session.rollback()
+                if not is_unique_violation(exc):
+                    raise
+                return session.exec(select(Message).where(Message.idempotency_key == request.idempotency_key)).one()
+            if error:
+                self._timeline(message, "message.failed", f"{message.channel.upper()} not sent: {error[1]}")
+            return message
+
+    def _suppress_if_opted_out(self, message: Message) -> Message | None:
+        """Consent is checked right before every provider call: an opt-out a second ago still counts."""
+        with Session(self._engine) as session:
+            if not is_opted_out(session, message.tenant_id, message.channel, message.to_address):
+                return None
+        suppressed = self._update(message.id, status="suppressed", error_code="opted_out",
+                                  error_message=f"{message.to_address} opted out of {message.channel}")
+        self._timeline(suppressed, "message.suppressed", f"{message.channel.upper()} suppressed: opted out")
+        return suppressed
+
+    def _provider_failed(self, message: Message, exc: ProviderError) -> MessageResult:
+        if exc.retryable:
+            self._update(message.id, error_code=exc.code, error_message=exc.message)
+            raise ApplicationError(exc.message, type="ProviderUnavailable") from None
+        failed = self._update(message.id, status="failed", error_code=exc.code, error_message=exc.message)
+        if message.channel == "sms" and is_opt_out(exc):
+            with Session(self._engine) as session:
+                record_consent(session, ConsentChange(
+                    tenant_id=message.tenant_id, channel="sms", address=message.to_address, status="opted_out",
+                    source="provider_error", evidence={"provider": "twilio", "code": exc.code}))
+                session.commit()
+        self._timeline(failed, "message.failed", f"{message.channel.upper()} failed: {exc.message}")
+        # Final: the reason is on the message; the workflow sees a failed result, not an exception storm.
+        raise ApplicationError(exc.message, {"message_id": message.id, "code": exc.code},
+                               type="ProviderRejected", non_retryable=True) from None
+
+    def _update(self, message_id: str, **changes) -> Message:
+        with Session(self._engine, expire_on_commit=False) as session:
+            message = session.get(Message, message_id)
+            for key, value in changes.items():
+                setattr(message, key, value)
+            session.add(message)
+            session.commit()
+            return message
+
+    def _timeline(self, message: Message, kind: str, summary: str) -> None:
+        if not message.lead_id:
+            return
+        with Session(self._engine) as session:
+            key = f"{message.id}:{kind}"
+            if session.exec(select(TimelineEntry).where(TimelineEntry.idempotency_key == key)).first():
+                return
+            session.add(TimelineEntry(
+                tenant_id=message.tenant_id, lead_id=message.lead_id, kind=kind, summary=summary,
+                data={"message_id": message.id, "channel": message.channel, "template": message.template,
+                      "status": message.status, "error_code": message.error_code},
+                idempotency_key=key, workflow_id=activity.info().workflow_id if activity.in_activity() else None))
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+
+    def _load(self, session: Session, tenant_id: str, lead_id: str) -> tuple[Lead, Tenant, Property | None]:
+        lead = session.get(Lead, lead_id)
+        tenant = session.get(Tenant, tenant_id)
+        if lead is None or tenant is None or lead.tenant_id != tenant_id:
+            raise ApplicationError(f"lead {lead_id} of tenant {tenant_id} not found", type="NotFound",
+                                   non_retryable=True)
+        prop = session.get(Property, lead.property_id) if lead.property_id else None
+        return lead, tenant, prop
+
+    def _template(self, session: Session, request: MessageRequest) -> Template:
+        if request.template:
+            template = latest_template(session, request.tenant_id, request.template)
+            if template is None:
+                raise LookupError(f"no template {request.template!r}")
+            if template.channel != request.channel:
+                raise ValueError(f"template {request.template!r} is for {template.channel}, not {request.channel}")
+            return template
+        if not request.text:
+            raise ValueError("a message needs a template or a text")
+        return Template(key="inline", version=0, channel=request.channel, text=request.text,
+                        subject=request.subject or ("" if request.channel == "sms" else None))
+
+    def _context(self, lead: Lead, tenant: Tenant, prop: Property | None, channel: str) -> dict:
+        sender_name = parseaddr(tenant.email_from or self._settings.email_from)[0] or tenant.name
+        context = {
+            "lead": lead.model_dump(include={"id", "first_name", "last_name", "email", "phone", "source", "status",
+                                             "tags", "property_address"}),
+            "property": prop.model_dump(include={"street", "unit", "city", "state", "zip"}) if prop else None,
+            "tenant": {"id": tenant.id, "name": tenant.name},
+            "sender": {"name": sender_name},
+        }
+        if channel == "email":
+            context["unsubscribe_url"] = unsubscribe_url(self._settings, tenant.id, "email", lead.email or "")
+        return context
+
+    def _sender(self, tenant: Tenant, channel: str) -> str | None:
+        if channel == "email":
+            return tenant.email_from or self._settings.email_from
+        return tenant.sms_from or self._settings.twilio_from_number
+
+    def _outgoing(self, message: Message) -> OutgoingEmail | OutgoingSms:
+        if message.channel == "email":
+            link = unsubscribe_url(self._settings, message.tenant_id, "email", message.to_address)
+            return OutgoingEmail(message_id=message.id, to=message.to_address, sender=message.from_address or "",
+                                 subject=message.subject or "", text=message.body, html=message.html,
+                                 headers={"List-Unsubscribe": f"<{link}>",
+                                          "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
+        return OutgoingSms(message_id=message.id, to=message.to_address, body=message.body,
+                           sender=message.from_address,
+                           status_callback=f"{self._settings.effective_public_url}/api/v1/webhooks/twilio/status")
+
+
+def _result(message: Message) -> MessageResult:
+    return MessageResult(message_id=message.id, status=message.status,
+                         provider_message_id=message.provider_message_id,
+                         error=message.error_message if message.status in ("failed", "suppressed") else None)

@@ -1,0 +1,123 @@
+"""Message templates: Jinja2 in a sandbox, strict about missing variables, with SMS segment counts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2.sandbox import SandboxedEnvironment
+from ruamel.yaml import YAML
+
+BUILTIN_FILE = Path(__file__).with_name("message_templates.yaml")
+VARIABLES = {"lead", "property", "tenant", "sender", "unsubscribe_url", "deal", "investor"}
+
+# A realistic context every template must render against before it is accepted.
+SAMPLE_CONTEXT: dict[str, Any] = {
+    "lead": {"id": "ld_sample", "first_name": "Maria", "last_name": "Garcia", "email": "maria@example.com",
+             "phone": "+15125550142", "source": "web_form", "status": "new", "tags": ["vacant"],
+             "property_address": "4500 Oak Ridge Dr, Austin, TX 78731"},
+    "property": {"street": "4500 Oak Ridge Dr", "unit": None, "city": "Austin", "state": "TX", "zip": "78731"},
+    "tenant": {"id": "demo", "name": "Lone Star Home Buyers"},
+    "sender": {"name": "Sam"},
+    "unsubscribe_url": "https://example.com/u/sample",
+}
+
+_text = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_html = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
+
+GSM7 = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+           "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
+GSM7_EXTENDED = set("^{}\\[~]|€\f")
+
+
+@dataclass(frozen=True)
+class Template:
+    key: str
+    version: int
+    channel: str  # email or sms
+    text: str
+    subject: str | None = None
+    html: str | None = None
+    builtin: bool = False
+
+
+@dataclass(frozen=True)
+class Rendered:
+    text: str
+    subject: str | None = None
+    html: str | None = None
+
+
+@dataclass(frozen=True)
+class Segments:
+    encoding: str  # GSM-7 or UCS-2
+    characters: int
+    segments: int
+
+
+class TemplateInvalid(ValueError):
+    def __init__(self, errors: list[dict[str, str]]):
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+        self.errors = errors
+
+
+def sms_segments(body: str) -> Segments:
+    """How carriers will split an SMS: GSM-7 (160, or 153 per part) or UCS-2 (70, or 67 per part)."""
+    if all(ch in GSM7 or ch in GSM7_EXTENDED for ch in body):
+        units = len(body) + sum(ch in GSM7_EXTENDED for ch in body)
+        return Segments("GSM-7", units, 1 if units <= 160 else math.ceil(units / 153))
+    units = len(body.encode("utf-16-le")) // 2
+    return Segments("UCS-2", units, 1 if units <= 70 else math.ceil(units / 67))
+
+
+@lru_cache
+def builtin_templates() -> dict[str, Template]:
+    data = YAML(typ="safe").load(BUILTIN_FILE.read_text())
+    return {key: Template(key=key, version=int(t["version"]), channel=t["channel"], text=t["text"],
+                          subject=t.get("subject"), html=t.get("html"), builtin=True) for key, t in data.items()}
+
+
+def validate(template: Template) -> dict[str, Any]:
+    """Compile and render against SAMPLE_CONTEXT. Raises TemplateInvalid listing every problem."""
+    errors: list[dict[str, str]] = []
+    if template.channel not in ("email", "sms"):
+        errors.append({"field": "channel", "message": "must be email or sms"})
+    if template.channel == "email" and not template.subject:
+        errors.append({"field": "subject", "message": "an email template needs a subject"})
+    if template.channel == "sms" and (template.subject or template.html):
+        errors.append({"field": "subject", "message": "an SMS template has only text"})
+    parts = {"text": template.text, "subject": template.subject, "html": template.html}
+    for field, source in parts.items():
+        if not source:
+            continue
+        env = _html if field == "html" else _text
+        try:
+            unknown = meta.find_undeclared_variables(env.parse(source)) - VARIABLES
+            if unknown:
+                errors.append({"field": field, "message": f"unknown variable(s): {', '.join(sorted(unknown))} "
+                                                         f"(known: {', '.join(sorted(VARIABLES))})"})
+                continue
+            env.from_string(source).render(SAMPLE_CONTEXT)
+        except TemplateError as exc:
+            where = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
+            errors.append({"field": field, "message": f"{exc.message or exc}{where}"})
+    if errors:
+        raise TemplateInvalid(errors)
+    report: dict[str, Any] = {}
+    if template.channel == "sms":
+        sample = render(template, SAMPLE_CONTEXT)
+        report["sample"] = sample.text
+        report["segments"] = sms_segments(sample.text).__dict__
+    return report
+
+
+def render(template: Template, context: dict[str, Any]) -> Rendered:
+    """Render for a real recipient. A missing variable raises TemplateError: it never sends as ''."""
+    text = _text.from_string(template.text).render(context).strip()
+    subject = _text.from_string(template.subject).render(context).strip() if template.subject else None
+    html = _html.from_string(template.html).render(context) if template.html else None
+    return Rendered(text=text, subject=subject, html=html)
