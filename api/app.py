@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 
 from api import errors
-from api.routes import health, leads, workflows
+from api.routes import health, leads, messages, webhooks, workflows
 from core.db import make_engine
 from core.logging import request_id_var
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -66,6 +66,8 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     # Routers carry their full /api/v1 prefix (not nested) so the metrics' route label is the full path.
     app.include_router(leads.router)
     app.include_router(workflows.router)
+    app.include_router(messages.router)
+    app.include_router(webhooks.router)
     app.include_router(health.router, prefix="/api/v1")
     app.include_router(health.router)  # /health and /metrics at the root too, for probes
     return app

@@ -69,10 +69,10 @@ Staff = Annotated[Principal, require(Role.staff)]
 
 def audit(session: Session, principal: Principal | None, action: str, entity_type: str, entity_id: str | None,
           before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
-          actor: str | None = None) -> None:
+          actor: str | None = None, tenant_id: str | None = None) -> None:
     """Add an audit row to the caller's transaction (committed together with the change)."""
     session.add(AuditLog(
-        tenant_id=principal.tenant_id if principal else None,
+        tenant_id=tenant_id or (principal.tenant_id if principal else None),
         actor=actor or (principal.actor if principal else "system"),
         action=action, entity_type=entity_type, entity_id=entity_id,
         before=before, after=after, request_id=request_id_var.get(),

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import and_, or_
+from sqlalchemy import or_
 from sqlmodel import col, func, select
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit
 from api.errors import Problem
 from api.lead_intake import receive_lead
+from api.paging import page
 from models.base import utcnow
 from models.lead import Lead, LeadCreate, LeadPage, LeadPublic, LeadSource, LeadStatus, LeadUpdate, Property
 from models.timeline import TimelineEntry, TimelineEntryPublic
@@ -47,21 +45,6 @@ async def create_lead(body: LeadCreate, response: Response, session: SessionDep,
         response.status_code = 200
     response.headers["Location"] = f"/api/v1/leads/{lead.id}"
     return await run_in_threadpool(_public, session, lead)
-
-
-def _encode_cursor(lead: Lead) -> str:
-    raw = json.dumps([lead.created_at.isoformat(), lead.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, lead_id = json.loads(raw)
-        return datetime.fromisoformat(created), str(lead_id)
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
-        raise Problem(422, "invalid cursor: pass back next_cursor exactly as received",
-                      errors=[{"field": "cursor", "message": "malformed cursor"}]) from None
 
 
 @router.get("", response_model=LeadPage)
@@ -102,14 +85,8 @@ def list_leads(
         query = query.where(col(Lead.score) >= min_score)
     if max_score is not None:
         query = query.where(col(Lead.score) <= max_score)
-    if cursor:
-        created, lead_id = _decode_cursor(cursor)
-        query = query.where(or_(col(Lead.created_at) < created,
-                                and_(col(Lead.created_at) == created, col(Lead.id) < lead_id)))
-    rows = session.exec(query.order_by(col(Lead.created_at).desc(), col(Lead.id).desc()).limit(limit + 1)).all()
-    page = rows[:limit]
-    return LeadPage(items=[_public(session, lead) for lead in page],
-                    next_cursor=_encode_cursor(page[-1]) if len(rows) > limit else None)
+    items, next_cursor = page(session, query, Lead, limit, cursor)
+    return LeadPage(items=[_public(session, lead) for lead in items], next_cursor=next_cursor)
 
 
 @router.get("/{lead_id}", response_model=LeadPublic)

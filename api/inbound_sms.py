@@ -1,0 +1,79 @@
+"""Inbound SMS: opt-out/opt-in/help keywords (Twilio's list) and replies that pause a lead's cadence."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from api.delivery_events import Effects, claim_event, leads_at, opt_out
+from core.settings import Settings
+from models.base import utcnow
+from models.consent import record_consent
+from models.message import Message
+from models.payloads import ConsentChange, LeadEvent
+from models.tenant import Tenant
+from models.timeline import TimelineEntry
+from providers.templates import builtin_templates, render
+
+OPT_OUT = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
+OPT_IN = {"START", "UNSTOP"}
+HELP = {"HELP", "INFO"}
+
+
+def keyword(body: str) -> str | None:
+    word = body.strip().strip(".!").upper()
+    if word in OPT_OUT:
+        return "stop"
+    if word in OPT_IN:
+        return "start"
+    if word in HELP:
+        return "help"
+    return None
+
+
+def tenant_for(session: Session, settings: Settings, to_number: str) -> str:
+    """The tenant that owns the number texted; the default tenant when no tenant claims it."""
+    owner = session.exec(select(Tenant).where(Tenant.sms_from == to_number)).first()
+    return owner.id if owner else settings.default_tenant
+
+
+def apply_inbound_sms(session: Session, settings: Settings, form: dict[str, str],
+                      effects: Effects) -> tuple[str, str | None]:
+    """Returns (outcome, reply text or None)."""
+    sid, sender, body = form.get("MessageSid", ""), form.get("From", ""), form.get("Body", "")
+    tenant_id = tenant_for(session, settings, form.get("To", ""))
+    row = claim_event(session, "twilio", f"{sid}:inbound", "inbound", form, tenant_id)
+    if row is None:
+        return "duplicate", None
+    leads = leads_at(session, tenant_id, "sms", sender)
+    message = Message(tenant_id=tenant_id, lead_id=leads[0].id if leads else None, channel="sms",
+                      direction="inbound", to_address=form.get("To", ""), from_address=sender, body=body,
+                      provider="twilio", provider_message_id=sid, status="received",
+                      idempotency_key=f"twilio:inbound:{sid}")
+    session.add(message)
+    action = keyword(body)
+    reply = None
+    if action == "stop":
+        opt_out(session, effects, tenant_id, "sms", sender, "inbound_sms", sid,
+                {"provider": "twilio", "message_sid": sid, "body": body[:160]})
+    elif action == "start":
+        record_consent(session, ConsentChange(tenant_id=tenant_id, channel="sms", address=sender,
+                                              status="opted_in", source="inbound_sms",
+                                              evidence={"message_sid": sid, "body": body[:160]}))
+        tenant = session.get(Tenant, tenant_id)
+        reply = f"{tenant.name if tenant else 'We'}: you are subscribed again. Reply STOP to opt out."
+    elif action == "help":
+        tenant = session.get(Tenant, tenant_id)
+        reply = (tenant.sms_help_text if tenant and tenant.sms_help_text else
+                 render(builtin_templates()["help_reply"], {"tenant": {"name": tenant.name if tenant else ""}}).text)
+    else:
+        for lead in leads:
+            if lead.workflow_id:
+                effects.signals.append((lead.workflow_id, "replied", LeadEvent(
+                    event_id=sid, actor="webhook:twilio", note=f"Replied by SMS: {body[:200]}",
+                    data={"channel": "sms", "text": body, "message_sid": sid})))
+    for lead in leads:
+        session.add(TimelineEntry(tenant_id=tenant_id, lead_id=lead.id, kind="message.received",
+                                  summary=f"SMS from {sender}: {body[:200]}",
+                                  data={"message_sid": sid, "keyword": action}, idempotency_key=f"{sid}:{lead.id}"))
+    row.status, row.processed_at = "applied", utcnow()
+    return action or ("reply" if leads else "unknown_sender"), reply

@@ -1,0 +1,253 @@
+"""Messages (list, detail, staff one-off sends), versioned templates, and unsubscribe links."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import col, func, select
+from starlette.concurrency import run_in_threadpool
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+
+from activities.messaging import latest_template
+from api.delivery_events import Effects, commit_with_signals, opt_out
+from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit, require
+from api.errors import Problem
+from api.paging import page
+from core import search_attributes as sa
+from core.signing import verify
+from models.lead import Lead
+from models.message import Message, MessageTemplate
+from models.payloads import MessageRequest
+from models.tenant import Role
+from providers.templates import Template, TemplateInvalid, builtin_templates, validate
+from workflows.messaging import MessageWorkflow
+
+router = APIRouter(prefix="/api/v1", tags=["messages"])
+
+
+class MessagePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    lead_id: str | None
+    channel: str
+    direction: str
+    to_address: str
+    from_address: str | None
+    subject: str | None
+    body: str
+    template: str | None
+    template_version: int | None
+    provider: str
+    provider_message_id: str | None
+    status: str
+    error_code: str | None
+    error_message: str | None
+    events: list[dict[str, Any]]
+    idempotency_key: str
+    created_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+
+
+class MessagePage(BaseModel):
+    items: list[MessagePublic]
+    next_cursor: str | None
+
+
+class SendBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    channel: str = Field(pattern="^(email|sms)$")
+    template: str | None = Field(default=None, max_length=100)
+    text: str | None = Field(default=None, max_length=5000, description="inline Jinja2 text instead of a template")
+    subject: str | None = Field(default=None, max_length=500)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+
+
+class SendAccepted(BaseModel):
+    workflow_id: str
+    idempotency_key: str
+    status: str = "queued"
+    detail: str = "sent inside the recipient's send window, unless they opted out"
+
+
+class TemplateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    key: str = Field(pattern=r"^[a-z0-9_\-]{1,100}$")
+    channel: str = Field(pattern="^(email|sms)$")
+    subject: str | None = Field(default=None, max_length=500)
+    text: str = Field(min_length=1, max_length=10_000)
+    html: str | None = Field(default=None, max_length=100_000)
+
+
+class TemplatePublic(BaseModel):
+    key: str
+    version: int
+    channel: str
+    subject: str | None
+    text: str
+    html: str | None
+    builtin: bool
+    report: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.get("/messages", response_model=MessagePage)
+def list_messages(
+    session: SessionDep, principal: PrincipalDep,
+    lead_id: str | None = None,
+    channel: Annotated[str | None, Query(pattern="^(email|sms)$")] = None,
+    status: Annotated[list[str] | None, Query()] = None,
+    direction: Annotated[str | None, Query(pattern="^(inbound|outbound)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> MessagePage:
+    query = select(Message).where(Message.tenant_id == principal.tenant_id)
+    if lead_id:
+        query = query.where(Message.lead_id == lead_id)
+    if channel:
+        query = query.where(Message.channel == channel)
+    if status:
+        query = query.where(col(Message.status).in_(status))
+    if direction:
+        query = query.where(Message.direction == direction)
+    items, next_cursor = page(session, query, Message, limit, cursor)
+    return MessagePage(items=[MessagePublic.model_validate(m) for m in items], next_cursor=next_cursor)
+
+
+@router.get("/messages/{message_id}", response_model=MessagePublic)
+def get_message(message_id: str, session: SessionDep, principal: PrincipalDep) -> Message:
+    message = session.get(Message, message_id)
+    if message is None or message.tenant_id != principal.tenant_id:
+        raise Problem(404, f"message {message_id} not found")
+    return message
+
+
+def _check_sendable(session, principal, lead_id: str, body: SendBody) -> Lead:
+    lead = session.get(Lead, lead_id)
+    if lead is None or lead.tenant_id != principal.tenant_id or lead.deleted_at is not None:
+        raise Problem(404, f"lead {lead_id} not found")
+    if bool(body.template) == bool(body.text):
+        raise Problem(422, "give a template or a text",
+                      errors=[{"field": "template", "message": "give exactly one of template and text"}])
+    if not (lead.email if body.channel == "email" else lead.phone):
+        raise Problem(422, f"lead {lead_id} has no {'email' if body.channel == 'email' else 'phone'}",
+                      errors=[{"field": "channel", "message": "no address for this channel"}])
+    if body.template:
+        template = latest_template(session, principal.tenant_id, body.template)
+        if template is None:
+            raise Problem(422, f"no template {body.template!r}", errors=[{"field": "template", "message": "unknown"}])
+        if template.channel != body.channel:
+            raise Problem(422, f"template {body.template!r} is for {template.channel}",
+                          errors=[{"field": "channel", "message": f"template is for {template.channel}"}])
+    else:
+        try:
+            validate(Template(key="inline", version=0, channel=body.channel, text=body.text or "",
+                              subject=body.subject if body.channel == "email" else None))
+        except TemplateInvalid as exc:
+            raise Problem(422, f"invalid message: {exc}", errors=exc.errors) from None
+    return lead
+
+
+@router.post("/leads/{lead_id}/messages", status_code=202, response_model=SendAccepted)
+async def send_to_lead(lead_id: str, body: SendBody, session: SessionDep, client: ClientDep,
+                       settings: SettingsDep, principal: Staff,
+                       idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> SendAccepted:
+    """A one-off message through the same activity path and rules as cadences (consent, quiet hours,
+    exactly once per idempotency key)."""
+    await run_in_threadpool(_check_sendable, session, principal, lead_id, body)
+    key = body.idempotency_key or idempotency_key or uuid.uuid4().hex
+    business_key = f"{lead_id}:staff:{key}"
+    workflow_id = f"msg-{principal.tenant_id}-{lead_id}-{key}"[:250]
+    request = MessageRequest(tenant_id=principal.tenant_id, lead_id=lead_id, channel=body.channel,
+                             template=body.template, text=body.text, subject=body.subject,
+                             idempotency_key=business_key, actor=principal.actor)
+    await client.start_workflow(
+        MessageWorkflow.run, request, id=workflow_id, task_queue=settings.temporal_task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(sa.TENANT_ID, principal.tenant_id),
+                                                 SearchAttributePair(sa.LEAD_ID, lead_id)]))
+
+    def record() -> None:
+        audit(session, principal, "message.send", "lead", lead_id,
+              after={"channel": body.channel, "template": body.template, "idempotency_key": business_key})
+        session.commit()
+
+    await run_in_threadpool(record)
+    return SendAccepted(workflow_id=workflow_id, idempotency_key=business_key)
+
+
+@router.get("/templates", response_model=list[TemplatePublic])
+def list_templates(session: SessionDep, principal: PrincipalDep) -> list[TemplatePublic]:
+    keys = set(builtin_templates()) | set(session.exec(
+        select(MessageTemplate.key).where(MessageTemplate.tenant_id == principal.tenant_id)).all())
+    result = []
+    for key in sorted(keys):
+        t = latest_template(session, principal.tenant_id, key)
+        result.append(TemplatePublic(key=t.key, version=t.version, channel=t.channel, subject=t.subject,
+                                     text=t.text, html=t.html, builtin=t.builtin))
+    return result
+
+
+@router.post("/templates", status_code=201, response_model=TemplatePublic)
+def create_template(body: TemplateBody, session: SessionDep,
+                    principal: Annotated[Any, require(Role.ops, Role.staff)]) -> TemplatePublic:
+    """A new version of a template (versions are immutable; sends record the version they used)."""
+    try:
+        report = validate(Template(key=body.key, version=0, channel=body.channel, text=body.text,
+                                   subject=body.subject, html=body.html))
+    except TemplateInvalid as exc:
+        raise Problem(422, f"invalid template: {exc}", errors=exc.errors) from None
+    current = session.exec(select(func.max(MessageTemplate.version)).where(
+        MessageTemplate.tenant_id == principal.tenant_id, MessageTemplate.key == body.key)).one()
+    builtin = builtin_templates().get(body.key)
+    version = max(current or 0, builtin.version if builtin else 0) + 1
+    row = MessageTemplate(tenant_id=principal.tenant_id, key=body.key, version=version, channel=body.channel,
+                          subject=body.subject, text=body.text, html=body.html, created_by=principal.actor)
+    session.add(row)
+    audit(session, principal, "template.create", "template", f"{body.key}@{version}", after=body.model_dump())
+    session.commit()
+    return TemplatePublic(key=row.key, version=row.version, channel=row.channel, subject=row.subject, text=row.text,
+                          html=row.html, builtin=False, report=report)
+
+
+_PAGE = """<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{title}</title></head><body style="font-family:sans-serif;max-width:32rem;margin:4rem auto">
+<h1>{title}</h1><p>{text}</p>{form}</body></html>"""
+
+
+def _unsubscribe_target(settings, token: str) -> dict:
+    payload = verify(settings.secret_key, "unsubscribe", token)
+    if not payload or not {"t", "c", "a"} <= set(payload):
+        raise Problem(400, "this unsubscribe link is not valid")
+    return payload
+
+
+@router.get("/unsubscribe/{token}", response_class=HTMLResponse, include_in_schema=False)
+def unsubscribe_page(token: str, settings: SettingsDep) -> HTMLResponse:
+    """A confirmation page (link scanners GET links; only the POST opts out)."""
+    target = _unsubscribe_target(settings, token)
+    form = '<form method="post"><button type="submit">Unsubscribe</button></form>'
+    return HTMLResponse(_PAGE.format(title="Unsubscribe", text=f"Stop emails to {target['a']}?", form=form))
+
+
+@router.post("/unsubscribe/{token}", response_class=HTMLResponse, include_in_schema=False)
+async def unsubscribe(token: str, session: SessionDep, client: ClientDep, settings: SettingsDep) -> HTMLResponse:
+    """One-click unsubscribe (RFC 8058 List-Unsubscribe-Post) and the confirmation page's button."""
+    target = _unsubscribe_target(settings, token)
+    effects = Effects()
+
+    def apply() -> None:
+        opt_out(session, effects, target["t"], target["c"], target["a"], "unsubscribe_link", f"unsub:{token[-24:]}",
+                {"link": "email"})
+        audit(session, None, "consent.opt_out", "consent", f"{target['c']}:{target['a']}",
+              after={"source": "unsubscribe_link"}, actor="recipient", tenant_id=target["t"])
+        session.flush()
+
+    await run_in_threadpool(apply)
+    await commit_with_signals(session, client, effects)
+    return HTMLResponse(_PAGE.format(title="Unsubscribed", text=f"{target['a']} will get no more emails.", form=""))
+

@@ -1,0 +1,127 @@
+"""Provider webhooks: verified by signature, stored once per provider event id, answered fast.
+
+A bad signature is refused (403) with nothing recorded but a security log line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from fastapi import APIRouter, Request, Response
+from sendgrid.helpers.eventwebhook import EventWebhook
+from starlette.concurrency import run_in_threadpool
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from api.deps import SessionDep, SettingsDep, ClientDep
+from api.delivery_events import Effects, apply_sendgrid_event, apply_twilio_status, commit_with_signals
+from api.errors import Problem
+from api.inbound_sms import apply_inbound_sms
+from core.metrics import WEBHOOK_EVENTS
+
+router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+security_log = logging.getLogger("dealflow.security")
+
+SENDGRID_SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
+SENDGRID_TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
+
+
+def verify_sendgrid(public_key: str, payload: bytes, signature: str, timestamp: str) -> bool:
+    """SendGrid's ECDSA check (the SDK's EventWebhook) over timestamp + raw body."""
+    try:
+        webhook = EventWebhook()
+        key = webhook.convert_public_key_to_ecdsa(public_key)
+        return bool(webhook.verify_signature(payload.decode("utf-8"), signature, timestamp, key))
+    except Exception:  # noqa: BLE001 - malformed key or signature is a failed check
+        return False
+
+
+def verify_twilio(auth_token: str, url: str, params: dict[str, str], signature: str) -> bool:
+    return RequestValidator(auth_token).validate(url, params, signature)
+
+
+def _refuse(provider: str, request: Request, reason: str) -> Problem:
+    client = request.client.host if request.client else "?"
+    security_log.warning("refused %s webhook from %s: %s", provider, client, reason)
+    WEBHOOK_EVENTS.labels(provider, "refused").inc()
+    return Problem(403, f"{provider} webhook refused: {reason}")
+
+
+def _public_url(settings, request: Request) -> str:
+    """The URL the provider signed: our public base URL + the path and query it called."""
+    query = f"?{request.url.query}" if request.url.query else ""
+    return f"{settings.effective_public_url}{request.url.path}{query}"
+
+
+@router.post("/sendgrid/events")
+async def sendgrid_events(request: Request, session: SessionDep, client: ClientDep, settings: SettingsDep):
+    body = await request.body()
+    signature, timestamp = request.headers.get(SENDGRID_SIGNATURE), request.headers.get(SENDGRID_TIMESTAMP)
+    if not settings.sendgrid_webhook_public_key:
+        raise _refuse("sendgrid", request, "no verification key configured (DEALFLOW_SENDGRID_WEBHOOK_PUBLIC_KEY)")
+    if not signature or not timestamp:
+        raise _refuse("sendgrid", request, "missing signature headers")
+    if not verify_sendgrid(settings.sendgrid_webhook_public_key, body, signature, timestamp):
+        raise _refuse("sendgrid", request, "bad signature")
+    if settings.webhook_max_age_seconds and (not timestamp.isdigit() or
+                                             abs(time.time() - int(timestamp)) > settings.webhook_max_age_seconds):
+        raise _refuse("sendgrid", request, "timestamp outside the replay window")
+    try:
+        events = json.loads(body)
+        if not isinstance(events, list):
+            raise ValueError("expected a JSON array of events")
+    except ValueError as exc:
+        raise Problem(400, f"invalid SendGrid payload: {exc}") from None
+
+    effects = Effects()
+
+    def apply() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for event in events:
+            outcome = apply_sendgrid_event(session, event, effects) if isinstance(event, dict) else "ignored"
+            counts[outcome] = counts.get(outcome, 0) + 1
+        session.flush()
+        return counts
+
+    counts = await run_in_threadpool(apply)
+    await commit_with_signals(session, client, effects)
+    for outcome, n in counts.items():
+        WEBHOOK_EVENTS.labels("sendgrid", outcome).inc(n)
+    return {"received": len(events), **counts}
+
+
+async def _twilio_form(request: Request, settings) -> dict[str, str]:
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    if not settings.twilio_auth_token:
+        raise _refuse("twilio", request, "no auth token configured (DEALFLOW_TWILIO_AUTH_TOKEN)")
+    signature = request.headers.get("X-Twilio-Signature")
+    if not signature:
+        raise _refuse("twilio", request, "missing X-Twilio-Signature")
+    if not verify_twilio(settings.twilio_auth_token, _public_url(settings, request), form, signature):
+        raise _refuse("twilio", request, "bad signature")
+    return form
+
+
+@router.post("/twilio/sms")
+async def twilio_inbound_sms(request: Request, session: SessionDep, client: ClientDep, settings: SettingsDep):
+    form = await _twilio_form(request, settings)
+    effects = Effects()
+    outcome, reply = await run_in_threadpool(apply_inbound_sms, session, settings, form, effects)
+    await commit_with_signals(session, client, effects)
+    WEBHOOK_EVENTS.labels("twilio_sms", outcome).inc()
+    twiml = MessagingResponse()
+    if reply and outcome != "duplicate":
+        twiml.message(reply)
+    return Response(str(twiml), media_type="application/xml")
+
+
+@router.post("/twilio/status")
+async def twilio_status(request: Request, session: SessionDep, client: ClientDep, settings: SettingsDep):
+    form = await _twilio_form(request, settings)
+    effects = Effects()
+    outcome = await run_in_threadpool(apply_twilio_status, session, form, effects)
+    await commit_with_signals(session, client, effects)
+    WEBHOOK_EVENTS.labels("twilio_status", outcome).inc()
+    return {"status": outcome}
