@@ -211,9 +211,11 @@ class MessagingActivities:
                         subject=request.subject or ("" if request.channel == "sms" else None))
 
     def _context(self, lead: Lead, tenant: Tenant, prop: Property | None, channel: str) -> dict:
-        sender_name = parseaddr(tenant.email_from or self._settings.email_from)[0] or tenant.name
+        # The tenant's own sender name when it set one; otherwise the tenant speaks for itself.
+        sender_name = (parseaddr(tenant.email_from)[0] if tenant.email_from else "") or tenant.name
         context = {
-            "lead": lead.model_dump(include={"id", "first_name", "last_name", "email", "phone", "source", "status",
+            "lead": lead.model_dump(mode="json", warnings=False,
+                                    include={"id", "first_name", "last_name", "email", "phone", "source", "status",
                                              "tags", "property_address"}),
             "property": prop.model_dump(include={"street", "unit", "city", "state", "zip"}) if prop else None,
             "tenant": {"id": tenant.id, "name": tenant.name},

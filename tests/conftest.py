@@ -24,6 +24,8 @@ from core.db import make_engine, migrate
 from core.devserver import temporal_cli
 from core.settings import Settings
 from models.tenant import Role
+from tests.fakes.sendgrid import SendGridFake
+from tests.fakes.twilio import TwilioFake
 from worker import build_worker
 
 
@@ -70,10 +72,55 @@ def task_queue() -> str:
     return f"test-{uuid.uuid4().hex[:8]}"
 
 
+FAKE_TENANT = "fakeprov"  # this tenant's email/SMS go through the SendGrid and Twilio fakes (real SDKs)
+TWILIO_SID, TWILIO_TOKEN, TWILIO_FROM = "AC" + "0" * 32, "test-auth-token", "+15125550100"
+SENDGRID_KEY = "SG.test-key"
+
+
 @pytest.fixture(scope="session")
-def settings(database_url, temporal_env, task_queue) -> Settings:
+def sendgrid_fake():
+    fake = SendGridFake(SENDGRID_KEY).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def twilio_fake():
+    fake = TwilioFake(TWILIO_SID, TWILIO_TOKEN).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def sendgrid_signing_key():
+    """A P-256 key pair standing in for SendGrid's: webhooks in tests are signed with the private half."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def sendgrid_public_key(private_key) -> str:
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    der = private_key.public_key().public_bytes(serialization.Encoding.DER,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(der).decode()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url, temporal_env, task_queue, sendgrid_fake, twilio_fake, sendgrid_signing_key) -> Settings:
     address = temporal_env.client.service_client.config.target_host
-    return Settings(database_url=database_url, temporal_address=address, temporal_task_queue=task_queue)
+    return Settings(
+        database_url=database_url, temporal_address=address, temporal_task_queue=task_queue,
+        public_url="https://crm.example.com",
+        tenant_providers={FAKE_TENANT: {"email": "sendgrid", "sms": "twilio"}},
+        sendgrid_api_key=SENDGRID_KEY, sendgrid_host=sendgrid_fake.url,
+        sendgrid_webhook_public_key=sendgrid_public_key(sendgrid_signing_key),
+        twilio_account_sid=TWILIO_SID, twilio_auth_token=TWILIO_TOKEN, twilio_from_number=TWILIO_FROM,
+        twilio_base_url=twilio_fake.url, provider_timeout_seconds=5,
+    )
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -128,17 +175,25 @@ def temporal_client(temporal_env) -> Client:
     return temporal_env.client
 
 
-def insert_lead(engine: Engine, **fields) -> tuple[str, str]:
-    """A tenant and a lead written straight to the database (for tests that bypass the API)."""
+def insert_lead(engine: Engine, tenant: str | None = None, property: dict | None = None,
+                **fields) -> tuple[str, str]:
+    """A tenant (created if new) and a lead written straight to the database (for tests that bypass the API)."""
     from sqlmodel import Session
 
-    from models.lead import Lead
+    from models.lead import Lead, Property
     from models.tenant import Tenant
 
-    tenant = f"x{uuid.uuid4().hex[:7]}"
+    tenant = tenant or f"x{uuid.uuid4().hex[:7]}"
     with Session(engine) as session:
-        session.add(Tenant(id=tenant, name=tenant))
-        session.commit()
+        if session.get(Tenant, tenant) is None:
+            session.add(Tenant(id=tenant, name="Lone Star Home Buyers" if tenant == FAKE_TENANT else tenant))
+            session.commit()
+        if property:
+            row = Property(tenant_id=tenant, normalized_address=f"{property['street']}, {property['city']}",
+                           **property)
+            session.add(row)
+            session.flush()
+            fields["property_id"] = row.id
         lead = Lead(tenant_id=tenant, **{"first_name": "Test", "email": "test@example.com", "source": "web_form",
                                          **fields})
         session.add(lead)
