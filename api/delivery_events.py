@@ -9,12 +9,14 @@ commit is ignored by the workflow too.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+
+import anyio
 
 from sqlalchemy.exc import IntegrityError
-from starlette.concurrency import run_in_threadpool
 from temporalio.service import RPCError, RPCStatusCode
 from sqlmodel import Session, col, select
 
@@ -29,6 +31,7 @@ from models.timeline import TimelineEntry
 from models.webhook import WebhookEvent
 
 log = logging.getLogger("dealflow.webhooks")
+T = TypeVar("T")
 
 # Delivery progress only moves forward; a failure is final.
 PROGRESS = {"pending": 0, "sending": 1, "queued": 2, "sent": 3, "delivered": 4, "opened": 5, "clicked": 6}
@@ -176,15 +179,29 @@ def apply_twilio_status(session: Session, form: dict[str, str], effects: Effects
     return "applied"
 
 
-async def commit_with_signals(session, client, effects: Effects) -> None:
-    """Signal workflows, then commit. A failed signal rolls back, so the provider's retry re-applies it;
-    the event id in each signal makes a repeat harmless to the workflow."""
-    for workflow_id, signal, event in effects.signals:
-        try:
-            await client.get_workflow_handle(workflow_id).signal(signal, event)
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                await run_in_threadpool(session.rollback)
-                raise Problem(503, f"could not reach workflow {workflow_id}; retry") from exc
-            # A closed workflow has nothing left to stop.
-    await run_in_threadpool(session.commit)
+def apply_and_commit(session: Session, client, apply: Callable[[Effects], T]) -> T:
+    """Run in a worker thread: apply the effects, signal the workflows (on the event loop), then commit.
+
+    The transaction stays open until the signals went out, so a failed signal rolls everything back and
+    the provider's retry re-applies it (each signal carries the event id: a repeat is harmless). Nothing
+    here waits for a free thread while holding the database lock.
+    """
+    effects = Effects()
+    try:
+        result = apply(effects)
+        session.flush()
+        for workflow_id, signal, event in effects.signals:
+            try:
+                anyio.from_thread.run(_signal, client, workflow_id, signal, event)
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:  # a closed workflow has nothing left to stop
+                    raise Problem(503, f"could not reach workflow {workflow_id}; retry") from exc
+        session.commit()
+        return result
+    except BaseException:
+        session.rollback()
+        raise
+
+
+async def _signal(client, workflow_id: str, signal: str, event: LeadEvent) -> None:
+    await client.get_workflow_handle(workflow_id).signal(signal, event)

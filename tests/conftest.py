@@ -199,3 +199,30 @@ def insert_lead(engine: Engine, tenant: str | None = None, property: dict | None
         session.add(lead)
         session.commit()
         return tenant, lead.id
+
+
+def zone_at_local_hour(hour: int) -> str:
+    """A fixed-offset zone where the local time is now about `hour` o'clock (tests of quiet hours that must
+    not depend on when they run). Etc/GMT signs are inverted: Etc/GMT-3 is UTC+3."""
+    from datetime import UTC, datetime
+
+    offset = (hour - datetime.now(UTC).hour + 12) % 24 - 12  # -12..+11
+    return "Etc/UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+def toll_free() -> str:
+    """A valid number that maps to no single zone, so the tenant's zone applies."""
+    return f"+1888555{uuid.uuid4().int % 10000:04d}"
+
+
+def set_tenant(engine: Engine, tenant_id: str, **fields) -> None:
+    from sqlmodel import Session
+
+    from models.tenant import Tenant
+
+    with Session(engine) as session:
+        tenant = session.get(Tenant, tenant_id)
+        for key, value in fields.items():
+            setattr(tenant, key, value)
+        session.add(tenant)
+        session.commit()

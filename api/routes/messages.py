@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
 from activities.messaging import latest_template
-from api.delivery_events import Effects, commit_with_signals, opt_out
+from api.delivery_events import Effects, apply_and_commit, opt_out
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit, require
 from api.errors import Problem
 from api.paging import page
@@ -238,16 +238,13 @@ def unsubscribe_page(token: str, settings: SettingsDep) -> HTMLResponse:
 async def unsubscribe(token: str, session: SessionDep, client: ClientDep, settings: SettingsDep) -> HTMLResponse:
     """One-click unsubscribe (RFC 8058 List-Unsubscribe-Post) and the confirmation page's button."""
     target = _unsubscribe_target(settings, token)
-    effects = Effects()
 
-    def apply() -> None:
+    def apply(effects: Effects) -> None:
         opt_out(session, effects, target["t"], target["c"], target["a"], "unsubscribe_link", f"unsub:{token[-24:]}",
                 {"link": "email"})
         audit(session, None, "consent.opt_out", "consent", f"{target['c']}:{target['a']}",
               after={"source": "unsubscribe_link"}, actor="recipient", tenant_id=target["t"])
-        session.flush()
 
-    await run_in_threadpool(apply)
-    await commit_with_signals(session, client, effects)
+    await run_in_threadpool(apply_and_commit, session, client, apply)
     return HTMLResponse(_PAGE.format(title="Unsubscribed", text=f"{target['a']} will get no more emails.", form=""))
 

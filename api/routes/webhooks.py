@@ -16,7 +16,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from api.deps import SessionDep, SettingsDep, ClientDep
-from api.delivery_events import Effects, apply_sendgrid_event, apply_twilio_status, commit_with_signals
+from api.delivery_events import Effects, apply_and_commit, apply_sendgrid_event, apply_twilio_status
 from api.errors import Problem
 from api.inbound_sms import apply_inbound_sms
 from core.metrics import WEBHOOK_EVENTS
@@ -75,18 +75,14 @@ async def sendgrid_events(request: Request, session: SessionDep, client: ClientD
     except ValueError as exc:
         raise Problem(400, f"invalid SendGrid payload: {exc}") from None
 
-    effects = Effects()
-
-    def apply() -> dict[str, int]:
+    def apply(effects: Effects) -> dict[str, int]:
         counts: dict[str, int] = {}
         for event in events:
             outcome = apply_sendgrid_event(session, event, effects) if isinstance(event, dict) else "ignored"
             counts[outcome] = counts.get(outcome, 0) + 1
-        session.flush()
         return counts
 
-    counts = await run_in_threadpool(apply)
-    await commit_with_signals(session, client, effects)
+    counts = await run_in_threadpool(apply_and_commit, session, client, apply)
     for outcome, n in counts.items():
         WEBHOOK_EVENTS.labels("sendgrid", outcome).inc(n)
     return {"received": len(events), **counts}
@@ -107,9 +103,8 @@ async def _twilio_form(request: Request, settings) -> dict[str, str]:
 @router.post("/twilio/sms")
 async def twilio_inbound_sms(request: Request, session: SessionDep, client: ClientDep, settings: SettingsDep):
     form = await _twilio_form(request, settings)
-    effects = Effects()
-    outcome, reply = await run_in_threadpool(apply_inbound_sms, session, settings, form, effects)
-    await commit_with_signals(session, client, effects)
+    outcome, reply = await run_in_threadpool(
+        apply_and_commit, session, client, lambda effects: apply_inbound_sms(session, settings, form, effects))
     WEBHOOK_EVENTS.labels("twilio_sms", outcome).inc()
     twiml = MessagingResponse()
     if reply and outcome != "duplicate":
@@ -120,8 +115,7 @@ async def twilio_inbound_sms(request: Request, session: SessionDep, client: Clie
 @router.post("/twilio/status")
 async def twilio_status(request: Request, session: SessionDep, client: ClientDep, settings: SettingsDep):
     form = await _twilio_form(request, settings)
-    effects = Effects()
-    outcome = await run_in_threadpool(apply_twilio_status, session, form, effects)
-    await commit_with_signals(session, client, effects)
+    outcome = await run_in_threadpool(
+        apply_and_commit, session, client, lambda effects: apply_twilio_status(session, form, effects))
     WEBHOOK_EVENTS.labels("twilio_status", outcome).inc()
     return {"status": outcome}
