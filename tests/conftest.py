@@ -201,12 +201,13 @@ def insert_lead(engine: Engine, tenant: str | None = None, property: dict | None
         return tenant, lead.id
 
 
-def zone_at_local_hour(hour: int) -> str:
-    """A fixed-offset zone where the local time is now about `hour` o'clock (tests of quiet hours that must
-    not depend on when they run). Etc/GMT signs are inverted: Etc/GMT-3 is UTC+3."""
+def zone_at_local_hour(hour: int, now=None) -> str:
+    """A fixed-offset zone where the local time is about `hour` o'clock at `now` (default: the wall clock),
+    so quiet-hours tests do not depend on when they run. Etc/GMT signs are inverted: Etc/GMT-3 is UTC+3."""
     from datetime import UTC, datetime
 
-    offset = (hour - datetime.now(UTC).hour + 12) % 24 - 12  # -12..+11
+    now = now or datetime.now(UTC)
+    offset = (hour - now.astimezone(UTC).hour + 12) % 24 - 12  # -12..+11
     return "Etc/UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
 
 

@@ -45,7 +45,7 @@ async def deliver(request: MessageRequest, stopped: Callable[[], bool]) -> Messa
         return MessageResult(message_id=None, status="cancelled")
     try:
         return await workflow.execute_activity(
-            "send_message", request, result_type=MessageResult, start_to_close_timeout=timedelta(seconds=60),
+            "send_message", request, result_type=MessageResult, start_to_close_timeout=timedelta(seconds=30),
             retry_policy=SEND_RETRY, summary=f"{request.channel} {request.template or 'message'}")
     except ActivityError as exc:
         cause = exc.cause

@@ -23,10 +23,10 @@ from workflows.lead import LeadWorkflow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _start_worker(settings, task_queue: str) -> subprocess.Popen:
+def _start_worker(settings, task_queue: str, extra: dict[str, str] | None = None) -> subprocess.Popen:
     env = {**os.environ, "DEALFLOW_DATABASE_URL": settings.database_url,
            "DEALFLOW_TEMPORAL_ADDRESS": settings.temporal_address, "DEALFLOW_TEMPORAL_TASK_QUEUE": task_queue,
-           "DEALFLOW_LOG_LEVEL": "WARNING"}
+           "DEALFLOW_LOG_LEVEL": "WARNING", **(extra or {})}
     return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env)
 
 
@@ -97,3 +97,56 @@ async def test_worker_killed_mid_activity_then_restarted_completes_the_step_once
                 process.send_signal(signal.SIGTERM)
                 process.wait(20)
     assert second.returncode == 0  # SIGTERM is a clean shutdown
+
+
+async def test_worker_killed_between_provider_call_and_completion_sends_once(engine, settings, temporal_client,
+                                                                             twilio_fake):
+    """The worker dies after Twilio accepted the SMS but before the activity completed: the retry on a new
+    worker finds the accepted message instead of sending it again."""
+    import json
+
+    from models.message import Message
+    from models.payloads import MessageRequest
+    from tests.conftest import FAKE_TENANT, toll_free
+    from workflows.messaging import MessageWorkflow
+
+    task_queue = f"restart-msg-{uuid.uuid4().hex[:8]}"
+    phone = toll_free()
+    _, lead_id = insert_lead(engine, tenant=FAKE_TENANT, first_name="Once", phone=phone)
+    env = {"DEALFLOW_TENANT_PROVIDERS": json.dumps(settings.tenant_providers),
+           "DEALFLOW_SENDGRID_API_KEY": settings.sendgrid_api_key, "DEALFLOW_SENDGRID_HOST": settings.sendgrid_host,
+           "DEALFLOW_TWILIO_ACCOUNT_SID": settings.twilio_account_sid,
+           "DEALFLOW_TWILIO_AUTH_TOKEN": settings.twilio_auth_token,
+           "DEALFLOW_TWILIO_FROM_NUMBER": settings.twilio_from_number,
+           "DEALFLOW_TWILIO_BASE_URL": settings.twilio_base_url, "DEALFLOW_PUBLIC_URL": settings.public_url}
+    twilio_fake.hold.clear()  # Twilio will accept the message, then not answer until we say so
+    twilio_fake.held.clear()
+    first = _start_worker(settings, task_queue, env)
+    second = None
+    try:
+        handle = await temporal_client.start_workflow(
+            MessageWorkflow.run,
+            MessageRequest(tenant_id=FAKE_TENANT, lead_id=lead_id, channel="sms", template="first_touch",
+                           idempotency_key=f"{lead_id}:kill-test", respect_send_window=False),
+            id=f"msg-{FAKE_TENANT}-{lead_id}", task_queue=task_queue,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(sa.TENANT_ID, FAKE_TENANT)]))
+        await eventually(lambda: twilio_fake.held.is_set(), timeout=30)
+        first.send_signal(signal.SIGKILL)  # Twilio has the message; the activity never completes
+        first.wait(10)
+        twilio_fake.hold.set()
+        second = _start_worker(settings, task_queue, env)
+        result = await handle.result()  # the retry runs after the 30 s start-to-close timeout
+    finally:
+        twilio_fake.hold.set()
+        for process in (first, second):
+            if process and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(20)
+    creates = [r for r in twilio_fake.calls("POST", "/Messages.json") if r.form().get("To") == phone]
+    lookups = [r for r in twilio_fake.calls("GET", "/Messages.json") if r.query.get("To") == [phone]]
+    assert len(creates) == 1 and len(lookups) == 1
+    accepted = [m for m in twilio_fake.messages if m["to"] == phone]
+    assert result.status == "sent" and result.provider_message_id == accepted[0]["sid"]
+    with Session(engine) as session:
+        rows = session.exec(select(Message).where(Message.lead_id == lead_id)).all()
+    assert len(rows) == 1 and rows[0].status == "sent"
