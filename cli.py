@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-from core.settings import Settings, get_settings
+from core.settings import ConfigError, Settings, get_settings
 from models.tenant import Role
 
 app = typer.Typer(help="Dealflow: durable lead and deal workflows for real-estate investors.",
@@ -32,8 +32,8 @@ class CliError(Exception):
 def _settings() -> Settings:
     try:
         return get_settings()
-    except Exception as exc:  # pydantic ValidationError: name the variable
-        raise CliError(f"bad configuration: {exc}".replace("\n", " ")) from None
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _migrate(settings: Settings) -> None:
@@ -78,6 +78,7 @@ def worker_command() -> None:
     """Run the Temporal worker alone (production; same as `python worker.py`)."""
     import worker
 
+    _settings()  # configuration errors are one line, before anything connects
     worker.main()
 
 

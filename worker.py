@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import logging
 import signal
+import sys
 
 from sqlalchemy import Engine
 from temporalio.client import Client
@@ -15,7 +16,7 @@ from activities.lead import LeadActivities
 from activities.messaging import MessagingActivities
 from core.db import make_engine
 from core.logging import configure_logging
-from core.settings import Settings, get_settings
+from core.settings import ConfigError, Settings, get_settings
 from core.temporal import connect
 from providers.registry import Providers
 from workflows.lead import LeadWorkflow
@@ -61,7 +62,11 @@ async def run_until_signalled(settings: Settings) -> None:
 
 
 def main() -> None:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(run_until_signalled(settings))
 

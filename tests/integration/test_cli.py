@@ -42,6 +42,14 @@ def _wait_healthy(process: subprocess.Popen, base: str, timeout: float = 120) ->
         time.sleep(0.3)
 
 
+def test_python_worker_py_reports_configuration_errors_in_one_line(tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "worker.py")], cwd=tmp_path, capture_output=True, text=True,
+                         env=_env(tmp_path, DEALFLOW_SMS_PROVIDER="twilio"), timeout=120)
+    assert out.returncode == 1
+    assert out.stderr.strip() == ("error: bad configuration: DEALFLOW_TWILIO_ACCOUNT_SID is required: sms provider "
+                                  "'twilio' is selected (default)")
+
+
 def test_keys_create_prints_the_key_last(tmp_path):
     out = subprocess.run([*DEALFLOW, "keys", "create", "--tenant", "acme", "--role", "ops"], cwd=tmp_path,
                          env=_env(tmp_path), capture_output=True, text=True, timeout=120)
@@ -53,7 +61,12 @@ def test_keys_create_prints_the_key_last(tmp_path):
 @pytest.mark.parametrize("args, env, message", [
     (["keys", "create", "--tenant", "no spaces!", "--role", "staff"], {}, "error: tenant 'no spaces!' must be"),
     (["keys", "create", "--tenant", "acme"], {"DEALFLOW_DATABASE_URL": "mysql://x@y/z"},
-     "error: bad configuration"),
+     "error: bad configuration: DEALFLOW_DATABASE_URL: unsupported database URL scheme in 'mysql'"),
+    (["worker"], {"DEALFLOW_EMAIL_PROVIDER": "sendgrid"},
+     "error: bad configuration: DEALFLOW_SENDGRID_API_KEY is required: email provider 'sendgrid' is selected"),
+    (["api"], {"DEALFLOW_TENANT_PROVIDERS": '{"acme": {"sms": "twilio"}}'},
+     "error: bad configuration: DEALFLOW_TWILIO_ACCOUNT_SID is required: sms provider 'twilio' is selected "
+     "(tenant acme)"),
 ])
 def test_errors_are_one_clear_line(tmp_path, args, env, message):
     out = subprocess.run([*DEALFLOW, *args], cwd=tmp_path, env=_env(tmp_path, **env), capture_output=True,
