@@ -265,18 +265,24 @@ def _safe_url(url: str) -> str:
 
 def main() -> None:
     """Entry point: errors are one clear line and exit code 1."""
+    from core.process import exit_now
+
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    code = 0
     try:
         app()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except CliError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        code = 1
     except KeyboardInterrupt:
-        sys.exit(130)
+        code = 130
     except Exception as exc:  # noqa: BLE001 - one line, the type and the message
         err.print(f"[red]error:[/] {exc.__class__.__name__}: {exc}".replace("\n", " "), highlight=False,
                   soft_wrap=True)
-        sys.exit(1)
+        code = 1
+    exit_now(code)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from activities.lead import LeadActivities
 from activities.messaging import MessagingActivities
 from core.db import make_engine
 from core.logging import configure_logging
+from core.process import exit_now
 from core.settings import ConfigError, Settings, get_settings
 from core.temporal import connect
 from providers.registry import Providers
@@ -69,6 +70,9 @@ def main() -> None:
         raise SystemExit(1) from None
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(run_until_signalled(settings))
+    exit_now(0)
+
+
 
 
 if __name__ == "__main__":
