@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import TemplateError
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -24,7 +24,7 @@ from core.signing import sign
 from models.base import utcnow
 from models.consent import is_opted_out, record_consent
 from models.lead import Lead, Property
-from models.message import Message, MessageTemplate
+from models.message import Message
 from models.payloads import ConsentChange, MessageRequest, MessageResult, SendPlan, SendPlanInput
 from models.send_window import SendWindow, recipient_zones
 from models.tenant import Tenant
@@ -32,20 +32,10 @@ from models.timeline import TimelineEntry
 from providers.base import OutgoingEmail, OutgoingSms, ProviderError, Receipt
 from providers.registry import Providers
 from providers.sms import is_opt_out
-from providers.templates import Template, builtin_templates, render
+from providers.templates import Template, latest_template, render
 
 log = logging.getLogger("dealflow.messaging")
 FINAL = {"sent", "delivered", "opened", "clicked", "bounced", "failed", "suppressed", "undelivered"}
-
-
-def latest_template(session: Session, tenant_id: str, key: str) -> Template | None:
-    row = session.exec(select(MessageTemplate).where(MessageTemplate.tenant_id == tenant_id,
-                                                     MessageTemplate.key == key)
-                       .order_by(col(MessageTemplate.version).desc())).first()
-    if row:
-        return Template(key=row.key, version=row.version, channel=row.channel, text=row.text,
-                        subject=row.subject, html=row.html)
-    return builtin_templates().get(key)
 
 
 def unsubscribe_url(settings: Settings, tenant_id: str, channel: str, address: str) -> str:

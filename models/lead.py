@@ -86,6 +86,10 @@ class Lead(SQLModel, table=True):
     score: float | None = None
     score_model_version: str | None = Field(default=None, max_length=64)
     score_explanation: list[dict[str, Any]] | None = optional_json_field()
+    scored_at: datetime | None = time_field(nullable=True, default_now=False)
+    # Contact validation, standardised address and property/owner facts, with each source's outcome.
+    enrichment: dict[str, Any] | None = optional_json_field()
+    enriched_at: datetime | None = time_field(nullable=True, default_now=False)
     assigned_to: str | None = Field(default=None, foreign_key="users.id", max_length=40)
     tags: list[str] = json_field(default_factory=list)
     custom: dict[str, Any] = json_field()

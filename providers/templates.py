@@ -11,6 +11,9 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
 from ruamel.yaml import YAML
+from sqlmodel import Session, col, select
+
+from models.message import MessageTemplate
 
 BUILTIN_FILE = Path(__file__).with_name("message_templates.yaml")
 VARIABLES = {"lead", "property", "tenant", "sender", "unsubscribe_url", "deal", "investor"}
@@ -121,3 +124,13 @@ def render(template: Template, context: dict[str, Any]) -> Rendered:
     subject = _text.from_string(template.subject).render(context).strip() if template.subject else None
     html = _html.from_string(template.html).render(context) if template.html else None
     return Rendered(text=text, subject=subject, html=html)
+
+
+def latest_template(session: Session, tenant_id: str, key: str) -> Template | None:
+    row = session.exec(select(MessageTemplate).where(MessageTemplate.tenant_id == tenant_id,
+                                                     MessageTemplate.key == key)
+                       .order_by(col(MessageTemplate.version).desc())).first()
+    if row:
+        return Template(key=row.key, version=row.version, channel=row.channel, text=row.text,
+                        subject=row.subject, html=row.html)
+    return builtin_templates().get(key)

@@ -13,7 +13,6 @@ from sqlmodel import col, func, select
 from starlette.concurrency import run_in_threadpool
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
-from activities.messaging import latest_template
 from api.delivery_events import Effects, apply_and_commit, opt_out
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit, require
 from api.errors import Problem
@@ -24,7 +23,7 @@ from models.lead import Lead
 from models.message import Message, MessageTemplate
 from models.payloads import MessageRequest
 from models.tenant import Role
-from providers.templates import Template, TemplateInvalid, builtin_templates, validate
+from providers.templates import Template, TemplateInvalid, builtin_templates, latest_template, validate
 from workflows.messaging import MessageWorkflow
 
 router = APIRouter(prefix="/api/v1", tags=["messages"])

@@ -28,7 +28,7 @@ def test_downgrade_and_upgrade_again(tmp_path):
     assert tables <= {"alembic_version"}
     migrate(url)
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003"
     engine.dispose()
 
 

@@ -1,0 +1,55 @@
+"""County-records parcels a tenant imports (the offline enrichment source) and scoring model versions."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.base import json_field, money_field, new_id, time_field
+
+
+class Parcel(SQLModel, table=True):
+    """One row of a county-records / parcel CSV (`dealflow enrichment import parcels.csv`)."""
+
+    __tablename__ = "parcels"
+    __table_args__ = (UniqueConstraint("tenant_id", "address_key"),)
+    id: str = Field(default_factory=lambda: new_id("pc"), primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=40)
+    address_key: str = Field(max_length=400)  # USPS-standardised one line (scourgify), upper case
+    apn: str | None = Field(default=None, max_length=64)
+    county: str | None = Field(default=None, max_length=100)
+    owner_name: str | None = Field(default=None, max_length=200)
+    owner_mailing_address: str | None = Field(default=None, max_length=400)
+    property_type: str | None = Field(default=None, max_length=40)
+    beds: int | None = None
+    baths: float | None = None
+    sqft: int | None = None
+    year_built: int | None = None
+    assessed_value: Decimal | None = money_field()
+    last_sale_date: date | None = None
+    last_sale_price: Decimal | None = money_field()
+    tax_delinquent: bool | None = None
+    extra: dict[str, Any] = json_field()
+    imported_at: datetime = time_field()
+
+
+class ScoringModel(SQLModel, table=True):
+    """A trained lead-to-deal model: file + metadata. One active version per tenant."""
+
+    __tablename__ = "scoring_models"
+    __table_args__ = (UniqueConstraint("tenant_id", "version"), Index("ix_scoring_models_active", "tenant_id",
+                                                                      "active"))
+    id: str = Field(default_factory=lambda: new_id("sm"), primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
+    version: int
+    kind: str = Field(max_length=20)  # cold_start, crm_history, csv
+    path: str = Field(max_length=500)  # model JSON (xgboost's own format)
+    features: list[str] = json_field(default_factory=list)
+    metrics: dict[str, Any] = json_field()  # cv_auc, cv_auc_std, n_rows, positives, folds
+    training_data_hash: str = Field(max_length=64)
+    active: bool = False
+    created_at: datetime = time_field()
