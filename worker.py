@@ -12,18 +12,25 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.deal import DealActivities
+from activities.enrichment import EnrichmentActivities
 from activities.lead import LeadActivities
 from activities.messaging import MessagingActivities
+from activities.scoring import ScoringActivities
 from core.db import make_engine
 from core.logging import configure_logging
 from core.process import exit_now
 from core.settings import ConfigError, Settings, get_settings
 from core.temporal import connect
+from providers.enrichment import CountyRecordsSource, PropertyApiSource
 from providers.registry import Providers
+from scoring.registry import ModelRegistry
+from workflows.deal import DealWorkflow
+from workflows.enrichment import EnrichmentWorkflow
 from workflows.lead import LeadWorkflow
 from workflows.messaging import MessageWorkflow
 
-WORKFLOWS = [LeadWorkflow, MessageWorkflow]
+WORKFLOWS = [LeadWorkflow, EnrichmentWorkflow, DealWorkflow, MessageWorkflow]
 log = logging.getLogger("dealflow.worker")
 
 
@@ -31,11 +38,19 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
                  executor: concurrent.futures.ThreadPoolExecutor) -> Worker:
     lead = LeadActivities(engine)
     messaging = MessagingActivities(engine, settings, Providers(settings))
+    api = PropertyApiSource(settings.property_api_url, settings.property_api_key) if settings.property_api_url \
+        else None
+    enrichment = EnrichmentActivities(engine, CountyRecordsSource(engine), api)
+    scoring = ScoringActivities(engine, ModelRegistry(engine, settings.effective_models_dir))
+    deal = DealActivities(engine)
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
-        activities=[lead.record_timeline_entry, lead.set_lead_status, messaging.plan_send, messaging.send_message],
+        activities=[lead.record_timeline_entry, lead.set_lead_status, messaging.plan_send, messaging.send_message,
+                    enrichment.validate_contact, enrichment.standardize_address, enrichment.lookup_county_records,
+                    enrichment.lookup_property_api, enrichment.save_enrichment, enrichment.link_duplicates,
+                    scoring.score_lead, scoring.create_task, deal.open_opportunity, deal.record_stage_change],
         activity_executor=executor,
         max_concurrent_activities=32,
     )

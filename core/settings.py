@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     twilio_from_number: str | None = None
     twilio_base_url: str = "https://api.twilio.com"
     provider_timeout_seconds: float = 15.0
+    # Enrichment: an optional property-data HTTP API (the tenant's parcel CSV is always used).
+    property_api_url: str | None = None
+    property_api_key: str | None = None
+    # Scoring: model files live here (metadata in the scoring_models table). Default: <home>/models.
+    models_dir: Path | None = None
+    # Lead-source webhooks (POST /api/v1/webhooks/leads/{source}): HMAC secrets, e.g.
+    # DEALFLOW_LEAD_SOURCE_SECRETS='{"acme": {"zapier": "s3cret"}}' (tenant -> source -> secret).
+    lead_source_secrets: dict[str, dict[str, str]] = Field(default_factory=dict)
     # Signed webhooks older than this are refused as replays (0 disables the check).
     webhook_max_age_seconds: int = 600
 
@@ -137,6 +145,10 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.home / 'crm.db').resolve()}"
+
+    @property
+    def effective_models_dir(self) -> Path:
+        return (self.models_dir or self.home / "models").resolve()
 
     @property
     def effective_temporal_address(self) -> str:

@@ -25,6 +25,31 @@ class LeadStatus(StrEnum):
     needs_review = "needs_review"  # poison input: kept, visible, not retried forever
 
 
+# Status moves staff may make (POST /leads/{id}/status); conversion happens only through /convert.
+STATUS_MOVES: dict[str, set[str]] = {
+    "new": {"contacted", "nurturing", "qualified", "dead", "needs_review"},
+    "contacted": {"nurturing", "qualified", "dead"},
+    "nurturing": {"contacted", "qualified", "dead"},
+    "qualified": {"nurturing", "dead"},
+    "dead": {"nurturing"},  # reopen
+    "needs_review": {"new", "dead"},
+    "converted": set(),
+}
+
+
+def status_change_problem(current: str, target: str) -> str | None:
+    if target not in STATUS_MOVES:
+        return f"unknown status {target!r} (statuses: {', '.join(STATUS_MOVES)})"
+    if target == "converted":
+        return "a lead becomes converted only through POST /leads/{id}/convert"
+    if target == current:
+        return f"the lead is already {target}"
+    if target not in STATUS_MOVES.get(current, set()):
+        allowed = ", ".join(sorted(STATUS_MOVES.get(current, set()))) or "none"
+        return f"cannot move a {current} lead to {target} (allowed: {allowed})"
+    return None
+
+
 class LeadSource(StrEnum):
     web_form = "web_form"
     referral = "referral"

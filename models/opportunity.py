@@ -18,6 +18,43 @@ class Pipeline(StrEnum):
     disposition = "disposition"
 
 
+# Allowed stage moves per pipeline. Anything else is refused by DealWorkflow's update validator.
+STAGES: dict[str, dict[str, set[str]]] = {
+    "acquisition": {
+        "new": {"contacted", "closed_lost"},
+        "contacted": {"appointment_set", "offer_made", "closed_lost"},
+        "appointment_set": {"offer_made", "contacted", "closed_lost"},
+        "offer_made": {"under_contract", "contacted", "closed_lost"},
+        "under_contract": {"closed_won", "closed_lost"},
+        "closed_won": set(),
+        "closed_lost": {"contacted"},  # a lost deal can be revived
+    },
+    "disposition": {
+        "new": {"marketing", "closed_lost"},
+        "marketing": {"assigned", "closed_lost"},
+        "assigned": {"closed_won", "marketing", "closed_lost"},
+        "closed_won": set(),
+        "closed_lost": {"marketing"},
+    },
+}
+CLOSED = {"closed_won", "closed_lost"}
+
+
+def stage_change_problem(pipeline: str, current: str, target: str) -> str | None:
+    """None when the move is allowed; otherwise the reason, for a 409."""
+    stages = STAGES.get(pipeline)
+    if stages is None:
+        return f"unknown pipeline {pipeline!r}"
+    if target not in stages:
+        return f"unknown stage {target!r} (stages: {', '.join(stages)})"
+    if target == current:
+        return f"the deal is already in {target}"
+    if target not in stages.get(current, set()):
+        allowed = ", ".join(sorted(stages.get(current, set()))) or "none: the deal is closed"
+        return f"cannot move from {current} to {target} (allowed: {allowed})"
+    return None
+
+
 class Opportunity(SQLModel, table=True):
     __tablename__ = "opportunities"
     id: str = Field(default_factory=lambda: new_id("op"), primary_key=True, max_length=40)

@@ -39,6 +39,10 @@ class LeadState(BaseModel):
     cadence_stopped: bool = False
     cadence_done: bool = False
     first_touch: dict[str, str] = Field(default_factory=dict)  # template -> message status
+    step: str | None = None  # receipt, enrichment, scoring, first_touch, wait_for_reply, nudge, done
+    score: float | None = None
+    merged_into: str | None = None  # set when enrichment found this is an earlier lead's person
+    opportunity_id: str | None = None
 
 
 class LeadWorkflowResult(BaseModel):
@@ -116,3 +120,75 @@ class ConsentChange(BaseModel):
     status: str  # opted_in, opted_out
     source: str
     evidence: dict[str, Any] = Field(default_factory=dict)
+
+
+class EnrichmentInput(BaseModel):
+    tenant_id: str
+    lead_id: str
+
+
+class PropertyLookup(BaseModel):
+    tenant_id: str
+    lead_id: str
+    address: dict[str, Any]  # StandardAddress.as_dict()
+
+
+class SourceOutcome(BaseModel):
+    status: str  # ok, no_match, failed, disabled, skipped
+    error: str | None = None
+    facts: dict[str, Any] = Field(default_factory=dict)
+
+
+class EnrichmentResult(BaseModel):
+    lead_id: str
+    contact: dict[str, Any] = Field(default_factory=dict)
+    address: dict[str, Any] | None = None
+    sources: dict[str, SourceOutcome] = Field(default_factory=dict)
+    facts: dict[str, Any] = Field(default_factory=dict)
+    partial: bool = False
+    duplicate_of: str | None = None
+
+
+class ScoreInput(BaseModel):
+    tenant_id: str
+    lead_id: str
+    reason: str = "intake"  # intake, engagement, manual
+
+
+class ScoreResult(BaseModel):
+    probability: float
+    model_version: str
+    reasons: list[dict[str, Any]]
+
+
+class TaskInput(BaseModel):
+    tenant_id: str
+    lead_id: str | None = None
+    opportunity_id: str | None = None
+    title: str
+    description: str | None = None
+    due_in_hours: float | None = None
+    idempotency_key: str
+
+
+class ConvertInput(BaseModel):
+    title: str | None = None
+    asking_price: str | None = None  # Decimal as text: exact money across the wire
+    actor: str = "staff"
+
+
+class ConvertResult(BaseModel):
+    opportunity_id: str
+    deal_workflow_id: str
+
+
+class StatusChange(BaseModel):
+    status: str
+    reason: str | None = None
+    actor: str = "staff"
+
+
+class StageMove(BaseModel):
+    stage: str
+    reason: str | None = None
+    actor: str = "staff"

@@ -1,8 +1,13 @@
-"""LeadWorkflow: owns one lead's life: record receipt, first touch (email + SMS inside the recipient's
-send window), then react to signals. A reply, an opt-out or a close stops every pending send.
+"""LeadWorkflow: owns one lead's life, from intake to deal.
 
-Every signal carries a LeadEvent with an event id; the workflow records each event once on the
-lead's timeline (idempotency key `{lead_id}:{signal}:{event_id}`) and ignores re-deliveries.
+receipt → enrichment (child workflow) → score (with reasons) → call task for hot leads → built-in cadence
+(welcome email + first SMS inside the recipient's send window, wait 2 days for a reply, SMS nudge) →
+waits for signals (replied, opted_out, note, close, further submissions) and updates (set_status with a
+validator, convert → opportunity + DealWorkflow). A reply, an opt-out, a close or staff marking the lead
+dead stops every pending send. Continues-as-new when Temporal suggests it, once the cadence is over.
+
+Running code changes are guarded with workflow.patched: leads started before the lifecycle ("lifecycle-v2")
+only record events. tests/histories holds recorded histories of each version that must keep replaying.
 """
 
 from __future__ import annotations
@@ -12,21 +17,34 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.lead import LeadActivities
     from core import search_attributes as sa
+    from models.lead import status_change_problem
     from models.payloads import (
+        ConvertInput,
+        ConvertResult,
+        EnrichmentInput,
+        EnrichmentResult,
         LeadEvent,
-        MessageRequest,
         LeadState,
         LeadStatusInput,
         LeadWorkflowInput,
         LeadWorkflowResult,
+        MessageRequest,
+        ScoreInput,
+        ScoreResult,
+        StatusChange,
+        TaskInput,
         TimelineEntryInput,
     )
 
+from workflows.deal import DealInput, DealWorkflow
+from workflows.enrichment import EnrichmentWorkflow
 from workflows.messaging import deliver
 
 # Signals the API may send to a LeadWorkflow (POST /workflows/{id}/signals/{name}) and the
@@ -41,16 +59,20 @@ LEAD_SIGNALS = {
 # `submitted`: the first one (event_id == lead_id) is the lead's own receipt, later ones are
 # duplicates submitted again and recorded as such.
 _KINDS = {**LEAD_SIGNALS, "submitted": "lead.duplicate_received"}
+_STOPPERS = {"replied", "opted_out", "close"}
 # Bound on remembered event ids; older ids are still deduplicated by the timeline's unique key.
 _SEEN_LIMIT = 500
-# The built-in first touch (speed to lead). Its idempotency keys follow
-# {subject}:{definition}:{version}:{step}, so a duplicate start never sends twice.
-FIRST_TOUCH = "builtin-first-touch"
-FIRST_TOUCH_VERSION = 1
 FIRST_TOUCH_STEPS = (("email", "welcome"), ("sms", "first_touch"))
+# The built-in cadence. Idempotency keys follow {subject}:{definition}:{version}:{step}.
+CADENCE = "builtin-cadence"
+CADENCE_VERSION = 1
+REPLY_WAIT = timedelta(days=2)
+HOT_SCORE = 0.7
 
 DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                        maximum_interval=timedelta(seconds=30))
+SCORE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1),
+                          maximum_attempts=5, non_retryable_error_types=["NotFound", "BadFeatures"])
 
 
 @workflow.defn
@@ -68,6 +90,14 @@ class LeadWorkflow:
         self._cadence_done = input.cadence_done
         self._cadence: asyncio.Task | None = None
         self._first_touch: dict[str, str] = {}
+        self._lifecycle = False  # True when this run follows the lifecycle-v2 code path
+        self._step = "receipt"
+        self._next_action = "record lead.received"
+        self._score: ScoreResult | None = None
+        self._enrichment: EnrichmentResult | None = None
+        self._replied = False
+        self._merged_into: str | None = None
+        self._opportunity_id: str | None = None
 
     @workflow.run
     async def run(self, input: LeadWorkflowInput) -> LeadWorkflowResult:
@@ -81,11 +111,17 @@ class LeadWorkflow:
                 actor=self._submission.actor if self._submission else "system",
             )
             self._received = True
-        if not self._cadence_done and workflow.patched("first-touch-v1"):
-            self._cadence = asyncio.create_task(self._send_first_touch())
+        if not self._cadence_done:
+            if workflow.patched("lifecycle-v2"):
+                self._lifecycle = True
+                self._cadence = asyncio.create_task(self._run_lifecycle())
+        else:
+            self._lifecycle = workflow.patched("lifecycle-v2")
+            self._set_waiting()
 
         while True:
-            await workflow.wait_condition(lambda: bool(self._pending) or workflow.info().is_continue_as_new_suggested())
+            await workflow.wait_condition(
+                lambda: bool(self._pending) or self._closed or workflow.info().is_continue_as_new_suggested())
             while self._pending:
                 name, event = self._pending.pop(0)
                 await self._apply(name, event)
@@ -95,32 +131,129 @@ class LeadWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._carry_over())
 
-        if self._cadence:
-            await self._cadence
+        if self._cadence and not self._cadence.done():
+            self._cadence.cancel()  # closed, converted or merged: nothing left of the cadence matters
+            try:
+                await self._cadence
+            except asyncio.CancelledError:
+                pass
         await workflow.wait_condition(workflow.all_handlers_finished)
         return LeadWorkflowResult(lead_id=input.lead_id, status=self._status, events=len(self._seen))
+
+    # -- the lifecycle ---------------------------------------------------------------------------------
+
+    async def _run_lifecycle(self) -> None:
+        lead_id, tenant_id = self._input.lead_id, self._input.tenant_id
+        self._step, self._next_action = "enrichment", "enrich contact, address and property"
+        try:
+            self._enrichment = await workflow.execute_child_workflow(
+                EnrichmentWorkflow.run, EnrichmentInput(tenant_id=tenant_id, lead_id=lead_id),
+                id=f"enrich-{tenant_id}-{lead_id}",
+                search_attributes=self._attributes())
+        except ChildWorkflowError as exc:
+            await self._needs_review(f"enrichment failed: {exc.cause}")
+            return self._finish_cadence()
+        if self._enrichment.duplicate_of:
+            await self._hand_over(self._enrichment.duplicate_of)
+            return self._finish_cadence()
+
+        self._step, self._next_action = "scoring", "score the lead"
+        if not await self._rescore("intake"):
+            return self._finish_cadence()
+        if self._score and self._score.probability >= HOT_SCORE and not self._cadence_stopped:
+            reasons = "; ".join(r["text"] for r in self._score.reasons[:3])
+            await workflow.execute_activity(
+                "create_task", TaskInput(tenant_id=tenant_id, lead_id=lead_id, due_in_hours=1,
+                                         title=f"Call now: hot lead ({self._score.probability:.0%})",
+                                         description=reasons, idempotency_key=self._key("call_task")),
+                result_type=str, start_to_close_timeout=timedelta(seconds=30), retry_policy=DB_RETRY)
+
+        self._step, self._next_action = "first_touch", "welcome email and first SMS inside the send window"
+        welcome = [MessageRequest(tenant_id=tenant_id, lead_id=lead_id, channel=channel, template=template,
+                                  idempotency_key=self._key(template)) for channel, template in FIRST_TOUCH_STEPS]
+        results = await asyncio.gather(*(deliver(r, self._stopped) for r in welcome))
+        self._first_touch = {r.template: res.status for r, res in zip(welcome, results, strict=True)}
+        if self._status == "new" and "sent" in self._first_touch.values() and not self._cadence_stopped:
+            await self._set_status("contacted", "first touch sent", "workflow")
+
+        if not self._cadence_stopped:
+            self._step = "wait_for_reply"
+            self._next_action = f"wait for a reply until {(workflow.now() + REPLY_WAIT):%Y-%m-%d %H:%M} UTC, " \
+                                "then SMS nudge_1"
+            try:
+                await workflow.wait_condition(self._stopped, timeout=REPLY_WAIT,
+                                              timeout_summary="wait 2 days for a reply before the SMS nudge")
+            except TimeoutError:
+                self._step, self._next_action = "nudge", "SMS nudge inside the send window"
+                nudge = MessageRequest(tenant_id=tenant_id, lead_id=lead_id, channel="sms", template="nudge_1",
+                                       idempotency_key=self._key("nudge_1"))
+                self._first_touch["nudge_1"] = (await deliver(nudge, self._stopped)).status
+        self._finish_cadence()
+
+    def _attributes(self) -> TypedSearchAttributes:
+        return TypedSearchAttributes([SearchAttributePair(sa.TENANT_ID, self._input.tenant_id),
+                                      SearchAttributePair(sa.LEAD_ID, self._input.lead_id)])
+
+    def _key(self, step: str) -> str:
+        return f"{self._input.lead_id}:{CADENCE}:{CADENCE_VERSION}:{step}"
+
+    def _stopped(self) -> bool:
+        return self._cadence_stopped
+
+    def _finish_cadence(self) -> None:
+        self._cadence_done = True
+        self._set_waiting()
+
+    def _set_waiting(self) -> None:
+        self._step = "done" if not self._closed else "closed"
+        self._next_action = "none (closed)" if self._closed else "waiting for replies, notes or staff actions"
+
+    async def _rescore(self, reason: str) -> bool:
+        try:
+            self._score = await workflow.execute_activity(
+                "score_lead", ScoreInput(tenant_id=self._input.tenant_id, lead_id=self._input.lead_id, reason=reason),
+                result_type=ScoreResult, start_to_close_timeout=timedelta(minutes=2), retry_policy=SCORE_RETRY)
+        except ActivityError as exc:
+            await self._needs_review(f"scoring failed: {exc.cause}")
+            return False
+        workflow.upsert_search_attributes([sa.LEAD_SCORE.value_set(self._score.probability)])
+        return True
+
+    async def _needs_review(self, reason: str) -> None:
+        """Poison input ends here: a visible status with the reason, no retry loop, no messages."""
+        workflow.logger.warning("lead %s needs review: %s", self._input.lead_id, reason)
+        self._cadence_stopped = True
+        if self._status != "needs_review":
+            await self._set_status("needs_review", reason[:500], "workflow")
+
+    async def _hand_over(self, original_id: str) -> None:
+        """Enrichment found this is the same person as an earlier lead: the original's workflow takes over."""
+        self._merged_into = original_id
+        self._cadence_stopped = True
+        original = workflow.get_external_workflow_handle(f"lead-{self._input.tenant_id}-{original_id}")
+        try:
+            await original.signal("submitted", LeadEvent(
+                event_id=self._input.lead_id, actor="workflow", note=f"Same person as {self._input.lead_id} "
+                "(found by enrichment)", data={"lead_id": self._input.lead_id, "source": self._input.source}))
+        except ApplicationError as exc:  # the original's workflow is closed: nothing to hand over to
+            workflow.logger.info("original %s not running: %s", original_id, exc)
+        self._closed = True
 
     def _cadence_finished(self) -> bool:
         return self._cadence is None or self._cadence.done()
 
-    async def _send_first_touch(self) -> None:
-        """Welcome email and first SMS in parallel; each waits for the recipient's send window."""
-        lead_id = self._input.lead_id
-        requests = [MessageRequest(tenant_id=self._input.tenant_id, lead_id=lead_id, channel=channel,
-                                   template=template,
-                                   idempotency_key=f"{lead_id}:{FIRST_TOUCH}:{FIRST_TOUCH_VERSION}:{template}")
-                    for channel, template in FIRST_TOUCH_STEPS]
-        results = await asyncio.gather(*(deliver(r, lambda: self._cadence_stopped) for r in requests))
-        self._first_touch = {r.template: res.status for r, res in zip(requests, results, strict=True)}
-        self._cadence_done = True
+    # -- signals, updates, queries ------------------------------------------------------------------
 
     async def _apply(self, name: str, event: LeadEvent) -> None:
         kind = _KINDS[name]
         summary = event.note or kind.replace("lead.", "").replace("_", " ").capitalize()
         await self._record(kind, f"{self._input.lead_id}:{name}:{event.event_id}", summary=summary,
                            data=event.data, actor=event.actor)
-        if name in ("replied", "opted_out", "close"):
+        if name in _STOPPERS:
             self._cadence_stopped = True  # pause on reply; never message after an opt-out
+        if name == "replied" and self._lifecycle:
+            self._replied = True
+            await self._rescore("engagement")  # a reply is the strongest signal there is
         if name == "close" and not self._closed:
             self._closed = True
             await self._set_status("dead", event.note or "closed", event.actor)
@@ -154,7 +287,7 @@ class LeadWorkflow:
             return
         self._seen.append(event.event_id)
         del self._seen[:-_SEEN_LIMIT]
-        if name in ("replied", "opted_out", "close"):
+        if name in _STOPPERS:
             self._cadence_stopped = True  # at once, even before the event is recorded
         self._pending.append((name, event))
 
@@ -184,12 +317,51 @@ class LeadWorkflow:
         self._accept("note", event)
 
     @workflow.signal
-    def duplicate_received(self, event: LeadEvent) -> None:
-        self._accept("duplicate_received", event)
-
-    @workflow.signal
     def close(self, event: LeadEvent) -> None:
         self._accept("close", event)
+
+    @workflow.update
+    async def set_status(self, change: StatusChange) -> LeadState:
+        if change.status in ("dead", "needs_review"):
+            self._cadence_stopped = True
+        await self._set_status(change.status, change.reason or f"set by {change.actor}", change.actor)
+        return self.state()
+
+    @set_status.validator
+    def _check_status(self, change: StatusChange) -> None:
+        if self._closed:
+            raise ValueError("the lead's workflow is closed")
+        problem = status_change_problem(self._status, change.status)
+        if problem:
+            raise ValueError(problem)
+
+    @workflow.update
+    async def convert(self, request: ConvertInput) -> ConvertResult:
+        self._cadence_stopped = True
+        opened = await workflow.execute_activity(
+            "open_opportunity", {"tenant_id": self._input.tenant_id, "lead_id": self._input.lead_id,
+                                 "convert": request.model_dump()},
+            result_type=dict, start_to_close_timeout=timedelta(seconds=30), retry_policy=DB_RETRY)
+        deal_id = f"deal-{self._input.tenant_id}-{opened['opportunity_id']}"
+        try:
+            await workflow.start_child_workflow(
+                DealWorkflow.run, DealInput(tenant_id=self._input.tenant_id, opportunity_id=opened["opportunity_id"],
+                                            pipeline=opened["pipeline"], stage=opened["stage"]),
+                id=deal_id, parent_close_policy=ParentClosePolicy.ABANDON,
+                search_attributes=self._attributes())
+        except WorkflowAlreadyStartedError:
+            pass  # converted before (a retried update): the deal workflow is already running
+        self._opportunity_id = opened["opportunity_id"]
+        self._status = "converted"
+        workflow.upsert_search_attributes([sa.LEAD_STATUS.value_set("converted")])
+        self._closed = True
+        return ConvertResult(opportunity_id=opened["opportunity_id"], deal_workflow_id=deal_id)
+
+    @convert.validator
+    def _check_convert(self, request: ConvertInput) -> None:
+        if self._closed or self._status in ("converted", "dead", "needs_review"):
+            raise ValueError(f"a {self._status} lead cannot be converted"
+                             + (" (reopen it first)" if self._status == "dead" else ""))
 
     @workflow.query
     def state(self) -> LeadState:
@@ -198,10 +370,12 @@ class LeadWorkflow:
         elif not self._received:
             next_action = "record lead.received"
         elif self._cadence and not self._cadence.done():
-            next_action = "first touch: welcome email and SMS inside the recipient's send window"
+            next_action = self._next_action
         else:
             next_action = "waiting for replies, notes or staff actions"
         return LeadState(lead_id=self._input.lead_id, status=self._status, received=self._received,
                          events=len(self._seen), closed=self._closed, next_action=next_action,
                          cadence_stopped=self._cadence_stopped, cadence_done=self._cadence_done,
-                         first_touch=self._first_touch)
+                         first_touch=self._first_touch, step=self._step if self._lifecycle else None,
+                         score=self._score.probability if self._score else None,
+                         merged_into=self._merged_into, opportunity_id=self._opportunity_id)

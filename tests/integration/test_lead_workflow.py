@@ -1,11 +1,12 @@
-"""LeadWorkflow on the real time-skipping test server, with activities mocked by same-named
-@activity.defn functions (the samples-python style), plus replay of recorded histories."""
+"""LeadWorkflow's whole life on the real time-skipping test server, with activities mocked by same-named
+@activity.defn functions (the samples-python style): days of cadence in seconds. Plus replay of recorded
+histories (a change that breaks determinism for running leads fails here)."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,18 +18,26 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHistory
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 from activities.lead import LeadActivities
 from core import search_attributes as sa
 from core.devserver import time_skipping_server_binary
-from models.payloads import LeadEvent, LeadStatusInput, LeadWorkflowInput, TimelineEntryInput, TimelineEntryResult
+from models.payloads import (
+    EnrichmentInput, EnrichmentResult, LeadEvent, LeadStatusInput, LeadWorkflowInput, MessageRequest, MessageResult,
+    PropertyLookup, ScoreInput, ScoreResult, SendPlan, SendPlanInput, SourceOutcome, TaskInput, TimelineEntryInput,
+    TimelineEntryResult,
+)
 from models.timeline import TimelineEntry
-from tests.conftest import insert_lead
+from tests.conftest import eventually, insert_lead
+from workflows.deal import DealWorkflow
+from workflows.enrichment import EnrichmentWorkflow
 from workflows.lead import LeadWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
+WORKFLOWS = [LeadWorkflow, EnrichmentWorkflow, DealWorkflow]
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -45,9 +54,15 @@ async def skipping_env():
 
 
 class Recorded:
-    def __init__(self) -> None:
+    """Same-named activities that record what the workflow asked for."""
+
+    def __init__(self, score: float = 0.82, duplicates: dict[str, str] | None = None, score_error: str | None = None):
         self.timeline: list[TimelineEntryInput] = []
         self.statuses: list[LeadStatusInput] = []
+        self.sends: list[MessageRequest] = []
+        self.tasks: list[TaskInput] = []
+        self.scores: list[ScoreInput] = []
+        self.score, self.duplicates, self.score_error = score, duplicates or {}, score_error
 
     def activities(self):
         @activity.defn(name="record_timeline_entry")
@@ -59,7 +74,56 @@ class Recorded:
         async def set_lead_status(change: LeadStatusInput) -> None:
             self.statuses.append(change)
 
-        return [record_timeline_entry, set_lead_status]
+        @activity.defn(name="validate_contact")
+        async def validate_contact(request: EnrichmentInput) -> dict:
+            return {"phone": {"valid": True, "type": "mobile"}, "email": {"valid": True, "disposable": False}}
+
+        @activity.defn(name="standardize_address")
+        async def standardize_address(request: EnrichmentInput) -> dict | None:
+            return {"line1": "4500 OAK RIDGE DR", "line2": None, "city": "AUSTIN", "state": "TX", "zip": "78731",
+                    "key": "4500 OAK RIDGE DR, AUSTIN, TX 78731"}
+
+        @activity.defn(name="lookup_county_records")
+        async def lookup_county_records(request: PropertyLookup) -> SourceOutcome:
+            return SourceOutcome(status="ok", facts={"owner_name": "GARCIA MARIA", "absentee_owner": True})
+
+        @activity.defn(name="lookup_property_api")
+        async def lookup_property_api(request: PropertyLookup) -> SourceOutcome:
+            raise ApplicationError("property API refused: 401", type="SourceRefused", non_retryable=True)
+
+        @activity.defn(name="save_enrichment")
+        async def save_enrichment(result: EnrichmentResult) -> None:
+            self.enrichment = result
+
+        @activity.defn(name="link_duplicates")
+        async def link_duplicates(request: EnrichmentInput) -> str | None:
+            return self.duplicates.get(request.lead_id)
+
+        @activity.defn(name="score_lead")
+        async def score_lead(request: ScoreInput) -> ScoreResult:
+            self.scores.append(request)
+            if self.score_error:
+                raise ApplicationError(self.score_error, type="BadFeatures", non_retryable=True)
+            return ScoreResult(probability=self.score, model_version="acme-v1-cold_start",
+                               reasons=[{"text": "absentee owner +0.35"}])
+
+        @activity.defn(name="create_task")
+        async def create_task(request: TaskInput) -> str:
+            self.tasks.append(request)
+            return "tk_1"
+
+        @activity.defn(name="plan_send")
+        async def plan_send(plan: SendPlanInput) -> SendPlan:
+            return SendPlan(zones=["America/Chicago"], zone_source="phone", opens_at=plan.now, summary="open")
+
+        @activity.defn(name="send_message")
+        async def send_message(request: MessageRequest) -> MessageResult:
+            self.sends.append(request)
+            return MessageResult(message_id=f"ms_{len(self.sends)}", status="sent")
+
+        return [record_timeline_entry, set_lead_status, validate_contact, standardize_address, lookup_county_records,
+                lookup_property_api, save_enrichment, link_duplicates, score_lead, create_task, plan_send,
+                send_message]
 
 
 def _start_args(lead_id: str, queue: str):
@@ -67,15 +131,71 @@ def _start_args(lead_id: str, queue: str):
         SearchAttributePair(sa.TENANT_ID, "acme"), SearchAttributePair(sa.LEAD_ID, lead_id)]))
 
 
+async def _start(client: Client, queue: str, lead_id: str | None = None):
+    lead_id = lead_id or f"ld_{uuid.uuid4().hex[:8]}"
+    handle = await client.start_workflow(
+        LeadWorkflow.run, LeadWorkflowInput(tenant_id="acme", lead_id=lead_id, source="direct_mail"),
+        start_signal="submitted", start_signal_args=[LeadEvent(event_id=lead_id, actor="key:k1",
+                                                               data={"channel": "api"})],
+        **_start_args(lead_id, queue))
+    return handle, lead_id
+
+
+async def test_full_lead_life_in_seconds(skipping_env):
+    client: Client = skipping_env.client
+    recorded, queue = Recorded(score=0.82), f"tq-{uuid.uuid4().hex[:6]}"
+    async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=recorded.activities()):
+        handle, lead_id = await _start(client, queue)
+        await skipping_env.sleep(timedelta(hours=1))
+        state = await handle.query(LeadWorkflow.state)
+        assert state.step == "wait_for_reply" and state.score == 0.82
+        assert state.next_action.startswith("wait for a reply until") and state.next_action.endswith("nudge_1")
+        assert [t.title for t in recorded.tasks] == ["Call now: hot lead (82%)"]
+        assert recorded.tasks[0].idempotency_key == f"{lead_id}:builtin-cadence:1:call_task"
+        assert sorted(r.template for r in recorded.sends) == ["first_touch", "welcome"]
+        assert [s.status for s in recorded.statuses] == ["contacted"]
+        enrichment = recorded.enrichment  # county records answered; the property API refused: partial
+        assert enrichment.sources["county_records"].status == "ok"
+        assert enrichment.sources["property_api"].status == "failed" and enrichment.partial
+        assert enrichment.facts["owner_name"] == "GARCIA MARIA"
+
+        await skipping_env.sleep(timedelta(days=2))  # no reply in two days: the SMS nudge goes out
+        state = await handle.query(LeadWorkflow.state)
+        assert state.first_touch == {"welcome": "sent", "first_touch": "sent", "nudge_1": "sent"}
+        assert state.step == "done" and state.cadence_done
+        assert [r.idempotency_key for r in recorded.sends][-1] == f"{lead_id}:builtin-cadence:1:nudge_1"
+
+        await handle.signal(LeadWorkflow.replied, LeadEvent(event_id="SM1", data={"text": "call me"}))
+        await skipping_env.sleep(timedelta(minutes=1))
+        assert [s.reason for s in recorded.scores] == ["intake", "engagement"]  # a reply re-scores
+        await handle.signal(LeadWorkflow.close, LeadEvent(event_id="c1", note="sold"))
+        result = await handle.result()
+    assert result.status == "dead"
+    description = await handle.describe()
+    assert description.typed_search_attributes.get(sa.LEAD_SCORE) == 0.82
+
+
+async def test_a_reply_before_the_nudge_stops_the_cadence(skipping_env):
+    client: Client = skipping_env.client
+    recorded, queue = Recorded(score=0.2), f"tq-{uuid.uuid4().hex[:6]}"
+    async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=recorded.activities()):
+        handle, lead_id = await _start(client, queue)
+        await skipping_env.sleep(timedelta(hours=3))
+        await handle.signal(LeadWorkflow.replied, LeadEvent(event_id="r1", data={"text": "maybe"}))
+        await skipping_env.sleep(timedelta(days=5))
+        state = await handle.query(LeadWorkflow.state)
+    assert state.cadence_stopped and state.cadence_done and "nudge_1" not in state.first_touch
+    assert recorded.tasks == []  # 20% is not hot: no call task
+    assert sorted(r.template for r in recorded.sends) == ["first_touch", "welcome"]
+    await handle.terminate("test done")
+
+
 async def test_receipt_signals_dedupe_and_close(skipping_env):
     client: Client = skipping_env.client
-    recorded, queue, lead_id = Recorded(), f"tq-{uuid.uuid4().hex[:6]}", f"ld_{uuid.uuid4().hex[:8]}"
-    async with Worker(client, task_queue=queue, workflows=[LeadWorkflow], activities=recorded.activities()):
-        handle = await client.start_workflow(
-            LeadWorkflow.run, LeadWorkflowInput(tenant_id="acme", lead_id=lead_id, source="ppc"),
-            start_signal="submitted",
-            start_signal_args=[LeadEvent(event_id=lead_id, actor="key:k1", data={"channel": "api"})],
-            **_start_args(lead_id, queue))
+    recorded, queue = Recorded(), f"tq-{uuid.uuid4().hex[:6]}"
+    async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=recorded.activities()):
+        handle, lead_id = await _start(client, queue)
+        await skipping_env.sleep(timedelta(minutes=5))
         for event_id in ("r1", "r1", "r2"):  # r1 delivered twice
             await handle.signal(LeadWorkflow.replied, LeadEvent(event_id=event_id, data={"text": "yes"}))
         await handle.signal(LeadWorkflow.submitted, LeadEvent(event_id="ld_dup", note="again"))
@@ -91,18 +211,58 @@ async def test_receipt_signals_dedupe_and_close(skipping_env):
         ("lead.duplicate_received", f"{lead_id}:submitted:ld_dup"),
         ("lead.closed", f"{lead_id}:close:c1"),
     ]
-    assert recorded.timeline[0].data == {"source": "ppc", "channel": "api"}
+    assert recorded.timeline[0].data == {"source": "direct_mail", "channel": "api"}
     assert recorded.timeline[0].actor == "key:k1"
     assert all(e.occurred_at.tzinfo is not None for e in recorded.timeline)
-    assert [(s.status, s.reason, s.actor) for s in recorded.statuses] == [("dead", "no longer selling", "key:k2")]
+    assert [(s.status, s.actor) for s in recorded.statuses] == [("contacted", "workflow"), ("dead", "key:k2")]
     description = await handle.describe()
     assert description.typed_search_attributes.get(sa.LEAD_STATUS) == "dead"
+
+
+async def test_poison_lead_ends_in_needs_review_with_the_reason(skipping_env):
+    client: Client = skipping_env.client
+    recorded = Recorded(score_error="lead cannot be scored: could not convert 'n/a'")
+    queue = f"tq-{uuid.uuid4().hex[:6]}"
+    async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=recorded.activities()):
+        handle, lead_id = await _start(client, queue)
+        await skipping_env.sleep(timedelta(days=3))
+        state = await handle.query(LeadWorkflow.state)
+        description = await handle.describe()
+    assert description.status.name == "RUNNING"  # waiting for staff, not failed, not retrying
+    assert state.status == "needs_review" and state.cadence_stopped
+    assert recorded.statuses[-1].status == "needs_review"
+    assert "could not convert 'n/a'" in recorded.statuses[-1].reason
+    assert len(recorded.scores) == 1 and recorded.sends == []  # one try, and nobody gets messaged
+    await handle.terminate("test done")
+
+
+async def test_enrichment_duplicate_hands_over_to_the_original(skipping_env):
+    client: Client = skipping_env.client
+    queue, original_id, duplicate_id = f"tq-{uuid.uuid4().hex[:6]}", "ld_orig" + uuid.uuid4().hex[:6], "ld_dup"
+    recorded = Recorded(score=0.3, duplicates={duplicate_id: original_id})
+    async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=recorded.activities()):
+        original, _ = await _start(client, queue, original_id)
+        await skipping_env.sleep(timedelta(minutes=5))
+        handle, _ = await _start(client, queue, duplicate_id)
+        await eventually(lambda: _completed(handle))  # hands over and ends
+        result = await handle.result()
+        state = await handle.query(LeadWorkflow.state)
+        await eventually(lambda: "lead.duplicate_received" in [e.kind for e in recorded.timeline])
+    assert state.merged_into == original_id and result.status == "new"
+    assert [r for r in recorded.sends if r.lead_id == duplicate_id] == []  # the duplicate messages nobody
+    received = [e for e in recorded.timeline if e.kind == "lead.duplicate_received"]
+    assert received[0].lead_id == original_id and received[0].data["lead_id"] == duplicate_id
+    await original.terminate("test done")
+
+
+async def _completed(handle) -> bool:
+    return (await handle.describe()).status.name == "COMPLETED"
 
 
 async def test_poison_input_fails_the_workflow_not_the_task(skipping_env):
     client: Client = skipping_env.client
     recorded, queue = Recorded(), f"tq-{uuid.uuid4().hex[:6]}"
-    async with Worker(client, task_queue=queue, workflows=[LeadWorkflow], activities=recorded.activities()):
+    async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=recorded.activities()):
         handle = await client.start_workflow(
             LeadWorkflow.run, LeadWorkflowInput(tenant_id="acme", lead_id="", source="ppc"),
             **_start_args("poison", queue))
@@ -126,12 +286,13 @@ def test_record_timeline_entry_is_idempotent(engine):
     assert len(rows) == 1
 
 
-@pytest.mark.parametrize("path", sorted(HISTORIES.glob("lead_workflow_*.json")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*_workflow_*.json")), ids=lambda p: p.name)
 async def test_recorded_histories_replay(path):
-    """A change that makes LeadWorkflow non-deterministic for running leads fails here."""
+    """A change that makes a workflow non-deterministic for running executions fails here."""
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
-    await Replayer(workflows=[LeadWorkflow], data_converter=pydantic_data_converter).replay_workflow(history)
+    await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(history)
 
 
 def test_histories_exist():
-    assert list(HISTORIES.glob("lead_workflow_*.json")), "record with: python -m tests.histories.record"
+    names = {p.name.split("_v")[0] for p in HISTORIES.glob("*_workflow_*.json")}
+    assert {"lead_workflow", "enrichment_workflow"} <= names, "record with: python -m tests.histories.record"

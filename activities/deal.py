@@ -1,0 +1,100 @@
+"""Deal activities: conversion and stage history. Ids derive from business keys, so a retry re-finds its row."""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+from pydantic import BaseModel
+
+from models.base import utcnow
+from models.lead import Lead
+from models.opportunity import Opportunity, StageChange
+from models.payloads import ConvertInput
+from models.timeline import TimelineEntry
+
+
+def key_id(prefix: str, key: str) -> str:
+    return f"{prefix}_{hashlib.sha256(key.encode()).hexdigest()[:20]}"
+
+
+class OpenOpportunity(BaseModel):
+    tenant_id: str
+    lead_id: str
+    convert: ConvertInput
+
+
+class OpportunityOpened(BaseModel):
+    opportunity_id: str
+    pipeline: str
+    stage: str
+
+
+class StageRecord(BaseModel):
+    tenant_id: str
+    opportunity_id: str
+    from_stage: str | None
+    to_stage: str
+    actor: str
+    reason: str | None = None
+    key: str  # business key of this move (workflow id + update id)
+
+
+class DealActivities:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @activity.defn
+    def open_opportunity(self, request: OpenOpportunity) -> OpportunityOpened:
+        opportunity_id = key_id("op", f"{request.lead_id}:convert")
+        with Session(self._engine) as session:
+            existing = session.get(Opportunity, opportunity_id)
+            if existing:
+                return OpportunityOpened(opportunity_id=existing.id, pipeline=existing.pipeline, stage=existing.stage)
+            lead = session.get(Lead, request.lead_id)
+            if lead is None or lead.tenant_id != request.tenant_id:
+                raise ApplicationError(f"lead {request.lead_id} not found", type="NotFound", non_retryable=True)
+            try:
+                asking = Decimal(request.convert.asking_price) if request.convert.asking_price else None
+            except InvalidOperation:
+                raise ApplicationError("asking_price is not a number", type="BadInput", non_retryable=True) from None
+            name = f"{lead.first_name} {lead.last_name}".strip()
+            deal = Opportunity(id=opportunity_id, tenant_id=lead.tenant_id, lead_id=lead.id,
+                               property_id=lead.property_id, title=request.convert.title or lead.property_address
+                               or name or lead.id, asking_price=asking, assigned_to=lead.assigned_to,
+                               workflow_id=f"deal-{lead.tenant_id}-{opportunity_id}")
+            session.add(deal)
+            session.flush()
+            session.add(StageChange(id=key_id("sc", f"{opportunity_id}:open"), opportunity_id=deal.id,
+                                    from_stage=None, to_stage=deal.stage, actor=request.convert.actor))
+            lead.status, lead.status_reason, lead.updated_at = "converted", f"converted to {deal.id}", utcnow()
+            session.add(lead)
+            session.add(TimelineEntry(tenant_id=lead.tenant_id, lead_id=lead.id, opportunity_id=deal.id,
+                                      kind="lead.converted", summary=f"Converted to deal {deal.title}",
+                                      data={"opportunity_id": deal.id}, actor=request.convert.actor,
+                                      idempotency_key=f"{lead.id}:converted"))
+            session.commit()
+            return OpportunityOpened(opportunity_id=deal.id, pipeline=deal.pipeline, stage=deal.stage)
+
+    @activity.defn
+    def record_stage_change(self, change: StageRecord) -> None:
+        with Session(self._engine) as session:
+            change_id = key_id("sc", change.key)
+            if session.get(StageChange, change_id):
+                return
+            deal = session.get(Opportunity, change.opportunity_id)
+            deal.stage, deal.updated_at = change.to_stage, utcnow()
+            if change.to_stage in ("closed_won", "closed_lost"):
+                deal.closed_at = utcnow()
+            session.add(deal)
+            session.add(StageChange(id=change_id, opportunity_id=deal.id, from_stage=change.from_stage,
+                                    to_stage=change.to_stage, actor=change.actor, reason=change.reason))
+            session.add(TimelineEntry(tenant_id=deal.tenant_id, lead_id=deal.lead_id, opportunity_id=deal.id,
+                                      kind="deal.stage_changed", summary=f"{change.from_stage} → {change.to_stage}",
+                                      data={"reason": change.reason}, actor=change.actor,
+                                      idempotency_key=f"{change_id}:timeline"))
+            session.commit()

@@ -1,0 +1,80 @@
+"""Scoring and task activities."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, func, select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from models.base import utcnow
+from models.lead import Lead
+from models.message import Message
+from models.payloads import ScoreInput, ScoreResult, TaskInput
+from models.task import Task
+from models.timeline import TimelineEntry
+from scoring.features import lead_features
+from scoring.registry import ModelRegistry
+
+
+def engagement(session: Session, lead: Lead) -> dict:
+    sent = session.exec(select(func.count()).select_from(Message).where(
+        Message.lead_id == lead.id, Message.direction == "outbound",
+        col(Message.status).in_(["sent", "delivered", "opened", "clicked"]))).one()
+    replies = session.exec(select(TimelineEntry.occurred_at).where(
+        TimelineEntry.lead_id == lead.id, TimelineEntry.kind == "lead.replied")).all()
+    fast = any(at - lead.created_at <= timedelta(days=1) for at in replies)
+    return {"messages_sent": sent, "replies": len(replies), "replied_within_1d": fast}
+
+
+class ScoringActivities:
+    def __init__(self, engine: Engine, registry: ModelRegistry) -> None:
+        self._engine, self._registry = engine, registry
+
+    @activity.defn
+    def score_lead(self, request: ScoreInput) -> ScoreResult:
+        with Session(self._engine) as session:
+            lead = session.get(Lead, request.lead_id)
+            if lead is None or lead.tenant_id != request.tenant_id:
+                raise ApplicationError(f"lead {request.lead_id} not found", type="NotFound", non_retryable=True)
+            row = lead_features(lead.model_dump(), lead.enrichment, engagement(session, lead), utcnow())
+        model = self._registry.ensure_active(request.tenant_id)
+        try:
+            probability, reasons = model.explain(row)
+        except (ValueError, TypeError) as exc:  # garbage features are poison input, not a retry loop
+            raise ApplicationError(f"lead cannot be scored: {exc}", type="BadFeatures", non_retryable=True) from None
+        with Session(self._engine) as session:
+            lead = session.get(Lead, request.lead_id)
+            lead.score, lead.score_model_version = round(probability, 4), model.label
+            lead.score_explanation, lead.scored_at = reasons, utcnow()
+            session.add(lead)
+            info = activity.info()
+            key = f"{lead.id}:scored:{info.workflow_run_id}:{info.activity_id}"
+            if not session.exec(select(TimelineEntry).where(TimelineEntry.idempotency_key == key)).first():
+                session.add(TimelineEntry(
+                    tenant_id=lead.tenant_id, lead_id=lead.id, kind="lead.scored",
+                    summary=f"Scored {probability:.0%} ({request.reason}); "
+                            + "; ".join(r["text"] for r in reasons[:3]),
+                    data={"probability": round(probability, 4), "model": model.label, "reasons": reasons},
+                    workflow_id=info.workflow_id, idempotency_key=key))
+            session.commit()
+        return ScoreResult(probability=round(probability, 4), model_version=model.label, reasons=reasons)
+
+    @activity.defn
+    def create_task(self, request: TaskInput) -> str:
+        with Session(self._engine) as session:
+            existing = session.exec(select(Task).where(Task.idempotency_key == request.idempotency_key)).first()
+            if existing:
+                return existing.id
+            task = Task(tenant_id=request.tenant_id, lead_id=request.lead_id, opportunity_id=request.opportunity_id,
+                        title=request.title, description=request.description, idempotency_key=request.idempotency_key,
+                        due_at=utcnow() + timedelta(hours=request.due_in_hours) if request.due_in_hours else None)
+            session.add(task)
+            if request.lead_id:
+                session.add(TimelineEntry(tenant_id=request.tenant_id, lead_id=request.lead_id, kind="task.created",
+                                          summary=f"Task: {request.title}", data={"task_id": task.id},
+                                          idempotency_key=f"{request.idempotency_key}:timeline"))
+            session.commit()
+            return task.id
