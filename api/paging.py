@@ -13,28 +13,33 @@ from sqlmodel import col
 from api.errors import Problem
 
 
-def encode_cursor(created_at: datetime, row_id: str) -> str:
-    raw = json.dumps([created_at.isoformat(), row_id]).encode()
+def encode_cursor(value: datetime | float, row_id: str) -> str:
+    raw = json.dumps([value.isoformat() if isinstance(value, datetime) else value, row_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def decode_cursor(cursor: str, by: str = "created_at") -> tuple[datetime | float, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, row_id = json.loads(raw)
-        return datetime.fromisoformat(created), str(row_id)
+        value, row_id = json.loads(raw)
+        return (datetime.fromisoformat(value) if by == "created_at" else float(value)), str(row_id)
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
         raise Problem(422, "invalid cursor: pass back next_cursor exactly as received",
                       errors=[{"field": "cursor", "message": "malformed cursor"}]) from None
 
 
-def page(session, query, model, limit: int, cursor: str | None):
-    """Apply the cursor, order newest first, fetch one extra row. Returns (rows, next_cursor)."""
+def page(session, query, model, limit: int, cursor: str | None, by: str = "created_at", descending: bool = True):
+    """Keyset paging on (by, id), newest/highest first by default; fetches one extra row.
+    Rows whose `by` is NULL are left out (callers filter them when sorting by score)."""
+    key, row_key = col(getattr(model, by)), col(model.id)
     if cursor:
-        created, row_id = decode_cursor(cursor)
-        query = query.where(or_(col(model.created_at) < created,
-                                and_(col(model.created_at) == created, col(model.id) < row_id)))
-    rows = session.exec(query.order_by(col(model.created_at).desc(), col(model.id).desc()).limit(limit + 1)).all()
+        value, row_id = decode_cursor(cursor, by)
+        if descending:
+            query = query.where(or_(key < value, and_(key == value, row_key < row_id)))
+        else:
+            query = query.where(or_(key > value, and_(key == value, row_key > row_id)))
+    order = (key.desc(), row_key.desc()) if descending else (key.asc(), row_key.asc())
+    rows = session.exec(query.order_by(*order).limit(limit + 1)).all()
     items = rows[:limit]
-    next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
+    next_cursor = encode_cursor(getattr(items[-1], by), items[-1].id) if len(rows) > limit else None
     return items, next_cursor

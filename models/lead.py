@@ -222,7 +222,13 @@ class LeadPublic(BaseModel):
     notes: str | None
     duplicate_of: str | None
     workflow_id: str | None
-    workflow_status: str | None = None  # RUNNING, COMPLETED, ... (detail view only)
+    scored_at: datetime | None = None
+    enrichment: dict[str, Any] | None = None
+    # Detail view only (GET /leads/{id}), from the lead's workflow:
+    workflow_status: str | None = None  # RUNNING, COMPLETED, ...
+    cadence_step: str | None = None
+    next_action: str | None = None
+    cadence_stopped: bool | None = None
     created_at: datetime
     updated_at: datetime
 

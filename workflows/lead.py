@@ -151,7 +151,8 @@ class LeadWorkflow:
                 id=f"enrich-{tenant_id}-{lead_id}",
                 search_attributes=self._attributes())
         except ChildWorkflowError as exc:
-            await self._needs_review(f"enrichment failed: {exc.cause}")
+            if not self._closed:  # cancelled because the lead closed is not the lead's fault
+                await self._needs_review(f"enrichment failed: {exc.cause}")
             return self._finish_cadence()
         if self._enrichment.duplicate_of:
             await self._hand_over(self._enrichment.duplicate_of)
@@ -173,7 +174,8 @@ class LeadWorkflow:
                                   idempotency_key=self._key(template)) for channel, template in FIRST_TOUCH_STEPS]
         results = await asyncio.gather(*(deliver(r, self._stopped) for r in welcome))
         self._first_touch = {r.template: res.status for r, res in zip(welcome, results, strict=True)}
-        if self._status == "new" and "sent" in self._first_touch.values() and not self._cadence_stopped:
+        if self._status == "new" and "sent" in self._first_touch.values() and not self._cadence_stopped \
+                and not self._closed:
             await self._set_status("contacted", "first touch sent", "workflow")
 
         if not self._cadence_stopped:
@@ -214,7 +216,8 @@ class LeadWorkflow:
                 "score_lead", ScoreInput(tenant_id=self._input.tenant_id, lead_id=self._input.lead_id, reason=reason),
                 result_type=ScoreResult, start_to_close_timeout=timedelta(minutes=2), retry_policy=SCORE_RETRY)
         except ActivityError as exc:
-            await self._needs_review(f"scoring failed: {exc.cause}")
+            if not self._closed:
+                await self._needs_review(f"scoring failed: {exc.cause}")
             return False
         workflow.upsert_search_attributes([sa.LEAD_SCORE.value_set(self._score.probability)])
         return True
@@ -223,7 +226,7 @@ class LeadWorkflow:
         """Poison input ends here: a visible status with the reason, no retry loop, no messages."""
         workflow.logger.warning("lead %s needs review: %s", self._input.lead_id, reason)
         self._cadence_stopped = True
-        if self._status != "needs_review":
+        if self._status != "needs_review" and not self._closed:
             await self._set_status("needs_review", reason[:500], "workflow")
 
     async def _hand_over(self, original_id: str) -> None:

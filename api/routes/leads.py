@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_
 from sqlmodel import col, func, select
 from starlette.concurrency import run_in_threadpool
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit
 from api.errors import Problem
@@ -16,7 +20,9 @@ from api.lead_intake import receive_lead
 from api.paging import page
 from models.base import utcnow
 from models.lead import Lead, LeadCreate, LeadPage, LeadPublic, LeadSource, LeadStatus, LeadUpdate, Property
+from models.payloads import ConvertInput, ConvertResult, LeadState, StatusChange
 from models.timeline import TimelineEntry, TimelineEntryPublic
+from workflows.lead import LeadWorkflow
 
 router = APIRouter(prefix="/api/v1/leads", tags=["leads"])
 
@@ -58,6 +64,9 @@ def list_leads(
     min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
     max_score: Annotated[float | None, Query(ge=0, le=1)] = None,
     include_duplicates: bool = False,
+    sort: Annotated[str, Query(pattern="^-?(created_at|score)$",
+                               description="-created_at (default), created_at, -score (call next), score")
+                    ] = "-created_at",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> LeadPage:
@@ -85,21 +94,90 @@ def list_leads(
         query = query.where(col(Lead.score) >= min_score)
     if max_score is not None:
         query = query.where(col(Lead.score) <= max_score)
-    items, next_cursor = page(session, query, Lead, limit, cursor)
+    by = sort.lstrip("-")
+    if by == "score":
+        query = query.where(col(Lead.score).is_not(None))
+    items, next_cursor = page(session, query, Lead, limit, cursor, by=by, descending=sort.startswith("-"))
     return LeadPage(items=[_public(session, lead) for lead in items], next_cursor=next_cursor)
 
 
 @router.get("/{lead_id}", response_model=LeadPublic)
 async def get_lead(lead_id: str, session: SessionDep, principal: PrincipalDep, client: ClientDep) -> LeadPublic:
+    """The lead with its enrichment, score and reasons, and its workflow's cadence step and next action."""
     lead = await run_in_threadpool(_get_lead, session, principal, lead_id)
-    workflow_status = None
+    extra: dict = {"workflow_status": None}
     if lead.workflow_id:
+        handle = client.get_workflow_handle(lead.workflow_id)
         try:
-            description = await client.get_workflow_handle(lead.workflow_id).describe()
-            workflow_status = description.status.name if description.status else None
+            description = await handle.describe()
+            extra["workflow_status"] = description.status.name if description.status else None
+            state = await handle.query(LeadWorkflow.state)
+            extra.update(cadence_step=state.step, next_action=state.next_action, cadence_stopped=state.cadence_stopped)
         except Exception:  # noqa: BLE001 - the CRM row is still worth returning
-            workflow_status = "UNKNOWN"
-    return await run_in_threadpool(lambda: _public(session, lead, workflow_status=workflow_status))
+            extra["workflow_status"] = extra["workflow_status"] or "UNKNOWN"
+    return await run_in_threadpool(lambda: _public(session, lead, **extra))
+
+
+async def _update(client, lead: Lead, update, argument):
+    """Run a LeadWorkflow update; a validator's refusal is a 409 with its reason."""
+    if not lead.workflow_id:
+        raise Problem(409, f"lead {lead.id} has no workflow")
+    try:
+        return await client.get_workflow_handle(lead.workflow_id).execute_update(update, argument)
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        raise Problem(409, getattr(cause, "message", None) or str(cause)) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise Problem(409, f"lead {lead.id}'s workflow is not running") from None
+        raise Problem(503, f"Temporal is unavailable: {exc.message}") from exc
+
+
+class StatusBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: LeadStatus
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class ConvertBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str | None = Field(default=None, max_length=200)
+    asking_price: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
+
+
+@router.post("/{lead_id}/status", response_model=LeadState)
+async def change_status(lead_id: str, body: StatusBody, session: SessionDep, client: ClientDep,
+                        principal: Staff) -> LeadState:
+    """Staff status change through the lead's workflow (update with a validator: 409 with the reason)."""
+    lead = await run_in_threadpool(_get_lead, session, principal, lead_id)
+    before = {"status": lead.status}
+    state = await _update(client, lead, LeadWorkflow.set_status,
+                          StatusChange(status=body.status.value, reason=body.reason, actor=principal.actor))
+
+    def record() -> None:
+        audit(session, principal, "lead.status", "lead", lead_id, before=before,
+              after={"status": body.status.value, "reason": body.reason})
+        session.commit()
+
+    await run_in_threadpool(record)
+    return state
+
+
+@router.post("/{lead_id}/convert", response_model=ConvertResult)
+async def convert_lead(lead_id: str, body: ConvertBody, session: SessionDep, client: ClientDep,
+                       principal: Staff) -> ConvertResult:
+    """Turn the lead into an opportunity and start its DealWorkflow."""
+    lead = await run_in_threadpool(_get_lead, session, principal, lead_id)
+    result = await _update(client, lead, LeadWorkflow.convert, ConvertInput(
+        title=body.title, asking_price=str(body.asking_price) if body.asking_price is not None else None,
+        actor=principal.actor))
+
+    def record() -> None:
+        audit(session, principal, "lead.convert", "lead", lead_id, after=result.model_dump())
+        session.commit()
+
+    await run_in_threadpool(record)
+    return result
 
 
 @router.patch("/{lead_id}", response_model=LeadPublic)

@@ -160,7 +160,7 @@ async def test_sendgrid_unsubscribe_stops_the_leads_cadence(api, engine, make_ke
     lead = (await api.post("/api/v1/leads", headers=headers, json={
         "first_name": "Unsub", "email": f"unsub.{uuid.uuid4().hex[:6]}@example.com", "source": "ppc"})).json()
     handle = temporal_client.get_workflow_handle_for(LeadWorkflow.run, lead["workflow_id"])
-    await eventually(lambda: _state(handle, lambda s: s.next_action.startswith("first touch")))
+    await eventually(lambda: _state(handle, lambda s: s.step == "first_touch"))
     message = Message(tenant_id=tenant, lead_id=lead["id"], channel="email", status="delivered", body="x",
                       to_address=lead["email"], provider="sendgrid", idempotency_key=uuid.uuid4().hex)
     with Session(engine) as session:
@@ -228,7 +228,7 @@ async def _quiet_lead(api, engine, make_key):
 async def test_texting_stop_opts_out_and_stops_every_cadence_at_once(api, engine, make_key, temporal_client):
     tenant, number, lead, headers = await _quiet_lead(api, engine, make_key)
     handle = temporal_client.get_workflow_handle_for(LeadWorkflow.run, lead["workflow_id"])
-    await eventually(lambda: _state(handle, lambda s: s.next_action.startswith("first touch")))
+    await eventually(lambda: _state(handle, lambda s: s.step == "first_touch"))
 
     form = {"MessageSid": f"SM{uuid.uuid4().hex}", "From": lead["phone"], "To": number, "Body": " Stop "}
     started = time.perf_counter()
@@ -267,7 +267,7 @@ async def test_texting_stop_opts_out_and_stops_every_cadence_at_once(api, engine
 async def test_an_sms_reply_pauses_the_cadence_and_is_recorded(api, engine, make_key, temporal_client):
     tenant, number, lead, headers = await _quiet_lead(api, engine, make_key)
     handle = temporal_client.get_workflow_handle_for(LeadWorkflow.run, lead["workflow_id"])
-    await eventually(lambda: _state(handle, lambda s: s.next_action.startswith("first touch")))
+    await eventually(lambda: _state(handle, lambda s: s.step == "first_touch"))
     form = {"MessageSid": f"SM{uuid.uuid4().hex}", "From": lead["phone"], "To": number,
             "Body": "Yes, call me after 5"}
     response = await _twilio_post(api, "/api/v1/webhooks/twilio/sms", form)
