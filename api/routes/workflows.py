@@ -23,6 +23,7 @@ router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
 
 # Signals the API accepts per workflow type; anything else is a 422 naming the allowed ones.
 PUBLIC_SIGNALS: dict[str, dict[str, Any]] = {"LeadWorkflow": {"signals": LEAD_SIGNALS, "payload": LeadEvent}}
+QUERYABLE = {"LeadWorkflow", "DealWorkflow"}  # workflow types with a `state` query
 
 
 class WorkflowPublic(BaseModel):
@@ -69,7 +70,7 @@ async def _describe_own(client, principal: Principal, workflow_id: str) -> Workf
 async def describe_workflow(workflow_id: str, client: ClientDep, principal: PrincipalDep) -> WorkflowPublic:
     description = await _describe_own(client, principal, workflow_id)
     state = None
-    if description.workflow_type in PUBLIC_SIGNALS:
+    if description.workflow_type in QUERYABLE:
         try:
             result = await client.get_workflow_handle(workflow_id).query("state")
             state = result if isinstance(result, dict) else getattr(result, "model_dump", lambda: result)()

@@ -1,0 +1,120 @@
+"""Opportunities (deals): read, and move stages through DealWorkflow's validated update."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import select
+from starlette.concurrency import run_in_threadpool
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.deps import ClientDep, PrincipalDep, SessionDep, Staff, audit
+from api.errors import Problem
+from api.paging import page
+from models.opportunity import Opportunity, StageChange
+from models.payloads import StageMove
+from workflows.deal import DealState, DealWorkflow
+
+router = APIRouter(prefix="/api/v1/opportunities", tags=["opportunities"])
+
+
+class StageChangePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    from_stage: str | None
+    to_stage: str
+    actor: str
+    reason: str | None
+    changed_at: datetime
+
+
+class OpportunityPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    lead_id: str | None
+    property_id: str | None
+    title: str
+    pipeline: str
+    stage: str
+    asking_price: Decimal | None
+    offer_price: Decimal | None
+    contract_price: Decimal | None
+    arv: Decimal | None
+    repair_estimate: Decimal | None
+    workflow_id: str | None
+    created_at: datetime
+    closed_at: datetime | None
+    history: list[StageChangePublic] = Field(default_factory=list)
+
+
+class OpportunityPage(BaseModel):
+    items: list[OpportunityPublic]
+    next_cursor: str | None
+
+
+class StageBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    stage: str = Field(min_length=1, max_length=40)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+def _own(session, principal, opportunity_id: str) -> Opportunity:
+    deal = session.get(Opportunity, opportunity_id)
+    if deal is None or deal.tenant_id != principal.tenant_id:
+        raise Problem(404, f"opportunity {opportunity_id} not found")
+    return deal
+
+
+def _public(session, deal: Opportunity) -> OpportunityPublic:
+    history = session.exec(select(StageChange).where(StageChange.opportunity_id == deal.id)
+                           .order_by(StageChange.changed_at)).all()
+    return OpportunityPublic.model_validate(deal).model_copy(
+        update={"history": [StageChangePublic.model_validate(h) for h in history]})
+
+
+@router.get("", response_model=OpportunityPage)
+def list_opportunities(session: SessionDep, principal: PrincipalDep, stage: str | None = None,
+                       pipeline: str | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                       cursor: str | None = None) -> OpportunityPage:
+    query = select(Opportunity).where(Opportunity.tenant_id == principal.tenant_id)
+    if stage:
+        query = query.where(Opportunity.stage == stage)
+    if pipeline:
+        query = query.where(Opportunity.pipeline == pipeline)
+    items, next_cursor = page(session, query, Opportunity, limit, cursor)
+    return OpportunityPage(items=[_public(session, d) for d in items], next_cursor=next_cursor)
+
+
+@router.get("/{opportunity_id}", response_model=OpportunityPublic)
+def get_opportunity(opportunity_id: str, session: SessionDep, principal: PrincipalDep) -> OpportunityPublic:
+    return _public(session, _own(session, principal, opportunity_id))
+
+
+@router.post("/{opportunity_id}/stage", response_model=DealState)
+async def move_stage(opportunity_id: str, body: StageBody, session: SessionDep, client: ClientDep,
+                     principal: Staff) -> DealState:
+    """A Temporal update: an illegal move is a 409 with the reason (e.g. the allowed next stages)."""
+    deal = await run_in_threadpool(_own, session, principal, opportunity_id)
+    if not deal.workflow_id:
+        raise Problem(409, f"opportunity {opportunity_id} has no workflow")
+    try:
+        state = await client.get_workflow_handle(deal.workflow_id).execute_update(
+            DealWorkflow.advance_stage, StageMove(stage=body.stage, reason=body.reason, actor=principal.actor))
+    except WorkflowUpdateFailedError as exc:
+        raise Problem(409, getattr(exc.cause, "message", None) or str(exc.cause)) from None
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise Problem(409, f"opportunity {opportunity_id}'s workflow is not running") from None
+        raise Problem(503, f"Temporal is unavailable: {exc.message}") from exc
+
+    def record() -> None:
+        audit(session, principal, "opportunity.stage", "opportunity", opportunity_id,
+              before={"stage": deal.stage}, after={"stage": body.stage, "reason": body.reason})
+        session.commit()
+
+    await run_in_threadpool(record)
+    return state
