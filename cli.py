@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -21,6 +22,10 @@ app = typer.Typer(help="Dealflow: durable lead and deal workflows for real-estat
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+enrichment_app = typer.Typer(help="Enrichment data (county records).", no_args_is_help=True)
+app.add_typer(enrichment_app, name="enrichment")
+scoring_app = typer.Typer(help="Lead scoring models.", no_args_is_help=True)
+app.add_typer(scoring_app, name="scoring")
 console = Console(stderr=False)
 err = Console(stderr=True)
 
@@ -71,6 +76,82 @@ def keys_create(
     engine.dispose()
     console.print(f"Created {role.value} key {row.id} for tenant {tenant}. It is shown once:", highlight=False)
     print(key)
+
+
+@enrichment_app.command("import")
+def enrichment_import(
+    csv_path: Path = typer.Argument(..., exists=True, dir_okay=False, help="parcel / county-records CSV"),
+    tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug (default DEALFLOW_DEFAULT_TENANT)"),
+) -> None:
+    """Import a county-records CSV (one row per parcel, matched to leads by standardised address)."""
+    import csv as _csv
+
+    from core.db import make_engine
+    from providers.enrichment import import_parcels
+
+    settings = _settings()
+    _migrate(settings)
+    with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+        total = max(sum(1 for _ in _csv.reader(handle)) - 1, 0)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      console=console) as progress:
+            task = progress.add_task(f"Importing {csv_path.name}", total=total)
+            try:
+                counts = import_parcels(engine, tenant or settings.default_tenant, csv_path,
+                                        progress=lambda: progress.advance(task))
+            except ValueError as exc:
+                raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
+    for line in counts["errors"][:20]:
+        err.print(f"[yellow]skipped[/] {line}", highlight=False, soft_wrap=True)
+    console.print(f"[green]✓[/] {counts['created']} parcels added, {counts['updated']} updated, "
+                  f"{len(counts['errors'])} rows skipped")
+
+
+@scoring_app.command("train")
+def scoring_train(
+    tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug (default DEALFLOW_DEFAULT_TENANT)"),
+    csv_path: Path = typer.Option(None, "--csv", exists=True, dir_okay=False,
+                                  help="historical leads from another CRM (else: the tenant's closed leads)"),
+    target: str = typer.Option("converted", "--target", help="the CSV's yes/no outcome column"),
+    activate: str = typer.Option("if_better", help="if_better (higher CV AUC than the active model), always, never"),
+) -> None:
+    """Train a lead-to-deal model, report its cross-validated AUC, and activate it if it is better."""
+    from core.db import make_engine
+    from scoring.registry import ModelRegistry
+    from scoring.training import from_csv, from_closed_leads, train
+
+    if activate not in ("if_better", "always", "never"):
+        raise CliError("--activate must be if_better, always or never")
+    settings = _settings()
+    _migrate(settings)
+    tenant = tenant or settings.default_tenant
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with console.status("Reading history"):
+            if csv_path:
+                frame, y, ignored = from_csv(str(csv_path), target)
+            else:
+                frame, y, ignored = from_closed_leads(engine, tenant)
+        with console.status(f"Training on {len(y)} leads ({int(y.sum())} deals), 5-fold cross-validation"):
+            trained = train(frame, y)
+        trained.ignored_columns = ignored
+        row = ModelRegistry(engine, settings.effective_models_dir).register(
+            tenant, trained, "csv" if csv_path else "crm_history", activate=activate)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
+    m = trained.metrics
+    console.print(f"[green]✓[/] model v{row.version} for {tenant}: cross-validated AUC {m['cv_auc']:.3f} "
+                  f"± {m['cv_auc_std']:.3f} on {m['n_rows']} leads ({m['positives']} deals), "
+                  f"features used: {', '.join(trained.features)}")
+    if ignored:
+        console.print(f"  columns ignored (not known features): {', '.join(ignored)}")
+    console.print(f"  {'active now' if row.active else 'not activated (the active model is at least as good)'}")
 
 
 @app.command("worker")

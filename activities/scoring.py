@@ -5,28 +5,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from models.base import utcnow
 from models.lead import Lead
-from models.message import Message
 from models.payloads import ScoreInput, ScoreResult, TaskInput
 from models.task import Task
 from models.timeline import TimelineEntry
+from scoring.engagement import engagement
 from scoring.features import lead_features
 from scoring.registry import ModelRegistry
-
-
-def engagement(session: Session, lead: Lead) -> dict:
-    sent = session.exec(select(func.count()).select_from(Message).where(
-        Message.lead_id == lead.id, Message.direction == "outbound",
-        col(Message.status).in_(["sent", "delivered", "opened", "clicked"]))).one()
-    replies = session.exec(select(TimelineEntry.occurred_at).where(
-        TimelineEntry.lead_id == lead.id, TimelineEntry.kind == "lead.replied")).all()
-    fast = any(at - lead.created_at <= timedelta(days=1) for at in replies)
-    return {"messages_sent": sent, "replies": len(replies), "replied_within_1d": fast}
 
 
 class ScoringActivities:

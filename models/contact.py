@@ -20,6 +20,19 @@ US_STATES = {
     "PR", "VI", "GU",
 }
 
+STATE_NAMES = {
+    "ALABAMA": "AL", "ALASKA": "AK", "ARIZONA": "AZ", "ARKANSAS": "AR", "CALIFORNIA": "CA", "COLORADO": "CO",
+    "CONNECTICUT": "CT", "DELAWARE": "DE", "DISTRICT OF COLUMBIA": "DC", "FLORIDA": "FL", "GEORGIA": "GA",
+    "HAWAII": "HI", "IDAHO": "ID", "ILLINOIS": "IL", "INDIANA": "IN", "IOWA": "IA", "KANSAS": "KS",
+    "KENTUCKY": "KY", "LOUISIANA": "LA", "MAINE": "ME", "MARYLAND": "MD", "MASSACHUSETTS": "MA", "MICHIGAN": "MI",
+    "MINNESOTA": "MN", "MISSISSIPPI": "MS", "MISSOURI": "MO", "MONTANA": "MT", "NEBRASKA": "NE", "NEVADA": "NV",
+    "NEW HAMPSHIRE": "NH", "NEW JERSEY": "NJ", "NEW MEXICO": "NM", "NEW YORK": "NY", "NORTH CAROLINA": "NC",
+    "NORTH DAKOTA": "ND", "OHIO": "OH", "OKLAHOMA": "OK", "OREGON": "OR", "PENNSYLVANIA": "PA",
+    "RHODE ISLAND": "RI", "SOUTH CAROLINA": "SC", "SOUTH DAKOTA": "SD", "TENNESSEE": "TN", "TEXAS": "TX",
+    "UTAH": "UT", "VERMONT": "VT", "VIRGINIA": "VA", "WASHINGTON": "WA", "WEST VIRGINIA": "WV", "WISCONSIN": "WI",
+    "WYOMING": "WY", "PUERTO RICO": "PR",
+}
+
 
 def normalise_email(value: str) -> str:
     try:
@@ -48,7 +61,7 @@ class PostalAddress(BaseModel):
     street: str = Field(min_length=1, max_length=200)
     unit: str | None = Field(default=None, max_length=40)
     city: str = Field(min_length=1, max_length=100)
-    state: str = Field(min_length=2, max_length=2)
+    state: str = Field(min_length=2, max_length=40)
     zip: str = Field(pattern=r"^\d{5}(-\d{4})?$")
 
     @field_validator("street", "city")
@@ -59,7 +72,8 @@ class PostalAddress(BaseModel):
     @field_validator("state")
     @classmethod
     def _state(cls, value: str) -> str:
-        value = value.strip().upper()
+        value = re.sub(r"[\s.]+", " ", value.strip().upper()).strip()
+        value = STATE_NAMES.get(value, value.replace(" ", ""))
         if value not in US_STATES:
             raise ValueError(f"{value!r} is not a US state code")
         return value

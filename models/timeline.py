@@ -37,6 +37,7 @@ class TimelineEntry(SQLModel, table=True):
 
 class TimelineEntryPublic(SQLModel):
     id: str
+    lead_id: str | None  # a duplicate's entries show in the original's timeline, with their own lead id
     kind: str
     summary: str
     data: dict[str, Any]

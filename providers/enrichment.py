@@ -156,3 +156,97 @@ class PropertyApiSource:
         return {k: data.get(k) for k in ("owner_name", "property_type", "beds", "baths", "sqft", "year_built",
                                           "estimated_value", "last_sale_date", "last_sale_price", "tax_delinquent",
                                           "owner_mailing_address") if data.get(k) is not None}
+
+
+PARCEL_COLUMNS = {
+    "address": "property address, one line (required)", "apn": "assessor's parcel number", "county": "county",
+    "owner_name": "owner name", "owner_mailing_address": "owner's mailing address (absentee owners differ)",
+    "property_type": "single_family, multi_family, condo, ...", "beds": "bedrooms", "baths": "bathrooms",
+    "sqft": "living area", "year_built": "year built", "assessed_value": "assessed value ($)",
+    "last_sale_date": "YYYY-MM-DD", "last_sale_price": "($)", "tax_delinquent": "yes/no",
+}
+
+
+def parcel_from_row(tenant_id: str, row: dict[str, str]) -> Parcel:
+    """One CSV row -> Parcel. Raises ValueError naming the column at fault."""
+    from datetime import date as _date
+    from decimal import Decimal, InvalidOperation
+
+    def text(name: str) -> str | None:
+        value = (row.get(name) or "").strip()
+        return value or None
+
+    def number(name: str, kind=float):
+        value = text(name)
+        if value is None:
+            return None
+        try:
+            return kind(float(value.replace(",", "").replace("$", "")))
+        except ValueError:
+            raise ValueError(f"column {name!r}: {value!r} is not a number") from None
+
+    def money(name: str):
+        value = text(name)
+        try:
+            return Decimal(value.replace(",", "").replace("$", "")) if value else None
+        except InvalidOperation:
+            raise ValueError(f"column {name!r}: {value!r} is not an amount") from None
+
+    address = text("address")
+    if not address:
+        raise ValueError("column 'address' is empty")
+    standard = standardize(address)
+    sale = text("last_sale_date")
+    try:
+        sale_date = _date.fromisoformat(sale) if sale else None
+    except ValueError:
+        raise ValueError(f"column 'last_sale_date': {sale!r} is not YYYY-MM-DD") from None
+    delinquent = text("tax_delinquent")
+    return Parcel(tenant_id=tenant_id, address_key=standard.key, apn=text("apn"), county=text("county"),
+                  owner_name=text("owner_name"), owner_mailing_address=text("owner_mailing_address"),
+                  property_type=text("property_type"), beds=number("beds", int), baths=number("baths"),
+                  sqft=number("sqft", int), year_built=number("year_built", int),
+                  assessed_value=money("assessed_value"),
+                  last_sale_date=sale_date, last_sale_price=money("last_sale_price"),
+                  tax_delinquent=None if delinquent is None else delinquent.lower() in ("yes", "y", "true", "1"),
+                  extra={k: v for k, v in row.items() if k not in PARCEL_COLUMNS and v})
+
+
+def import_parcels(engine: Engine, tenant_id: str, path, progress=None) -> dict[str, Any]:
+    """Upsert a parcel CSV for a tenant. Bad rows are reported (line and reason), never half-imported."""
+    import csv
+
+    created = updated = 0
+    errors: list[str] = []
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or "address" not in [f.strip().lower() for f in reader.fieldnames]:
+            raise ValueError(f"{path}: the CSV needs an 'address' column (columns: {', '.join(PARCEL_COLUMNS)})")
+        rows = [{(k or "").strip().lower(): v for k, v in r.items()} for r in reader]
+    with Session(engine) as session:
+        from models.tenant import Tenant
+
+        if session.get(Tenant, tenant_id) is None:
+            raise ValueError(f"unknown tenant {tenant_id!r} "
+                             f"(create it with: dealflow keys create --tenant {tenant_id})")
+        existing = {p.address_key: p for p in session.exec(select(Parcel).where(Parcel.tenant_id == tenant_id))}
+        for line, row in enumerate(rows, start=2):
+            try:
+                parcel = parcel_from_row(tenant_id, row)
+            except ValueError as exc:
+                errors.append(f"{path}:{line}: {exc}")
+            else:
+                current = existing.get(parcel.address_key)
+                if current:
+                    for key, value in parcel.model_dump(exclude={"id", "tenant_id", "imported_at"}).items():
+                        setattr(current, key, value)
+                    session.add(current)
+                    updated += 1
+                else:
+                    session.add(parcel)
+                    existing[parcel.address_key] = parcel
+                    created += 1
+            if progress:
+                progress()
+        session.commit()
+    return {"rows": len(rows), "created": created, "updated": updated, "errors": errors}

@@ -66,6 +66,23 @@ def from_csv(path: str, target: str) -> tuple[pd.DataFrame, np.ndarray, list[str
     return renamed[used], y, ignored
 
 
+def from_closed_leads(engine, tenant_id: str) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """The tenant's own history: converted leads are deals, dead leads are not."""
+    from sqlmodel import Session, col, select
+
+    from models.lead import Lead
+    from scoring.engagement import engagement
+    from scoring.features import lead_features
+
+    rows, y = [], []
+    with Session(engine) as session:
+        for lead in session.exec(select(Lead).where(Lead.tenant_id == tenant_id,
+                                                    col(Lead.status).in_(["converted", "dead"]))):
+            rows.append(lead_features(lead.model_dump(), lead.enrichment, engagement(session, lead), lead.updated_at))
+            y.append(1 if lead.status == "converted" else 0)
+    return pd.DataFrame(rows, columns=FEATURES), np.array(y, dtype=int), []
+
+
 def train(frame: pd.DataFrame, y: np.ndarray, folds: int = 5) -> Trained:
     if len(frame) < 50 or y.sum() < 5 or (len(y) - y.sum()) < 5:
         raise ValueError(f"not enough history to train: {len(y)} rows, {int(y.sum())} deals "

@@ -199,9 +199,12 @@ def update_lead(lead_id: str, body: LeadUpdate, session: SessionDep, principal: 
 
 @router.get("/{lead_id}/timeline", response_model=list[TimelineEntryPublic])
 def lead_timeline(lead_id: str, session: SessionDep, principal: PrincipalDep) -> list[TimelineEntry]:
+    """The lead's timeline merged with those of the leads linked to it as duplicates (nothing is dropped)."""
     lead = _get_lead(session, principal, lead_id)
+    linked = session.exec(select(Lead.id).where(Lead.tenant_id == principal.tenant_id,
+                                                Lead.duplicate_of == lead.id)).all()
     return list(session.exec(
         select(TimelineEntry)
-        .where(TimelineEntry.tenant_id == principal.tenant_id, TimelineEntry.lead_id == lead.id)
+        .where(TimelineEntry.tenant_id == principal.tenant_id, col(TimelineEntry.lead_id).in_([lead.id, *linked]))
         .order_by(col(TimelineEntry.occurred_at), col(TimelineEntry.id))
     ).all())
