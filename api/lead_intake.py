@@ -8,6 +8,7 @@ the ORIGINAL lead's workflow, which also (re)starts that workflow if it never st
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import or_
 from starlette.concurrency import run_in_threadpool
@@ -21,7 +22,7 @@ from api.security import Principal
 from core import search_attributes as sa
 from core.metrics import LEADS_RECEIVED
 from core.settings import Settings
-from models.lead import Lead, LeadCreate, LeadStatus, Property, lead_workflow_id
+from models.lead import Lead, LeadCreate, LeadSource, LeadStatus, Property, lead_workflow_id
 from models.payloads import LeadEvent, LeadWorkflowInput
 from workflows.lead import LeadWorkflow
 
@@ -112,3 +113,47 @@ async def receive_lead(session: Session, client: Client, settings: Settings, pri
                            "repeat the request: it will be deduplicated and the workflow resumed",
                       lead_id=lead.id) from exc
     return lead, original is not None
+
+
+# Field names lead sources commonly use (Zapier, form builders, PPC platforms) -> ours.
+FIELD_ALIASES = {
+    "first_name": ("first_name", "firstname", "firstName", "first", "fname"),
+    "last_name": ("last_name", "lastname", "lastName", "last", "lname"),
+    "email": ("email", "email_address", "emailAddress", "e-mail"),
+    "phone": ("phone", "phone_number", "phoneNumber", "mobile", "cell", "tel"),
+    "property_address": ("property_address", "address", "propertyAddress", "street_address", "full_address"),
+    "notes": ("notes", "message", "comments", "comment"),
+}
+
+
+def lead_fields(source: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Map a lead source's JSON onto LeadCreate's fields (validation happens after)."""
+    fields: dict[str, Any] = {}
+    for ours, names in FIELD_ALIASES.items():
+        for name in names:
+            if payload.get(name) not in (None, ""):
+                fields[ours] = payload[name]
+                break
+    if "first_name" not in fields and isinstance(payload.get("name"), str):
+        first, _, last = payload["name"].strip().partition(" ")
+        fields["first_name"], fields["last_name"] = first, last
+    known = {n for names in FIELD_ALIASES.values() for n in names} | {"name", "id", "tags", "source"}
+    fields["source"] = source if source in LeadSource.__members__ else "other"
+    fields["tags"] = payload.get("tags") if isinstance(payload.get("tags"), list) else []
+    fields["custom"] = {"lead_source": source, **{k: v for k, v in payload.items() if k not in known}}
+    return fields
+
+
+def hold_for_review(session: Session, tenant_id: str, source: str, payload: dict[str, Any],
+                    errors: list[dict[str, str]]) -> Lead:
+    """Poison input from a lead source: kept as a needs_review lead with the reasons, never dropped and
+    never retried (no workflow runs until staff fix it)."""
+    reason = "; ".join(f"{e['field']}: {e['message']}" for e in errors)[:500]
+    lead = Lead(tenant_id=tenant_id, source=LeadSource.other if source not in LeadSource.__members__ else source,
+                status=LeadStatus.needs_review, status_reason=f"could not be read from {source}: {reason}",
+                first_name=str(payload.get("first_name") or payload.get("name") or "")[:100],
+                custom={"lead_source": source, "raw": payload, "errors": errors})
+    session.add(lead)
+    audit(session, None, "lead.hold_for_review", "lead", lead.id, after={"source": source, "errors": errors},
+          actor=f"webhook:{source}", tenant_id=tenant_id)
+    return lead

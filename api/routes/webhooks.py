@@ -5,21 +5,30 @@ A bad signature is refused (403) with nothing recorded but a security log line.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import time
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import ValidationError
+from sqlmodel import select
 from sendgrid.helpers.eventwebhook import EventWebhook
 from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from api.deps import SessionDep, SettingsDep, ClientDep
-from api.delivery_events import Effects, apply_and_commit, apply_sendgrid_event, apply_twilio_status
+from api.delivery_events import Effects, apply_and_commit, apply_sendgrid_event, apply_twilio_status, claim_event
 from api.errors import Problem
 from api.inbound_sms import apply_inbound_sms
+from api.lead_intake import hold_for_review, lead_fields, receive_lead
+from api.security import Principal
 from core.metrics import WEBHOOK_EVENTS
+from models.lead import LeadCreate
+from models.tenant import Role
+from models.webhook import WebhookEvent
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 security_log = logging.getLogger("dealflow.security")
@@ -119,3 +128,69 @@ async def twilio_status(request: Request, session: SessionDep, client: ClientDep
         apply_and_commit, session, client, lambda effects: apply_twilio_status(session, form, effects))
     WEBHOOK_EVENTS.labels("twilio_status", outcome).inc()
     return {"status": outcome}
+
+
+@router.post("/leads/{source}")
+async def lead_source_webhook(source: str, request: Request, session: SessionDep, client: ClientDep,
+                              settings: SettingsDep, tenant: str = Query(..., max_length=40)):
+    """Leads from a source (Zapier, a form builder, a PPC platform), signed with HMAC-SHA256 of the body:
+    `X-Dealflow-Signature: sha256=<hex>` with the tenant's secret for that source. Stored once per
+    `X-Event-Id` (or body hash). Unreadable leads are kept as needs_review with the reason (202)."""
+    body = await request.body()
+    secret = settings.lead_source_secrets.get(tenant, {}).get(source)
+    if not secret:
+        raise _refuse(f"lead_source:{source}", request, f"no secret configured for tenant {tenant!r}")
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, request.headers.get("X-Dealflow-Signature", "")):
+        raise _refuse(f"lead_source:{source}", request, "bad signature")
+    try:
+        payload = json.loads(body)
+        if not isinstance(payload, dict):
+            raise ValueError("expected a JSON object")
+    except ValueError as exc:
+        payload, parse_error = {"raw_body": body.decode("utf-8", "replace")[:5000]}, str(exc)
+    else:
+        parse_error = None
+    event_id = request.headers.get("X-Event-Id") or str(payload.get("id") or "") or hashlib.sha256(body).hexdigest()
+    principal = Principal(tenant_id=tenant, role=Role.staff, key_id=f"webhook-{source}")
+
+    def claim():
+        row = claim_event(session, f"lead_source:{source}", event_id, "lead", payload, tenant)
+        if row is None:
+            row = session.exec(select(WebhookEvent).where(WebhookEvent.provider == f"lead_source:{source}",
+                                                          WebhookEvent.event_id == event_id)).one()
+            if row.status != "received":  # done before; "received" means Temporal failed last time: go on
+                return None, row.error
+        errors = [{"field": "body", "message": parse_error}] if parse_error else None
+        if errors is None:
+            try:
+                return LeadCreate.model_validate(lead_fields(source, payload)), None
+            except ValidationError as exc:
+                errors = [{"field": ".".join(str(p) for p in e["loc"]) or "body",
+                           "message": e["msg"].removeprefix("Value error, ")} for e in exc.errors()]
+        lead = hold_for_review(session, tenant, source, payload, errors)
+        row.status, row.error = "failed", f"needs_review:{lead.id}"
+        session.commit()
+        return None, row.error
+
+    lead_body, held = await run_in_threadpool(claim)
+    if lead_body is None:
+        WEBHOOK_EVENTS.labels("lead_source", "held" if held else "duplicate").inc()
+        lead_id = held.split(":", 1)[1] if held and held.startswith("needs_review:") else None
+        return Response(json.dumps({"status": "needs_review" if lead_id else "duplicate", "lead_id": lead_id}),
+                        status_code=202, media_type="application/json")
+    await run_in_threadpool(session.commit)
+    lead, duplicate = await receive_lead(session, client, settings, principal, lead_body, channel=f"webhook:{source}")
+
+    def applied() -> None:
+        row = session.exec(select(WebhookEvent).where(WebhookEvent.provider == f"lead_source:{source}",
+                                                      WebhookEvent.event_id == event_id)).one()
+        row.status, row.error = "applied", f"lead:{lead.id}"
+        session.add(row)
+        session.commit()
+
+    await run_in_threadpool(applied)
+    WEBHOOK_EVENTS.labels("lead_source", "duplicate_lead" if duplicate else "lead").inc()
+    return Response(json.dumps({"status": "duplicate_of" if duplicate else "created", "lead_id": lead.id,
+                                "duplicate_of": lead.duplicate_of}), status_code=200 if duplicate else 201,
+                    media_type="application/json")
