@@ -13,7 +13,8 @@ COPY providers providers
 COPY scoring scoring
 COPY definitions definitions
 COPY api api
-RUN pip install . && useradd --create-home --uid 10001 dealflow
+RUN pip install . && useradd --create-home --uid 10001 dealflow && mkdir -p /data/models \
+    && chown dealflow /data/models
 USER dealflow
 ENV DEALFLOW_HOME=/home/dealflow/.dealflow DEALFLOW_API_HOST=0.0.0.0 DEALFLOW_LOG_FORMAT=json
 EXPOSE 8000

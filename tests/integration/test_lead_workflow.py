@@ -296,3 +296,44 @@ async def test_recorded_histories_replay(path):
 def test_histories_exist():
     names = {p.name.split("_v")[0] for p in HISTORIES.glob("*_workflow_*.json")}
     assert {"lead_workflow", "enrichment_workflow"} <= names, "record with: python -m tests.histories.record"
+
+
+async def test_continue_as_new_carries_the_leads_state():
+    """A dev server that suggests continue-as-new after 60 events: a long-lived lead moves to a new run
+    with its status, cadence state and remembered event ids."""
+    from core.devserver import temporal_cli
+
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(), data_converter=pydantic_data_converter, search_attributes=sa.ALL,
+        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=60"])
+    try:
+        client, queue = env.client, f"tq-{uuid.uuid4().hex[:6]}"
+        recorded = Recorded(score=0.3)
+        async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=recorded.activities()):
+            handle, lead_id = await _start(client, queue)
+            await eventually(lambda: _state_is(handle, lambda s: s.step == "wait_for_reply"))
+            await handle.signal(LeadWorkflow.replied, LeadEvent(event_id="r-first", data={"text": "later"}))
+            first_run = (await handle.describe()).run_id
+            for i in range(40):
+                await handle.signal(LeadWorkflow.note, LeadEvent(event_id=f"n{i}", note=f"note {i}"))
+            await eventually(lambda: _new_run(handle, first_run), timeout=30)
+            await handle.signal(LeadWorkflow.replied, LeadEvent(event_id="r-first"))  # seen before the new run
+            await handle.signal(LeadWorkflow.note, LeadEvent(event_id="after", note="after"))
+            state = await eventually(lambda: _state_is(handle, lambda s: s.events == 42))
+        assert state.status == "contacted" and state.cadence_done and state.cadence_stopped
+        replies = [e for e in recorded.timeline if e.kind == "lead.replied"]
+        assert len(replies) == 1  # the re-sent reply from before continue-as-new was ignored
+        assert len([e for e in recorded.timeline if e.kind == "lead.note"]) == 41
+        assert len(recorded.sends) == 2  # the cadence did not start again in the new run
+        await handle.terminate("test done")
+    finally:
+        await env.shutdown()
+
+
+async def _state_is(handle, predicate):
+    state = await handle.query(LeadWorkflow.state)
+    return state if predicate(state) else None
+
+
+async def _new_run(handle, first_run: str) -> bool:
+    return (await handle.describe()).run_id != first_run
