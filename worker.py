@@ -26,11 +26,12 @@ from providers.enrichment import CountyRecordsSource, PropertyApiSource
 from providers.registry import Providers
 from scoring.registry import ModelRegistry
 from workflows.deal import DealWorkflow
+from workflows.definition import DefinitionWorkflow
 from workflows.enrichment import EnrichmentWorkflow
 from workflows.lead import LeadWorkflow
 from workflows.messaging import MessageWorkflow
 
-WORKFLOWS = [LeadWorkflow, EnrichmentWorkflow, DealWorkflow, MessageWorkflow]
+WORKFLOWS = [LeadWorkflow, EnrichmentWorkflow, DealWorkflow, MessageWorkflow, DefinitionWorkflow]
 log = logging.getLogger("dealflow.worker")
 
 
@@ -47,7 +48,8 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
         client,
         task_queue=settings.temporal_task_queue,
         workflows=WORKFLOWS,
-        activities=[lead.record_timeline_entry, lead.set_lead_status, messaging.plan_send, messaging.send_message,
+        activities=[lead.record_timeline_entry, lead.set_lead_status, lead.load_lead, messaging.plan_send,
+                    messaging.send_message,
                     enrichment.validate_contact, enrichment.standardize_address, enrichment.lookup_county_records,
                     enrichment.lookup_property_api, enrichment.save_enrichment, enrichment.link_duplicates,
                     scoring.score_lead, scoring.create_task, deal.open_opportunity, deal.record_stage_change],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -11,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 from core.db import is_unique_violation
 from models.audit import AuditLog
 from models.base import utcnow
-from models.lead import Lead, LeadStatus
+from models.lead import Lead, LeadStatus, Property
 from models.payloads import LeadStatusInput, TimelineEntryInput, TimelineEntryResult
 from models.timeline import TimelineEntry
 
@@ -44,6 +46,21 @@ class LeadActivities:
                 return TimelineEntryResult(entry_id=existing.id, created=False)
             activity.logger.info("timeline %s recorded for %s", entry.kind, entry.lead_id)
             return TimelineEntryResult(entry_id=row.id, created=True)
+
+    @activity.defn
+    def load_lead(self, ref: dict[str, str]) -> dict[str, Any]:
+        """What definitions' conditions see as `lead` (plain JSON)."""
+        with Session(self._engine) as session:
+            lead = session.get(Lead, ref["lead_id"])
+            if lead is None or lead.tenant_id != ref["tenant_id"]:
+                raise ApplicationError(f"lead {ref['lead_id']} not found", type="NotFound", non_retryable=True)
+            data = lead.model_dump(mode="json", warnings=False, include={
+                "id", "first_name", "last_name", "email", "phone", "source", "status", "score", "tags", "custom",
+                "property_address", "assigned_to", "created_at"})
+            prop = session.get(Property, lead.property_id) if lead.property_id else None
+            data["state"] = prop.state if prop else None
+            data["owner_name"] = prop.owner_name if prop else None
+            return data
 
     @activity.defn
     def set_lead_status(self, change: LeadStatusInput) -> None:

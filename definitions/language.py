@@ -1,0 +1,54 @@
+"""The definition language's vocabulary (schema dealflow/v1): step kinds, actions and their parameters,
+events, variables. The loader validates against this; the interpreter executes it."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+SCHEMA = "dealflow/v1"
+TOP_KEYS = {"schema", "key", "name", "description", "version", "subject", "trigger", "enrollment", "settings", "steps"}
+REQUIRED_TOP = ("schema", "key", "trigger", "steps")
+STEP_KINDS = ("action", "wait", "wait_for", "branch", "parallel", "for_each", "set", "stop")
+STEP_COMMON = {"id", "if", "save_as", "timeout", "retry", "on_error", "with", "name"}
+KIND_EXTRAS = {"wait_for": {"on_timeout"}, "parallel": set(), "for_each": set()}
+SUBJECTS = ("lead", "deal")
+
+# Events a trigger, wait_for or exit_when may name.
+EVENTS = {
+    "lead.created", "lead.replied", "lead.opted_out", "lead.status_changed", "lead.note", "lead.closed",
+    "lead.converted", "deal.stage_changed", "message.delivered", "message.opened", "message.clicked",
+    "message.bounced", "appointment.booked", "offer.sent", "document.signed", "schedule.daily",
+}
+
+# Actions: parameter name -> (type, required). A capability not built yet is listed in UNAVAILABLE with the
+# reason, so validation says so instead of anything being stubbed.
+ACTIONS: dict[str, dict[str, tuple[str, bool]]] = {
+    "send_email": {"template": ("str", True)},
+    "send_sms": {"template": ("str", True)},
+    "create_task": {"title": ("str", True), "description": ("str", False), "due_in": ("duration", False)},
+    "set_status": {"status": ("status", True), "reason": ("str", False)},
+    "score_lead": {},
+    "enrich_lead": {},
+}
+UNAVAILABLE = {
+    "set_stage": "deal playbooks run on deals, which definitions cannot enroll yet",
+    "notify": "staff notifications (email/Slack to the team) are not built yet",
+    "request_signature": "e-signature (DocumentSigningWorkflow) is not built yet",
+    "match_investors": "investor matching is not built yet",
+    "http_call": "outbound HTTP calls from definitions are not built yet",
+    "run_definition": "starting another definition needs publishing and enrollment, not built yet",
+}
+STATUSES = {"new", "contacted", "nurturing", "qualified", "dead", "needs_review"}
+VARIABLES = {"lead", "deal", "now", "vars", "event"}  # plus every save_as and for_each `as`
+
+_DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30s`, `15m`, `2h`, `3d`, `1w` (raises ValueError)."""
+    match = _DURATION.match(str(text).strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30s, 15m, 2h, 3d or 1w")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})

@@ -1,0 +1,106 @@
+"""Every class of validation error, with its line and column, reported all at once."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from definitions.loader import DefinitionInvalid, load
+
+HEADER = """schema: dealflow/v1
+key: test-def
+trigger: {event: lead.created}
+"""
+
+
+def problems(body: str, header: str = HEADER) -> list[str]:
+    with pytest.raises(DefinitionInvalid) as failure:
+        load(header + textwrap.dedent(body), "t.yaml")
+    return str(failure.value).splitlines()
+
+
+def test_a_valid_definition_compiles():
+    definition = load(HEADER + textwrap.dedent("""
+        version: 2
+        enrollment: {reenroll: {after: 30d}, exit_when: [{event: lead.replied}, {condition: 'lead.status == "dead"'}]}
+        settings: {defaults: {timeout: 2m, retry: {max_attempts: 3, initial: 10s, backoff: 2}}}
+        steps:
+          - {id: score, action: score_lead, save_as: score}
+          - {id: welcome, action: send_email, with: {template: welcome}}
+          - {id: wait_reply, wait_for: {event: lead.replied, timeout: 2d}, save_as: reply}
+          - {id: nudge, if: 'reply == null', action: send_sms, with: {template: nudge_1}}
+          - id: route
+            branch:
+              - when: 'score.probability > 0.7'
+                steps: [{action: create_task, with: {title: Call now, due_in: 1h}}]
+              - otherwise: [{id: cool_off, wait: 7d}]
+    """), "t.yaml")
+    assert definition.version == 2 and definition.reenroll_after_seconds == 30 * 86400
+    assert [s.id for s in definition.steps] == ["score", "welcome", "wait_reply", "nudge", "route"]
+    assert definition.steps[2].timeout_seconds == 2 * 86400
+    route = definition.steps[4]
+    assert route.branches[0][0] == "score.probability > 0.7" and route.branches[1][0] is None
+    assert route.branches[0][1][0].params == {"title": "Call now", "due_in": 3600.0}
+    assert definition.default_retry.max_attempts == 3 and len(definition.content_hash) == 64
+
+
+def test_typo_in_a_key_says_line_column_and_what_was_meant():
+    assert problems("""
+        steps:
+          - {id: welcome, action: send_email, whith: {template: welcome}}
+    """) == ["t.yaml:6:27: send_email needs 'template' in 'with'",
+             "t.yaml:6:39: unknown key 'whith' in a step (did you mean 'with'?)"]
+
+
+def test_every_error_class_at_once():
+    found = problems("""
+        enrollment: {exit_when: [{event: lead.optedout}]}
+        stepz: []
+        steps:
+          - {id: a, action: send_emial, with: {template: x}}
+          - {id: a, action: notify}
+          - {id: c, action: create_task, with: {titel: x}}
+          - {id: d, action: set_status, with: {status: qualifed}}
+          - {id: e, wait: 7days}
+          - {id: f, wait_for: {event: lead.replied}}
+          - {id: g, if: 'lead.score >', action: score_lead}
+          - {id: h, if: 'scor.probability > 1', action: score_lead}
+          - {id: i, for_each: {in: '[1,2]', as: x, steps: [{action: score_lead}]}}
+          - {id: j, branch: [{otherwise: [{stop: done}]}, {when: 'true', steps: [{stop: x}]}]}
+          - {id: k, stop: finished}
+          - {id: l, action: score_lead}
+    """)
+    expected = [
+        "t.yaml:5:34: unknown event 'lead.optedout' (did you mean 'lead.opted_out'?)",
+        "t.yaml:6:1: unknown key 'stepz' in the definition (did you mean 'steps'?)",
+        "t.yaml:8:21: unknown action 'send_emial' (did you mean 'send_email'?)",
+        "t.yaml:9:10: duplicate step id 'a' (first on line 8)",
+        "t.yaml:9:21: action 'notify' is not available yet: staff notifications (email/Slack to the team) are not built yet",
+        "t.yaml:10:21: create_task needs 'title' in 'with'",
+        "t.yaml:10:41: unknown parameter 'titel' for create_task (did you mean 'title'?)",
+        "t.yaml:11:48: unknown status 'qualifed' (did you mean 'qualified'?) (one of contacted, dead, needs_review, new, nurturing, qualified)",
+        "t.yaml:12:19: '7days' is not a duration like 30s, 15m, 2h, 3d or 1w",
+        "t.yaml:13:23: wait_for needs a timeout (nothing may wait forever)",
+        "t.yaml:14:17: expression does not compile: lead.score >",
+        "t.yaml:15:17: unknown variable 'scor' in expression",
+        "t.yaml:16:23: for_each needs 'max_items' (loops must be bounded)",
+        "t.yaml:17:22: otherwise must be the last arm (arms after it could never run)",
+        "t.yaml:19:5: unreachable: it comes after the unconditional stop on line 18",
+    ]
+    assert found == expected
+
+
+def test_yaml_syntax_errors_have_a_position():
+    found = problems("""
+        steps:
+          - {id: a, action: score_lead
+    """)
+    assert len(found) == 1 and found[0].startswith("t.yaml:") and "YAML:" in found[0]
+
+
+def test_top_level_problems():
+    found = problems("steps: []\n", header="schema: dealflow/v2\nkey: Bad Key\ntrigger: {event: lead.created}\n")
+    assert found == ["t.yaml:1:9: schema must be dealflow/v1",
+                     "t.yaml:2:6: key must be lower-case letters, digits and '-' (2-61)",
+                     "t.yaml:4:8: 'steps' must be a non-empty list of steps"]
