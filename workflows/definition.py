@@ -137,6 +137,8 @@ class DefinitionWorkflow:
                                template=step.params["template"], idempotency_key=key,
                                respect_send_window=d.respect_send_window),
                 self._exit_requested)
+            if sent.status == "cancelled":
+                self._check_exit()
             result = sent.model_dump()
             detail = f"{step.action} {step.params['template']}: {sent.status}"
         elif step.action == "create_task":
@@ -190,6 +192,8 @@ class DefinitionWorkflow:
                                               timeout_summary=f"{self._d.key} {step.id}: wait")
             except TimeoutError:
                 pass
+            else:
+                self._check_exit()  # interrupted by exit_when: end here, not at the next step
         self._log(step.id, "wait", f"waited {delay}")
 
     async def _wait_for(self, step: Step) -> None:
@@ -211,7 +215,8 @@ class DefinitionWorkflow:
             return
         event = arrived()
         if event is None:
-            return  # exit requested: the next step check ends the run
+            self._check_exit()  # woken by exit_when, not by the event
+            return
         if step.save_as:
             self._saved[step.save_as] = event["data"]
         self._log(step.id, "wait_for", f"{step.event} received")

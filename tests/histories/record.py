@@ -1,4 +1,4 @@
-"""Record workflow histories for the replay tests: `python -m tests.histories.record`.
+"""Record workflow histories for the replay tests: `python -m tests.histories.record [lifecycle|definition]`.
 
 Runs the workflows on the time-skipping test server with the recording activities of the workflow tests
 and writes each history as JSON next to this file. Record a new file for a new behaviour worth pinning;
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -55,6 +56,27 @@ async def record_lifecycle() -> list[Path]:
     return [_write("lead_workflow_v2_lifecycle", lead), _write("enrichment_workflow_v1", enrichment)]
 
 
+async def record_definition() -> list[Path]:
+    from tests.integration.test_definitions import NURTURE, _start as start_definition
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=time_skipping_server_binary(), data_converter=pydantic_data_converter)
+    try:
+        await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={k.name: IndexedValueType.ValueType(k.indexed_value_type) for k in sa.ALL}))
+        async with Worker(env.client, task_queue="history", workflows=WORKFLOWS,
+                          activities=Recorded(score=0.82).activities()):
+            handle, _ = await start_definition(env.client, "history", NURTURE)
+            await handle.result()
+            history = await handle.fetch_history()
+    finally:
+        await env.shutdown()
+    return [_write("definition_workflow_v1_nurture", history)]
+
+
 if __name__ == "__main__":
-    for path in asyncio.run(record_lifecycle()):
-        print(path)
+    which = sys.argv[1:] or ["lifecycle", "definition"]
+    for name in which:
+        for path in asyncio.run({"lifecycle": record_lifecycle, "definition": record_definition}[name]()):
+            print(path)

@@ -33,11 +33,12 @@ from models.payloads import (
 from models.timeline import TimelineEntry
 from tests.conftest import eventually, insert_lead
 from workflows.deal import DealWorkflow
+from workflows.definition import DefinitionWorkflow
 from workflows.enrichment import EnrichmentWorkflow
 from workflows.lead import LeadWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
-WORKFLOWS = [LeadWorkflow, EnrichmentWorkflow, DealWorkflow]
+WORKFLOWS = [LeadWorkflow, EnrichmentWorkflow, DealWorkflow, DefinitionWorkflow]
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -63,6 +64,7 @@ class Recorded:
         self.tasks: list[TaskInput] = []
         self.scores: list[ScoreInput] = []
         self.score, self.duplicates, self.score_error = score, duplicates or {}, score_error
+        self.lead_status = "new"
 
     def activities(self):
         @activity.defn(name="record_timeline_entry")
@@ -73,6 +75,12 @@ class Recorded:
         @activity.defn(name="set_lead_status")
         async def set_lead_status(change: LeadStatusInput) -> None:
             self.statuses.append(change)
+            self.lead_status = change.status
+
+        @activity.defn(name="load_lead")
+        async def load_lead(ref: dict) -> dict:
+            return {"id": ref["lead_id"], "status": self.lead_status, "source": "web_form", "first_name": "Maria",
+                    "score": self.score, "tags": ["probate", "vacant"]}
 
         @activity.defn(name="validate_contact")
         async def validate_contact(request: EnrichmentInput) -> dict:
@@ -121,7 +129,7 @@ class Recorded:
             self.sends.append(request)
             return MessageResult(message_id=f"ms_{len(self.sends)}", status="sent")
 
-        return [record_timeline_entry, set_lead_status, validate_contact, standardize_address, lookup_county_records,
+        return [record_timeline_entry, set_lead_status, load_lead, validate_contact, standardize_address, lookup_county_records,
                 lookup_property_api, save_enrichment, link_duplicates, score_lead, create_task, plan_send,
                 send_message]
 
