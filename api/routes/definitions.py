@@ -1,0 +1,101 @@
+"""Ops-authored definitions: validate and store drafts (YAML body), publish, retire, list, show."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from sqlmodel import col, select
+
+from api.deps import PrincipalDep, SessionDep, audit, require
+from api.errors import Problem
+from definitions.loader import DefinitionInvalid, load
+from definitions.store import DefinitionConflict, publish, retire, save_draft
+from models.definition import WorkflowDefinition
+from models.tenant import Role
+
+router = APIRouter(prefix="/api/v1/definitions", tags=["definitions"])
+Ops = Annotated[Any, require(Role.ops)]
+
+
+class DefinitionVersion(BaseModel):
+    key: str
+    version: int
+    status: str
+    name: str
+    trigger: str
+    steps: int
+    content_hash: str
+    created_at: datetime
+    published_at: datetime | None
+    source: str | None = None
+
+
+def _public(row: WorkflowDefinition, with_source: bool = False) -> DefinitionVersion:
+    definition = load(row.source, f"{row.key}.yaml")
+    return DefinitionVersion(key=row.key, version=row.version, status=row.status, name=definition.name,
+                             trigger=definition.trigger_event, steps=len(definition.steps),
+                             content_hash=row.content_hash, created_at=row.created_at, published_at=row.published_at,
+                             source=row.source if with_source else None)
+
+
+@router.post("", status_code=201, response_model=DefinitionVersion,
+             openapi_extra={"requestBody": {"content": {"application/yaml": {"schema": {"type": "string"}}}}})
+async def create_definition(request: Request, session: SessionDep, principal: Ops) -> DefinitionVersion:
+    """A YAML body. 422 lists every error with its line and column; 409 if that version is published."""
+    source = (await request.body()).decode("utf-8", "replace")
+    filename = request.headers.get("X-Filename", "definition.yaml")
+    try:
+        row = save_draft(session, principal.tenant_id, source, filename, principal.actor)
+    except DefinitionInvalid as exc:
+        raise Problem(422, f"{len(exc.problems)} problem(s) in {filename}", title="Invalid definition",
+                      errors=exc.as_errors()) from None
+    except DefinitionConflict as exc:
+        raise Problem(409, str(exc)) from None
+    audit(session, principal, "definition.save", "definition", f"{row.key}@{row.version}",
+          after={"content_hash": row.content_hash})
+    session.commit()
+    return _public(row)
+
+
+@router.get("", response_model=list[DefinitionVersion])
+def list_definitions(session: SessionDep, principal: PrincipalDep) -> list[DefinitionVersion]:
+    rows = session.exec(select(WorkflowDefinition).where(WorkflowDefinition.tenant_id == principal.tenant_id)
+                        .order_by(WorkflowDefinition.key, col(WorkflowDefinition.version).desc())).all()
+    return [_public(r) for r in rows]
+
+
+@router.get("/{key}", response_model=list[DefinitionVersion])
+def show_definition(key: str, session: SessionDep, principal: PrincipalDep) -> list[DefinitionVersion]:
+    rows = session.exec(select(WorkflowDefinition).where(WorkflowDefinition.tenant_id == principal.tenant_id,
+                                                         WorkflowDefinition.key == key)
+                        .order_by(col(WorkflowDefinition.version).desc())).all()
+    if not rows:
+        raise Problem(404, f"definition {key} not found")
+    return [_public(r, with_source=True) for r in rows]
+
+
+@router.post("/{key}/versions/{version}/publish", response_model=DefinitionVersion)
+def publish_definition(key: str, version: int, session: SessionDep, principal: Ops) -> DefinitionVersion:
+    try:
+        row = publish(session, principal.tenant_id, key, version)
+    except LookupError as exc:
+        raise Problem(404, str(exc)) from None
+    except DefinitionConflict as exc:
+        raise Problem(409, str(exc)) from None
+    audit(session, principal, "definition.publish", "definition", f"{key}@{version}",
+          after={"content_hash": row.content_hash})
+    session.commit()
+    return _public(row)
+
+
+@router.post("/{key}/retire")
+def retire_definition(key: str, session: SessionDep, principal: Ops) -> dict[str, Any]:
+    count = retire(session, principal.tenant_id, key)
+    if not count:
+        raise Problem(404, f"no published version of {key} to retire")
+    audit(session, principal, "definition.retire", "definition", key, after={"versions": count})
+    session.commit()
+    return {"key": key, "retired_versions": count}

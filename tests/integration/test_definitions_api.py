@@ -1,0 +1,60 @@
+"""Definitions through the API: every error with its line and column, drafts, publishing, retiring."""
+
+from __future__ import annotations
+
+import uuid
+
+from models.tenant import Role
+
+SOURCE = """schema: dealflow/v1
+key: {key}
+version: {version}
+trigger: {{event: lead.created}}
+steps:
+  - {{id: welcome, action: send_email, with: {{template: welcome}}}}
+  - {{id: wait_reply, wait_for: {{event: lead.replied, timeout: {wait}}}}}
+"""
+
+
+def _yaml(key, version=1, wait="2d"):
+    return SOURCE.format(key=key, version=version, wait=wait).encode()
+
+
+async def test_drafts_publish_and_versions_are_frozen(api, make_key):
+    tenant = f"d{uuid.uuid4().hex[:6]}"
+    ops, staff, readonly = (make_key(role, tenant=tenant) for role in (Role.ops, Role.staff, Role.readonly))
+    yaml = {"Content-Type": "application/yaml"}
+    key = "web-nurture"
+
+    bad = await api.post("/api/v1/definitions", content=_yaml(key, wait="2 days"),
+                         headers={**ops, **yaml, "X-Filename": "web.yaml"})
+    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+    assert bad.json()["errors"] == [{"line": 7, "column": 63,
+                                     "message": "'2 days' is not a duration like 30s, 15m, 2h, 3d or 1w"}]
+    assert bad.json()["detail"] == "1 problem(s) in web.yaml"
+
+    draft = await api.post("/api/v1/definitions", content=_yaml(key), headers={**ops, **yaml})
+    assert draft.status_code == 201 and draft.json()["status"] == "draft" and draft.json()["steps"] == 2
+    edited = await api.post("/api/v1/definitions", content=_yaml(key, wait="3d"), headers={**ops, **yaml})
+    assert edited.status_code == 201 and edited.json()["content_hash"] != draft.json()["content_hash"]
+
+    assert (await api.post(f"/api/v1/definitions/{key}/versions/1/publish", headers=staff)).status_code == 403
+    published = await api.post(f"/api/v1/definitions/{key}/versions/1/publish", headers=ops)
+    assert published.status_code == 200 and published.json()["status"] == "published"
+    frozen = await api.post("/api/v1/definitions", content=_yaml(key, wait="4d"), headers={**ops, **yaml})
+    assert frozen.status_code == 409 and "bump 'version' to 2" in frozen.json()["detail"]
+
+    assert (await api.post("/api/v1/definitions", content=_yaml(key, version=2), headers={**ops, **yaml})
+            ).status_code == 201
+    assert (await api.post(f"/api/v1/definitions/{key}/versions/2/publish", headers=ops)).status_code == 200
+    shown = (await api.get(f"/api/v1/definitions/{key}", headers=readonly)).json()
+    assert [(v["version"], v["status"]) for v in shown] == [(2, "published"), (1, "published")]
+    assert "timeout: 3d" in shown[1]["source"]  # version 1 is exactly what was published
+
+    retired = await api.post(f"/api/v1/definitions/{key}/retire", headers=ops)
+    assert retired.json() == {"key": key, "retired_versions": 2}
+    assert {v["status"] for v in (await api.get("/api/v1/definitions", headers=ops)).json()} == {"retired"}
+    assert (await api.post("/api/v1/definitions", content=_yaml("x-def"), headers={**readonly, **yaml})
+            ).status_code == 403
+    other = make_key(Role.admin)
+    assert (await api.get(f"/api/v1/definitions/{key}", headers=other)).status_code == 404
