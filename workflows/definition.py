@@ -34,6 +34,19 @@ from workflows.messaging import deliver
 _CEL = celpy.Environment()
 
 
+def _null_safe(compare):
+    """CEL's heterogeneous equality: anything compared with null is simply unequal (cel-python raises)."""
+    def op(a, b):
+        if a is None or b is None:
+            same = a is None and b is None
+            return celtypes.BoolType(same if compare == "eq" else not same)
+        return (celpy.evaluation.bool_eq if compare == "eq" else celpy.evaluation.bool_ne)(a, b)
+    return op
+
+
+_FUNCTIONS = {"_==_": _null_safe("eq"), "_!=_": _null_safe("ne")}
+
+
 class DefinitionRun(BaseModel):
     tenant_id: str
     subject_id: str  # the lead's id
@@ -285,7 +298,7 @@ class DefinitionWorkflow:
         return activation
 
     def _eval(self, expression: str) -> Any:
-        result = _CEL.program(_CEL.compile(expression)).evaluate(self._activation())
+        result = _CEL.program(_CEL.compile(expression), functions=_FUNCTIONS).evaluate(self._activation())
         if isinstance(result, celtypes.TimestampType):
             return result
         if isinstance(result, celtypes.BoolType):

@@ -60,6 +60,37 @@ async def create_definition(request: Request, session: SessionDep, principal: Op
     return _public(row)
 
 
+class TestBody(BaseModel):
+    source: str
+    subject: dict[str, Any] = {"id": "sample", "first_name": "Sample", "source": "web_form", "status": "new",
+                               "tags": []}
+    events: list[dict[str, Any]] = []
+
+
+class TestResult(BaseModel):
+    status: str
+    zone: str
+    lines: list[str]
+
+
+@router.post("/test", response_model=TestResult)
+async def test_definition(body: TestBody, principal: PrincipalDep) -> TestResult:
+    """Dry run ("Test"): the definition runs on the time-skipping test server with side effects recorded,
+    not performed; returns the path with simulated times."""
+    from definitions.dryrun import dry_run
+
+    try:
+        definition = load(body.source, "definition.yaml")
+    except DefinitionInvalid as exc:
+        raise Problem(422, f"{len(exc.problems)} problem(s)", title="Invalid definition",
+                      errors=exc.as_errors()) from None
+    try:
+        result = await dry_run(definition, body.subject, body.events)
+    except (ValueError, KeyError) as exc:
+        raise Problem(422, f"bad sample or events: {exc}") from None
+    return TestResult(status=result["status"], zone=result["zone"], lines=result["lines"])
+
+
 @router.get("", response_model=list[DefinitionVersion])
 def list_definitions(session: SessionDep, principal: PrincipalDep) -> list[DefinitionVersion]:
     rows = session.exec(select(WorkflowDefinition).where(WorkflowDefinition.tenant_id == principal.tenant_id)

@@ -1,0 +1,139 @@
+"""The "Test" button: run a definition for a sample subject on Temporal's time-skipping test server, with
+every side-effecting activity recorded instead of performed, and report the path taken with simulated
+timestamps (`day 0 09:00 welcome send_email welcome: sent` ... `day 2 09:00 wait_reply lead.replied timed out`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from temporalio import activity
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from core import search_attributes as sa
+from core.devserver import time_skipping_server_binary
+from definitions.language import parse_duration
+from definitions.model import Definition
+from models.payloads import (
+    EnrichmentInput, EnrichmentResult, LeadStatusInput, MessageRequest, MessageResult, PropertyLookup, ScoreInput,
+    ScoreResult, SendPlan, SendPlanInput, SourceOutcome, TaskInput,
+)
+from models.send_window import SendWindow, recipient_zones
+from workflows.definition import DefinitionEvent, DefinitionRun, DefinitionWorkflow
+from workflows.enrichment import EnrichmentWorkflow
+
+
+class _Recorder:
+    """Activities that answer from the sample subject and record what would have happened."""
+
+    def __init__(self, subject: dict[str, Any], zone: str) -> None:
+        self.subject, self.zone = dict(subject), zone
+        self.window = SendWindow.parse(subject.get("send_window_days", "mon-sat"),
+                                       subject.get("send_window_start", "08:00"),
+                                       subject.get("send_window_end", "20:00"))
+
+    def activities(self):
+        @activity.defn(name="load_lead")
+        async def load_lead(ref: dict) -> dict:
+            return {k: v for k, v in self.subject.items() if not k.startswith("send_window")}
+
+        @activity.defn(name="plan_send")
+        async def plan_send(plan: SendPlanInput) -> SendPlan:
+            opens = self.window.next_opening(plan.now, [self.zone])
+            return SendPlan(zones=[self.zone], zone_source="sample", opens_at=opens, summary="dry run")
+
+        @activity.defn(name="send_message")
+        async def send_message(request: MessageRequest) -> MessageResult:
+            return MessageResult(message_id=f"dry-{uuid.uuid4().hex[:8]}", status="sent")
+
+        @activity.defn(name="create_task")
+        async def create_task(request: TaskInput) -> str:
+            return "dry-task"
+
+        @activity.defn(name="set_lead_status")
+        async def set_lead_status(change: LeadStatusInput) -> None:
+            self.subject["status"] = change.status
+
+        @activity.defn(name="score_lead")
+        async def score_lead(request: ScoreInput) -> ScoreResult:
+            probability = float(self.subject.get("score") or 0.5)
+            return ScoreResult(probability=probability, model_version="dry-run",
+                               reasons=[{"text": "sample subject's score"}])
+
+        @activity.defn(name="validate_contact")
+        async def validate_contact(request: EnrichmentInput) -> dict:
+            return {}
+
+        @activity.defn(name="standardize_address")
+        async def standardize_address(request: EnrichmentInput) -> dict | None:
+            return None
+
+        @activity.defn(name="lookup_county_records")
+        async def lookup_county_records(request: PropertyLookup) -> SourceOutcome:
+            return SourceOutcome(status="skipped")
+
+        @activity.defn(name="lookup_property_api")
+        async def lookup_property_api(request: PropertyLookup) -> SourceOutcome:
+            return SourceOutcome(status="skipped")
+
+        @activity.defn(name="save_enrichment")
+        async def save_enrichment(result: EnrichmentResult) -> None:
+            return None
+
+        @activity.defn(name="link_duplicates")
+        async def link_duplicates(request: EnrichmentInput) -> str | None:
+            return None
+
+        return [load_lead, plan_send, send_message, create_task, set_lead_status, score_lead, validate_contact,
+                standardize_address, lookup_county_records, lookup_property_api, save_enrichment, link_duplicates]
+
+
+async def dry_run(definition: Definition, subject: dict[str, Any], events: list[dict[str, Any]],
+                  start_at: str = "09:00") -> dict[str, Any]:
+    """Run and return {status, lines, path}. `events`: [{after: 1d, name: lead.replied, data: {...}}]."""
+    zones, _ = recipient_zones(subject.get("phone"), subject.get("state"), subject.get("timezone", "America/New_York"))
+    zone = zones[0]
+    schedule = sorted(({"offset": parse_duration(e["after"]), "name": e["name"], "data": e.get("data") or {}}
+                       for e in events), key=lambda e: e["offset"])
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=time_skipping_server_binary(), data_converter=pydantic_data_converter)
+    try:
+        await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={k.name: IndexedValueType.ValueType(k.indexed_value_type) for k in sa.ALL}))
+        now = (await env.get_current_time()).astimezone(ZoneInfo(zone))
+        hour, minute = (int(x) for x in start_at.split(":"))
+        start = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if start <= now:
+            start += timedelta(days=1)
+        await env.sleep(start - now)  # day 0 begins at start_at in the subject's zone
+        recorder = _Recorder(subject, zone)
+        queue = f"dry-run-{uuid.uuid4().hex[:8]}"
+        async with Worker(env.client, task_queue=queue, workflows=[DefinitionWorkflow, EnrichmentWorkflow],
+                          activities=recorder.activities()):
+            handle = await env.client.start_workflow(
+                DefinitionWorkflow.run, DefinitionRun(tenant_id="dry-run", subject_id=str(subject.get("id", "sample")),
+                                                      definition=definition),
+                id=f"dry-run-{definition.key}-{uuid.uuid4().hex[:6]}", task_queue=queue)
+            elapsed = timedelta(0)
+            for event in schedule:
+                await env.sleep(event["offset"] - elapsed)
+                elapsed = event["offset"]
+                await handle.signal(DefinitionWorkflow.event, DefinitionEvent(
+                    name=event["name"], event_id=uuid.uuid4().hex, data=event["data"]))
+            state = await handle.result()
+    finally:
+        await env.shutdown()
+    day0 = start.date()
+    lines = []
+    for entry in state.path:
+        at = datetime.fromisoformat(entry["at"]).astimezone(ZoneInfo(zone))
+        lines.append(f"day {(at.date() - day0).days} {at:%H:%M} {entry['step']} {entry['detail']}")
+    return {"status": state.status, "zone": zone, "lines": lines, "path": state.path}
