@@ -13,9 +13,10 @@ from temporalio.exceptions import ApplicationError
 from core.db import is_unique_violation
 from models.audit import AuditLog
 from models.base import utcnow
-from models.lead import Lead, LeadStatus, Property
+from models.lead import Lead, LeadStatus
 from models.payloads import LeadStatusInput, TimelineEntryInput, TimelineEntryResult
 from models.timeline import TimelineEntry
+from models.views import lead_view
 
 
 class LeadActivities:
@@ -54,13 +55,7 @@ class LeadActivities:
             lead = session.get(Lead, ref["lead_id"])
             if lead is None or lead.tenant_id != ref["tenant_id"]:
                 raise ApplicationError(f"lead {ref['lead_id']} not found", type="NotFound", non_retryable=True)
-            data = lead.model_dump(mode="json", warnings=False, include={
-                "id", "first_name", "last_name", "email", "phone", "source", "status", "score", "tags", "custom",
-                "property_address", "assigned_to", "created_at"})
-            prop = session.get(Property, lead.property_id) if lead.property_id else None
-            data["state"] = prop.state if prop else None
-            data["owner_name"] = prop.owner_name if prop else None
-            return data
+            return lead_view(session, lead)
 
     @activity.defn
     def set_lead_status(self, change: LeadStatusInput) -> None:

@@ -48,6 +48,7 @@ class Effects:
     """What the caller must still do outside the DB transaction: signal lead workflows."""
 
     signals: list[tuple[str, str, LeadEvent]] = field(default_factory=list)  # (workflow_id, signal, event)
+    lead_events: list[tuple[str, str, str, dict]] = field(default_factory=list)  # (lead_id, event, id, data)
 
 
 def claim_event(session: Session, provider: str, event_id: str, event_type: str, payload: dict[str, Any],
@@ -99,6 +100,7 @@ def opt_out(session: Session, effects: Effects, tenant_id: str, channel: str, ad
             effects.signals.append((lead.workflow_id, "opted_out", LeadEvent(
                 event_id=event_id, actor=f"webhook:{source}", note=f"Opted out of {channel} ({source})",
                 data={"channel": channel, "address": address, **evidence})))
+        effects.lead_events.append((lead.id, "lead.opted_out", event_id, {"channel": channel}))
 
 
 def leads_at(session: Session, tenant_id: str, channel: str, address: str) -> list[Lead]:
@@ -179,7 +181,7 @@ def apply_twilio_status(session: Session, form: dict[str, str], effects: Effects
     return "applied"
 
 
-def apply_and_commit(session: Session, client, apply: Callable[[Effects], T]) -> T:
+def apply_and_commit(session: Session, client, apply: Callable[[Effects], T], task_queue: str | None = None) -> T:
     """Run in a worker thread: apply the effects, signal the workflows (on the event loop), then commit.
 
     The transaction stays open until the signals went out, so a failed signal rolls everything back and
@@ -197,10 +199,17 @@ def apply_and_commit(session: Session, client, apply: Callable[[Effects], T]) ->
                 if exc.status != RPCStatusCode.NOT_FOUND:  # a closed workflow has nothing left to stop
                     raise Problem(503, f"could not reach workflow {workflow_id}; retry") from exc
         session.commit()
-        return result
     except BaseException:
         session.rollback()
         raise
+    if task_queue:  # definitions react to the same events (their own transaction, after ours)
+        from definitions.enrollment import on_event
+
+        for lead_id, name, event_id, data in effects.lead_events:
+            lead = session.get(Lead, lead_id)
+            if lead is not None:
+                on_event(session, client, task_queue, lead, name, event_id, data)
+    return result
 
 
 async def _signal(client, workflow_id: str, signal: str, event: LeadEvent) -> None:

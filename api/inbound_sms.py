@@ -71,6 +71,7 @@ def apply_inbound_sms(session: Session, settings: Settings, form: dict[str, str]
                 effects.signals.append((lead.workflow_id, "replied", LeadEvent(
                     event_id=sid, actor="webhook:twilio", note=f"Replied by SMS: {body[:200]}",
                     data={"channel": "sms", "text": body, "message_sid": sid})))
+            effects.lead_events.append((lead.id, "lead.replied", sid, {"channel": "sms", "text": body}))
     for lead in leads:
         session.add(TimelineEntry(tenant_id=tenant_id, lead_id=lead.id, kind="message.received",
                                   summary=f"SMS from {sender}: {body[:200]}",

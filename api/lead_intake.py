@@ -21,6 +21,7 @@ from api.errors import Problem
 from api.security import Principal
 from core import search_attributes as sa
 from core.metrics import LEADS_RECEIVED
+from definitions.enrollment import on_event
 from core.settings import Settings
 from models.lead import Lead, LeadCreate, LeadSource, LeadStatus, Property, lead_workflow_id
 from models.payloads import LeadEvent, LeadWorkflowInput
@@ -112,6 +113,12 @@ async def receive_lead(session: Session, client: Client, settings: Settings, pri
         raise Problem(503, f"lead stored as {lead.id} but its workflow could not be started ({exc}); "
                            "repeat the request: it will be deduplicated and the workflow resumed",
                       lead_id=lead.id) from exc
+    if original is None:
+        try:  # published definitions triggered by lead.created
+            await run_in_threadpool(on_event, session, client, settings.temporal_task_queue, lead, "lead.created",
+                                    f"{lead.id}:created", {"channel": channel})
+        except Exception as exc:  # noqa: BLE001 - the lead and its own workflow stand; say what was missed
+            log.error("lead %s: definitions triggered by lead.created could not start: %s", lead.id, exc)
     return lead, original is not None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from decimal import Decimal
 from typing import Annotated
 
@@ -18,6 +19,8 @@ from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, au
 from api.errors import Problem
 from api.lead_intake import receive_lead
 from api.paging import page
+from definitions.enrollment import on_event
+from definitions.language import EVENTS
 from models.base import utcnow
 from models.lead import Lead, LeadCreate, LeadPage, LeadPublic, LeadSource, LeadStatus, LeadUpdate, Property
 from models.payloads import ConvertInput, ConvertResult, LeadState, StatusChange
@@ -147,7 +150,7 @@ class ConvertBody(BaseModel):
 
 @router.post("/{lead_id}/status", response_model=LeadState)
 async def change_status(lead_id: str, body: StatusBody, session: SessionDep, client: ClientDep,
-                        principal: Staff) -> LeadState:
+                        settings: SettingsDep, principal: Staff) -> LeadState:
     """Staff status change through the lead's workflow (update with a validator: 409 with the reason)."""
     lead = await run_in_threadpool(_get_lead, session, principal, lead_id)
     before = {"status": lead.status}
@@ -158,9 +161,38 @@ async def change_status(lead_id: str, body: StatusBody, session: SessionDep, cli
         audit(session, principal, "lead.status", "lead", lead_id, before=before,
               after={"status": body.status.value, "reason": body.reason})
         session.commit()
+        session.refresh(lead)
+        on_event(session, client, settings.temporal_task_queue, lead, "lead.status_changed",
+                 f"{lead_id}:status:{uuid.uuid4().hex}", {"status": body.status.value, "previous": before["status"]})
 
     await run_in_threadpool(record)
     return state
+
+
+class EventBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event_id: str | None = Field(default=None, max_length=200)
+    data: dict = Field(default_factory=dict)
+
+
+@router.post("/{lead_id}/events/{name}", status_code=202)
+async def record_event(lead_id: str, name: str, body: EventBody, session: SessionDep, client: ClientDep,
+                       settings: SettingsDep, principal: Staff) -> dict:
+    """Something happened to the lead (appointment.booked, offer.sent, ...): running definitions hear it and
+    published definitions it triggers start."""
+    if name not in EVENTS:
+        raise Problem(422, f"unknown event '{name}'", errors=[{"field": "name", "message": "known events: "
+                                                               + ", ".join(sorted(EVENTS))}])
+    lead = await run_in_threadpool(_get_lead, session, principal, lead_id)
+    event_id = body.event_id or uuid.uuid4().hex
+
+    def apply() -> list[str]:
+        audit(session, principal, "lead.event", "lead", lead_id, after={"event": name, "data": body.data})
+        session.commit()
+        return on_event(session, client, settings.temporal_task_queue, lead, name, event_id, body.data)
+
+    started = await run_in_threadpool(apply)
+    return {"event": name, "event_id": event_id, "started": started}
 
 
 @router.post("/{lead_id}/convert", response_model=ConvertResult)

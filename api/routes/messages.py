@@ -244,6 +244,6 @@ async def unsubscribe(token: str, session: SessionDep, client: ClientDep, settin
         audit(session, None, "consent.opt_out", "consent", f"{target['c']}:{target['a']}",
               after={"source": "unsubscribe_link"}, actor="recipient", tenant_id=target["t"])
 
-    await run_in_threadpool(apply_and_commit, session, client, apply)
+    await run_in_threadpool(apply_and_commit, session, client, apply, settings.temporal_task_queue)
     return HTMLResponse(_PAGE.format(title="Unsubscribed", text=f"{target['a']} will get no more emails.", form=""))
 

@@ -91,7 +91,7 @@ async def sendgrid_events(request: Request, session: SessionDep, client: ClientD
             counts[outcome] = counts.get(outcome, 0) + 1
         return counts
 
-    counts = await run_in_threadpool(apply_and_commit, session, client, apply)
+    counts = await run_in_threadpool(apply_and_commit, session, client, apply, settings.temporal_task_queue)
     for outcome, n in counts.items():
         WEBHOOK_EVENTS.labels("sendgrid", outcome).inc(n)
     return {"received": len(events), **counts}
@@ -113,7 +113,8 @@ async def _twilio_form(request: Request, settings) -> dict[str, str]:
 async def twilio_inbound_sms(request: Request, session: SessionDep, client: ClientDep, settings: SettingsDep):
     form = await _twilio_form(request, settings)
     outcome, reply = await run_in_threadpool(
-        apply_and_commit, session, client, lambda effects: apply_inbound_sms(session, settings, form, effects))
+        apply_and_commit, session, client, lambda effects: apply_inbound_sms(session, settings, form, effects),
+        settings.temporal_task_queue)
     WEBHOOK_EVENTS.labels("twilio_sms", outcome).inc()
     twiml = MessagingResponse()
     if reply and outcome != "duplicate":
@@ -125,7 +126,8 @@ async def twilio_inbound_sms(request: Request, session: SessionDep, client: Clie
 async def twilio_status(request: Request, session: SessionDep, client: ClientDep, settings: SettingsDep):
     form = await _twilio_form(request, settings)
     outcome = await run_in_threadpool(
-        apply_and_commit, session, client, lambda effects: apply_twilio_status(session, form, effects))
+        apply_and_commit, session, client, lambda effects: apply_twilio_status(session, form, effects),
+        settings.temporal_task_queue)
     WEBHOOK_EVENTS.labels("twilio_status", outcome).inc()
     return {"status": outcome}
 

@@ -1,0 +1,106 @@
+"""Published definitions start when their trigger happens (with `when` and re-enrollment rules), hear the
+lead's events while running, and keep their version when a newer one is published."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlmodel import Session, select
+
+from models.definition import WorkflowExecution
+from models.task import Task
+from models.tenant import Role
+from tests.conftest import eventually, set_tenant, zone_at_local_hour
+from workflows.definition import DefinitionWorkflow
+
+REFERRAL = """schema: dealflow/v1
+key: referral-welcome
+version: {version}
+trigger: {{event: lead.created, when: 'lead.source == "referral"'}}
+steps:
+  - {{id: thank_referrer, action: create_task, with: {{title: "{title}"}}}}
+  - {{id: wait_reply, wait_for: {{event: lead.replied, timeout: 3d}}, save_as: reply}}
+  - {{id: qualify, if: 'reply != null', action: set_status, with: {{status: qualified}}}}
+"""
+APPOINTMENT = """schema: dealflow/v1
+key: appt-prep
+trigger: {event: appointment.booked}
+enrollment: {reenroll: {after: 1d}}
+steps:
+  - {id: prep, action: create_task, with: {title: Prepare for the appointment}}
+"""
+
+
+async def _setup(api, make_key, engine):
+    tenant = f"n{uuid.uuid4().hex[:6]}"
+    ops, staff = make_key(Role.ops, tenant=tenant), make_key(Role.staff, tenant=tenant)
+    set_tenant(engine, tenant, timezone=zone_at_local_hour(2))
+    return tenant, ops, staff
+
+
+async def _publish(api, ops, source: str, key: str, version: int = 1):
+    saved = await api.post("/api/v1/definitions", content=source.encode(), headers={**ops, "Content-Type": "application/yaml"})
+    assert saved.status_code == 201, saved.text
+    assert (await api.post(f"/api/v1/definitions/{key}/versions/{version}/publish", headers=ops)).status_code == 200
+
+
+def _runs(engine, lead_id):
+    with Session(engine) as session:
+        return session.exec(select(WorkflowExecution).where(WorkflowExecution.subject_id == lead_id)).all()
+
+
+def _tasks(engine, lead_id):
+    with Session(engine) as session:
+        return [t.title for t in session.exec(select(Task).where(Task.lead_id == lead_id))]
+
+
+async def test_trigger_filter_enrolls_and_running_runs_hear_events_and_keep_their_version(
+        api, make_key, engine, temporal_client):
+    tenant, ops, staff = await _setup(api, make_key, engine)
+    await _publish(api, ops, REFERRAL.format(version=1, title="Thank the referrer"), "referral-welcome")
+
+    referral = (await api.post("/api/v1/leads", headers=staff, json={
+        "first_name": "Ref", "email": f"ref.{uuid.uuid4().hex[:6]}@example.com", "source": "referral"})).json()
+    ppc = (await api.post("/api/v1/leads", headers=staff, json={
+        "first_name": "Ppc", "email": f"ppc.{uuid.uuid4().hex[:6]}@example.com", "source": "ppc"})).json()
+    runs = _runs(engine, referral["id"])
+    assert [(r.definition_key, r.definition_version) for r in runs] == [("referral-welcome", 1)]
+    assert _runs(engine, ppc["id"]) == []  # the `when` filter said no
+    assert await eventually(lambda: "Thank the referrer" in _tasks(engine, referral["id"]))
+
+    # A newer version is published while the first run waits for a reply: the run keeps version 1.
+    await _publish(api, ops, REFERRAL.format(version=2, title="Call the referrer"), "referral-welcome", 2)
+    handle = temporal_client.get_workflow_handle_for(DefinitionWorkflow.run, runs[0].workflow_id)
+    replied = await api.post(f"/api/v1/leads/{referral['id']}/events/lead.replied", headers=staff,
+                             json={"data": {"text": "thanks!"}})
+    assert replied.status_code == 202 and replied.json()["started"] == []
+    state = await handle.result()
+    assert state.version == 1 and state.status == "completed"
+    assert [p["detail"] for p in state.path][-2:] == ["lead.replied received", "set_status qualified"]
+    lead = (await api.get(f"/api/v1/leads/{referral['id']}", headers=staff)).json()
+    assert lead["status"] == "qualified"
+
+    second = (await api.post("/api/v1/leads", headers=staff, json={
+        "first_name": "Two", "email": f"two.{uuid.uuid4().hex[:6]}@example.com", "source": "referral"})).json()
+    assert [r.definition_version for r in _runs(engine, second["id"])] == [2]
+    assert await eventually(lambda: "Call the referrer" in _tasks(engine, second["id"]))
+
+
+async def test_reenrollment_rules_and_unknown_events(api, make_key, engine):
+    tenant, ops, staff = await _setup(api, make_key, engine)
+    await _publish(api, ops, APPOINTMENT, "appt-prep")
+    lead = (await api.post("/api/v1/leads", headers=staff, json={
+        "first_name": "Appt", "email": f"appt.{uuid.uuid4().hex[:6]}@example.com", "source": "cold_call"})).json()
+    first = await api.post(f"/api/v1/leads/{lead['id']}/events/appointment.booked", headers=staff, json={})
+    again = await api.post(f"/api/v1/leads/{lead['id']}/events/appointment.booked", headers=staff, json={})
+    assert len(first.json()["started"]) == 1 and again.json()["started"] == []  # re-enroll only after 1d
+    assert await eventually(lambda: _tasks(engine, lead["id"]) == ["Prepare for the appointment"])
+    unknown = await api.post(f"/api/v1/leads/{lead['id']}/events/appointment.made", headers=staff, json={})
+    assert unknown.status_code == 422
+
+    retired = await api.post("/api/v1/definitions/appt-prep/retire", headers=ops)
+    assert retired.status_code == 200
+    other = (await api.post("/api/v1/leads", headers=staff, json={
+        "first_name": "Late", "email": f"late.{uuid.uuid4().hex[:6]}@example.com", "source": "cold_call"})).json()
+    late = await api.post(f"/api/v1/leads/{other['id']}/events/appointment.booked", headers=staff, json={})
+    assert late.json()["started"] == []  # retired: no new enrollments
