@@ -9,6 +9,7 @@ event and before every step. Side effects use idempotency keys {subject}:{key}:{
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import timedelta
 from typing import Any
 
@@ -45,6 +46,12 @@ def _null_safe(compare):
 
 
 _FUNCTIONS = {"_==_": _null_safe("eq"), "_!=_": _null_safe("ne")}
+
+
+@functools.lru_cache(maxsize=512)
+def _program(expression: str):
+    """Compiled once per expression (pure: same text, same program)."""
+    return _CEL.program(_CEL.compile(expression), functions=_FUNCTIONS)
 
 
 class DefinitionRun(BaseModel):
@@ -99,11 +106,11 @@ class DefinitionWorkflow:
         self._status = "running"
         self._current: str | None = None
         self._lead: dict[str, Any] = {}
+        self._stale = True  # the lead view must be (re)loaded before the next decision
 
     @workflow.run
     async def run(self, run: DefinitionRun) -> DefinitionState:
         workflow.upsert_search_attributes([sa.DEFINITION_KEY.value_set(self._d.key)])
-        await self._refresh()
         try:
             for index in range(run.next_step, len(self._d.steps)):
                 if workflow.info().is_continue_as_new_suggested() and index > run.next_step:
@@ -124,6 +131,8 @@ class DefinitionWorkflow:
 
     async def _steps(self, steps: list[Step]) -> None:
         for step in steps:
+            if self._stale:
+                await self._refresh()
             self._check_exit()
             self._current = step.id
             if step.if_ and not self._truthy(step.if_):
@@ -185,7 +194,8 @@ class DefinitionWorkflow:
         if step.save_as:
             self._saved[step.save_as] = result
         self._log(step.id, "action", detail)
-        await self._refresh()
+        if step.action in ("set_status", "score_lead", "enrich_lead"):
+            self._stale = True  # these change what conditions see
 
     async def _wait(self, step: Step) -> None:
         if step.wait_seconds is not None:
@@ -298,7 +308,7 @@ class DefinitionWorkflow:
         return activation
 
     def _eval(self, expression: str) -> Any:
-        result = _CEL.program(_CEL.compile(expression), functions=_FUNCTIONS).evaluate(self._activation())
+        result = _program(expression).evaluate(self._activation())
         if isinstance(result, celtypes.TimestampType):
             return result
         if isinstance(result, celtypes.BoolType):
@@ -314,6 +324,7 @@ class DefinitionWorkflow:
             return False
 
     async def _refresh(self) -> None:
+        self._stale = False
         self._lead = await workflow.execute_activity(
             "load_lead", {"tenant_id": self._run.tenant_id, "lead_id": self._run.subject_id}, result_type=dict,
             start_to_close_timeout=timedelta(seconds=30),
@@ -329,6 +340,7 @@ class DefinitionWorkflow:
             return  # re-delivered
         self._events.append(event.model_dump())
         del self._events[:-100]
+        self._stale = True  # an event usually means the lead changed (status, reply, ...)
 
     @workflow.query
     def state(self) -> DefinitionState:
