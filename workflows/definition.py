@@ -194,8 +194,13 @@ class DefinitionWorkflow:
         if step.save_as:
             self._saved[step.save_as] = result
         self._log(step.id, "action", detail)
-        if step.action in ("set_status", "score_lead", "enrich_lead"):
-            self._stale = True  # these change what conditions see
+        # Keep the lead view current without another round trip where the change is known here.
+        if step.action == "set_status":
+            self._lead["status"] = step.params["status"]
+        elif step.action == "score_lead":
+            self._lead["score"] = result["probability"]
+        elif step.action == "enrich_lead":
+            self._stale = True
 
     async def _wait(self, step: Step) -> None:
         if step.wait_seconds is not None:

@@ -157,3 +157,43 @@ async def test_running_executions_keep_their_version(env):
     old_nudge = [r for r in recorded.sends if r.idempotency_key.endswith(":1:nudge")]
     new_nudge = [r for r in recorded.sends if r.idempotency_key.endswith(":2:nudge")]
     assert [r.template for r in old_nudge] == ["nudge_1"] and [r.template for r in new_nudge] == ["first_touch"]
+
+
+LONG = """
+schema: dealflow/v1
+key: long-run
+trigger: {event: lead.created}
+steps:
+""" + "".join(f"  - {{id: s{i}, action: create_task, with: {{title: task {i}}}}}\n" for i in range(14)) + """
+  - {id: last, wait_for: {event: lead.replied, timeout: 1d}, save_as: reply}
+  - {id: after, if: 'reply != null', action: set_status, with: {status: qualified}}
+"""
+
+
+async def test_a_long_run_continues_as_new_without_losing_its_place():
+    from core.devserver import temporal_cli
+
+    local = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli(), data_converter=pydantic_data_converter, search_attributes=sa.ALL,
+        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"])
+    try:
+        recorded, queue = Recorded(), f"d-{uuid.uuid4().hex[:6]}"
+        async with Worker(local.client, task_queue=queue, workflows=WORKFLOWS, activities=recorded.activities()):
+            handle, _ = await _start(local.client, queue, LONG)
+            first_run = (await handle.describe()).run_id
+            from tests.conftest import eventually
+
+            async def waiting():
+                state = await handle.query(DefinitionWorkflow.state)
+                return state if state.current_step == "last" else None
+            await eventually(waiting)
+            assert (await handle.describe()).run_id != first_run  # it moved to a new run on the way
+            await handle.signal(DefinitionWorkflow.event, DefinitionEvent(name="lead.replied", event_id="r1",
+                                                                          data={"text": "ok"}))
+            state = await handle.result()
+    finally:
+        await local.shutdown()
+    assert state.status == "completed"
+    assert [t.title for t in recorded.tasks] == [f"task {i}" for i in range(14)]  # each once, in order
+    assert [p["step"] for p in state.path][-2:] == ["last", "after"]
+    assert recorded.statuses[-1].status == "qualified"

@@ -58,3 +58,19 @@ async def test_drafts_publish_and_versions_are_frozen(api, make_key):
             ).status_code == 403
     other = make_key(Role.admin)
     assert (await api.get(f"/api/v1/definitions/{key}", headers=other)).status_code == 404
+
+
+async def test_dry_run_through_the_api(api, make_key):
+    headers = make_key(Role.ops)
+    source = _yaml("api-dry-run").decode()
+    response = await api.post("/api/v1/definitions/test", headers=headers, json={
+        "source": source, "subject": {"id": "ld_x", "first_name": "Ann", "status": "new", "tags": [],
+                                      "timezone": "America/Denver"},
+        "events": [{"after": "1d", "name": "lead.replied", "data": {"text": "yes"}}]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "completed" and body["zone"] == "America/Denver"
+    assert body["lines"] == ["day 0 09:00 welcome send_email welcome: sent",
+                             "day 1 09:00 wait_reply lead.replied received"]
+    invalid = await api.post("/api/v1/definitions/test", headers=headers, json={"source": source.replace("2d", "2x")})
+    assert invalid.status_code == 422 and invalid.json()["errors"][0]["line"] == 7
