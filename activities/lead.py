@@ -16,7 +16,8 @@ from models.base import utcnow
 from models.lead import Lead, LeadStatus
 from models.payloads import LeadStatusInput, TimelineEntryInput, TimelineEntryResult
 from models.timeline import TimelineEntry
-from models.views import lead_view
+from models.opportunity import Opportunity
+from models.views import deal_view, lead_view
 
 
 class LeadActivities:
@@ -56,6 +57,15 @@ class LeadActivities:
             if lead is None or lead.tenant_id != ref["tenant_id"]:
                 raise ApplicationError(f"lead {ref['lead_id']} not found", type="NotFound", non_retryable=True)
             return lead_view(session, lead)
+
+    @activity.defn
+    def load_deal(self, ref: dict[str, str]) -> dict[str, Any]:
+        """What definitions about deals see as `deal`."""
+        with Session(self._engine) as session:
+            deal = session.get(Opportunity, ref["deal_id"])
+            if deal is None or deal.tenant_id != ref["tenant_id"]:
+                raise ApplicationError(f"deal {ref['deal_id']} not found", type="NotFound", non_retryable=True)
+            return deal_view(session, deal)
 
     @activity.defn
     def set_lead_status(self, change: LeadStatusInput) -> None:

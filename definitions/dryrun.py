@@ -42,7 +42,13 @@ class _Recorder:
     def activities(self):
         @activity.defn(name="load_lead")
         async def load_lead(ref: dict) -> dict:
+            if "stage" in self.subject:  # a deal sample: its lead is under "lead"
+                return dict(self.subject.get("lead") or {})
             return {k: v for k, v in self.subject.items() if not k.startswith("send_window")}
+
+        @activity.defn(name="load_deal")
+        async def load_deal(ref: dict) -> dict:
+            return {k: v for k, v in self.subject.items() if k != "lead"}
 
         @activity.defn(name="plan_send")
         async def plan_send(plan: SendPlanInput) -> SendPlan:
@@ -91,7 +97,8 @@ class _Recorder:
         async def link_duplicates(request: EnrichmentInput) -> str | None:
             return None
 
-        return [load_lead, plan_send, send_message, create_task, set_lead_status, score_lead, validate_contact,
+        return [load_lead, load_deal, plan_send, send_message, create_task, set_lead_status, score_lead,
+                validate_contact,
                 standardize_address, lookup_county_records, lookup_property_api, save_enrichment, link_duplicates]
 
 

@@ -20,32 +20,47 @@ from definitions.store import active
 from models.base import utcnow
 from models.definition import WorkflowExecution
 from models.lead import Lead
-from models.views import lead_view
+from models.opportunity import Opportunity
+from models.views import deal_view, lead_view
 from workflows.definition import _FUNCTIONS, DefinitionEvent, DefinitionRun, DefinitionWorkflow
 
 log = logging.getLogger("dealflow.enrollment")
 _CEL = celpy.Environment()
 
 
-def matches(expression: str | None, lead: dict[str, Any], data: dict[str, Any]) -> bool:
+def matches(expression: str | None, views: dict[str, Any], data: dict[str, Any]) -> bool:
     if not expression:
         return True
     try:
-        activation = {"lead": json_to_cel(lead), "event": json_to_cel(data), "vars": json_to_cel({})}
+        activation = {"lead": json_to_cel(views["lead"]), "deal": json_to_cel(views["deal"]),
+                      "event": json_to_cel(data), "vars": json_to_cel({})}
         return bool(_CEL.program(_CEL.compile(expression), functions=_FUNCTIONS).evaluate(activation))
     except Exception as exc:  # noqa: BLE001 - a filter that cannot be evaluated does not enroll
-        log.warning("trigger filter %r could not be evaluated for lead %s: %s", expression, lead.get("id"), exc)
+        log.warning("trigger filter %r could not be evaluated: %s", expression, exc)
         return False
 
 
 def on_event(session: Session, client: Client, task_queue: str, lead: Lead, name: str, event_id: str,
              data: dict[str, Any] | None = None) -> list[str]:
-    """Forward the event to running definitions of the lead, then enroll it where triggered.
-    Returns the workflow ids started. Call it from a worker thread (it reaches the event loop for Temporal
-    calls and blocks on the database)."""
-    data = data or {}
+    """Something happened to a lead: forward it to the lead's running definitions, then enroll it in the
+    published lead definitions it triggers. Returns the workflow ids started. Call it from a worker thread
+    (it reaches the event loop for Temporal calls and blocks on the database)."""
+    return _dispatch(session, client, task_queue, lead.tenant_id, "lead", lead.id,
+                     {"lead": lead_view(session, lead), "deal": {}}, name, event_id, data or {})
+
+
+def on_deal_event(session: Session, client: Client, task_queue: str, deal: Opportunity, name: str, event_id: str,
+                  data: dict[str, Any] | None = None) -> list[str]:
+    """The same for a deal (e.g. deal.stage_changed): definitions with `subject: deal`."""
+    lead = session.get(Lead, deal.lead_id) if deal.lead_id else None
+    views = {"deal": deal_view(session, deal), "lead": lead_view(session, lead) if lead else {}}
+    return _dispatch(session, client, task_queue, deal.tenant_id, "deal", deal.id, views, name, event_id, data or {})
+
+
+def _dispatch(session: Session, client: Client, task_queue: str, tenant_id: str, kind: str, subject_id: str,
+              views: dict[str, Any], name: str, event_id: str, data: dict[str, Any]) -> list[str]:
     running = session.exec(select(WorkflowExecution).where(
-        WorkflowExecution.tenant_id == lead.tenant_id, WorkflowExecution.subject_id == lead.id,
+        WorkflowExecution.tenant_id == tenant_id, WorkflowExecution.subject_id == subject_id,
         WorkflowExecution.workflow_type == "DefinitionWorkflow", WorkflowExecution.status == "running")).all()
     for execution in running:
         try:
@@ -58,25 +73,27 @@ def on_event(session: Session, client: Client, task_queue: str, lead: Lead, name
             session.add(execution)
 
     started: list[str] = []
-    view = lead_view(session, lead)
-    for definition in active(session, lead.tenant_id):
-        if definition.trigger_event != name or not matches(definition.trigger_when, view, data):
+    for definition in active(session, tenant_id):
+        if definition.subject != kind or definition.trigger_event != name:
+            continue
+        if not matches(definition.trigger_when, views, data):
             continue
         previous = session.exec(select(WorkflowExecution).where(
-            WorkflowExecution.tenant_id == lead.tenant_id, WorkflowExecution.subject_id == lead.id,
+            WorkflowExecution.tenant_id == tenant_id, WorkflowExecution.subject_id == subject_id,
             WorkflowExecution.definition_key == definition.key)
             .order_by(col(WorkflowExecution.started_at).desc())).first()
         if previous and (definition.reenroll_after_seconds is None or utcnow() - previous.started_at
                          < timedelta(seconds=definition.reenroll_after_seconds)):
             continue  # never re-enroll, or not yet
         count = len(session.exec(select(WorkflowExecution.id).where(
-            WorkflowExecution.subject_id == lead.id, WorkflowExecution.definition_key == definition.key)).all())
-        workflow_id = f"def-{lead.tenant_id}-{definition.key}-{lead.id}" + (f"-{count + 1}" if count else "")
-        handle = anyio.from_thread.run(_start, client, task_queue, workflow_id, lead, definition)
+            WorkflowExecution.subject_id == subject_id, WorkflowExecution.definition_key == definition.key)).all())
+        workflow_id = f"def-{tenant_id}-{definition.key}-{subject_id}" + (f"-{count + 1}" if count else "")
+        handle = anyio.from_thread.run(_start, client, task_queue, workflow_id, tenant_id, subject_id, views,
+                                       definition)
         session.add(WorkflowExecution(
-            tenant_id=lead.tenant_id, workflow_id=workflow_id, run_id=handle.result_run_id,
+            tenant_id=tenant_id, workflow_id=workflow_id, run_id=handle.result_run_id,
             workflow_type="DefinitionWorkflow", definition_key=definition.key, definition_version=definition.version,
-            subject_type="lead", subject_id=lead.id))
+            subject_type=kind, subject_id=subject_id))
         started.append(workflow_id)
     session.commit()
     return started
@@ -86,10 +103,14 @@ async def _signal(client: Client, workflow_id: str, event: DefinitionEvent) -> N
     await client.get_workflow_handle(workflow_id).signal(DefinitionWorkflow.event, event)
 
 
-async def _start(client: Client, task_queue: str, workflow_id: str, lead: Lead, definition):
+async def _start(client: Client, task_queue: str, workflow_id: str, tenant_id: str, subject_id: str,
+                 views: dict[str, Any], definition):
+    pairs = [SearchAttributePair(sa.TENANT_ID, tenant_id), SearchAttributePair(sa.DEFINITION_KEY, definition.key)]
+    if views["lead"].get("id"):
+        pairs.append(SearchAttributePair(sa.LEAD_ID, views["lead"]["id"]))
+    if views["deal"].get("id"):
+        pairs.append(SearchAttributePair(sa.OPPORTUNITY_ID, views["deal"]["id"]))
     return await client.start_workflow(
-        DefinitionWorkflow.run, DefinitionRun(tenant_id=lead.tenant_id, subject_id=lead.id, definition=definition),
+        DefinitionWorkflow.run, DefinitionRun(tenant_id=tenant_id, subject_id=subject_id, definition=definition),
         id=workflow_id, task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        search_attributes=TypedSearchAttributes([
-            SearchAttributePair(sa.TENANT_ID, lead.tenant_id), SearchAttributePair(sa.LEAD_ID, lead.id),
-            SearchAttributePair(sa.DEFINITION_KEY, definition.key)]))
+        search_attributes=TypedSearchAttributes(pairs))

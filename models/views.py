@@ -8,6 +8,7 @@ from typing import Any
 from sqlmodel import Session
 
 from models.lead import Lead, Property
+from models.opportunity import Opportunity
 
 
 def lead_view(session: Session, lead: Lead) -> dict[str, Any]:
@@ -17,4 +18,11 @@ def lead_view(session: Session, lead: Lead) -> dict[str, Any]:
     prop = session.get(Property, lead.property_id) if lead.property_id else None
     data["state"] = prop.state if prop else None
     data["owner_name"] = prop.owner_name if prop else None
+    return data
+
+
+def deal_view(session: Session, deal: Opportunity) -> dict[str, Any]:
+    data = deal.model_dump(mode="json", warnings=False, include={
+        "id", "lead_id", "title", "pipeline", "stage", "asking_price", "offer_price", "contract_price", "arv",
+        "repair_estimate", "assigned_to", "created_at"})
     return data

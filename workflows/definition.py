@@ -56,7 +56,7 @@ def _program(expression: str):
 
 class DefinitionRun(BaseModel):
     tenant_id: str
-    subject_id: str  # the lead's id
+    subject_id: str  # the lead's id, or the deal's for definitions with `subject: deal`
     definition: Definition
     # carried over continue-as-new
     next_step: int = 0
@@ -106,6 +106,7 @@ class DefinitionWorkflow:
         self._status = "running"
         self._current: str | None = None
         self._lead: dict[str, Any] = {}
+        self._deal: dict[str, Any] = {}
         self._stale = True  # the lead view must be (re)loaded before the next decision
 
     @workflow.run
@@ -147,8 +148,12 @@ class DefinitionWorkflow:
                     raise _Exit("failed", f"step {step.id} failed: {getattr(cause, 'message', cause)}") from None
 
     async def _action(self, step: Step) -> None:
-        d, lead_id = self._d, self._run.subject_id
-        key = f"{lead_id}:{d.key}:{d.version}:{step.id}"
+        d = self._d
+        key = f"{self._run.subject_id}:{d.key}:{d.version}:{step.id}"
+        lead_id = self._lead.get("id") if d.subject == "deal" else self._run.subject_id
+        deal_id = self._run.subject_id if d.subject == "deal" else None
+        if lead_id is None and step.action != "create_task":
+            raise _Exit("failed", f"step {step.id}: {step.action} needs a lead, and this deal has none")
         timeout = timedelta(seconds=step.timeout_seconds or d.default_timeout_seconds)
         retry = _policy(step.retry or d.default_retry)
         result: Any = None
@@ -166,9 +171,9 @@ class DefinitionWorkflow:
         elif step.action == "create_task":
             hours = step.params.get("due_in", 0) / 3600 or None
             result = await workflow.execute_activity(
-                "create_task", TaskInput(tenant_id=self._run.tenant_id, lead_id=lead_id, title=step.params["title"],
-                                         description=step.params.get("description"), due_in_hours=hours,
-                                         idempotency_key=key),
+                "create_task", TaskInput(tenant_id=self._run.tenant_id, lead_id=lead_id, opportunity_id=deal_id,
+                                         title=step.params["title"], description=step.params.get("description"),
+                                         due_in_hours=hours, idempotency_key=key),
                 result_type=str, start_to_close_timeout=timeout, retry_policy=retry)
             detail = f"create_task {step.params['title']!r}"
         elif step.action == "set_status":
@@ -306,7 +311,8 @@ class DefinitionWorkflow:
             raise _Exit("exited", reason)
 
     def _activation(self) -> dict[str, Any]:
-        values = {"lead": self._lead, "vars": self._vars, "event": self._events[-1]["data"] if self._events else {},
+        values = {"lead": self._lead, "deal": self._deal, "vars": self._vars,
+                  "event": self._events[-1]["data"] if self._events else {},
                   **self._saved}
         activation = {name: json_to_cel(value) for name, value in values.items()}
         activation["now"] = celtypes.TimestampType(workflow.now())
@@ -330,10 +336,19 @@ class DefinitionWorkflow:
 
     async def _refresh(self) -> None:
         self._stale = False
+        retry = RetryPolicy(maximum_attempts=10, non_retryable_error_types=["NotFound"])
+        lead_id = self._run.subject_id
+        if self._d.subject == "deal":
+            self._deal = await workflow.execute_activity(
+                "load_deal", {"tenant_id": self._run.tenant_id, "deal_id": self._run.subject_id}, result_type=dict,
+                start_to_close_timeout=timedelta(seconds=30), retry_policy=retry)
+            lead_id = self._deal.get("lead_id")
+            if not lead_id:
+                self._lead = {}
+                return
         self._lead = await workflow.execute_activity(
-            "load_lead", {"tenant_id": self._run.tenant_id, "lead_id": self._run.subject_id}, result_type=dict,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=RetryPolicy(maximum_attempts=10, non_retryable_error_types=["NotFound"]))
+            "load_lead", {"tenant_id": self._run.tenant_id, "lead_id": lead_id}, result_type=dict,
+            start_to_close_timeout=timedelta(seconds=30), retry_policy=retry)
 
     def _log(self, step_id: str, kind: str, detail: str) -> None:
         self._path.append({"at": workflow.now().isoformat(), "step": step_id, "kind": kind, "detail": detail})

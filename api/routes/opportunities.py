@@ -13,9 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import ClientDep, PrincipalDep, SessionDep, Staff, audit
+from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit
 from api.errors import Problem
 from api.paging import page
+from definitions.enrollment import on_deal_event
 from models.opportunity import Opportunity, StageChange
 from models.payloads import StageMove
 from workflows.deal import DealState, DealWorkflow
@@ -96,7 +97,7 @@ def get_opportunity(opportunity_id: str, session: SessionDep, principal: Princip
 
 @router.post("/{opportunity_id}/stage", response_model=DealState)
 async def move_stage(opportunity_id: str, body: StageBody, session: SessionDep, client: ClientDep,
-                     principal: Staff) -> DealState:
+                     settings: SettingsDep, principal: Staff) -> DealState:
     """A Temporal update: an illegal move is a 409 with the reason (e.g. the allowed next stages)."""
     deal = await run_in_threadpool(_own, session, principal, opportunity_id)
     if not deal.workflow_id:
@@ -111,10 +112,16 @@ async def move_stage(opportunity_id: str, body: StageBody, session: SessionDep, 
             raise Problem(409, f"opportunity {opportunity_id}'s workflow is not running") from None
         raise Problem(503, f"Temporal is unavailable: {exc.message}") from exc
 
+    previous = deal.stage
+
     def record() -> None:
         audit(session, principal, "opportunity.stage", "opportunity", opportunity_id,
-              before={"stage": deal.stage}, after={"stage": body.stage, "reason": body.reason})
+              before={"stage": previous}, after={"stage": body.stage, "reason": body.reason})
         session.commit()
+        session.refresh(deal)
+        deal.stage = state.stage  # the workflow's activity wrote it; do not depend on read timing
+        on_deal_event(session, client, settings.temporal_task_queue, deal, "deal.stage_changed",
+                      f"{opportunity_id}:stage:{len(state.history)}", {"stage": state.stage, "previous": previous})
 
     await run_in_threadpool(record)
     return state

@@ -104,3 +104,26 @@ async def test_reenrollment_rules_and_unknown_events(api, make_key, engine):
         "first_name": "Late", "email": f"late.{uuid.uuid4().hex[:6]}@example.com", "source": "cold_call"})).json()
     late = await api.post(f"/api/v1/leads/{other['id']}/events/appointment.booked", headers=staff, json={})
     assert late.json()["started"] == []  # retired: no new enrollments
+
+
+async def test_a_deal_going_under_contract_gets_the_closing_checklist(api, make_key, engine):
+    from pathlib import Path
+
+    tenant, ops, staff = await _setup(api, make_key, engine)
+    playbook = (Path(__file__).resolve().parents[2] / "definitions" / "library" / "deal-under-contract.yaml").read_text()
+    await _publish(api, ops, playbook, "deal-under-contract")
+    lead = (await api.post("/api/v1/leads", headers=staff, json={
+        "first_name": "Deal", "email": f"deal.{uuid.uuid4().hex[:6]}@example.com", "source": "referral"})).json()
+    deal_id = (await api.post(f"/api/v1/leads/{lead['id']}/convert", headers=staff, json={})).json()["opportunity_id"]
+    for stage in ("contacted", "offer_made"):
+        await api.post(f"/api/v1/opportunities/{deal_id}/stage", headers=staff, json={"stage": stage})
+    assert _runs(engine, deal_id) == []  # the filter wants under_contract
+    await api.post(f"/api/v1/opportunities/{deal_id}/stage", headers=staff, json={"stage": "under_contract"})
+    runs = _runs(engine, deal_id)
+    assert [(r.definition_key, r.subject_type) for r in runs] == [("deal-under-contract", "deal")]
+
+    def checklist():
+        with Session(engine) as session:
+            return sorted(t.title for t in session.exec(select(Task).where(Task.opportunity_id == deal_id)))
+    assert await eventually(lambda: len(checklist()) == 4)
+    assert checklist()[0] == "Confirm the earnest money deposit"

@@ -40,13 +40,20 @@ EXPECTED = {
     "web-lead-nurture.yaml": ["day 0 09:00 score score_lead 40%", "day 0 09:00 welcome send_email welcome: sent",
                               "day 0 09:00 first_text send_sms first_touch: sent", "day 2 09:00 wait_reply lead.replied timed out",
                               "day 2 09:00 nudge send_sms nudge_1: sent", "day 2 09:00 route otherwise"],
+    "deal-under-contract.yaml": ["day 0 09:00 checklist all done",
+                                 "day 7 09:00 title_check create_task 'Check title status and the closing date'"],
     "offer-follow-up.yaml": ["day 1 09:00 day_one waited 1 day, 0:00:00", "day 1 09:00 check_in send_sms offer_follow_up: sent"],
 }
 
 
+DEAL_SAMPLE = {"id": "op_sample", "stage": "under_contract", "pipeline": "acquisition", "lead_id": "ld_sample",
+               "timezone": "America/Chicago", "lead": SAMPLE}
+
+
 @pytest.mark.parametrize("path", LIBRARY, ids=lambda p: p.name)
 async def test_library_dry_runs(path):
-    result = await dry_run(load(path.read_text(), path.name), SAMPLE, [])
+    definition = load(path.read_text(), path.name)
+    result = await dry_run(definition, DEAL_SAMPLE if definition.subject == "deal" else SAMPLE, [])
     assert result["status"] in ("completed", "stopped"), result["lines"]
     for line in EXPECTED.get(path.name, []):
         assert line in result["lines"], result["lines"]
