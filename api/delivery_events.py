@@ -90,6 +90,18 @@ def _timeline(session: Session, message: Message, kind: str, summary: str, data:
                               idempotency_key=key))
 
 
+# Delivery outcomes definitions can wait for or be triggered by (definitions.language.EVENTS).
+_MESSAGE_EVENTS = {"delivered": "message.delivered", "opened": "message.opened", "clicked": "message.clicked",
+                   "bounced": "message.bounced"}
+
+
+def _tell_definitions(effects: Effects, message: Message, status: str, event_id: str) -> None:
+    if message.lead_id and status in _MESSAGE_EVENTS:
+        effects.lead_events.append((message.lead_id, _MESSAGE_EVENTS[status], event_id,
+                                    {"message_id": message.id, "channel": message.channel,
+                                     "template": message.template}))
+
+
 def opt_out(session: Session, effects: Effects, tenant_id: str, channel: str, address: str, source: str,
             event_id: str, evidence: dict[str, Any]) -> None:
     """Record the opt-out and stop every cadence of every lead at that address."""
@@ -141,6 +153,7 @@ def apply_sendgrid_event(session: Session, event: dict[str, Any], effects: Effec
         if status in FAILURES:
             message.error_code, message.error_message = kind, str(event.get("reason") or kind)[:500]
         _timeline(session, message, f"message.{status}", f"Email {status}", {"reason": event.get("reason")})
+        _tell_definitions(effects, message, status, event_id)
     if kind in SENDGRID_OPT_OUT or (kind == "bounce" and event.get("type") != "blocked"):
         opt_out(session, effects, message.tenant_id, "email", message.to_address, f"sendgrid_{kind}", event_id,
                 {"provider": "sendgrid", "event": kind, "sg_event_id": event_id})
@@ -173,6 +186,7 @@ def apply_twilio_status(session: Session, form: dict[str, str], effects: Effects
                 f" (error {form['ErrorCode']})" if form.get("ErrorCode") else "")
         if status in ("delivered", "undelivered", "failed"):
             _timeline(session, message, f"message.{status}", f"SMS {status}", {"error_code": form.get("ErrorCode")})
+            _tell_definitions(effects, message, status, f"{sid}:{status_name}")
     if form.get("ErrorCode") == "21610":
         opt_out(session, effects, message.tenant_id, "sms", message.to_address, "twilio_21610", sid,
                 {"provider": "twilio", "error_code": "21610"})

@@ -127,3 +127,39 @@ async def test_a_deal_going_under_contract_gets_the_closing_checklist(api, make_
             return sorted(t.title for t in session.exec(select(Task).where(Task.opportunity_id == deal_id)))
     assert await eventually(lambda: len(checklist()) == 4)
     assert checklist()[0] == "Confirm the earnest money deposit"
+
+
+async def test_message_events_reach_running_definitions(api, make_key, engine, sendgrid_signing_key, temporal_client):
+    import json as _json
+    import time as _time
+
+    from models.message import Message
+    from tests.integration.test_webhooks import _sendgrid_headers
+
+    tenant, ops, staff = await _setup(api, make_key, engine)
+    source = """schema: dealflow/v1
+key: opened-follow-up
+trigger: {event: offer.sent}
+steps:
+  - {id: opened, wait_for: {event: message.opened, timeout: 2d}, save_as: opened}
+  - {id: call, if: 'opened != null', action: create_task, with: {title: They opened the offer - call now}}
+"""
+    await _publish(api, ops, source, "opened-follow-up")
+    lead = (await api.post("/api/v1/leads", headers=staff, json={
+        "first_name": "Open", "email": f"open.{uuid.uuid4().hex[:6]}@example.com", "source": "referral"})).json()
+    started = (await api.post(f"/api/v1/leads/{lead['id']}/events/offer.sent", headers=staff, json={})).json()
+    assert len(started["started"]) == 1
+    with Session(engine) as session:
+        message = Message(tenant_id=tenant, lead_id=lead["id"], channel="email", status="delivered", body="offer",
+                          to_address=lead["email"], provider="sendgrid", idempotency_key=uuid.uuid4().hex)
+        session.add(message)
+        session.commit()
+        message_id = message.id
+    payload = _json.dumps([{"event": "open", "sg_event_id": uuid.uuid4().hex, "timestamp": int(_time.time()),
+                            "dealflow_message_id": message_id}]).encode()
+    response = await api.post("/api/v1/webhooks/sendgrid/events", content=payload,
+                              headers=_sendgrid_headers(sendgrid_signing_key, payload))
+    assert response.status_code == 200
+    state = await temporal_client.get_workflow_handle_for(DefinitionWorkflow.run, started["started"][0]).result()
+    assert [p["detail"] for p in state.path] == ["message.opened received",
+                                                 "create_task 'They opened the offer - call now'"]
