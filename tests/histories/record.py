@@ -14,14 +14,9 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from core import search_attributes as sa
-from core.devserver import time_skipping_server_binary
+from core.devserver import time_skipping_environment
 from models.payloads import LeadEvent
 from tests.integration.test_lead_workflow import WORKFLOWS, Recorded, _start
 
@@ -35,12 +30,8 @@ def _write(name: str, history) -> Path:
 
 
 async def record_lifecycle() -> list[Path]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=time_skipping_server_binary(), data_converter=pydantic_data_converter)
+    env = await time_skipping_environment()
     try:
-        await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={k.name: IndexedValueType.ValueType(k.indexed_value_type) for k in sa.ALL}))
         async with Worker(env.client, task_queue="history", workflows=WORKFLOWS,
                           activities=Recorded(score=0.82).activities()):
             handle, lead_id = await _start(env.client, "history", "ld_history0002")
@@ -59,12 +50,8 @@ async def record_lifecycle() -> list[Path]:
 async def record_definition() -> list[Path]:
     from tests.integration.test_definitions import NURTURE, _start as start_definition
 
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=time_skipping_server_binary(), data_converter=pydantic_data_converter)
+    env = await time_skipping_environment()
     try:
-        await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={k.name: IndexedValueType.ValueType(k.indexed_value_type) for k in sa.ALL}))
         async with Worker(env.client, task_queue="history", workflows=WORKFLOWS,
                           activities=Recorded(score=0.82).activities()):
             handle, _ = await start_definition(env.client, "history", NURTURE)

@@ -8,8 +8,6 @@ import uuid
 from datetime import timedelta
 
 import pytest_asyncio
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -17,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from core import search_attributes as sa
-from core.devserver import time_skipping_server_binary
+from core.devserver import time_skipping_environment
 from definitions.loader import load
 from tests.integration.test_lead_workflow import WORKFLOWS, Recorded
 from workflows.definition import DefinitionEvent, DefinitionRun, DefinitionWorkflow
@@ -49,11 +47,7 @@ steps:
 
 @pytest_asyncio.fixture(scope="module")
 async def env():
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=time_skipping_server_binary(), data_converter=pydantic_data_converter)
-    await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-        namespace=env.client.namespace,
-        search_attributes={key.name: IndexedValueType.ValueType(key.indexed_value_type) for key in sa.ALL}))
+    env = await time_skipping_environment()
     yield env
     await env.shutdown()
 

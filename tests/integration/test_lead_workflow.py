@@ -13,8 +13,6 @@ import pytest
 import pytest_asyncio
 from sqlmodel import Session, select
 from temporalio import activity
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHistory
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -24,7 +22,7 @@ from temporalio.worker import Replayer, Worker
 
 from activities.lead import LeadActivities
 from core import search_attributes as sa
-from core.devserver import time_skipping_server_binary
+from core.devserver import time_skipping_environment
 from models.payloads import (
     EnrichmentInput, EnrichmentResult, LeadEvent, LeadStatusInput, LeadWorkflowInput, MessageRequest, MessageResult,
     PropertyLookup, ScoreInput, ScoreResult, SendPlan, SendPlanInput, SourceOutcome, TaskInput, TimelineEntryInput,
@@ -43,13 +41,7 @@ WORKFLOWS = [LeadWorkflow, EnrichmentWorkflow, DealWorkflow, DefinitionWorkflow]
 
 @pytest_asyncio.fixture(scope="module")
 async def skipping_env():
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=time_skipping_server_binary(), data_converter=pydantic_data_converter)
-    # The time-skipping server knows no custom search attributes until they are registered.
-    await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-        namespace=env.client.namespace,
-        search_attributes={key.name: IndexedValueType.ValueType(key.indexed_value_type) for key in sa.ALL},
-    ))
+    env = await time_skipping_environment()  # registers the search attributes it would not know
     yield env
     await env.shutdown()
 

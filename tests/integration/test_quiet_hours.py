@@ -10,14 +10,11 @@ from zoneinfo import ZoneInfo
 
 import pytest_asyncio
 from sqlmodel import Session, select
-from temporalio.api.enums.v1 import EventType, IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.enums.v1 import EventType
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from core import search_attributes as sa
-from core.devserver import time_skipping_server_binary
+from core.devserver import time_skipping_environment
 from models.message import Message
 from models.payloads import LeadEvent, LeadWorkflowInput
 from models.send_window import SendWindow
@@ -28,11 +25,7 @@ from workflows.lead import LeadWorkflow
 
 @pytest_asyncio.fixture(scope="module")
 async def skipping(engine, settings):
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=time_skipping_server_binary(), data_converter=pydantic_data_converter)
-    await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-        namespace=env.client.namespace,
-        search_attributes={key.name: IndexedValueType.ValueType(key.indexed_value_type) for key in sa.ALL}))
+    env = await time_skipping_environment()
     queue = f"quiet-{uuid.uuid4().hex[:6]}"
     with concurrent.futures.ThreadPoolExecutor(max_workers=32) as executor:
         async with build_worker(env.client, engine, settings.model_copy(update={"temporal_task_queue": queue}),
