@@ -64,6 +64,7 @@ class DefinitionRun(BaseModel):
     variables: dict[str, Any] = Field(default_factory=dict)
     path: list[dict[str, Any]] = Field(default_factory=list)
     events: list[dict[str, Any]] = Field(default_factory=list)
+    consumed: list[str] = Field(default_factory=list)  # event ids already matched by a wait_for
 
 
 class DefinitionEvent(BaseModel):
@@ -103,6 +104,7 @@ class DefinitionWorkflow:
         self._vars = dict(run.variables)
         self._path = list(run.path)
         self._events = list(run.events)
+        self._consumed = set(run.consumed)
         self._status = "running"
         self._current: str | None = None
         self._lead: dict[str, Any] = {}
@@ -118,7 +120,7 @@ class DefinitionWorkflow:
                     await workflow.wait_condition(workflow.all_handlers_finished)
                     workflow.continue_as_new(run.model_copy(update={
                         "next_step": index, "saved": self._saved, "variables": self._vars, "path": self._path,
-                        "events": self._events}))
+                        "events": self._events, "consumed": sorted(self._consumed)}))
                 await self._steps([self._d.steps[index]])
             self._status = "completed"
         except _Exit as done:
@@ -230,10 +232,11 @@ class DefinitionWorkflow:
         self._log(step.id, "wait", f"waited {delay}")
 
     async def _wait_for(self, step: Step) -> None:
-        start = len(self._events)
-
+        # Any event of that name since the run started that no earlier wait_for used counts: an event that
+        # arrives while earlier steps are still running is not lost.
         def arrived() -> dict[str, Any] | None:
-            return next((e for e in self._events[start:] if e["name"] == step.event), None)
+            return next((e for e in self._events
+                         if e["name"] == step.event and e["event_id"] not in self._consumed), None)
 
         try:
             await workflow.wait_condition(lambda: arrived() is not None or self._exit_requested(),
@@ -250,6 +253,7 @@ class DefinitionWorkflow:
         if event is None:
             self._check_exit()  # woken by exit_when, not by the event
             return
+        self._consumed.add(event["event_id"])
         if step.save_as:
             self._saved[step.save_as] = event["data"]
         self._log(step.id, "wait_for", f"{step.event} received")

@@ -3,6 +3,7 @@ lead's events while running, and keep their version when a newer one is publishe
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from sqlmodel import Session, select
@@ -74,7 +75,7 @@ async def test_trigger_filter_enrolls_and_running_runs_hear_events_and_keep_thei
     replied = await api.post(f"/api/v1/leads/{referral['id']}/events/lead.replied", headers=staff,
                              json={"data": {"text": "thanks!"}})
     assert replied.status_code == 202 and replied.json()["started"] == []
-    state = await handle.result()
+    state = await asyncio.wait_for(handle.result(), timeout=30)
     assert state.version == 1 and state.status == "completed"
     assert [p["detail"] for p in state.path][-2:] == ["lead.replied received", "set_status qualified"]
     lead = (await api.get(f"/api/v1/leads/{referral['id']}", headers=staff)).json()
@@ -160,6 +161,7 @@ steps:
     response = await api.post("/api/v1/webhooks/sendgrid/events", content=payload,
                               headers=_sendgrid_headers(sendgrid_signing_key, payload))
     assert response.status_code == 200
-    state = await temporal_client.get_workflow_handle_for(DefinitionWorkflow.run, started["started"][0]).result()
+    handle = temporal_client.get_workflow_handle_for(DefinitionWorkflow.run, started["started"][0])
+    state = await asyncio.wait_for(handle.result(), timeout=30)
     assert [p["detail"] for p in state.path] == ["message.opened received",
                                                  "create_task 'They opened the offer - call now'"]
