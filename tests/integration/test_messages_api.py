@@ -39,8 +39,10 @@ async def test_first_touch_messages_show_in_messages_and_timeline(api, make_key,
     assert by_channel["email"]["subject"] == "Peach State Buyers: thanks for reaching out, Msg"
     sms_only = (await api.get(f"/api/v1/messages?lead_id={lead['id']}&channel=sms", headers=headers)).json()
     assert [m["channel"] for m in sms_only["items"]] == ["sms"]
-    timeline = (await api.get(f"/api/v1/leads/{lead['id']}/timeline", headers=headers)).json()
-    assert [e["kind"] for e in timeline].count("message.sent") == 2
+    async def both_on_timeline():  # written right after the status, in its own transaction
+        timeline = (await api.get(f"/api/v1/leads/{lead['id']}/timeline", headers=headers)).json()
+        return [e["kind"] for e in timeline].count("message.sent") == 2
+    await eventually(both_on_timeline, timeout=10)
 
     other = make_key(Role.admin)  # another tenant sees none of it
     assert (await api.get(f"/api/v1/messages?lead_id={lead['id']}", headers=other)).json()["items"] == []

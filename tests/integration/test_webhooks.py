@@ -245,8 +245,10 @@ async def test_texting_stop_opts_out_and_stops_every_cadence_at_once(api, engine
         inbound = session.exec(select(Message).where(Message.lead_id == lead["id"],
                                                      Message.direction == "inbound")).all()
     assert outbound == [] and [m.body for m in inbound] == [" Stop "]
-    timeline = (await api.get(f"/api/v1/leads/{lead['id']}/timeline", headers=headers)).json()
-    assert {"message.received", "lead.opted_out"} <= {e["kind"] for e in timeline}
+    async def recorded():  # the workflow records lead.opted_out right after it stops the cadence
+        timeline = (await api.get(f"/api/v1/leads/{lead['id']}/timeline", headers=headers)).json()
+        return {"message.received", "lead.opted_out"} <= {e["kind"] for e in timeline}
+    await eventually(recorded, timeout=10)
 
     duplicate = await _twilio_post(api, "/api/v1/webhooks/twilio/sms", form)
     assert duplicate.status_code == 200
@@ -274,8 +276,10 @@ async def test_an_sms_reply_pauses_the_cadence_and_is_recorded(api, engine, make
     assert response.status_code == 200
     state = await eventually(lambda: _state(handle, lambda s: s.cadence_done), timeout=10)
     assert state.cadence_stopped
-    timeline = (await api.get(f"/api/v1/leads/{lead['id']}/timeline", headers=headers)).json()
-    replied = [e for e in timeline if e["kind"] == "lead.replied"]
+    async def replies():
+        timeline = (await api.get(f"/api/v1/leads/{lead['id']}/timeline", headers=headers)).json()
+        return [e for e in timeline if e["kind"] == "lead.replied"]
+    replied = await eventually(replies, timeout=10)
     assert len(replied) == 1 and replied[0]["data"]["text"] == "Yes, call me after 5"
     with Session(engine) as session:
         assert not is_opted_out(session, tenant, "sms", lead["phone"])
