@@ -52,7 +52,8 @@ class MessagingActivities:
         with Session(self._engine) as session:
             lead, tenant, prop = self._load(session, plan.tenant_id, plan.lead_id)
             address = lead.email if plan.channel == "email" else lead.phone
-            window = SendWindow.parse(tenant.send_window_days, tenant.send_window_start, tenant.send_window_end)
+            window = SendWindow.parse(*(plan.send_window or (tenant.send_window_days, tenant.send_window_start,
+                                                             tenant.send_window_end)))
             zones, source = recipient_zones(lead.phone, prop.state if prop else None, tenant.timezone)
             opens_at = window.next_opening(plan.now, zones)
             opted_out = bool(address) and is_opted_out(session, plan.tenant_id, plan.channel, address)

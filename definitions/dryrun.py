@@ -47,7 +47,8 @@ class _Recorder:
 
         @activity.defn(name="plan_send")
         async def plan_send(plan: SendPlanInput) -> SendPlan:
-            opens = self.window.next_opening(plan.now, [self.zone])
+            window = SendWindow.parse(*plan.send_window) if plan.send_window else self.window
+            opens = window.next_opening(plan.now, [self.zone])
             return SendPlan(zones=[self.zone], zone_source="sample", opens_at=opens, summary="dry run")
 
         @activity.defn(name="send_message")

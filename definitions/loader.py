@@ -20,6 +20,7 @@ from definitions.language import (
     UNAVAILABLE, VARIABLES, parse_duration,
 )
 from definitions.model import Definition, ExitRule, Retry, Step
+from models.send_window import SendWindow
 
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9\-]{1,60}$")
@@ -434,9 +435,22 @@ def load(source: str, filename: str = "definition.yaml") -> Definition:
     settings = document.get("settings") or CommentedMap()
     if isinstance(settings, CommentedMap):
         check.keys(settings, {"send_window", "defaults"}, "settings")
-        if settings.get("send_window", "respect") not in ("respect", "ignore"):
-            check.error(check.at(settings, "send_window", True), "send_window is respect (default) or ignore")
-        compiled["respect_send_window"] = settings.get("send_window", "respect") == "respect"
+        window = settings.get("send_window", "respect")
+        if isinstance(window, CommentedMap):
+            check.keys(window, {"days", "from", "to"}, "send_window")
+            spec = (str(window.get("days", "mon-sat")), str(window.get("from", "08:00")),
+                    str(window.get("to", "20:00")))
+            try:
+                SendWindow.parse(*spec)
+            except ValueError as exc:
+                check.error(check.at(settings, "send_window", True), f"send_window: {exc}")
+            else:
+                compiled["send_window"] = spec
+        elif window not in ("respect", "ignore"):
+            check.error(check.at(settings, "send_window", True),
+                        "send_window is respect (the tenant's window, default), ignore, or "
+                        "{days: mon-fri, from: '09:00', to: '18:00'} (in the lead's time zone)")
+        compiled["respect_send_window"] = window != "ignore"
         defaults = settings.get("defaults") or CommentedMap()
         if isinstance(defaults, CommentedMap):
             check.keys(defaults, {"timeout", "retry"}, "defaults")

@@ -66,6 +66,7 @@ class Definition(BaseModel):
     reenroll_after_seconds: float | None = None  # None = never re-enroll
     exit_when: list[ExitRule] = Field(default_factory=list)
     respect_send_window: bool = True
+    send_window: tuple[str, str, str] | None = None  # (days, from, to); None = the tenant's window
     default_timeout_seconds: float = 120.0
     default_retry: Retry = Field(default_factory=Retry)
     steps: list[Step]

@@ -89,6 +89,8 @@ class MessageRequest(BaseModel):
     idempotency_key: str
     actor: str = "workflow"
     respect_send_window: bool = True
+    # A definition's own window (days, HH:MM, HH:MM), stricter or looser than the tenant's; None = tenant's.
+    send_window: tuple[str, str, str] | None = None
 
 
 class SendPlanInput(BaseModel):
@@ -96,6 +98,7 @@ class SendPlanInput(BaseModel):
     lead_id: str
     channel: str
     now: datetime
+    send_window: tuple[str, str, str] | None = None
 
 
 class SendPlan(BaseModel):

@@ -164,7 +164,7 @@ class DefinitionWorkflow:
             sent: MessageResult = await deliver(
                 MessageRequest(tenant_id=self._run.tenant_id, lead_id=lead_id, channel=channel,
                                template=step.params["template"], idempotency_key=key,
-                               respect_send_window=d.respect_send_window),
+                               respect_send_window=d.respect_send_window, send_window=d.send_window),
                 self._exit_requested)
             if sent.status == "cancelled":
                 self._check_exit()
@@ -217,8 +217,8 @@ class DefinitionWorkflow:
             delay = (target - workflow.now()) if hasattr(target, "tzinfo") else timedelta(0)
         else:
             plan: SendPlan = await workflow.execute_activity(
-                "plan_send", SendPlanInput(tenant_id=self._run.tenant_id, lead_id=self._run.subject_id,
-                                           channel="sms", now=workflow.now()),
+                "plan_send", SendPlanInput(tenant_id=self._run.tenant_id, lead_id=self._lead.get("id") or "",
+                                           channel="sms", now=workflow.now(), send_window=self._d.send_window),
                 result_type=SendPlan, start_to_close_timeout=timedelta(seconds=30))
             delay = plan.opens_at - workflow.now()
         if delay > timedelta(0):

@@ -191,3 +191,18 @@ async def test_a_long_run_continues_as_new_without_losing_its_place():
     assert [t.title for t in recorded.tasks] == [f"task {i}" for i in range(14)]  # each once, in order
     assert [p["step"] for p in state.path][-2:] == ["last", "after"]
     assert recorded.statuses[-1].status == "qualified"
+
+
+async def test_a_definitions_own_send_window_applies_in_the_dry_run():
+    from definitions.dryrun import dry_run
+
+    source = """
+schema: dealflow/v1
+key: evening-texts
+trigger: {event: lead.created}
+settings: {send_window: {days: daily, from: '17:00', to: '19:00'}}
+steps:
+  - {id: text, action: send_sms, with: {template: nudge_1}}
+"""
+    result = await dry_run(load(source), {"id": "ld_1", "status": "new", "tags": [], "timezone": "America/Chicago"}, [])
+    assert result["lines"] == ["day 0 17:00 text send_sms nudge_1: sent"]  # day 0 starts 09:00: waits until 17:00

@@ -104,3 +104,11 @@ def test_top_level_problems():
     assert found == ["t.yaml:1:9: schema must be dealflow/v1",
                      "t.yaml:2:6: key must be lower-case letters, digits and '-' (2-61)",
                      "t.yaml:4:8: 'steps' must be a non-empty list of steps"]
+
+
+def test_send_window_settings():
+    definition = load(HEADER + "settings: {send_window: {days: mon-fri, from: '09:00', to: '17:00'}}\n"
+                      "steps: [{action: score_lead}]\n", "t.yaml")
+    assert definition.send_window == ("mon-fri", "09:00", "17:00") and definition.respect_send_window
+    found = problems("settings: {send_window: {days: mon-fri, from: '19:00', to: '17:00'}}\nsteps: [{action: score_lead}]\n")
+    assert found == ["t.yaml:4:25: send_window: send window opens at 19:00 but closes at 17:00: opening must come first"]
