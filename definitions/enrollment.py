@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 import anyio.from_thread
-import celpy
 from celpy import json_to_cel
 from sqlmodel import Session, col, select
 from temporalio.client import Client
@@ -22,10 +21,10 @@ from models.definition import WorkflowExecution
 from models.lead import Lead
 from models.opportunity import Opportunity
 from models.views import deal_view, lead_view
-from workflows.definition import CEL_FUNCTIONS, DefinitionEvent, DefinitionRun, DefinitionWorkflow
+from definitions.cel import program
+from workflows.definition import DefinitionEvent, DefinitionRun, DefinitionWorkflow
 
 log = logging.getLogger("dealflow.enrollment")
-_CEL = celpy.Environment()
 
 
 def matches(expression: str | None, views: dict[str, Any], data: dict[str, Any]) -> bool:
@@ -34,7 +33,7 @@ def matches(expression: str | None, views: dict[str, Any], data: dict[str, Any])
     try:
         activation = {"lead": json_to_cel(views["lead"]), "deal": json_to_cel(views["deal"]),
                       "event": json_to_cel(data), "vars": json_to_cel({})}
-        return bool(_CEL.program(_CEL.compile(expression), functions=CEL_FUNCTIONS).evaluate(activation))
+        return bool(program(expression).evaluate(activation))
     except Exception as exc:  # noqa: BLE001 - a filter that cannot be evaluated does not enroll
         log.warning("trigger filter %r could not be evaluated: %s", expression, exc)
         return False

@@ -10,11 +10,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import celpy
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from definitions.cel import ENVIRONMENT
 from definitions.language import (
     ACTIONS, EVENTS, KIND_EXTRAS, REQUIRED_TOP, SCHEMA, STATUSES, STEP_COMMON, STEP_KINDS, SUBJECTS, TOP_KEYS,
     UNAVAILABLE, VARIABLES, parse_duration,
@@ -25,7 +25,6 @@ from models.send_window import SendWindow
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9\-]{1,60}$")
 MAX_FOR_EACH = 100
-_cel = celpy.Environment()
 
 
 @dataclass(frozen=True)
@@ -355,7 +354,7 @@ class _Checker:
         known = VARIABLES | self.names
         for text, line, col in self.expressions:
             try:
-                tree = _cel.compile(text)
+                tree = ENVIRONMENT.compile(text)
             except Exception as exc:  # noqa: BLE001 - celpy raises its own parse errors
                 first = str(exc).strip().splitlines()[0]
                 self.problems.append(Problem(line, col, f"expression does not compile: {first}"))

@@ -9,7 +9,6 @@ event and before every step. Side effects use idempotency keys {subject}:{key}:{
 from __future__ import annotations
 
 import asyncio
-import functools
 from datetime import timedelta
 from typing import Any
 
@@ -19,40 +18,19 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    import celpy
     from celpy import celtypes, json_to_cel
 
     from core import search_attributes as sa
+    from definitions.cel import program as cel_program
     from definitions.model import Definition, Retry, Step
     from models.payloads import (
         EnrichmentInput, LeadStatusInput, MessageRequest, MessageResult, ScoreInput, ScoreResult, SendPlan,
         SendPlanInput, TaskInput,
     )
 
-from workflows.enrichment import EnrichmentWorkflow
-from workflows.messaging import deliver
-
-_CEL = celpy.Environment()
-
-
-def _null_safe(compare):
-    """CEL's heterogeneous equality: anything compared with null is simply unequal (cel-python raises)."""
-    def op(a, b):
-        if a is None or b is None:
-            same = a is None and b is None
-            return celtypes.BoolType(same if compare == "eq" else not same)
-        return (celpy.evaluation.bool_eq if compare == "eq" else celpy.evaluation.bool_ne)(a, b)
-    return op
-
-
-CEL_FUNCTIONS = {"_==_": _null_safe("eq"), "_!=_": _null_safe("ne")}
-
-
-@functools.lru_cache(maxsize=512)
-def _program(expression: str):
-    """Compiled once per expression (pure: same text, same program)."""
-    return _CEL.program(_CEL.compile(expression), functions=CEL_FUNCTIONS)
-
+    # Deterministic workflow helpers, passed through so each run does not re-import them in the sandbox.
+    from workflows.enrichment import EnrichmentWorkflow
+    from workflows.messaging import deliver
 
 class DefinitionRun(BaseModel):
     tenant_id: str
@@ -323,7 +301,7 @@ class DefinitionWorkflow:
         return activation
 
     def _eval(self, expression: str) -> Any:
-        result = _program(expression).evaluate(self._activation())
+        result = cel_program(expression).evaluate(self._activation())
         if isinstance(result, celtypes.TimestampType):
             return result
         if isinstance(result, celtypes.BoolType):
