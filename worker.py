@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import logging
 import signal
+from datetime import timedelta
 import sys
 
 from sqlalchemy import Engine
@@ -16,6 +17,7 @@ from activities.deal import DealActivities
 from activities.enrichment import EnrichmentActivities
 from activities.lead import LeadActivities
 from activities.messaging import MessagingActivities
+from activities.schedules import ScheduleActivities
 from activities.scoring import ScoringActivities
 from core.db import make_engine
 from core.logging import configure_logging
@@ -25,13 +27,14 @@ from core.temporal import connect
 from providers.enrichment import CountyRecordsSource, PropertyApiSource
 from providers.registry import Providers
 from scoring.registry import ModelRegistry
+from workflows.daily import SCHEDULE_ID, DailyTriggersWorkflow
 from workflows.deal import DealWorkflow
 from workflows.definition import DefinitionWorkflow
 from workflows.enrichment import EnrichmentWorkflow
 from workflows.lead import LeadWorkflow
 from workflows.messaging import MessageWorkflow
 
-WORKFLOWS = [LeadWorkflow, EnrichmentWorkflow, DealWorkflow, MessageWorkflow, DefinitionWorkflow]
+WORKFLOWS = [LeadWorkflow, EnrichmentWorkflow, DealWorkflow, MessageWorkflow, DefinitionWorkflow, DailyTriggersWorkflow]
 log = logging.getLogger("dealflow.worker")
 
 
@@ -44,6 +47,7 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
     enrichment = EnrichmentActivities(engine, CountyRecordsSource(engine), api)
     scoring = ScoringActivities(engine, ModelRegistry(engine, settings.effective_models_dir))
     deal = DealActivities(engine)
+    schedules = ScheduleActivities(engine, client, settings.temporal_task_queue, asyncio.get_running_loop())
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
@@ -53,7 +57,8 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
                     messaging.send_message,
                     enrichment.validate_contact, enrichment.standardize_address, enrichment.lookup_county_records,
                     enrichment.lookup_property_api, enrichment.save_enrichment, enrichment.link_duplicates,
-                    scoring.score_lead, scoring.create_task, deal.open_opportunity, deal.record_stage_change],
+                    scoring.score_lead, scoring.create_task, deal.open_opportunity, deal.record_stage_change,
+                    schedules.fire_daily_triggers],
         activity_executor=executor,
         max_concurrent_activities=32,
     )
@@ -65,10 +70,25 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None, clie
     engine = make_engine(settings.effective_database_url)
     with concurrent.futures.ThreadPoolExecutor(max_workers=32) as executor:
         worker = build_worker(client, engine, settings, executor)
+        await ensure_daily_schedule(client, settings.temporal_task_queue)
         log.info("worker polling %s on %s", settings.temporal_task_queue, settings.effective_temporal_address)
         async with worker:
             await (stop or asyncio.Event()).wait()
     engine.dispose()
+
+
+async def ensure_daily_schedule(client: Client, task_queue: str) -> None:
+    """The hourly Temporal Schedule behind `schedule.daily` triggers (created once; visible in the UI)."""
+    from temporalio.client import (
+        Schedule, ScheduleActionStartWorkflow, ScheduleAlreadyRunningError, ScheduleIntervalSpec, ScheduleSpec,
+    )
+
+    try:
+        await client.create_schedule(SCHEDULE_ID, Schedule(
+            action=ScheduleActionStartWorkflow(DailyTriggersWorkflow.run, id=SCHEDULE_ID, task_queue=task_queue),
+            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(hours=1))])))
+    except ScheduleAlreadyRunningError:
+        pass
 
 
 async def run_until_signalled(settings: Settings) -> None:

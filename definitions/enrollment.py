@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -57,14 +58,16 @@ def on_deal_event(session: Session, client: Client, task_queue: str, deal: Oppor
 
 
 def _dispatch(session: Session, client: Client, task_queue: str, tenant_id: str, kind: str, subject_id: str,
-              views: dict[str, Any], name: str, event_id: str, data: dict[str, Any]) -> list[str]:
+              views: dict[str, Any], name: str, event_id: str, data: dict[str, Any],
+              call: Callable[..., Any] = anyio.from_thread.run, deliver_to_running: bool = True) -> list[str]:
+    """`call(coroutine_function, *args)` runs a Temporal call on the event loop from this thread: anyio's
+    from_thread in the API, run_coroutine_threadsafe in a worker activity."""
     running = session.exec(select(WorkflowExecution).where(
         WorkflowExecution.tenant_id == tenant_id, WorkflowExecution.subject_id == subject_id,
         WorkflowExecution.workflow_type == "DefinitionWorkflow", WorkflowExecution.status == "running")).all()
-    for execution in running:
+    for execution in running if deliver_to_running else []:
         try:
-            anyio.from_thread.run(_signal, client, execution.workflow_id,
-                                  DefinitionEvent(name=name, event_id=event_id, data=data))
+            call(_signal, client, execution.workflow_id, DefinitionEvent(name=name, event_id=event_id, data=data))
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
@@ -87,8 +90,7 @@ def _dispatch(session: Session, client: Client, task_queue: str, tenant_id: str,
         count = len(session.exec(select(WorkflowExecution.id).where(
             WorkflowExecution.subject_id == subject_id, WorkflowExecution.definition_key == definition.key)).all())
         workflow_id = f"def-{tenant_id}-{definition.key}-{subject_id}" + (f"-{count + 1}" if count else "")
-        handle = anyio.from_thread.run(_start, client, task_queue, workflow_id, tenant_id, subject_id, views,
-                                       definition)
+        handle = call(_start, client, task_queue, workflow_id, tenant_id, subject_id, views, definition)
         session.add(WorkflowExecution(
             tenant_id=tenant_id, workflow_id=workflow_id, run_id=handle.result_run_id,
             workflow_type="DefinitionWorkflow", definition_key=definition.key, definition_version=definition.version,
@@ -113,3 +115,19 @@ async def _start(client: Client, task_queue: str, workflow_id: str, tenant_id: s
         DefinitionWorkflow.run, DefinitionRun(tenant_id=tenant_id, subject_id=subject_id, definition=definition),
         id=workflow_id, task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         search_attributes=TypedSearchAttributes(pairs))
+
+
+def on_schedule(session: Session, client: Client, task_queue: str, tenant_id: str, event_id: str,
+                call: Callable[..., Any], limit: int = 10_000) -> list[str]:
+    """`schedule.daily`: offer every live lead of the tenant to the definitions triggered by it (their `when`
+    filter and re-enrollment rules decide). Only when such a definition is published."""
+    if not any(d.trigger_event == "schedule.daily" and d.subject == "lead" for d in active(session, tenant_id)):
+        return []
+    started: list[str] = []
+    leads = session.exec(select(Lead).where(Lead.tenant_id == tenant_id, col(Lead.deleted_at).is_(None),
+                                            col(Lead.duplicate_of).is_(None)).limit(limit)).all()
+    for lead in leads:
+        started += _dispatch(session, client, task_queue, tenant_id, "lead", lead.id,
+                             {"lead": lead_view(session, lead), "deal": {}}, "schedule.daily", event_id, {},
+                             call=call, deliver_to_running=False)
+    return started

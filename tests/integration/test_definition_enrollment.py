@@ -165,3 +165,47 @@ steps:
     state = await asyncio.wait_for(handle.result(), timeout=30)
     assert [p["detail"] for p in state.path] == ["message.opened received",
                                                  "create_task 'They opened the offer - call now'"]
+
+
+async def test_schedule_daily_enrolls_matching_leads_at_nine_local(api, make_key, engine, temporal_client, settings):
+    from datetime import UTC, datetime, timedelta
+
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.schedules import ScheduleActivities
+    from worker import ensure_daily_schedule
+    from workflows.daily import SCHEDULE_ID
+
+    tenant, ops, staff = await _setup(api, make_key, engine)
+    source = """schema: dealflow/v1
+key: probate-daily
+trigger: {event: schedule.daily, when: '"probate" in lead.tags'}
+enrollment: {reenroll: {after: 7d}}
+steps:
+  - {id: review, action: create_task, with: {title: Review probate lead}}
+"""
+    await _publish(api, ops, source, "probate-daily")
+    probate = (await api.post("/api/v1/leads", headers=staff, json={
+        "first_name": "Pro", "email": f"pro.{uuid.uuid4().hex[:6]}@example.com", "source": "direct_mail",
+        "tags": ["probate"]})).json()
+    other = (await api.post("/api/v1/leads", headers=staff, json={
+        "first_name": "Oth", "email": f"oth.{uuid.uuid4().hex[:6]}@example.com", "source": "direct_mail"})).json()
+    set_tenant(engine, tenant, timezone="Etc/GMT-3")  # UTC+3: 06:00 UTC is 09:00 there
+    activities = ScheduleActivities(engine, temporal_client, settings.temporal_task_queue,
+                                    asyncio.get_running_loop())
+    env = ActivityEnvironment()
+    nine = datetime(2026, 12, 1, 6, 15, tzinfo=UTC)
+    ten = nine + timedelta(hours=1)
+    assert (await asyncio.to_thread(env.run, activities.fire_daily_triggers, ten))["tenants"].get(tenant) is None
+    fired = await asyncio.to_thread(env.run, activities.fire_daily_triggers, nine)
+    assert fired["tenants"][tenant] == 1
+    assert [r.definition_key for r in _runs(engine, probate["id"])] == ["probate-daily"]
+    assert _runs(engine, other["id"]) == []
+    again = await asyncio.to_thread(env.run, activities.fire_daily_triggers, nine)
+    assert again["tenants"].get(tenant) is None  # re-enrollment only after 7 days
+    assert await eventually(lambda: _tasks(engine, probate["id"]) == ["Review probate lead"])
+
+    await ensure_daily_schedule(temporal_client, settings.temporal_task_queue)
+    await ensure_daily_schedule(temporal_client, settings.temporal_task_queue)  # idempotent
+    description = await temporal_client.get_schedule_handle(SCHEDULE_ID).describe()
+    assert description.schedule.spec.intervals[0].every == timedelta(hours=1)
