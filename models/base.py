@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, MetaData, Numeric
@@ -72,5 +71,3 @@ def time_field(*, nullable: bool = False, index: bool = False, default_now: bool
 def money_field(**kwargs: Any) -> Any:
     return Field(default=None, sa_column=Column(Numeric(14, 2), nullable=True), **kwargs)
 
-
-Money = Decimal

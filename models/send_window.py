@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 from phonenumbers import timezone as phone_zones
@@ -116,11 +116,3 @@ def recipient_zones(phone: str | None, state: str | None, fallback: str) -> tupl
     if state and state in STATE_ZONES:
         return [STATE_ZONES[state]], "state"
     return [fallback], "tenant"
-
-
-def check_zone(zone: str) -> str:
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {zone!r}") from None
-    return zone

@@ -5,7 +5,6 @@ A tenant with no model gets the cold-start model (trained on the documented synt
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,8 +145,3 @@ class ModelRegistry:
                                            features=list(row.features), model=model, metrics=row.metrics,
                                            categories=row.metrics.get("categories", {}))
         return self._cache[key]
-
-    def describe_active(self, tenant_id: str) -> dict[str, Any] | None:
-        with Session(self._engine) as session:
-            row = self._active_row(session, tenant_id)
-            return json.loads(row.model_dump_json()) if row else None

@@ -95,7 +95,6 @@ class LeadWorkflow:
         self._next_action = "record lead.received"
         self._score: ScoreResult | None = None
         self._enrichment: EnrichmentResult | None = None
-        self._replied = False
         self._merged_into: str | None = None
         self._opportunity_id: str | None = None
 
@@ -255,7 +254,6 @@ class LeadWorkflow:
         if name in _STOPPERS:
             self._cadence_stopped = True  # pause on reply; never message after an opt-out
         if name == "replied" and self._lifecycle:
-            self._replied = True
             await self._rescore("engagement")  # a reply is the strongest signal there is
         if name == "close" and not self._closed:
             self._closed = True
