@@ -28,7 +28,7 @@ from models.message import Message
 from models.payloads import ConsentChange, MessageRequest, MessageResult, SendPlan, SendPlanInput
 from models.send_window import SendWindow, recipient_zones
 from models.tenant import Tenant
-from models.timeline import TimelineEntry
+from models.timeline import add_message_entry
 from providers.base import OutgoingEmail, OutgoingSms, ProviderError, Receipt
 from providers.registry import Providers
 from providers.sms import is_opt_out
@@ -163,17 +163,11 @@ class MessagingActivities:
             return message
 
     def _timeline(self, message: Message, kind: str, summary: str) -> None:
-        if not message.lead_id:
-            return
         with Session(self._engine) as session:
-            key = f"{message.id}:{kind}"
-            if session.exec(select(TimelineEntry).where(TimelineEntry.idempotency_key == key)).first():
-                return
-            session.add(TimelineEntry(
-                tenant_id=message.tenant_id, lead_id=message.lead_id, kind=kind, summary=summary,
-                data={"message_id": message.id, "channel": message.channel, "template": message.template,
-                      "status": message.status, "error_code": message.error_code},
-                idempotency_key=key, workflow_id=activity.info().workflow_id if activity.in_activity() else None))
+            add_message_entry(session, message, kind, summary,
+                              {"template": message.template, "status": message.status,
+                               "error_code": message.error_code},
+                              workflow_id=activity.info().workflow_id if activity.in_activity() else None)
             try:
                 session.commit()
             except IntegrityError:

@@ -27,7 +27,7 @@ from models.consent import record_consent
 from models.lead import Lead
 from models.message import Message
 from models.payloads import ConsentChange, LeadEvent
-from models.timeline import TimelineEntry
+from models.timeline import add_message_entry
 from models.webhook import WebhookEvent
 
 log = logging.getLogger("dealflow.webhooks")
@@ -77,17 +77,6 @@ def advance_status(message: Message, status: str, at: datetime) -> bool:
     if status == "delivered" and message.delivered_at is None:
         message.delivered_at = at
     return True
-
-
-def _timeline(session: Session, message: Message, kind: str, summary: str, data: dict[str, Any]) -> None:
-    if not message.lead_id:
-        return
-    key = f"{message.id}:{kind}"
-    if session.exec(select(TimelineEntry).where(TimelineEntry.idempotency_key == key)).first():
-        return
-    session.add(TimelineEntry(tenant_id=message.tenant_id, lead_id=message.lead_id, kind=kind, summary=summary,
-                              data={"message_id": message.id, "channel": message.channel, **data},
-                              idempotency_key=key))
 
 
 # Delivery outcomes definitions can wait for or be triggered by (definitions.language.EVENTS).
@@ -152,12 +141,13 @@ def apply_sendgrid_event(session: Session, event: dict[str, Any], effects: Effec
     if status and advance_status(message, status, at):
         if status in FAILURES:
             message.error_code, message.error_message = kind, str(event.get("reason") or kind)[:500]
-        _timeline(session, message, f"message.{status}", f"Email {status}", {"reason": event.get("reason")})
+        add_message_entry(session, message, f"message.{status}", f"Email {status}",
+                          {"reason": event.get("reason")})
         _tell_definitions(effects, message, status, event_id)
     if kind in SENDGRID_OPT_OUT or (kind == "bounce" and event.get("type") != "blocked"):
         opt_out(session, effects, message.tenant_id, "email", message.to_address, f"sendgrid_{kind}", event_id,
                 {"provider": "sendgrid", "event": kind, "sg_event_id": event_id})
-        _timeline(session, message, f"message.{kind}", f"Email {kind}: opted out", {})
+        add_message_entry(session, message, f"message.{kind}", f"Email {kind}: opted out", {})
     session.add(message)
     row.status, row.processed_at = "applied", utcnow()
     return "applied"
@@ -185,7 +175,8 @@ def apply_twilio_status(session: Session, form: dict[str, str], effects: Effects
             message.error_message = f"Twilio reported {status_name}" + (
                 f" (error {form['ErrorCode']})" if form.get("ErrorCode") else "")
         if status in ("delivered", "undelivered", "failed"):
-            _timeline(session, message, f"message.{status}", f"SMS {status}", {"error_code": form.get("ErrorCode")})
+            add_message_entry(session, message, f"message.{status}", f"SMS {status}",
+                              {"error_code": form.get("ErrorCode")})
             _tell_definitions(effects, message, status, f"{sid}:{status_name}")
     if form.get("ErrorCode") == "21610":
         opt_out(session, effects, message.tenant_id, "sms", message.to_address, "twilio_21610", sid,

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Index
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Session, SQLModel, select
 
 from models.base import json_field, new_id, time_field
 
@@ -44,3 +44,16 @@ class TimelineEntryPublic(SQLModel):
     actor: str
     workflow_id: str | None
     occurred_at: datetime
+
+
+def add_message_entry(session: Session, message, kind: str, summary: str, data: dict[str, Any],
+                      workflow_id: str | None = None) -> None:
+    """A message's event on its lead's timeline, once per message and kind (the caller commits)."""
+    if not message.lead_id:
+        return
+    key = f"{message.id}:{kind}"
+    if session.exec(select(TimelineEntry).where(TimelineEntry.idempotency_key == key)).first():
+        return
+    session.add(TimelineEntry(tenant_id=message.tenant_id, lead_id=message.lead_id, kind=kind, summary=summary,
+                              data={"message_id": message.id, "channel": message.channel, **data},
+                              idempotency_key=key, workflow_id=workflow_id))
