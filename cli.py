@@ -196,11 +196,10 @@ def definitions_test(
 
     from ruamel.yaml import YAML
 
-    from definitions.dryrun import dry_run
+    from definitions.dryrun import SAMPLE_LEAD, dry_run
 
     definition = _load_definition(path)
-    sample = _json.loads(subject.read_text()) if subject else {"id": "sample", "first_name": "Sample",
-                                                                 "source": "web_form", "status": "new", "tags": []}
+    sample = _json.loads(subject.read_text()) if subject else dict(SAMPLE_LEAD)
     timeline = (YAML(typ="safe").load(events.read_text()) or []) if events else []
     with console.status(f"Running {definition.key} v{definition.version} on the time-skipping test server"):
         result = asyncio.run(dry_run(definition, sample, timeline))

@@ -25,6 +25,10 @@ from workflows.definition import DefinitionEvent, DefinitionRun, DefinitionWorkf
 from workflows.enrichment import EnrichmentWorkflow
 
 
+# The lead a dry run uses when none is given.
+SAMPLE_LEAD = {"id": "sample", "first_name": "Sample", "source": "web_form", "status": "new", "tags": []}
+
+
 class _Recorder:
     """Activities that answer from the sample subject and record what would have happened."""
 

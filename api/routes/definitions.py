@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from api.deps import PrincipalDep, SessionDep, audit, require
 from api.errors import Problem
+from definitions.dryrun import SAMPLE_LEAD, dry_run
 from definitions.loader import DefinitionInvalid, load
 from definitions.store import DefinitionConflict, publish, retire, save_draft
 from models.definition import WorkflowDefinition
@@ -62,8 +63,7 @@ async def create_definition(request: Request, session: SessionDep, principal: Op
 
 class TestBody(BaseModel):
     source: str
-    subject: dict[str, Any] = {"id": "sample", "first_name": "Sample", "source": "web_form", "status": "new",
-                               "tags": []}
+    subject: dict[str, Any] = Field(default_factory=lambda: dict(SAMPLE_LEAD))
     events: list[dict[str, Any]] = []
 
 
@@ -77,8 +77,6 @@ class TestResult(BaseModel):
 async def test_definition(body: TestBody, principal: PrincipalDep) -> TestResult:
     """Dry run ("Test"): the definition runs on the time-skipping test server with side effects recorded,
     not performed; returns the path with simulated times."""
-    from definitions.dryrun import dry_run
-
     try:
         definition = load(body.source, "definition.yaml")
     except DefinitionInvalid as exc:
