@@ -101,6 +101,10 @@ def list_leads(
     if by == "score":
         query = query.where(col(Lead.score).is_not(None))
     items, next_cursor = page(session, query, Lead, limit, cursor, by=by, descending=sort.startswith("-"))
+    # One query for the page's properties; session.get then finds them in the identity map.
+    property_ids = [lead.property_id for lead in items if lead.property_id]
+    if property_ids:
+        session.exec(select(Property).where(col(Property.id).in_(property_ids))).all()
     return LeadPage(items=[_public(session, lead) for lead in items], next_cursor=next_cursor)
 
 
