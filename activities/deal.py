@@ -9,6 +9,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
+
+from activities.rows import owned
 from pydantic import BaseModel
 
 from models.base import utcnow
@@ -55,9 +57,7 @@ class DealActivities:
             existing = session.get(Opportunity, opportunity_id)
             if existing:
                 return OpportunityOpened(opportunity_id=existing.id, pipeline=existing.pipeline, stage=existing.stage)
-            lead = session.get(Lead, request.lead_id)
-            if lead is None or lead.tenant_id != request.tenant_id:
-                raise ApplicationError(f"lead {request.lead_id} not found", type="NotFound", non_retryable=True)
+            lead = owned(session, Lead, request.lead_id, request.tenant_id, "lead")
             try:
                 asking = Decimal(request.convert.asking_price) if request.convert.asking_price else None
             except InvalidOperation:

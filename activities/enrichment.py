@@ -10,6 +10,8 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.rows import owned
+
 from models.base import utcnow
 from models.lead import Lead, Property
 from models.payloads import EnrichmentInput, EnrichmentResult, PropertyLookup, SourceOutcome
@@ -30,10 +32,7 @@ class EnrichmentActivities:
         self._engine, self._county, self._api = engine, county, api
 
     def _lead(self, session: Session, tenant_id: str, lead_id: str) -> Lead:
-        lead = session.get(Lead, lead_id)
-        if lead is None or lead.tenant_id != tenant_id:
-            raise ApplicationError(f"lead {lead_id} not found", type="NotFound", non_retryable=True)
-        return lead
+        return owned(session, Lead, lead_id, tenant_id, "lead")
 
     @activity.defn
     def validate_contact(self, request: EnrichmentInput) -> dict[str, Any]:

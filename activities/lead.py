@@ -10,6 +10,8 @@ from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.rows import owned
+
 from core.db import is_unique_violation
 from models.audit import AuditLog
 from models.base import utcnow
@@ -53,19 +55,13 @@ class LeadActivities:
     def load_lead(self, ref: dict[str, str]) -> dict[str, Any]:
         """What definitions' conditions see as `lead` (plain JSON)."""
         with Session(self._engine) as session:
-            lead = session.get(Lead, ref["lead_id"])
-            if lead is None or lead.tenant_id != ref["tenant_id"]:
-                raise ApplicationError(f"lead {ref['lead_id']} not found", type="NotFound", non_retryable=True)
-            return lead_view(session, lead)
+            return lead_view(session, owned(session, Lead, ref["lead_id"], ref["tenant_id"], "lead"))
 
     @activity.defn
     def load_deal(self, ref: dict[str, str]) -> dict[str, Any]:
         """What definitions about deals see as `deal`."""
         with Session(self._engine) as session:
-            deal = session.get(Opportunity, ref["deal_id"])
-            if deal is None or deal.tenant_id != ref["tenant_id"]:
-                raise ApplicationError(f"deal {ref['deal_id']} not found", type="NotFound", non_retryable=True)
-            return deal_view(session, deal)
+            return deal_view(session, owned(session, Opportunity, ref["deal_id"], ref["tenant_id"], "deal"))
 
     @activity.defn
     def set_lead_status(self, change: LeadStatusInput) -> None:
@@ -74,9 +70,7 @@ class LeadActivities:
         except ValueError:
             raise ApplicationError(f"unknown lead status {change.status!r}", non_retryable=True) from None
         with Session(self._engine) as session:
-            lead = session.get(Lead, change.lead_id)
-            if lead is None or lead.tenant_id != change.tenant_id:
-                raise ApplicationError(f"lead {change.lead_id} not found", type="NotFound", non_retryable=True)
+            lead = owned(session, Lead, change.lead_id, change.tenant_id, "lead")
             if lead.status == status:
                 return  # already applied by an earlier attempt
             before = {"status": lead.status, "status_reason": lead.status_reason}

@@ -9,6 +9,8 @@ from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.rows import owned
+
 from models.base import utcnow
 from models.lead import Lead
 from models.payloads import ScoreInput, ScoreResult, TaskInput
@@ -26,9 +28,7 @@ class ScoringActivities:
     @activity.defn
     def score_lead(self, request: ScoreInput) -> ScoreResult:
         with Session(self._engine) as session:
-            lead = session.get(Lead, request.lead_id)
-            if lead is None or lead.tenant_id != request.tenant_id:
-                raise ApplicationError(f"lead {request.lead_id} not found", type="NotFound", non_retryable=True)
+            lead = owned(session, Lead, request.lead_id, request.tenant_id, "lead")
             row = lead_features(lead.model_dump(), lead.enrichment, engagement(session, lead), utcnow())
         model = self._registry.ensure_active(request.tenant_id)
         try:
