@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,7 +33,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeServer:
+class FakeServer(ABC):
     """Subclasses implement `handle(request) -> Reply`."""
 
     def __init__(self) -> None:
@@ -93,8 +94,9 @@ class FakeServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def handle(self, request: Recorded) -> Reply:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abstractmethod
+    def handle(self, request: Recorded) -> Reply:
+        """The fake provider's answer to one request."""
 
     def calls(self, method: str, path_suffix: str) -> list[Recorded]:
         with self._lock:
