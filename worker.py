@@ -61,6 +61,9 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
                     schedules.fire_daily_triggers],
         activity_executor=executor,
         max_concurrent_activities=32,
+        # On SIGTERM let in-flight activities finish (compose gives 30 s): cancelling a sync activity raises
+        # into its thread, and one raised inside XGBoost's native code was seen to corrupt the heap (SIGABRT).
+        graceful_shutdown_timeout=timedelta(seconds=25),
     )
 
 
