@@ -187,7 +187,8 @@ def definitions_validate(files: list[Path] = typer.Argument(..., exists=True, di
 @definitions_app.command("test")
 def definitions_test(
     path: Path = typer.Argument(..., exists=True, dir_okay=False),
-    subject: Path = typer.Option(None, "--subject", exists=True, dir_okay=False, help="sample lead (JSON)"),
+    subject: Path = typer.Option(None, "--subject", exists=True, dir_okay=False,
+                                 help="sample lead, deal or investor (JSON)"),
     events: Path = typer.Option(None, "--events", exists=True, dir_okay=False,
                                 help="YAML list of {after: 1d, name: lead.replied, data: {...}}"),
 ) -> None:
@@ -196,10 +197,10 @@ def definitions_test(
 
     from ruamel.yaml import YAML
 
-    from definitions.dryrun import SAMPLE_LEAD, dry_run
+    from definitions.dryrun import dry_run, sample_subject
 
     definition = _load_definition(path)
-    sample = _json.loads(subject.read_text()) if subject else dict(SAMPLE_LEAD)
+    sample = _json.loads(subject.read_text()) if subject else sample_subject(definition.subject)
     timeline = (YAML(typ="safe").load(events.read_text()) or []) if events else []
     with console.status(f"Running {definition.key} v{definition.version} on the time-skipping test server"):
         result = asyncio.run(dry_run(definition, sample, timeline))

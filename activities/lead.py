@@ -14,12 +14,13 @@ from activities.rows import owned
 
 from core.db import is_unique_violation
 from models.audit import AuditLog
+from models.investor import Investor
 from models.base import utcnow
 from models.lead import Lead, LeadStatus
 from models.payloads import LeadStatusInput, TimelineEntryInput, TimelineEntryResult
 from models.timeline import TimelineEntry
 from models.opportunity import Opportunity
-from models.views import deal_view, lead_view
+from models.views import deal_view, investor_view, lead_view
 
 
 class LeadActivities:
@@ -62,6 +63,12 @@ class LeadActivities:
         """What definitions about deals see as `deal`."""
         with Session(self._engine) as session:
             return deal_view(session, owned(session, Opportunity, ref["deal_id"], ref["tenant_id"], "deal"))
+
+    @activity.defn
+    def load_investor(self, ref: dict[str, str]) -> dict[str, Any]:
+        """What definitions about investors see as `investor`."""
+        with Session(self._engine) as session:
+            return investor_view(owned(session, Investor, ref["investor_id"], ref["tenant_id"], "investor"))
 
     @activity.defn
     def set_lead_status(self, change: LeadStatusInput) -> None:

@@ -23,9 +23,9 @@ from core.settings import Settings
 from core.signing import sign
 from models.base import utcnow
 from models.consent import is_opted_out, record_consent
-from models.lead import Lead, Property
 from models.message import Message
 from models.payloads import ConsentChange, MessageRequest, MessageResult, SendPlan, SendPlanInput
+from models.recipient import Recipient, load_recipient
 from models.send_window import SendWindow, recipient_zones
 from models.tenant import Tenant
 from models.timeline import add_message_entry
@@ -50,11 +50,11 @@ class MessagingActivities:
     @activity.defn
     def plan_send(self, plan: SendPlanInput) -> SendPlan:
         with Session(self._engine) as session:
-            lead, tenant, prop = self._load(session, plan.tenant_id, plan.lead_id)
-            address = lead.email if plan.channel == "email" else lead.phone
+            recipient = self._load(session, plan.tenant_id, plan.lead_id, plan.investor_id)
+            tenant, address = recipient.tenant, recipient.address(plan.channel)
             window = SendWindow.parse(*(plan.send_window or (tenant.send_window_days, tenant.send_window_start,
                                                              tenant.send_window_end)))
-            zones, source = recipient_zones(lead.phone, prop.state if prop else None, tenant.timezone)
+            zones, source = recipient_zones(recipient.person.phone, recipient.state, tenant.timezone)
             opens_at = window.next_opening(plan.now, zones)
             opted_out = bool(address) and is_opted_out(session, plan.tenant_id, plan.channel, address)
         when = "now" if opens_at == plan.now else opens_at.astimezone(ZoneInfo(zones[0])).strftime("%a %H:%M %Z")
@@ -95,19 +95,22 @@ class MessagingActivities:
             existing = session.exec(select(Message).where(Message.idempotency_key == request.idempotency_key)).first()
             if existing:
                 return existing
-            lead, tenant, prop = self._load(session, request.tenant_id, request.lead_id)
-            message = Message(tenant_id=tenant.id, lead_id=lead.id, channel=request.channel,
-                              idempotency_key=request.idempotency_key, template=request.template,
+            recipient = self._load(session, request.tenant_id, request.lead_id, request.investor_id)
+            tenant = recipient.tenant
+            message = Message(tenant_id=tenant.id, lead_id=request.lead_id, investor_id=request.investor_id,
+                              channel=request.channel, idempotency_key=request.idempotency_key,
+                              template=request.template,
                               provider=self._settings.provider_for(tenant.id, request.channel),
-                              to_address=(lead.email if request.channel == "email" else lead.phone) or "")
+                              to_address=recipient.address(request.channel) or "")
             error = None
             if not message.to_address:
-                error = ("no_address", f"lead has no {'email' if request.channel == 'email' else 'phone'}")
+                who = "investor" if request.investor_id else "lead"
+                error = ("no_address", f"{who} has no {'email' if request.channel == 'email' else 'phone'}")
             else:
                 try:
                     template = self._template(session, request)
                     message.template_version = template.version
-                    context = self._context(lead, tenant, prop, request.channel)
+                    context = self._context(recipient, request.channel)
                     rendered = render(template, context)
                     message.subject, message.body, message.html = rendered.subject, rendered.text, rendered.html
                     message.from_address = self._sender(tenant, request.channel)
@@ -173,14 +176,11 @@ class MessagingActivities:
             except IntegrityError:
                 session.rollback()
 
-    def _load(self, session: Session, tenant_id: str, lead_id: str) -> tuple[Lead, Tenant, Property | None]:
-        lead = session.get(Lead, lead_id)
-        tenant = session.get(Tenant, tenant_id)
-        if lead is None or tenant is None or lead.tenant_id != tenant_id:
-            raise ApplicationError(f"lead {lead_id} of tenant {tenant_id} not found", type="NotFound",
-                                   non_retryable=True)
-        prop = session.get(Property, lead.property_id) if lead.property_id else None
-        return lead, tenant, prop
+    def _load(self, session: Session, tenant_id: str, lead_id: str | None, investor_id: str | None) -> Recipient:
+        try:
+            return load_recipient(session, tenant_id, lead_id, investor_id)
+        except LookupError as exc:
+            raise ApplicationError(str(exc), type="NotFound", non_retryable=True) from None
 
     def _template(self, session: Session, request: MessageRequest) -> Template:
         if request.template:
@@ -195,19 +195,15 @@ class MessagingActivities:
         return Template(key="inline", version=0, channel=request.channel, text=request.text,
                         subject=request.subject or ("" if request.channel == "sms" else None))
 
-    def _context(self, lead: Lead, tenant: Tenant, prop: Property | None, channel: str) -> dict:
+    def _context(self, recipient: Recipient, channel: str) -> dict:
+        tenant = recipient.tenant
         # The tenant's own sender name when it set one; otherwise the tenant speaks for itself.
         sender_name = (parseaddr(tenant.email_from)[0] if tenant.email_from else "") or tenant.name
-        context = {
-            "lead": lead.model_dump(mode="json", warnings=False,
-                                    include={"id", "first_name", "last_name", "email", "phone", "source", "status",
-                                             "tags", "property_address"}),
-            "property": prop.model_dump(include={"street", "unit", "city", "state", "zip"}) if prop else None,
-            "tenant": {"id": tenant.id, "name": tenant.name},
-            "sender": {"name": sender_name},
-        }
+        context = {**recipient.context(), "tenant": {"id": tenant.id, "name": tenant.name},
+                   "sender": {"name": sender_name}}
         if channel == "email":
-            context["unsubscribe_url"] = unsubscribe_url(self._settings, tenant.id, "email", lead.email or "")
+            context["unsubscribe_url"] = unsubscribe_url(self._settings, tenant.id, "email",
+                                                         recipient.address("email") or "")
         return context
 
     def _sender(self, tenant: Tenant, channel: str) -> str | None:

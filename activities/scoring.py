@@ -59,11 +59,13 @@ class ScoringActivities:
             if existing:
                 return existing.id
             task = Task(tenant_id=request.tenant_id, lead_id=request.lead_id, opportunity_id=request.opportunity_id,
-                        title=request.title, description=request.description, idempotency_key=request.idempotency_key,
+                        investor_id=request.investor_id, title=request.title, description=request.description,
+                        idempotency_key=request.idempotency_key,
                         due_at=utcnow() + timedelta(hours=request.due_in_hours) if request.due_in_hours else None)
             session.add(task)
-            if request.lead_id:
-                session.add(TimelineEntry(tenant_id=request.tenant_id, lead_id=request.lead_id, kind="task.created",
+            if request.lead_id or request.investor_id:
+                session.add(TimelineEntry(tenant_id=request.tenant_id, lead_id=request.lead_id,
+                                          investor_id=request.investor_id, kind="task.created",
                                           summary=f"Task: {request.title}", data={"task_id": task.id},
                                           idempotency_key=f"{request.idempotency_key}:timeline"))
             session.commit()

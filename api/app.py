@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 
 from api import errors
-from api.routes import definitions, health, leads, messages, opportunities, webhooks, workflows
+from api.routes import definitions, health, investors, leads, messages, opportunities, webhooks, workflows
 from core.db import make_engine
 from core.logging import request_id_var
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.include_router(workflows.router)
     app.include_router(messages.router)
     app.include_router(opportunities.router)
+    app.include_router(investors.router)
     app.include_router(definitions.router)
     app.include_router(webhooks.router)
     app.include_router(health.router, prefix="/api/v1")

@@ -1,4 +1,4 @@
-"""Apply provider events to messages, consent and lead workflows — once per provider event id.
+"""Apply provider events to messages, consent, lead workflows and definitions — once per provider event id.
 
 Called by the webhook routes after signature checks. Every event is stored in `webhook_events`
 (unique per provider + event id) in the same transaction as its effects, so a duplicate delivery finds
@@ -24,6 +24,7 @@ from api.errors import Problem
 from core.db import is_unique_violation
 from models.base import utcnow
 from models.consent import record_consent
+from models.investor import Investor
 from models.lead import Lead
 from models.message import Message
 from models.payloads import ConsentChange, LeadEvent
@@ -45,10 +46,11 @@ TWILIO_STATUS = {"queued": "queued", "sending": "sending", "sent": "sent", "deli
 
 @dataclass
 class Effects:
-    """What the caller must still do outside the DB transaction: signal lead workflows."""
+    """What the caller must still do outside the DB transaction: signal lead workflows, tell definitions."""
 
     signals: list[tuple[str, str, LeadEvent]] = field(default_factory=list)  # (workflow_id, signal, event)
-    lead_events: list[tuple[str, str, str, dict]] = field(default_factory=list)  # (lead_id, event, id, data)
+    # (subject kind "lead" or "investor", its id, event name, event id, data)
+    subject_events: list[tuple[str, str, str, str, dict]] = field(default_factory=list)
 
 
 def claim_event(session: Session, provider: str, event_id: str, event_type: str, payload: dict[str, Any],
@@ -85,15 +87,16 @@ _MESSAGE_EVENTS = {"delivered": "message.delivered", "opened": "message.opened",
 
 
 def _tell_definitions(effects: Effects, message: Message, status: str, event_id: str) -> None:
-    if message.lead_id and status in _MESSAGE_EVENTS:
-        effects.lead_events.append((message.lead_id, _MESSAGE_EVENTS[status], event_id,
-                                    {"message_id": message.id, "channel": message.channel,
-                                     "template": message.template}))
+    subject = ("lead", message.lead_id) if message.lead_id else ("investor", message.investor_id)
+    if subject[1] and status in _MESSAGE_EVENTS:
+        effects.subject_events.append((*subject, _MESSAGE_EVENTS[status], event_id,
+                                       {"message_id": message.id, "channel": message.channel,
+                                        "template": message.template}))
 
 
 def opt_out(session: Session, effects: Effects, tenant_id: str, channel: str, address: str, source: str,
             event_id: str, evidence: dict[str, Any]) -> None:
-    """Record the opt-out and stop every cadence of every lead at that address."""
+    """Record the opt-out and stop every cadence of every lead (and investor) at that address."""
     record_consent(session, ConsentChange(tenant_id=tenant_id, channel=channel, address=address,
                                           status="opted_out", source=source, evidence=evidence))
     for lead in leads_at(session, tenant_id, channel, address):
@@ -101,7 +104,9 @@ def opt_out(session: Session, effects: Effects, tenant_id: str, channel: str, ad
             effects.signals.append((lead.workflow_id, "opted_out", LeadEvent(
                 event_id=event_id, actor=f"webhook:{source}", note=f"Opted out of {channel} ({source})",
                 data={"channel": channel, "address": address, **evidence})))
-        effects.lead_events.append((lead.id, "lead.opted_out", event_id, {"channel": channel}))
+        effects.subject_events.append(("lead", lead.id, "lead.opted_out", event_id, {"channel": channel}))
+    for investor in investors_at(session, tenant_id, channel, address):
+        effects.subject_events.append(("investor", investor.id, "investor.opted_out", event_id, {"channel": channel}))
 
 
 def leads_at(session: Session, tenant_id: str, channel: str, address: str) -> list[Lead]:
@@ -115,6 +120,11 @@ def leads_at(session: Session, tenant_id: str, channel: str, address: str) -> li
             seen.add(lead.workflow_id)
             unique.append(lead)
     return unique
+
+
+def investors_at(session: Session, tenant_id: str, channel: str, address: str) -> list[Investor]:
+    column = Investor.email if channel == "email" else Investor.phone
+    return list(session.exec(select(Investor).where(Investor.tenant_id == tenant_id, column == address)).all())
 
 
 def apply_sendgrid_event(session: Session, event: dict[str, Any], effects: Effects) -> str:
@@ -208,12 +218,13 @@ def apply_and_commit(session: Session, client, apply: Callable[[Effects], T], ta
         session.rollback()
         raise
     if task_queue:  # definitions react to the same events (their own transaction, after ours)
-        from definitions.enrollment import on_event
+        from definitions.enrollment import on_event, on_investor_event
 
-        for lead_id, name, event_id, data in effects.lead_events:
-            lead = session.get(Lead, lead_id)
-            if lead is not None:
-                on_event(session, client, task_queue, lead, name, event_id, data)
+        for kind, subject_id, name, event_id, data in effects.subject_events:
+            subject = session.get(Lead if kind == "lead" else Investor, subject_id)
+            if subject is not None:
+                (on_event if kind == "lead" else on_investor_event)(session, client, task_queue, subject, name,
+                                                                    event_id, data)
     return result
 
 

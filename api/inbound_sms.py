@@ -1,13 +1,15 @@
-"""Inbound SMS: opt-out/opt-in/help keywords (Twilio's list) and replies that pause a lead's cadence."""
+"""Inbound SMS: opt-out/opt-in/help keywords (Twilio's list) and replies that pause a lead's cadence (or tell
+an investor's definitions that the investor replied)."""
 
 from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from api.delivery_events import Effects, claim_event, leads_at, opt_out
+from api.delivery_events import Effects, claim_event, investors_at, leads_at, opt_out
 from core.settings import Settings
 from models.base import utcnow
 from models.consent import record_consent
+from models.investor import advance
 from models.message import Message
 from models.payloads import ConsentChange, LeadEvent
 from models.tenant import Tenant
@@ -45,7 +47,9 @@ def apply_inbound_sms(session: Session, settings: Settings, form: dict[str, str]
     if row is None:
         return "duplicate", None
     leads = leads_at(session, tenant_id, "sms", sender)
-    message = Message(tenant_id=tenant_id, lead_id=leads[0].id if leads else None, channel="sms",
+    investors = investors_at(session, tenant_id, "sms", sender)
+    message = Message(tenant_id=tenant_id, lead_id=leads[0].id if leads else None,
+                      investor_id=investors[0].id if investors else None, channel="sms",
                       direction="inbound", to_address=form.get("To", ""), from_address=sender, body=body,
                       provider="twilio", provider_message_id=sid, status="received",
                       idempotency_key=f"twilio:inbound:{sid}")
@@ -71,10 +75,17 @@ def apply_inbound_sms(session: Session, settings: Settings, form: dict[str, str]
                 effects.signals.append((lead.workflow_id, "replied", LeadEvent(
                     event_id=sid, actor="webhook:twilio", note=f"Replied by SMS: {body[:200]}",
                     data={"channel": "sms", "text": body, "message_sid": sid})))
-            effects.lead_events.append((lead.id, "lead.replied", sid, {"channel": "sms", "text": body}))
-    for lead in leads:
-        session.add(TimelineEntry(tenant_id=tenant_id, lead_id=lead.id, kind="message.received",
+            effects.subject_events.append(("lead", lead.id, "lead.replied", sid, {"channel": "sms", "text": body}))
+        for investor in investors:
+            if advance(investor, "investor.replied"):
+                session.add(investor)
+            effects.subject_events.append(("investor", investor.id, "investor.replied", sid,
+                                           {"channel": "sms", "text": body}))
+    for person in [*leads, *investors]:
+        is_lead = person in leads
+        session.add(TimelineEntry(tenant_id=tenant_id, lead_id=person.id if is_lead else None,
+                                  investor_id=None if is_lead else person.id, kind="message.received",
                                   summary=f"SMS from {sender}: {body[:200]}",
-                                  data={"message_sid": sid, "keyword": action}, idempotency_key=f"{sid}:{lead.id}"))
+                                  data={"message_sid": sid, "keyword": action}, idempotency_key=f"{sid}:{person.id}"))
     row.status, row.processed_at = "applied", utcnow()
-    return action or ("reply" if leads else "unknown_sender"), reply
+    return action or ("reply" if leads or investors else "unknown_sender"), reply

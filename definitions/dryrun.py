@@ -25,8 +25,20 @@ from workflows.definition import DefinitionEvent, DefinitionRun, DefinitionWorkf
 from workflows.enrichment import EnrichmentWorkflow
 
 
-# The lead a dry run uses when none is given.
-SAMPLE_LEAD = {"id": "sample", "first_name": "Sample", "source": "web_form", "status": "new", "tags": []}
+# The subject a dry run uses when none is given, per definition subject.
+SAMPLES: dict[str, dict[str, Any]] = {
+    "lead": {"id": "sample", "first_name": "Sample", "source": "web_form", "status": "new", "tags": []},
+    "deal": {"id": "sample-deal", "stage": "new", "pipeline": "acquisition", "title": "Sample deal",
+             "lead": {"id": "sample", "first_name": "Sample", "source": "web_form", "status": "qualified",
+                      "tags": []}},
+    "investor": {"id": "sample-investor", "name": "Sample Investor", "accredited": True, "status": "prospect",
+                 "capital_available": 250000.0, "preferences": {"markets": ["TX"], "strategies": ["lending"]},
+                 "tags": []},
+}
+
+
+def sample_subject(kind: str) -> dict[str, Any]:
+    return dict(SAMPLES[kind])
 
 
 class _Recorder:
@@ -48,6 +60,10 @@ class _Recorder:
         @activity.defn(name="load_deal")
         async def load_deal(ref: dict) -> dict:
             return {k: v for k, v in self.subject.items() if k != "lead"}
+
+        @activity.defn(name="load_investor")
+        async def load_investor(ref: dict) -> dict:
+            return {k: v for k, v in self.subject.items() if not k.startswith("send_window")}
 
         @activity.defn(name="plan_send")
         async def plan_send(plan: SendPlanInput) -> SendPlan:
@@ -97,7 +113,7 @@ class _Recorder:
         async def link_duplicates(request: EnrichmentInput) -> str | None:
             return None
 
-        return [load_lead, load_deal, plan_send, send_message, create_task, set_lead_status, score_lead,
+        return [load_lead, load_deal, load_investor, plan_send, send_message, create_task, set_lead_status, score_lead,
                 validate_contact,
                 standardize_address, lookup_county_records, lookup_property_api, save_enrichment, link_duplicates]
 

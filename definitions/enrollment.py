@@ -1,5 +1,6 @@
-"""Trigger matching: when an event happens to a lead, start the published definitions it triggers
-(honouring `when` and re-enrollment rules) and pass the event to the definitions already running for it."""
+"""Trigger matching: when an event happens to a lead, deal or investor, start the published definitions it
+triggers (honouring `when` and re-enrollment rules) and pass the event to the definitions already running
+for it."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from core import search_attributes as sa
 from definitions.store import active
 from models.base import utcnow
 from models.definition import WorkflowExecution
+from models.investor import Investor
 from models.lead import Lead
 from models.opportunity import Opportunity
-from models.views import deal_view, lead_view
+from models.views import deal_view, investor_view, lead_view
 from definitions.cel import program
 from workflows.definition import DefinitionEvent, DefinitionRun, DefinitionWorkflow
 
@@ -32,8 +34,8 @@ def matches(expression: str | None, views: dict[str, Any], data: dict[str, Any])
     if not expression:
         return True
     try:
-        activation = {"lead": json_to_cel(views["lead"]), "deal": json_to_cel(views["deal"]),
-                      "event": json_to_cel(data), "vars": json_to_cel({})}
+        activation = {name: json_to_cel(views.get(name) or {}) for name in ("lead", "deal", "investor")}
+        activation.update(event=json_to_cel(data), vars=json_to_cel({}))
         return bool(program(expression).evaluate(activation))
     except Exception as exc:  # noqa: BLE001 - a filter that cannot be evaluated does not enroll
         log.warning("trigger filter %r could not be evaluated: %s", expression, exc)
@@ -55,6 +57,13 @@ def on_deal_event(session: Session, client: Client, task_queue: str, deal: Oppor
     lead = session.get(Lead, deal.lead_id) if deal.lead_id else None
     views = {"deal": deal_view(session, deal), "lead": lead_view(session, lead) if lead else {}}
     return _dispatch(session, client, task_queue, deal.tenant_id, "deal", deal.id, views, name, event_id, data or {})
+
+
+def on_investor_event(session: Session, client: Client, task_queue: str, investor: Investor, name: str,
+                      event_id: str, data: dict[str, Any] | None = None) -> list[str]:
+    """The same for an investor (investor.created, investor.replied, ...): definitions with `subject: investor`."""
+    return _dispatch(session, client, task_queue, investor.tenant_id, "investor", investor.id,
+                     {"investor": investor_view(investor)}, name, event_id, data or {})
 
 
 def _dispatch(session: Session, client: Client, task_queue: str, tenant_id: str, kind: str, subject_id: str,
@@ -107,9 +116,9 @@ async def _signal(client: Client, workflow_id: str, event: DefinitionEvent) -> N
 async def _start(client: Client, task_queue: str, workflow_id: str, tenant_id: str, subject_id: str,
                  views: dict[str, Any], definition):
     pairs = [SearchAttributePair(sa.TENANT_ID, tenant_id), SearchAttributePair(sa.DEFINITION_KEY, definition.key)]
-    if views["lead"].get("id"):
+    if views.get("lead", {}).get("id"):
         pairs.append(SearchAttributePair(sa.LEAD_ID, views["lead"]["id"]))
-    if views["deal"].get("id"):
+    if views.get("deal", {}).get("id"):
         pairs.append(SearchAttributePair(sa.OPPORTUNITY_ID, views["deal"]["id"]))
     return await client.start_workflow(
         DefinitionWorkflow.run, DefinitionRun(tenant_id=tenant_id, subject_id=subject_id, definition=definition),

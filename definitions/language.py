@@ -12,14 +12,25 @@ REQUIRED_TOP = ("schema", "key", "trigger", "steps")
 STEP_KINDS = ("action", "wait", "wait_for", "branch", "parallel", "for_each", "set", "stop")
 STEP_COMMON = {"id", "if", "save_as", "timeout", "retry", "on_error", "with", "name"}
 KIND_EXTRAS = {"wait_for": {"on_timeout"}, "parallel": set(), "for_each": set()}
-SUBJECTS = ("lead", "deal")
+SUBJECTS = ("lead", "deal", "investor")
 
-# Events a trigger, wait_for or exit_when may name.
-EVENTS = {
-    "lead.created", "lead.replied", "lead.opted_out", "lead.status_changed", "lead.note", "lead.closed",
-    "lead.converted", "deal.stage_changed", "message.delivered", "message.opened", "message.clicked",
-    "message.bounced", "appointment.booked", "offer.sent", "document.signed", "schedule.daily",
+# Delivery outcomes of a message the definition's subject was sent (from provider webhooks).
+MESSAGE_EVENTS = {"message.delivered", "message.opened", "message.clicked", "message.bounced"}
+# Events staff (or integrations) record on a subject: POST /api/v1/{leads|investors}/{id}/events/{name}.
+RECORDED_EVENTS = {
+    "lead": {"lead.replied", "lead.note", "lead.closed", "lead.converted", "appointment.booked", "offer.sent",
+             "document.signed"},
+    "investor": {"investor.replied", "investor.committed", "investor.passed", "meeting.booked", "document.signed"},
 }
+# What each subject's definitions hear: the only events their trigger, wait_for and exit_when may name
+# (anything else could never happen to that subject, so naming it is an error, not a silent no-op).
+SUBJECT_EVENTS = {
+    "lead": {"lead.created", "lead.opted_out", "lead.status_changed", "schedule.daily"} | MESSAGE_EVENTS
+            | RECORDED_EVENTS["lead"],
+    "deal": {"deal.stage_changed"},
+    "investor": {"investor.created", "investor.opted_out"} | MESSAGE_EVENTS | RECORDED_EVENTS["investor"],
+}
+EVENTS = set().union(*SUBJECT_EVENTS.values())
 
 # Actions: parameter name -> (type, required). A capability not built yet is listed in UNAVAILABLE with the
 # reason, so validation says so instead of anything being stubbed.
@@ -31,8 +42,11 @@ ACTIONS: dict[str, dict[str, tuple[str, bool]]] = {
     "score_lead": {},
     "enrich_lead": {},
 }
+# Actions about a lead: a deal's definition acts on the deal's lead; an investor has none.
+LEAD_ACTIONS = {"set_status", "score_lead", "enrich_lead"}
 UNAVAILABLE = {
-    "set_stage": "deal playbooks run on deals, which definitions cannot enroll yet",
+    "set_stage": "moving a deal's stage from a definition is not built yet (staff move it: "
+                 "POST /api/v1/opportunities/{id}/stage)",
     "notify": "staff notifications (email/Slack to the team) are not built yet",
     "request_signature": "e-signature (DocumentSigningWorkflow) is not built yet",
     "match_investors": "investor matching is not built yet",
@@ -40,7 +54,10 @@ UNAVAILABLE = {
     "run_definition": "starting another definition needs publishing and enrollment, not built yet",
 }
 STATUSES = {"new", "contacted", "nurturing", "qualified", "dead", "needs_review"}
-VARIABLES = {"lead", "deal", "now", "vars", "event"}  # plus every save_as and for_each `as`
+COMMON_VARIABLES = {"now", "vars", "event"}
+# The subject's own view(s) an expression may read, plus COMMON_VARIABLES, every save_as and for_each `as`.
+SUBJECT_VARIABLES = {"lead": {"lead"}, "deal": {"deal", "lead"}, "investor": {"investor"}}
+VARIABLES = COMMON_VARIABLES | set().union(*SUBJECT_VARIABLES.values())
 
 _DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

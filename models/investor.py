@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from enum import StrEnum
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import Field as PydField
 from sqlmodel import Field, SQLModel
 
 from models.base import json_field, money_field, new_id, time_field
+from models.contact import Email, Phone
 
 
 class Investor(SQLModel, table=True):
@@ -26,4 +31,98 @@ class Investor(SQLModel, table=True):
     # Buy box: markets (states/zips), property types, price range, strategies (flip, rental, wholesale).
     preferences: dict[str, Any] = json_field()
     capital_available: Decimal | None = money_field()
+    # Capital-raise progress: prospect -> contacted -> engaged -> committed | passed (recorded events move it).
+    status: str = Field(default="prospect", max_length=20)
+    source: str | None = Field(default=None, max_length=64)  # referral, event, website, ...
+    tags: list[str] = json_field(default_factory=list)
     created_at: datetime = time_field()
+
+
+class InvestorStatus(StrEnum):
+    prospect = "prospect"
+    contacted = "contacted"
+    engaged = "engaged"
+    committed = "committed"
+    passed = "passed"
+
+
+# Recorded events move an investor forward, never back; committed and passed are final until staff reopen.
+EVENT_STATUS = {"investor.replied": InvestorStatus.engaged, "meeting.booked": InvestorStatus.engaged,
+                "investor.committed": InvestorStatus.committed, "investor.passed": InvestorStatus.passed}
+_RANK = {"prospect": 0, "contacted": 1, "engaged": 2, "committed": 3, "passed": 3}
+
+
+def advance(investor: Investor, event: str) -> bool:
+    """Apply an event's status change; True when the status moved."""
+    target = EVENT_STATUS.get(event)
+    if target is None or _RANK[investor.status] >= _RANK[target.value]:
+        return False
+    investor.status = target.value
+    return True
+
+
+_MARKET = re.compile(r"^([A-Z]{2}|\d{5})$")
+
+
+class BuyBox(BaseModel):
+    """Where and what an investor buys (or lends on)."""
+
+    model_config = ConfigDict(extra="forbid")
+    markets: list[str] = PydField(default_factory=list, description="US states (TX) or ZIP codes (78731)")
+    property_types: list[str] = PydField(default_factory=list)
+    strategies: list[str] = PydField(default_factory=list, description="flip, rental, wholesale, lending, ...")
+    price_min: Decimal | None = PydField(default=None, ge=0)
+    price_max: Decimal | None = PydField(default=None, ge=0)
+
+    @field_validator("markets")
+    @classmethod
+    def _markets(cls, value: list[str]) -> list[str]:
+        markets = [m.strip().upper() for m in value]
+        bad = [m for m in markets if not _MARKET.match(m)]
+        if bad:
+            raise ValueError(f"markets are two-letter states or five-digit ZIP codes, not {', '.join(bad)}")
+        return markets
+
+
+class InvestorCreate(BaseModel):
+    """Body of POST /investors. Deduplicated on email, then phone, within the tenant."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    name: str = PydField(min_length=1, max_length=200)
+    company: str | None = PydField(default=None, max_length=200)
+    email: Email | None = None
+    phone: Phone | None = None
+    accredited: bool = False
+    accreditation_method: Literal["income", "net_worth", "license", "entity"] | None = None
+    capital_available: Decimal | None = PydField(default=None, ge=0, max_digits=14, decimal_places=2)
+    preferences: BuyBox = PydField(default_factory=BuyBox)
+    source: str | None = PydField(default=None, max_length=64)
+    tags: list[str] = PydField(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _reachable(self) -> InvestorCreate:
+        if not self.email and not self.phone:
+            raise ValueError("an investor needs an email or a phone")
+        return self
+
+
+class InvestorPublic(BaseModel):
+    id: str
+    name: str
+    company: str | None
+    email: str | None
+    phone: str | None
+    accredited: bool
+    accreditation_method: str | None
+    capital_available: Decimal | None
+    preferences: dict[str, Any]
+    status: str
+    source: str | None
+    tags: list[str]
+    created_at: datetime
+    duplicate: bool = False
+
+
+class InvestorPage(BaseModel):
+    items: list[InvestorPublic]
+    next_cursor: str | None

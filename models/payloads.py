@@ -78,10 +78,12 @@ class LeadStatusInput(BaseModel):
 
 
 class MessageRequest(BaseModel):
-    """One message to one lead. `idempotency_key` is a business key: the same key never sends twice."""
+    """One message to one lead or one investor. `idempotency_key` is a business key: the same key never sends
+    twice."""
 
     tenant_id: str
-    lead_id: str
+    lead_id: str | None = None
+    investor_id: str | None = None  # instead of lead_id
     channel: str  # email or sms
     template: str | None = None  # template key; or inline text below (rendered the same way)
     text: str | None = None
@@ -95,7 +97,8 @@ class MessageRequest(BaseModel):
 
 class SendPlanInput(BaseModel):
     tenant_id: str
-    lead_id: str
+    lead_id: str | None = None
+    investor_id: str | None = None  # instead of lead_id
     channel: str
     now: datetime
     send_window: tuple[str, str, str] | None = None
@@ -168,6 +171,7 @@ class TaskInput(BaseModel):
     tenant_id: str
     lead_id: str | None = None
     opportunity_id: str | None = None
+    investor_id: str | None = None
     title: str
     description: str | None = None
     due_in_hours: float | None = None

@@ -15,6 +15,7 @@ class Task(SQLModel, table=True):
     tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=40)
     lead_id: str | None = Field(default=None, foreign_key="leads.id", index=True, max_length=40)
     opportunity_id: str | None = Field(default=None, foreign_key="opportunities.id", index=True, max_length=40)
+    investor_id: str | None = Field(default=None, foreign_key="investors.id", index=True, max_length=40)
     title: str = Field(max_length=300)
     description: str | None = None
     assignee: str | None = Field(default=None, foreign_key="users.id", max_length=40)

@@ -24,6 +24,8 @@ SAMPLE_CONTEXT: dict[str, Any] = {
              "phone": "+15125550142", "source": "web_form", "status": "new", "tags": ["vacant"],
              "property_address": "4500 Oak Ridge Dr, Austin, TX 78731"},
     "property": {"street": "4500 Oak Ridge Dr", "unit": None, "city": "Austin", "state": "TX", "zip": "78731"},
+    "investor": {"id": "iv_sample", "name": "Dana Whitfield", "first_name": "Dana", "company": "Whitfield Capital",
+                 "email": "dana@example.com", "phone": "+15125550177", "status": "prospect", "tags": ["lender"]},
     "tenant": {"id": "demo", "name": "Lone Star Home Buyers"},
     "sender": {"name": "Sam"},
     "unsubscribe_url": "https://example.com/u/sample",

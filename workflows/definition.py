@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
 
 class DefinitionRun(BaseModel):
     tenant_id: str
-    subject_id: str  # the lead's id, or the deal's for definitions with `subject: deal`
+    subject_id: str  # the lead's id; the deal's or investor's for definitions with `subject: deal|investor`
     definition: Definition
     # carried over continue-as-new
     next_step: int = 0
@@ -59,6 +59,10 @@ class DefinitionState(BaseModel):
     variables: dict[str, Any]
     saved: dict[str, Any]
     path: list[dict[str, Any]]
+
+
+class _ExpressionFailed(Exception):
+    """A CEL expression that could not be evaluated at run time (e.g. a field the subject does not have)."""
 
 
 class _Exit(Exception):
@@ -87,6 +91,7 @@ class DefinitionWorkflow:
         self._current: str | None = None
         self._lead: dict[str, Any] = {}
         self._deal: dict[str, Any] = {}
+        self._investor: dict[str, Any] = {}
         self._stale = True  # the lead view must be (re)loaded before the next decision
 
     @workflow.run
@@ -121,7 +126,7 @@ class DefinitionWorkflow:
                 continue
             try:
                 await getattr(self, f"_{step.kind}")(step)
-            except (ActivityError, ChildWorkflowError) as exc:
+            except (ActivityError, ChildWorkflowError, _ExpressionFailed) as exc:
                 cause = getattr(exc, "cause", None) or exc
                 self._log(step.id, "error", str(getattr(cause, "message", cause)))
                 if step.on_error != "continue":
@@ -130,9 +135,10 @@ class DefinitionWorkflow:
     async def _action(self, step: Step) -> None:
         d = self._d
         key = f"{self._run.subject_id}:{d.key}:{d.version}:{step.id}"
-        lead_id = self._lead.get("id") if d.subject == "deal" else self._run.subject_id
+        investor_id = self._run.subject_id if d.subject == "investor" else None
         deal_id = self._run.subject_id if d.subject == "deal" else None
-        if lead_id is None and step.action != "create_task":
+        lead_id = self._lead.get("id") if deal_id else None if investor_id else self._run.subject_id
+        if lead_id is None and investor_id is None and step.action != "create_task":
             raise _Exit("failed", f"step {step.id}: {step.action} needs a lead, and this deal has none")
         timeout = timedelta(seconds=step.timeout_seconds or d.default_timeout_seconds)
         retry = _policy(step.retry or d.default_retry)
@@ -140,8 +146,8 @@ class DefinitionWorkflow:
         if step.action in ("send_email", "send_sms"):
             channel = "email" if step.action == "send_email" else "sms"
             sent: MessageResult = await deliver(
-                MessageRequest(tenant_id=self._run.tenant_id, lead_id=lead_id, channel=channel,
-                               template=step.params["template"], idempotency_key=key,
+                MessageRequest(tenant_id=self._run.tenant_id, lead_id=lead_id, investor_id=investor_id,
+                               channel=channel, template=step.params["template"], idempotency_key=key,
                                respect_send_window=d.respect_send_window, send_window=d.send_window),
                 self._exit_requested)
             if sent.status == "cancelled":
@@ -152,8 +158,9 @@ class DefinitionWorkflow:
             hours = step.params.get("due_in", 0) / 3600 or None
             result = await workflow.execute_activity(
                 "create_task", TaskInput(tenant_id=self._run.tenant_id, lead_id=lead_id, opportunity_id=deal_id,
-                                         title=step.params["title"], description=step.params.get("description"),
-                                         due_in_hours=hours, idempotency_key=key),
+                                         investor_id=investor_id, title=step.params["title"],
+                                         description=step.params.get("description"), due_in_hours=hours,
+                                         idempotency_key=key),
                 result_type=str, start_to_close_timeout=timeout, retry_policy=retry)
             detail = f"create_task {step.params['title']!r}"
         elif step.action == "set_status":
@@ -195,8 +202,9 @@ class DefinitionWorkflow:
             delay = (target - workflow.now()) if hasattr(target, "tzinfo") else timedelta(0)
         else:
             plan: SendPlan = await workflow.execute_activity(
-                "plan_send", SendPlanInput(tenant_id=self._run.tenant_id, lead_id=self._lead.get("id") or "",
-                                           channel="sms", now=workflow.now(), send_window=self._d.send_window),
+                "plan_send", SendPlanInput(tenant_id=self._run.tenant_id, lead_id=self._lead.get("id"),
+                                           investor_id=self._investor.get("id"), channel="sms", now=workflow.now(),
+                                           send_window=self._d.send_window),
                 result_type=SendPlan, start_to_close_timeout=timedelta(seconds=30))
             delay = plan.opens_at - workflow.now()
         if delay > timedelta(0):
@@ -207,7 +215,7 @@ class DefinitionWorkflow:
                 pass
             else:
                 self._check_exit()  # interrupted by exit_when: end here, not at the next step
-        self._log(step.id, "wait", f"waited {delay}")
+        self._log(step.id, "wait", f"waited {_human(delay)}")
 
     async def _wait_for(self, step: Step) -> None:
         # Any event of that name since the run started that no earlier wait_for used counts: an event that
@@ -293,7 +301,7 @@ class DefinitionWorkflow:
             raise _Exit("exited", reason)
 
     def _activation(self) -> dict[str, Any]:
-        values = {"lead": self._lead, "deal": self._deal, "vars": self._vars,
+        values = {"lead": self._lead, "deal": self._deal, "investor": self._investor, "vars": self._vars,
                   "event": self._events[-1]["data"] if self._events else {},
                   **self._saved}
         activation = {name: json_to_cel(value) for name, value in values.items()}
@@ -301,7 +309,13 @@ class DefinitionWorkflow:
         return activation
 
     def _eval(self, expression: str) -> Any:
-        result = cel_program(expression).evaluate(self._activation())
+        try:
+            result = cel_program(expression).evaluate(self._activation())
+        except Exception as exc:  # noqa: BLE001 - celpy raises its own errors; the step fails, the run does not hang
+            # celpy's errors are (summary, exception class, (detail,)): the detail is what ops can act on.
+            args = exc.args
+            detail = args[2][0] if len(args) == 3 and isinstance(args[2], tuple) and args[2] else exc
+            raise _ExpressionFailed(f"{expression!r} could not be evaluated: {detail}") from None
         if isinstance(result, celtypes.TimestampType):
             return result
         if isinstance(result, celtypes.BoolType):
@@ -311,15 +325,20 @@ class DefinitionWorkflow:
     def _truthy(self, expression: str, log: bool = True) -> bool:
         try:
             return bool(self._eval(expression))
-        except Exception as exc:  # noqa: BLE001 - a missing field reads as false, and says so
+        except _ExpressionFailed as exc:  # a missing field reads as false, and says so
             if log:  # never from a wait_condition callback: those must not change state
-                self._log(self._current or "-", "condition", f"{expression!r} could not be evaluated: {exc}")
+                self._log(self._current or "-", "condition", str(exc))
             return False
 
     async def _refresh(self) -> None:
         self._stale = False
         retry = RetryPolicy(maximum_attempts=10, non_retryable_error_types=["NotFound"])
         lead_id = self._run.subject_id
+        if self._d.subject == "investor":
+            self._investor = await workflow.execute_activity(
+                "load_investor", {"tenant_id": self._run.tenant_id, "investor_id": self._run.subject_id},
+                result_type=dict, start_to_close_timeout=timedelta(seconds=30), retry_policy=retry)
+            return
         if self._d.subject == "deal":
             self._deal = await workflow.execute_activity(
                 "load_deal", {"tenant_id": self._run.tenant_id, "deal_id": self._run.subject_id}, result_type=dict,
@@ -349,6 +368,13 @@ class DefinitionWorkflow:
         return DefinitionState(key=self._d.key, version=self._d.version, status=self._status,
                                current_step=self._current, variables=self._vars, saved=self._saved,
                                path=self._path)
+
+
+def _human(delta: timedelta) -> str:
+    """`3d 4h`, `2h 59m`, `45s`: how long a wait took, for the path and the dry run."""
+    seconds = max(0, round(delta.total_seconds()))
+    parts = [(seconds // 86400, "d"), (seconds % 86400 // 3600, "h"), (seconds % 3600 // 60, "m"), (seconds % 60, "s")]
+    return " ".join([f"{n}{unit}" for n, unit in parts if n][:2]) or "0s"  # the two largest units
 
 
 def _plain(value: Any) -> Any:

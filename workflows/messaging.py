@@ -30,6 +30,7 @@ async def deliver(request: MessageRequest, stopped: Callable[[], bool]) -> Messa
             return MessageResult(message_id=None, status="cancelled")
         plan: SendPlan = await workflow.execute_activity(
             "plan_send", SendPlanInput(tenant_id=request.tenant_id, lead_id=request.lead_id,
+                                       investor_id=request.investor_id,
                                        channel=request.channel, now=workflow.now(), send_window=request.send_window),
             result_type=SendPlan, start_to_close_timeout=timedelta(seconds=30), retry_policy=PLAN_RETRY)
         wait = plan.opens_at - workflow.now()
@@ -65,7 +66,8 @@ class MessageWorkflow:
 
     @workflow.run
     async def run(self, request: MessageRequest) -> MessageResult:
-        workflow.upsert_search_attributes([sa.LEAD_ID.value_set(request.lead_id)])
+        if request.lead_id:
+            workflow.upsert_search_attributes([sa.LEAD_ID.value_set(request.lead_id)])
         self._result = await deliver(request, lambda: self._cancelled)
         return self._result
 

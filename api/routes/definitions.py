@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from api.deps import PrincipalDep, SessionDep, audit, require
 from api.errors import Problem
-from definitions.dryrun import SAMPLE_LEAD, dry_run
+from definitions.dryrun import dry_run, sample_subject
 from definitions.loader import DefinitionInvalid, load
 from definitions.store import DefinitionConflict, publish, retire, save_draft
 from models.definition import WorkflowDefinition
@@ -63,7 +63,9 @@ async def create_definition(request: Request, session: SessionDep, principal: Op
 
 class TestBody(BaseModel):
     source: str
-    subject: dict[str, Any] = Field(default_factory=lambda: dict(SAMPLE_LEAD))
+    subject: dict[str, Any] | None = Field(default=None, description="the sample lead, deal or investor; a "
+                                                                    "built-in sample of the definition's subject "
+                                                                    "when left out")
     events: list[dict[str, Any]] = []
 
 
@@ -83,7 +85,7 @@ async def test_definition(body: TestBody, principal: PrincipalDep) -> TestResult
         raise Problem(422, f"{len(exc.problems)} problem(s)", title="Invalid definition",
                       errors=exc.as_errors()) from None
     try:
-        result = await dry_run(definition, body.subject, body.events)
+        result = await dry_run(definition, body.subject or sample_subject(definition.subject), body.events)
     except (ValueError, KeyError) as exc:
         raise Problem(422, f"bad sample or events: {exc}") from None
     return TestResult(status=result["status"], zone=result["zone"], lines=result["lines"])

@@ -20,7 +20,7 @@ from api.errors import Problem
 from api.lead_intake import receive_lead
 from api.paging import page
 from definitions.enrollment import on_event
-from definitions.language import EVENTS
+from definitions.language import RECORDED_EVENTS
 from models.base import utcnow
 from models.lead import Lead, LeadCreate, LeadPage, LeadPublic, LeadSource, LeadStatus, LeadUpdate, Property
 from models.payloads import ConvertInput, ConvertResult, LeadState, StatusChange
@@ -184,9 +184,10 @@ async def record_event(lead_id: str, name: str, body: EventBody, session: Sessio
                        settings: SettingsDep, principal: Staff) -> dict:
     """Something happened to the lead (appointment.booked, offer.sent, ...): running definitions hear it and
     published definitions it triggers start."""
-    if name not in EVENTS:
-        raise Problem(422, f"unknown event '{name}'", errors=[{"field": "name", "message": "known events: "
-                                                               + ", ".join(sorted(EVENTS))}])
+    known = RECORDED_EVENTS["lead"]
+    if name not in known:
+        raise Problem(422, f"unknown lead event '{name}'", errors=[{"field": "name", "message": "known events: "
+                                                                    + ", ".join(sorted(known))}])
     lead = await run_in_threadpool(_get_lead, session, principal, lead_id)
     event_id = body.event_id or uuid.uuid4().hex
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 import subprocess
 from pathlib import Path
 
@@ -42,18 +43,29 @@ EXPECTED = {
                               "day 2 09:00 nudge send_sms nudge_1: sent", "day 2 09:00 route otherwise"],
     "deal-under-contract.yaml": ["day 0 09:00 checklist all done",
                                  "day 7 09:00 title_check create_task 'Check title status and the closing date'"],
-    "offer-follow-up.yaml": ["day 1 09:00 day_one waited 1 day, 0:00:00", "day 1 09:00 check_in send_sms offer_follow_up: sent"],
+    "offer-follow-up.yaml": ["day 1 09:00 day_one waited 1d", "day 1 09:00 check_in send_sms offer_follow_up: sent"],
+    # No answer at all: intro, a text after 3 days, no meeting, the 30-day check-in, then a review task.
+    "investor-capital-raise.yaml": [
+        "day 0 09:00 size tier", "day 0 09:00 intro send_email investor_intro: sent",
+        "day 3 09:00 intro_reply investor.replied timed out", "day 3 09:00 text_follow_up send_sms investor_follow_up: sent",
+        "day 13 09:00 meeting meeting.booked timed out", "day 13 09:00 after_meeting otherwise",
+        "day 43 09:00 check_in send_email investor_check_in: sent",
+        "day 50 09:00 review create_task 'Quiet for six weeks - review, or record investor.passed'"],
 }
 
 
 DEAL_SAMPLE = {"id": "op_sample", "stage": "under_contract", "pipeline": "acquisition", "lead_id": "ld_sample",
                "timezone": "America/Chicago", "lead": SAMPLE}
+INVESTOR_SAMPLE = {"id": "iv_sample", "name": "Dana Whitfield", "accredited": True, "status": "prospect",
+                   "capital_available": 100000.0, "preferences": {"markets": ["TX"]}, "tags": [],
+                   "timezone": "America/Chicago"}
+SAMPLES = {"lead": SAMPLE, "deal": DEAL_SAMPLE, "investor": INVESTOR_SAMPLE}
 
 
 @pytest.mark.parametrize("path", LIBRARY, ids=lambda p: p.name)
 async def test_library_dry_runs(path):
     definition = load(path.read_text(), path.name)
-    result = await dry_run(definition, DEAL_SAMPLE if definition.subject == "deal" else SAMPLE, [])
+    result = await dry_run(definition, SAMPLES[definition.subject], [])
     assert result["status"] in ("completed", "stopped"), result["lines"]
     for line in EXPECTED.get(path.name, []):
         assert line in result["lines"], result["lines"]
@@ -66,6 +78,28 @@ async def test_a_reply_in_the_dry_run_changes_the_path():
     assert "day 1 09:00 wait_reply lead.replied received" in result["lines"]
     assert any(line.startswith("day 1 09:00 call_now create_task") for line in result["lines"])
     assert "day 1 09:00 nudge skipped (if was false)" in result["lines"]
+
+
+async def test_capital_raise_meeting_and_commitment_paths():
+    path = next(p for p in LIBRARY if p.name == "investor-capital-raise.yaml")
+    definition = load(path.read_text(), path.name)
+    major = {**INVESTOR_SAMPLE, "capital_available": 500000.0}
+    # The meeting's time comes with the event: next steps go out two hours after it, not when it is booked.
+    meeting_at = (datetime.now(UTC) + timedelta(days=5)).replace(hour=20, minute=0, second=0, microsecond=0)
+    booked = await dry_run(definition, major, [
+        {"after": "1d", "name": "investor.replied", "data": {"text": "Interested, call me"}},
+        {"after": "2d", "name": "meeting.booked", "data": {"at": meeting_at.isoformat()}}])
+    lines = booked["lines"]
+    assert any(line.startswith("day 0 09:00 personal_intro create_task") for line in lines), lines
+    assert "day 1 09:00 text_follow_up skipped (if was false)" in lines
+    assert "day 2 09:00 after_meeting arm 1: meeting != null" in lines
+    after = next(line for line in lines if " next_steps send_email investor_deal_summary: sent" in line)
+    assert after.endswith("investor_deal_summary: sent") and not after.startswith("day 2 09:00"), lines
+    # A commitment ends the run wherever it is (here: waiting for the meeting), and nothing else is sent.
+    committed = await dry_run(definition, INVESTOR_SAMPLE, [{"after": "5d", "name": "investor.committed"}])
+    assert committed["status"] == "exited"
+    assert committed["lines"][-1] == "day 5 09:00 meeting exited: exit_when event investor.committed"
+    assert not any("personal_intro create_task" in line for line in committed["lines"])
 
 
 def test_cli_validate_and_test(tmp_path):

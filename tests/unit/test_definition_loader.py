@@ -112,3 +112,47 @@ def test_send_window_settings():
     assert definition.send_window == ("mon-fri", "09:00", "17:00") and definition.respect_send_window
     found = problems("settings: {send_window: {days: mon-fri, from: '19:00', to: '17:00'}}\nsteps: [{action: score_lead}]\n")
     assert found == ["t.yaml:4:25: send_window: send window opens at 19:00 but closes at 17:00: opening must come first"]
+
+
+INVESTOR = """schema: dealflow/v1
+key: raise
+subject: investor
+"""
+
+
+HEARD = ("document.signed, investor.committed, investor.created, investor.opted_out, investor.passed, "
+         "investor.replied, meeting.booked, message.bounced, message.clicked, message.delivered, message.opened")
+
+
+def test_each_subject_hears_only_its_own_events_actions_and_variables():
+    found = problems("""
+        trigger: {event: lead.created, when: 'investor.accredited && lead.source == "web_form"'}
+        enrollment: {exit_when: [{event: investor.commited}, {event: deal.stage_changed}]}
+        steps:
+          - {id: score, action: score_lead}
+          - {id: intro, action: send_email, with: {template: investor_intro}}
+          - {id: tier, set: {big: 'investor.capital_available > 100000.0'}}
+          - {id: big_only, if: 'big', action: create_task, with: {title: Call}}
+    """, header=INVESTOR)
+    assert found == [
+        f"t.yaml:5:18: event 'lead.created' never happens to an investor (an investor definition hears: {HEARD})",
+        "t.yaml:5:38: 'lead' is not available in a definition about an investor",
+        "t.yaml:6:34: unknown event 'investor.commited' (did you mean 'investor.committed'?)",
+        f"t.yaml:6:62: event 'deal.stage_changed' never happens to an investor (an investor definition hears: "
+        f"{HEARD})",
+        "t.yaml:8:25: action 'score_lead' acts on a lead; this definition's subject is an investor",
+        "t.yaml:11:24: unknown variable 'big' in expression (did you mean 'vars.big'?)",
+    ]
+
+
+def test_an_investor_definition_compiles():
+    definition = load(INVESTOR + textwrap.dedent("""
+        trigger: {event: investor.created, when: 'investor.accredited'}
+        enrollment: {exit_when: [{event: investor.committed}]}
+        steps:
+          - {id: tier, set: {big: 'investor.capital_available != null && investor.capital_available > 1e5'}}
+          - {id: intro, action: send_email, with: {template: investor_intro}}
+          - {id: call, if: 'vars.big', action: create_task, with: {title: Call}}
+          - {id: answer, wait_for: {event: investor.replied, timeout: 3d}}
+    """), "t.yaml")
+    assert definition.subject == "investor" and definition.trigger_event == "investor.created"
