@@ -71,3 +71,34 @@ class Definition(BaseModel):
     default_retry: Retry = Field(default_factory=Retry)
     steps: list[Step]
     content_hash: str = ""
+
+
+# What DefinitionWorkflow takes, hears and answers (here, not in the workflow module: see its imports).
+
+class DefinitionRun(BaseModel):
+    tenant_id: str
+    subject_id: str  # the lead's id; the deal's or investor's for definitions with `subject: deal|investor`
+    definition: Definition
+    # carried over continue-as-new
+    next_step: int = 0
+    saved: dict[str, Any] = Field(default_factory=dict)
+    variables: dict[str, Any] = Field(default_factory=dict)
+    path: list[dict[str, Any]] = Field(default_factory=list)
+    events: list[dict[str, Any]] = Field(default_factory=list)
+    consumed: list[str] = Field(default_factory=list)  # event ids already matched by a wait_for
+
+
+class DefinitionEvent(BaseModel):
+    name: str
+    event_id: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class DefinitionState(BaseModel):
+    key: str
+    version: int
+    status: str  # running, completed, exited, stopped, failed
+    current_step: str | None
+    variables: dict[str, Any]
+    saved: dict[str, Any]
+    path: list[dict[str, Any]]

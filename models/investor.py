@@ -78,7 +78,7 @@ class BuyBox(BaseModel):
     @classmethod
     def _markets(cls, value: list[str]) -> list[str]:
         markets = [m.strip().upper() for m in value]
-        bad = [m for m in markets if not _MARKET.match(m)]
+        bad = [original for original, m in zip(value, markets, strict=True) if not _MARKET.match(m)]
         if bad:
             raise ValueError(f"markets are two-letter states or five-digit ZIP codes, not {', '.join(bad)}")
         return markets

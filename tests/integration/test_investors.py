@@ -1,0 +1,140 @@
+"""Investors: the API (create with dedupe, list, detail, timeline, recorded events) and definitions with
+`subject: investor` running for real: enrollment on investor.created, email and SMS to the investor, a reply
+by SMS, a commitment that ends the run."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from sqlmodel import Session, select
+from twilio.request_validator import RequestValidator
+
+from models.definition import WorkflowExecution
+from models.investor import Investor
+from models.message import Message
+from models.task import Task
+from models.tenant import Role
+from tests.conftest import TWILIO_TOKEN, eventually, set_tenant, toll_free, zone_at_local_hour
+from workflows.definition import DefinitionWorkflow
+
+RAISE = """schema: dealflow/v1
+key: raise-test
+subject: investor
+trigger: {event: investor.created, when: 'investor.accredited'}
+enrollment: {exit_when: [{event: investor.committed}, {event: investor.opted_out}]}
+settings: {send_window: ignore}
+steps:
+  - {id: intro, action: send_email, with: {template: investor_intro}}
+  - {id: text, action: send_sms, with: {template: investor_follow_up}}
+  - {id: reply, wait_for: {event: investor.replied, timeout: 3d}, save_as: reply}
+  - {id: call, if: 'reply != null', action: create_task, with: {title: Call the investor back}}
+  - {id: meeting, wait_for: {event: meeting.booked, timeout: 10d}}
+"""
+
+
+def _investor(**extra):
+    return {"name": "Dana Whitfield", "company": "Whitfield Capital",
+            "email": f"dana.{uuid.uuid4().hex[:6]}@example.com", **extra}
+
+
+async def test_investor_api_creates_dedupes_lists_and_rejects_bad_input(api, make_key):
+    tenant = f"i{uuid.uuid4().hex[:6]}"
+    staff = make_key(Role.staff, tenant=tenant)
+    body = _investor(phone="(512) 555-0177", accredited=True, accreditation_method="net_worth",
+                     capital_available="250000.00", preferences={"markets": ["tx", "78731"], "price_max": 400000})
+    created = await api.post("/api/v1/investors", headers=staff, json=body)
+    assert created.status_code == 201, created.text
+    investor = created.json()
+    assert investor["phone"] == "+15125550177" and investor["status"] == "prospect"
+    assert investor["preferences"] == {"markets": ["TX", "78731"], "property_types": [], "strategies": [],
+                                       "price_max": "400000"}
+    assert created.headers["Location"] == f"/api/v1/investors/{investor['id']}"
+
+    again = await api.post("/api/v1/investors", headers=staff, json={**body, "email": body["email"].upper()})
+    assert again.status_code == 200 and again.json()["id"] == investor["id"] and again.json()["duplicate"]
+
+    bad = await api.post("/api/v1/investors", headers=staff, json={"name": "X", "preferences": {"markets": ["Texas"]}})
+    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+    fields = {e["field"]: e["message"] for e in bad.json()["errors"]}
+    assert "preferences.markets" in fields and "Texas" in fields["preferences.markets"]
+    unreachable = await api.post("/api/v1/investors", headers=staff, json={"name": "No Contact"})
+    assert unreachable.status_code == 422 and "an investor needs an email or a phone" in unreachable.text
+
+    await api.post("/api/v1/investors", headers=staff, json=_investor(accredited=False))
+    accredited = (await api.get("/api/v1/investors?accredited=true", headers=staff)).json()
+    assert [i["id"] for i in accredited["items"]] == [investor["id"]]
+    assert len((await api.get("/api/v1/investors?limit=1", headers=staff)).json()["items"]) == 1
+    assert (await api.get("/api/v1/investors?q=whitfield", headers=staff)).json()["items"]
+
+    other = make_key(Role.staff, tenant=f"o{uuid.uuid4().hex[:6]}")
+    assert (await api.get(f"/api/v1/investors/{investor['id']}", headers=other)).status_code == 404
+    unknown = await api.post(f"/api/v1/investors/{investor['id']}/events/investor.comitted", headers=staff, json={})
+    assert unknown.status_code == 422 and "investor.committed" in unknown.json()["errors"][0]["message"]
+    viewer = make_key(Role.readonly, tenant=tenant)
+    assert (await api.post("/api/v1/investors", headers=viewer, json=_investor())).status_code == 403
+
+
+async def test_capital_raise_runs_for_an_investor_hears_a_reply_and_ends_on_commitment(
+        api, make_key, engine, temporal_client):
+    tenant = f"r{uuid.uuid4().hex[:6]}"
+    ops, staff = make_key(Role.ops, tenant=tenant), make_key(Role.staff, tenant=tenant)
+    number = toll_free()
+    set_tenant(engine, tenant, timezone=zone_at_local_hour(12), sms_from=number)
+    saved = await api.post("/api/v1/definitions", content=RAISE.encode(),
+                           headers={**ops, "Content-Type": "application/yaml"})
+    assert saved.status_code == 201, saved.text
+    assert (await api.post("/api/v1/definitions/raise-test/versions/1/publish", headers=ops)).status_code == 200
+
+    phone = toll_free()
+    investor = (await api.post("/api/v1/investors", headers=staff,
+                               json=_investor(phone=phone, accredited=True))).json()
+    browsing = (await api.post("/api/v1/investors", headers=staff, json=_investor(accredited=False))).json()
+    with Session(engine) as session:
+        runs = session.exec(select(WorkflowExecution).where(WorkflowExecution.tenant_id == tenant)).all()
+    assert [(r.subject_type, r.subject_id, r.definition_key) for r in runs] == [
+        ("investor", investor["id"], "raise-test")]  # the `when` filter left the unaccredited one out
+    handle = temporal_client.get_workflow_handle_for(DefinitionWorkflow.run, runs[0].workflow_id)
+
+    def sent():
+        with Session(engine) as session:
+            return session.exec(select(Message).where(Message.investor_id == investor["id"],
+                                                      Message.direction == "outbound")).all()
+    messages = await eventually(lambda: len(sent()) == 2 and sent())
+    by_channel = {m.channel: m for m in messages}
+    assert by_channel["email"].to_address == investor["email"] and by_channel["sms"].to_address == phone
+    assert all(m.status == "sent" and m.lead_id is None for m in messages)
+    assert "Hi Dana" in by_channel["email"].body and "Hi Dana" in by_channel["sms"].body
+    assert by_channel["email"].idempotency_key == f"{investor['id']}:raise-test:1:intro"
+
+    # The investor texts back: the run hears investor.replied and the investor is now engaged.
+    form = {"MessageSid": f"SM{uuid.uuid4().hex}", "From": phone, "To": number, "Body": "Interested - call me"}
+    signature = RequestValidator(TWILIO_TOKEN).compute_signature(
+        "https://crm.example.com/api/v1/webhooks/twilio/sms", form)
+    inbound = await api.post("/api/v1/webhooks/twilio/sms", data=form, headers={"X-Twilio-Signature": signature})
+    assert inbound.status_code == 200, inbound.text
+
+    def tasks():
+        with Session(engine) as session:
+            return [t.title for t in session.exec(select(Task).where(Task.investor_id == investor["id"]))]
+    assert await eventually(lambda: tasks() == ["Call the investor back"])
+    assert (await api.get(f"/api/v1/investors/{investor['id']}", headers=staff)).json()["status"] == "engaged"
+
+    # A commitment (recorded twice with the same id: applied once) ends the run while it waits for a meeting.
+    event = {"event_id": "commit-1", "data": {"amount": 150000}}
+    first = await api.post(f"/api/v1/investors/{investor['id']}/events/investor.committed", headers=staff, json=event)
+    second = await api.post(f"/api/v1/investors/{investor['id']}/events/investor.committed", headers=staff, json=event)
+    assert first.status_code == 202 and first.json()["status"] == "committed" and not first.json()["duplicate"]
+    assert second.json()["duplicate"]
+    state = await asyncio.wait_for(handle.result(), timeout=30)
+    assert state.status == "exited" and state.path[-1]["detail"] == "exited: exit_when event investor.committed"
+    assert [p["detail"] for p in state.path][:4] == [
+        "send_email investor_intro: sent", "send_sms investor_follow_up: sent", "investor.replied received",
+        "create_task 'Call the investor back'"]
+
+    timeline = (await api.get(f"/api/v1/investors/{investor['id']}/timeline", headers=staff)).json()
+    kinds = [e["kind"] for e in timeline]
+    assert kinds.count("investor.committed") == 1
+    assert {"investor.created", "message.sent", "message.received", "task.created"} <= set(kinds)
+    with Session(engine) as session:
+        assert session.get(Investor, browsing["id"]).status == "prospect"
