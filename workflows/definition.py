@@ -4,363 +4,38 @@ It receives the compiled definition (never re-reads a mutable source). Decisions
 conditions over workflow state, `now` from workflow.now(). Waits are durable timers; wait_for is a signal
 with a wait_condition timeout; exit_when events and conditions end the run cleanly, checked on every
 event and before every step. Side effects use idempotency keys {subject}:{key}:{version}:{step id}.
+
+The steps are carried out by workflows.interpreter, passed through the sandbox so it is compiled once per
+process rather than once per run; this module only declares the workflow, its signal and its query.
 """
 
 from __future__ import annotations
 
-import asyncio
-from datetime import timedelta
-from typing import Any
-
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from celpy import celtypes, json_to_cel
+    from definitions.model import DefinitionEvent, DefinitionRun, DefinitionState
+    from workflows.interpreter import DefinitionInterpreter
 
-    from core import search_attributes as sa
-    from definitions.cel import program as cel_program
-    # Payload models live outside this module: the sandbox re-imports workflow modules for every run, and
-    # building pydantic models (and their validators) each time cost ~10 ms of CPU per run.
-    from definitions.model import DefinitionEvent, DefinitionRun, DefinitionState, Retry, Step
-    from models.payloads import (
-        EnrichmentInput, LeadStatusInput, MessageRequest, MessageResult, ScoreInput, ScoreResult, SendPlan,
-        SendPlanInput, TaskInput,
-    )
-
-    # Deterministic workflow helpers, passed through so each run does not re-import them in the sandbox.
-    from workflows.enrichment import EnrichmentWorkflow
-    from workflows.messaging import deliver
-
-class _ExpressionFailed(Exception):
-    """A CEL expression that could not be evaluated at run time (e.g. a field the subject does not have)."""
-
-
-class _Exit(Exception):
-    def __init__(self, status: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.reason = status, reason
-
-
-def _policy(retry: Retry) -> RetryPolicy:
-    return RetryPolicy(initial_interval=timedelta(seconds=retry.initial_seconds), backoff_coefficient=retry.backoff,
-                       maximum_attempts=retry.max_attempts, non_retryable_error_types=["NotFound", "BadFeatures"])
+__all__ = ["DefinitionEvent", "DefinitionRun", "DefinitionState", "DefinitionWorkflow"]
 
 
 @workflow.defn
-class DefinitionWorkflow:
+class DefinitionWorkflow(DefinitionInterpreter):
     @workflow.init
     def __init__(self, run: DefinitionRun) -> None:
-        self._run = run
-        self._d = run.definition
-        self._saved = dict(run.saved)
-        self._vars = dict(run.variables)
-        self._path = list(run.path)
-        self._events = list(run.events)
-        self._consumed = set(run.consumed)
-        self._status = "running"
-        self._current: str | None = None
-        self._lead: dict[str, Any] = {}
-        self._deal: dict[str, Any] = {}
-        self._investor: dict[str, Any] = {}
-        self._stale = True  # the lead view must be (re)loaded before the next decision
+        super().__init__(run)
 
     @workflow.run
     async def run(self, run: DefinitionRun) -> DefinitionState:
-        workflow.upsert_search_attributes([sa.DEFINITION_KEY.value_set(self._d.key)])
-        try:
-            for index in range(run.next_step, len(self._d.steps)):
-                if workflow.info().is_continue_as_new_suggested() and index > run.next_step:
-                    await workflow.wait_condition(workflow.all_handlers_finished)
-                    workflow.continue_as_new(run.model_copy(update={
-                        "next_step": index, "saved": self._saved, "variables": self._vars, "path": self._path,
-                        "events": self._events, "consumed": sorted(self._consumed)}))
-                await self._steps([self._d.steps[index]])
-            self._status = "completed"
-        except _Exit as done:
-            self._status = done.status
-            self._log(self._current or "-", "end", f"{done.status}: {done.reason}")
-        self._current = None
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.state()
-
-    # -- steps ----------------------------------------------------------------------------------------
-
-    async def _steps(self, steps: list[Step]) -> None:
-        for step in steps:
-            if self._stale:
-                await self._refresh()
-            self._check_exit()
-            self._current = step.id
-            if step.if_ and not self._truthy(step.if_):
-                self._log(step.id, step.kind, "skipped (if was false)")
-                continue
-            try:
-                await getattr(self, f"_{step.kind}")(step)
-            except (ActivityError, ChildWorkflowError, _ExpressionFailed) as exc:
-                cause = getattr(exc, "cause", None) or exc
-                self._log(step.id, "error", str(getattr(cause, "message", cause)))
-                if step.on_error != "continue":
-                    raise _Exit("failed", f"step {step.id} failed: {getattr(cause, 'message', cause)}") from None
-
-    async def _action(self, step: Step) -> None:
-        d = self._d
-        key = f"{self._run.subject_id}:{d.key}:{d.version}:{step.id}"
-        investor_id = self._run.subject_id if d.subject == "investor" else None
-        deal_id = self._run.subject_id if d.subject == "deal" else None
-        lead_id = self._lead.get("id") if deal_id else None if investor_id else self._run.subject_id
-        if lead_id is None and investor_id is None and step.action != "create_task":
-            raise _Exit("failed", f"step {step.id}: {step.action} needs a lead, and this deal has none")
-        timeout = timedelta(seconds=step.timeout_seconds or d.default_timeout_seconds)
-        retry = _policy(step.retry or d.default_retry)
-        result: Any = None
-        if step.action in ("send_email", "send_sms"):
-            channel = "email" if step.action == "send_email" else "sms"
-            sent: MessageResult = await deliver(
-                MessageRequest(tenant_id=self._run.tenant_id, lead_id=lead_id, investor_id=investor_id,
-                               channel=channel, template=step.params["template"], idempotency_key=key,
-                               respect_send_window=d.respect_send_window, send_window=d.send_window),
-                self._exit_requested)
-            if sent.status == "cancelled":
-                self._check_exit()
-            result = sent.model_dump()
-            detail = f"{step.action} {step.params['template']}: {sent.status}"
-        elif step.action == "create_task":
-            hours = step.params.get("due_in", 0) / 3600 or None
-            result = await workflow.execute_activity(
-                "create_task", TaskInput(tenant_id=self._run.tenant_id, lead_id=lead_id, opportunity_id=deal_id,
-                                         investor_id=investor_id, title=step.params["title"],
-                                         description=step.params.get("description"), due_in_hours=hours,
-                                         idempotency_key=key),
-                result_type=str, start_to_close_timeout=timeout, retry_policy=retry)
-            detail = f"create_task {step.params['title']!r}"
-        elif step.action == "set_status":
-            await workflow.execute_activity(
-                "set_lead_status", LeadStatusInput(tenant_id=self._run.tenant_id, lead_id=lead_id,
-                                                   status=step.params["status"],
-                                                   reason=step.params.get("reason") or f"{d.key} v{d.version}",
-                                                   actor=f"definition:{d.key}"),
-                start_to_close_timeout=timeout, retry_policy=retry)
-            detail = f"set_status {step.params['status']}"
-        elif step.action == "score_lead":
-            score: ScoreResult = await workflow.execute_activity(
-                "score_lead", ScoreInput(tenant_id=self._run.tenant_id, lead_id=lead_id, reason=d.key),
-                result_type=ScoreResult, start_to_close_timeout=timeout, retry_policy=retry)
-            result = score.model_dump()
-            detail = f"score_lead {score.probability:.0%}"
-        else:  # enrich_lead
-            enriched = await workflow.execute_child_workflow(
-                EnrichmentWorkflow.run, EnrichmentInput(tenant_id=self._run.tenant_id, lead_id=lead_id),
-                id=f"enrich-{self._run.tenant_id}-{lead_id}-{d.key}-{d.version}-{step.id}")
-            result = enriched.model_dump(mode="json")
-            detail = "enrich_lead" + (" (partial)" if enriched.partial else "")
-        if step.save_as:
-            self._saved[step.save_as] = result
-        self._log(step.id, "action", detail)
-        # Keep the lead view current without another round trip where the change is known here.
-        if step.action == "set_status":
-            self._lead["status"] = step.params["status"]
-        elif step.action == "score_lead":
-            self._lead["score"] = result["probability"]
-        elif step.action == "enrich_lead":
-            self._stale = True
-
-    async def _wait(self, step: Step) -> None:
-        if step.wait_seconds is not None:
-            delay = timedelta(seconds=step.wait_seconds)
-        elif step.wait_until:
-            target = self._eval(step.wait_until)
-            delay = (target - workflow.now()) if hasattr(target, "tzinfo") else timedelta(0)
-        else:
-            plan: SendPlan = await workflow.execute_activity(
-                "plan_send", SendPlanInput(tenant_id=self._run.tenant_id, lead_id=self._lead.get("id"),
-                                           investor_id=self._investor.get("id"), channel="sms", now=workflow.now(),
-                                           send_window=self._d.send_window),
-                result_type=SendPlan, start_to_close_timeout=timedelta(seconds=30))
-            delay = plan.opens_at - workflow.now()
-        if delay > timedelta(0):
-            try:
-                await workflow.wait_condition(self._exit_requested, timeout=delay,
-                                              timeout_summary=f"{self._d.key} {step.id}: wait")
-            except TimeoutError:
-                pass
-            else:
-                self._check_exit()  # interrupted by exit_when: end here, not at the next step
-        self._log(step.id, "wait", f"waited {_human(delay)}")
-
-    async def _wait_for(self, step: Step) -> None:
-        # Any event of that name since the run started that no earlier wait_for used counts: an event that
-        # arrives while earlier steps are still running is not lost.
-        def arrived() -> dict[str, Any] | None:
-            return next((e for e in self._events
-                         if e["name"] == step.event and e["event_id"] not in self._consumed), None)
-
-        try:
-            await workflow.wait_condition(lambda: arrived() is not None or self._exit_requested(),
-                                          timeout=timedelta(seconds=step.timeout_seconds or 0),
-                                          timeout_summary=f"{self._d.key} {step.id}: wait for {step.event}")
-        except TimeoutError:
-            if step.save_as:
-                self._saved[step.save_as] = None
-            self._log(step.id, "wait_for", f"{step.event} timed out")
-            if step.on_timeout == "stop":
-                raise _Exit("stopped", f"{step.event} did not come in time") from None
-            return
-        event = arrived()
-        if event is None:
-            self._check_exit()  # woken by exit_when, not by the event
-            return
-        self._consumed.add(event["event_id"])
-        if step.save_as:
-            self._saved[step.save_as] = event["data"]
-        self._log(step.id, "wait_for", f"{step.event} received")
-
-    async def _branch(self, step: Step) -> None:
-        for index, (when, steps) in enumerate(step.branches):
-            if when is None or self._truthy(when):
-                self._log(step.id, "branch", "otherwise" if when is None else f"arm {index + 1}: {when}")
-                await self._steps(steps)
-                return
-        self._log(step.id, "branch", "no arm matched")
-
-    async def _parallel(self, step: Step) -> None:
-        lanes = [asyncio.create_task(self._steps(lane)) for lane in step.lanes]
-        if step.mode == "all":
-            await asyncio.gather(*lanes)
-        else:
-            done, pending = await workflow.wait(lanes, return_when=asyncio.FIRST_COMPLETED)
-            for lane in pending:
-                lane.cancel()  # the losing branches stop where they are
-            for lane in done:
-                lane.result()
-        self._log(step.id, "parallel", f"{step.mode} done")
-
-    async def _for_each(self, step: Step) -> None:
-        items = self._eval(step.items or "[]")
-        items = list(items) if isinstance(items, list | tuple) else []
-        if len(items) > step.max_items:
-            self._log(step.id, "for_each", f"{len(items)} items, only the first {step.max_items} used")
-        for item in items[:step.max_items]:
-            self._saved[step.as_ or "item"] = item
-            await self._steps(step.body)
-        self._log(step.id, "for_each", f"{min(len(items), step.max_items)} items")
-
-    async def _set(self, step: Step) -> None:
-        for name, expression in step.assignments.items():
-            self._vars[name] = self._eval(expression)
-        self._log(step.id, "set", ", ".join(step.assignments))
-
-    async def _stop(self, step: Step) -> None:
-        raise _Exit("stopped", step.reason or "stop")
-
-    # -- exits, events, expressions ------------------------------------------------------------------
-
-    def _exit_requested(self) -> bool:
-        return self._exit_reason() is not None
-
-    def _exit_reason(self) -> str | None:
-        for rule in self._d.exit_when:
-            if rule.event and any(e["name"] == rule.event for e in self._events):
-                return f"exit_when event {rule.event}"
-            if rule.condition and self._truthy(rule.condition, log=False):
-                return f"exit_when {rule.condition}"
-        return None
-
-    def _check_exit(self) -> None:
-        reason = self._exit_reason()
-        if reason:
-            raise _Exit("exited", reason)
-
-    def _activation(self) -> dict[str, Any]:
-        values = {"lead": self._lead, "deal": self._deal, "investor": self._investor, "vars": self._vars,
-                  "event": self._events[-1]["data"] if self._events else {},
-                  **self._saved}
-        activation = {name: json_to_cel(value) for name, value in values.items()}
-        activation["now"] = celtypes.TimestampType(workflow.now())
-        return activation
-
-    def _eval(self, expression: str) -> Any:
-        try:
-            result = cel_program(expression).evaluate(self._activation())
-        except Exception as exc:  # noqa: BLE001 - celpy raises its own errors; the step fails, the run does not hang
-            # celpy's errors are (summary, exception class, (detail,)): the detail is what ops can act on.
-            args = exc.args
-            detail = args[2][0] if len(args) == 3 and isinstance(args[2], tuple) and args[2] else exc
-            raise _ExpressionFailed(f"{expression!r} could not be evaluated: {detail}") from None
-        if isinstance(result, celtypes.TimestampType):
-            return result
-        if isinstance(result, celtypes.BoolType):
-            return bool(result)
-        return _plain(result)
-
-    def _truthy(self, expression: str, log: bool = True) -> bool:
-        try:
-            return bool(self._eval(expression))
-        except _ExpressionFailed as exc:  # a missing field reads as false, and says so
-            if log:  # never from a wait_condition callback: those must not change state
-                self._log(self._current or "-", "condition", str(exc))
-            return False
-
-    async def _refresh(self) -> None:
-        self._stale = False
-        retry = RetryPolicy(maximum_attempts=10, non_retryable_error_types=["NotFound"])
-        lead_id = self._run.subject_id
-        if self._d.subject == "investor":
-            self._investor = await workflow.execute_activity(
-                "load_investor", {"tenant_id": self._run.tenant_id, "investor_id": self._run.subject_id},
-                result_type=dict, start_to_close_timeout=timedelta(seconds=30), retry_policy=retry)
-            return
-        if self._d.subject == "deal":
-            self._deal = await workflow.execute_activity(
-                "load_deal", {"tenant_id": self._run.tenant_id, "deal_id": self._run.subject_id}, result_type=dict,
-                start_to_close_timeout=timedelta(seconds=30), retry_policy=retry)
-            lead_id = self._deal.get("lead_id")
-            if not lead_id:
-                self._lead = {}
-                return
-        self._lead = await workflow.execute_activity(
-            "load_lead", {"tenant_id": self._run.tenant_id, "lead_id": lead_id}, result_type=dict,
-            start_to_close_timeout=timedelta(seconds=30), retry_policy=retry)
-
-    def _log(self, step_id: str, kind: str, detail: str) -> None:
-        self._path.append({"at": workflow.now().isoformat(), "step": step_id, "kind": kind, "detail": detail})
-        del self._path[:-200]  # bounded: the whole path lives in the history anyway
+        return await self.execute(run)
 
     @workflow.signal
     def event(self, event: DefinitionEvent) -> None:
-        if any(e["event_id"] == event.event_id for e in self._events):
-            return  # re-delivered
-        self._events.append(event.model_dump())
-        del self._events[:-100]
-        self._stale = True  # an event usually means the lead changed (status, reply, ...)
+        """Something happened to the subject (a reply, an opt-out, a recorded event, a message event)."""
+        self.on_event(event)
 
     @workflow.query
     def state(self) -> DefinitionState:
-        return DefinitionState(key=self._d.key, version=self._d.version, status=self._status,
-                               current_step=self._current, variables=self._vars, saved=self._saved,
-                               path=self._path)
-
-
-def _human(delta: timedelta) -> str:
-    """`3d 4h`, `2h 59m`, `45s`: how long a wait took, for the path and the dry run."""
-    seconds = max(0, round(delta.total_seconds()))
-    parts = [(seconds // 86400, "d"), (seconds % 86400 // 3600, "h"), (seconds % 3600 // 60, "m"), (seconds % 60, "s")]
-    return " ".join([f"{n}{unit}" for n, unit in parts if n][:2]) or "0s"  # the two largest units
-
-
-def _plain(value: Any) -> Any:
-    """CEL values back to JSON-able Python (for variables and the query)."""
-    if isinstance(value, celtypes.MapType):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, celtypes.ListType):
-        return [_plain(v) for v in value]
-    if isinstance(value, celtypes.BoolType):
-        return bool(value)
-    if isinstance(value, celtypes.IntType | celtypes.UintType):
-        return int(value)
-    if isinstance(value, celtypes.DoubleType):
-        return float(value)
-    if isinstance(value, celtypes.StringType):
-        return str(value)
-    return None if value is None or isinstance(value, type(None)) else value
+        """The current step, the variables and saved values, and the path taken so far."""
+        return self.snapshot()
