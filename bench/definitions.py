@@ -2,7 +2,7 @@
 same dev server in the same run (recording activities, so only workflow/interpreter cost differs).
 Prints wall time per run (median of N, in flight together) and history events per run, as JSON.
 
-    python bench/definitions.py [--runs 60] [--concurrency 10]
+    python bench/definitions.py [--runs 60] [--concurrency 10] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from temporalio.worker import Worker  # noqa: E402
 from bench.handwritten import HandWrittenNurture  # noqa: E402
 from core import search_attributes as sa  # noqa: E402
 from core.devserver import temporal_cli  # noqa: E402
+from core.process import exit_now  # noqa: E402
 from definitions.loader import load  # noqa: E402
 from models.payloads import MessageRequest, MessageResult, ScoreInput, ScoreResult, TaskInput  # noqa: E402
 from workflows.definition import DefinitionRun, DefinitionWorkflow  # noqa: E402
@@ -80,7 +81,7 @@ async def _measure(n: int, concurrency: int, start) -> tuple[list[float], float]
     return latencies, time.perf_counter() - t
 
 
-async def main(runs: int, concurrency: int) -> dict:
+async def main(runs: int, concurrency: int, rounds: int) -> dict:
     definition = load(DEFINITION, "bench.yaml")
     env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli(),
                                                 data_converter=pydantic_data_converter, search_attributes=sa.ALL)
@@ -103,7 +104,7 @@ async def main(runs: int, concurrency: int) -> dict:
             await _measure(10, concurrency, interpreted)  # warm-up
             await _measure(10, concurrency, handwritten)
             results = {"interpreted": [], "handwritten": []}
-            for _ in range(3):  # interleaved rounds
+            for _ in range(rounds):  # interleaved rounds
                 results["interpreted"].append(await _measure(runs, concurrency, interpreted))
                 results["handwritten"].append(await _measure(runs, concurrency, handwritten))
             events = {}
@@ -121,9 +122,13 @@ async def main(runs: int, concurrency: int) -> dict:
                 "runs_per_s": round(statistics.median(throughput), 1), "history_events": events[name]}
 
     interp, hand = summary("interpreted"), summary("handwritten")
-    return {"benchmark": "definitions", "runs_per_round": runs, "rounds": 3, "concurrency": concurrency,
+    # Each round's ratio of medians too: the machine's noise shows in their spread.
+    round_ratios = [round(statistics.median(i) / statistics.median(h), 3)
+                    for (i, _), (h, _) in zip(results["interpreted"], results["handwritten"], strict=True)]
+    return {"benchmark": "definitions", "runs_per_round": runs, "rounds": rounds, "concurrency": concurrency,
             "interpreted": interp, "handwritten_baseline": hand,
             "latency_ratio": round(interp["median_ms"] / hand["median_ms"], 3),
+            "round_ratios": round_ratios, "median_round_ratio": statistics.median(round_ratios),
             "history_events_ratio": round(interp["history_events"] / hand["history_events"], 3),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
 
@@ -132,5 +137,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=60)
     parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(main(args.runs, args.concurrency)), indent=2))
+    print(json.dumps(asyncio.run(main(args.runs, args.concurrency, args.rounds)), indent=2))
+    exit_now(0)  # the Temporal runtime's threads can abort interpreter finalization
