@@ -17,7 +17,7 @@ from activities.deal import DealActivities
 from activities.enrichment import EnrichmentActivities
 from activities.lead import LeadActivities
 from activities.messaging import MessagingActivities
-from activities.schedules import ScheduleActivities
+from activities.enrollment import EnrollmentActivities
 from activities.scoring import ScoringActivities
 from core.db import make_engine
 from core.logging import configure_logging
@@ -47,7 +47,7 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
     enrichment = EnrichmentActivities(engine, CountyRecordsSource(engine), api)
     scoring = ScoringActivities(engine, ModelRegistry(engine, settings.effective_models_dir))
     deal = DealActivities(engine)
-    schedules = ScheduleActivities(engine, client, settings.temporal_task_queue, asyncio.get_running_loop())
+    enrollment = EnrollmentActivities(engine, client, settings.temporal_task_queue, asyncio.get_running_loop())
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
@@ -57,7 +57,8 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
                     enrichment.validate_contact, enrichment.standardize_address, enrichment.lookup_county_records,
                     enrichment.lookup_property_api, enrichment.save_enrichment, enrichment.link_duplicates,
                     scoring.score_lead, scoring.create_task, deal.open_opportunity, deal.record_stage_change,
-                    schedules.fire_daily_triggers],
+                    enrollment.fire_daily_triggers, enrollment.move_deal_stage,
+                    enrollment.start_definition],
         activity_executor=executor,
         max_concurrent_activities=32,
         # On SIGTERM let in-flight activities finish (compose gives 30 s): cancelling a sync activity raises

@@ -13,8 +13,8 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from definitions.cel import ENVIRONMENT
 from definitions.language import (
-    ACTIONS, COMMON_VARIABLES, EVENTS, KIND_EXTRAS, LEAD_ACTIONS, STATUSES, STEP_COMMON, STEP_KINDS, SUBJECT_EVENTS,
-    SUBJECT_VARIABLES, UNAVAILABLE, VARIABLES, parse_duration,
+    ACTIONS, COMMON_VARIABLES, DEAL_ACTIONS, DEFINITION_KEY, EVENTS, KIND_EXTRAS, LEAD_ACTIONS, STAGE_NAMES, STATUSES,
+    STEP_COMMON, STEP_KINDS, SUBJECT_EVENTS, SUBJECT_VARIABLES, UNAVAILABLE, VARIABLES, parse_duration,
 )
 from definitions.model import Retry, Step
 
@@ -211,6 +211,9 @@ class Checker:
         if name in LEAD_ACTIONS and self.subject == "investor":
             self.error(self.at(node, "action", True), f"action '{name}' acts on a lead; this definition's subject "
                                                       "is an investor")
+        if name in DEAL_ACTIONS and self.subject != "deal":
+            self.error(self.at(node, "action", True), f"action '{name}' moves a deal; this definition's subject "
+                                                      f"is {self.a_subject} (use subject: deal)")
         step.action = name
         spec = ACTIONS[name]
         params = node.get("with") or CommentedMap()
@@ -231,6 +234,16 @@ class Checker:
                 seconds = self.duration(params, key)
                 if seconds is not None:
                     step.params[key] = seconds
+            elif kind == "stage":
+                if value not in STAGE_NAMES:
+                    self.error(self.at(params, key, True), f"unknown stage '{value}'{_hint(value, STAGE_NAMES)} "
+                                                           f"(one of {', '.join(sorted(STAGE_NAMES))})")
+                step.params[key] = value
+            elif kind == "definition_key":
+                if not isinstance(value, str) or not DEFINITION_KEY.match(value):
+                    self.error(self.at(params, key, True), "key must be another definition's key "
+                                                           "(lower-case letters, digits and '-')")
+                step.params[key] = value
             elif kind == "status":
                 if value not in STATUSES:
                     self.error(self.at(params, key, True),

@@ -17,8 +17,9 @@ from core.devserver import time_skipping_environment
 from definitions.language import parse_duration
 from definitions.model import Definition
 from models.payloads import (
-    EnrichmentInput, EnrichmentResult, LeadStatusInput, MessageRequest, MessageResult, PropertyLookup, ScoreInput,
-    ScoreResult, SendPlan, SendPlanInput, SourceOutcome, TaskInput,
+    DealStageInput, EnrichmentInput, EnrichmentResult, LeadStatusInput, MessageRequest, MessageResult,
+    PropertyLookup, ScoreInput, ScoreResult, SendPlan, SendPlanInput, SourceOutcome, StartDefinitionInput,
+    TaskInput,
 )
 from models.send_window import SendWindow, recipient_zones
 from workflows.definition import DefinitionEvent, DefinitionRun, DefinitionWorkflow
@@ -79,6 +80,15 @@ class _Recorder:
         async def create_task(request: TaskInput) -> str:
             return "dry-task"
 
+        @activity.defn(name="move_deal_stage")
+        async def move_deal_stage(move: DealStageInput) -> str:
+            self.subject["stage"] = move.stage
+            return move.stage
+
+        @activity.defn(name="start_definition")
+        async def start_definition(request: StartDefinitionInput) -> str:
+            return f"dry-run-{request.key}"  # recorded, not started: the dry run covers this definition only
+
         @activity.defn(name="set_lead_status")
         async def set_lead_status(change: LeadStatusInput) -> None:
             self.subject["status"] = change.status
@@ -113,7 +123,8 @@ class _Recorder:
         async def link_duplicates(request: EnrichmentInput) -> str | None:
             return None
 
-        return [load_lead, load_deal, load_investor, plan_send, send_message, create_task, set_lead_status, score_lead,
+        return [load_lead, load_deal, load_investor, plan_send, send_message, create_task, move_deal_stage,
+                start_definition, set_lead_status, score_lead,
                 validate_contact,
                 standardize_address, lookup_county_records, lookup_property_api, save_enrichment, link_duplicates]
 

@@ -17,6 +17,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.service import RPCError, RPCStatusCode
 
 from core import search_attributes as sa
+from definitions.model import Definition
 from definitions.store import active
 from models.base import utcnow
 from models.definition import WorkflowExecution
@@ -47,23 +48,56 @@ def on_event(session: Session, client: Client, task_queue: str, lead: Lead, name
     """Something happened to a lead: forward it to the lead's running definitions, then enroll it in the
     published lead definitions it triggers. Returns the workflow ids started. Call it from a worker thread
     (it reaches the event loop for Temporal calls and blocks on the database)."""
-    return _dispatch(session, client, task_queue, lead.tenant_id, "lead", lead.id,
-                     {"lead": lead_view(session, lead), "deal": {}}, name, event_id, data or {})
+    return _dispatch(session, client, task_queue, lead.tenant_id, "lead", lead.id, _views(session, "lead", lead),
+                     name, event_id, data or {})
 
 
 def on_deal_event(session: Session, client: Client, task_queue: str, deal: Opportunity, name: str, event_id: str,
-                  data: dict[str, Any] | None = None) -> list[str]:
+                  data: dict[str, Any] | None = None, call: Callable[..., Any] = anyio.from_thread.run) -> list[str]:
     """The same for a deal (e.g. deal.stage_changed): definitions with `subject: deal`."""
-    lead = session.get(Lead, deal.lead_id) if deal.lead_id else None
-    views = {"deal": deal_view(session, deal), "lead": lead_view(session, lead) if lead else {}}
-    return _dispatch(session, client, task_queue, deal.tenant_id, "deal", deal.id, views, name, event_id, data or {})
+    return _dispatch(session, client, task_queue, deal.tenant_id, "deal", deal.id, _views(session, "deal", deal),
+                     name, event_id, data or {}, call=call)
+
+
+SUBJECT_MODELS: dict[str, type] = {"lead": Lead, "deal": Opportunity, "investor": Investor}
+
+
+def _views(session: Session, kind: str, subject: Any) -> dict[str, Any]:
+    """What a definition about this subject sees: {lead, deal, investor} (the ones it has)."""
+    if kind == "investor":
+        return {"investor": investor_view(subject)}
+    if kind == "deal":
+        lead = session.get(Lead, subject.lead_id) if subject.lead_id else None
+        return {"deal": deal_view(session, subject), "lead": lead_view(session, lead) if lead else {}}
+    return {"lead": lead_view(session, subject), "deal": {}}
+
+
+def run_definition(session: Session, client: Client, task_queue: str, tenant_id: str, kind: str, subject_id: str,
+                   key: str, workflow_id: str, call: Callable[..., Any]) -> str:
+    """The `run_definition` action: start the newest published version of `key` for the same subject, whatever
+    its trigger says (the calling definition decided). Idempotent on `workflow_id`. Raises LookupError when
+    there is no such published definition, or it is about another kind of subject."""
+    if session.exec(select(WorkflowExecution).where(WorkflowExecution.workflow_id == workflow_id)).first():
+        return workflow_id  # started by an earlier attempt of the same step
+    definition = next((d for d in active(session, tenant_id) if d.key == key), None)
+    if definition is None:
+        raise LookupError(f"no published definition '{key}' (is it published, or retired?)")
+    if definition.subject != kind:
+        raise LookupError(f"definition '{key}' is about a {definition.subject}, not a {kind}")
+    subject = session.get(SUBJECT_MODELS[kind], subject_id)
+    if subject is None or subject.tenant_id != tenant_id:
+        raise LookupError(f"{kind} {subject_id} not found")
+    enroll(session, client, task_queue, tenant_id, kind, subject_id, _views(session, kind, subject), definition, call,
+           workflow_id=workflow_id)
+    session.commit()
+    return workflow_id
 
 
 def on_investor_event(session: Session, client: Client, task_queue: str, investor: Investor, name: str,
                       event_id: str, data: dict[str, Any] | None = None) -> list[str]:
     """The same for an investor (investor.created, investor.replied, ...): definitions with `subject: investor`."""
     return _dispatch(session, client, task_queue, investor.tenant_id, "investor", investor.id,
-                     {"investor": investor_view(investor)}, name, event_id, data or {})
+                     _views(session, "investor", investor), name, event_id, data or {})
 
 
 def _dispatch(session: Session, client: Client, task_queue: str, tenant_id: str, kind: str, subject_id: str,
@@ -96,17 +130,26 @@ def _dispatch(session: Session, client: Client, task_queue: str, tenant_id: str,
         if previous and (definition.reenroll_after_seconds is None or utcnow() - previous.started_at
                          < timedelta(seconds=definition.reenroll_after_seconds)):
             continue  # never re-enroll, or not yet
+        started.append(enroll(session, client, task_queue, tenant_id, kind, subject_id, views, definition, call))
+    session.commit()
+    return started
+
+
+def enroll(session: Session, client: Client, task_queue: str, tenant_id: str, kind: str, subject_id: str,
+           views: dict[str, Any], definition: Definition, call: Callable[..., Any],
+           workflow_id: str | None = None) -> str:
+    """Start one run of `definition` for the subject and record it (the caller commits). The workflow id
+    counts earlier runs of the same key for the subject, unless the caller gives one."""
+    if workflow_id is None:
         count = len(session.exec(select(WorkflowExecution.id).where(
             WorkflowExecution.subject_id == subject_id, WorkflowExecution.definition_key == definition.key)).all())
         workflow_id = f"def-{tenant_id}-{definition.key}-{subject_id}" + (f"-{count + 1}" if count else "")
-        handle = call(_start, client, task_queue, workflow_id, tenant_id, subject_id, views, definition)
-        session.add(WorkflowExecution(
-            tenant_id=tenant_id, workflow_id=workflow_id, run_id=handle.result_run_id,
-            workflow_type="DefinitionWorkflow", definition_key=definition.key, definition_version=definition.version,
-            subject_type=kind, subject_id=subject_id))
-        started.append(workflow_id)
-    session.commit()
-    return started
+    handle = call(_start, client, task_queue, workflow_id, tenant_id, subject_id, views, definition)
+    session.add(WorkflowExecution(
+        tenant_id=tenant_id, workflow_id=workflow_id, run_id=handle.result_run_id,
+        workflow_type="DefinitionWorkflow", definition_key=definition.key, definition_version=definition.version,
+        subject_type=kind, subject_id=subject_id))
+    return workflow_id
 
 
 async def _signal(client: Client, workflow_id: str, event: DefinitionEvent) -> None:
@@ -114,7 +157,7 @@ async def _signal(client: Client, workflow_id: str, event: DefinitionEvent) -> N
 
 
 async def _start(client: Client, task_queue: str, workflow_id: str, tenant_id: str, subject_id: str,
-                 views: dict[str, Any], definition):
+                 views: dict[str, Any], definition: Definition):
     pairs = [SearchAttributePair(sa.TENANT_ID, tenant_id), SearchAttributePair(sa.DEFINITION_KEY, definition.key)]
     if views.get("lead", {}).get("id"):
         pairs.append(SearchAttributePair(sa.LEAD_ID, views["lead"]["id"]))
@@ -137,6 +180,6 @@ def on_schedule(session: Session, client: Client, task_queue: str, tenant_id: st
                                             col(Lead.duplicate_of).is_(None)).limit(limit)).all()
     for lead in leads:
         started += _dispatch(session, client, task_queue, tenant_id, "lead", lead.id,
-                             {"lead": lead_view(session, lead), "deal": {}}, "schedule.daily", event_id, {},
+                             _views(session, "lead", lead), "schedule.daily", event_id, {},
                              call=call, deliver_to_running=False)
     return started

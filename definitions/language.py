@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from models.opportunity import STAGES
+
 SCHEMA = "dealflow/v1"
 TOP_KEYS = {"schema", "key", "name", "description", "version", "subject", "trigger", "enrollment", "settings", "steps"}
 REQUIRED_TOP = ("schema", "key", "trigger", "steps")
@@ -41,19 +43,21 @@ ACTIONS: dict[str, dict[str, tuple[str, bool]]] = {
     "set_status": {"status": ("status", True), "reason": ("str", False)},
     "score_lead": {},
     "enrich_lead": {},
+    "set_stage": {"stage": ("stage", True), "reason": ("str", False)},
+    "run_definition": {"key": ("definition_key", True)},
 }
 # Actions about a lead: a deal's definition acts on the deal's lead; an investor has none.
 LEAD_ACTIONS = {"set_status", "score_lead", "enrich_lead"}
+DEAL_ACTIONS = {"set_stage"}  # only in definitions about a deal
 UNAVAILABLE = {
-    "set_stage": "moving a deal's stage from a definition is not built yet (staff move it: "
-                 "POST /api/v1/opportunities/{id}/stage)",
     "notify": "staff notifications (email/Slack to the team) are not built yet",
     "request_signature": "e-signature (DocumentSigningWorkflow) is not built yet",
     "match_investors": "investor matching is not built yet",
     "http_call": "outbound HTTP calls from definitions are not built yet",
-    "run_definition": "starting another definition needs publishing and enrollment, not built yet",
 }
 STATUSES = {"new", "contacted", "nurturing", "qualified", "dead", "needs_review"}
+STAGE_NAMES = set().union(*(set(stages) for stages in STAGES.values()))  # every pipeline's stages
+DEFINITION_KEY = re.compile(r"^[a-z0-9][a-z0-9\-]{1,60}$")
 COMMON_VARIABLES = {"now", "vars", "event"}
 # The subject's own view(s) an expression may read, plus COMMON_VARIABLES, every save_as and for_each `as`.
 SUBJECT_VARIABLES = {"lead": {"lead"}, "deal": {"deal", "lead"}, "investor": {"investor"}}

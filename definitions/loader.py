@@ -6,7 +6,6 @@ are checked here; steps and expressions in definitions.checker."""
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -14,14 +13,11 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
 from definitions.checker import DefinitionInvalid, Problem, Checker
-from definitions.language import REQUIRED_TOP, SCHEMA, SUBJECTS, TOP_KEYS
+from definitions.language import DEFINITION_KEY, REQUIRED_TOP, SCHEMA, SUBJECTS, TOP_KEYS
 from definitions.model import Definition, ExitRule, Retry
 from models.send_window import SendWindow
 
 __all__ = ["DefinitionInvalid", "Problem", "load"]
-
-_KEY = re.compile(r"^[a-z0-9][a-z0-9\-]{1,60}$")
-
 
 def load(source: str, filename: str = "definition.yaml") -> Definition:
     """Parse, validate and compile. Raises DefinitionInvalid listing every problem."""
@@ -42,7 +38,7 @@ def load(source: str, filename: str = "definition.yaml") -> Definition:
     if "schema" in document and document["schema"] != SCHEMA:
         check.error(check.at(document, "schema", True), f"schema must be {SCHEMA}")
     key = str(document.get("key", ""))
-    if "key" in document and not _KEY.match(key):
+    if "key" in document and not DEFINITION_KEY.match(key):
         check.error(check.at(document, "key", True), "key must be lower-case letters, digits and '-' (2-61)")
     version = document.get("version", 1)
     if not isinstance(version, int) or version < 1:

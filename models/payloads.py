@@ -199,3 +199,24 @@ class StageMove(BaseModel):
     stage: str
     reason: str | None = None
     actor: str = "staff"
+
+
+class DealStageInput(BaseModel):
+    """A definition's `set_stage`: DealWorkflow's validated update, sent once per idempotency key."""
+
+    tenant_id: str
+    opportunity_id: str
+    stage: str
+    reason: str | None = None
+    actor: str
+    idempotency_key: str
+
+
+class StartDefinitionInput(BaseModel):
+    """A definition's `run_definition`: another published definition for the same subject."""
+
+    tenant_id: str
+    subject_type: str  # lead, deal, investor
+    subject_id: str
+    key: str
+    idempotency_key: str

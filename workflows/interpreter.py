@@ -30,8 +30,8 @@ with workflow.unsafe.imports_passed_through():
     # Payload models live in definitions.model, created once per process (not per run).
     from definitions.model import DefinitionEvent, DefinitionRun, DefinitionState, Retry, Step
     from models.payloads import (
-        EnrichmentInput, LeadStatusInput, MessageRequest, MessageResult, ScoreInput, ScoreResult, SendPlan,
-        SendPlanInput, TaskInput,
+        DealStageInput, EnrichmentInput, LeadStatusInput, MessageRequest, MessageResult, ScoreInput, ScoreResult,
+        SendPlan, SendPlanInput, StartDefinitionInput, TaskInput,
     )
 
     # Deterministic workflow helpers, passed through so each run does not re-import them in the sandbox.
@@ -114,7 +114,8 @@ class DefinitionInterpreter:
         investor_id = self._run.subject_id if d.subject == "investor" else None
         deal_id = self._run.subject_id if d.subject == "deal" else None
         lead_id = self._lead.get("id") if deal_id else None if investor_id else self._run.subject_id
-        if lead_id is None and investor_id is None and step.action != "create_task":
+        if lead_id is None and investor_id is None and step.action not in ("create_task", "set_stage",
+                                                                           "run_definition"):
             raise _Exit("failed", f"step {step.id}: {step.action} needs a lead, and this deal has none")
         timeout = timedelta(seconds=step.timeout_seconds or d.default_timeout_seconds)
         retry = _policy(step.retry or d.default_retry)
@@ -153,6 +154,22 @@ class DefinitionInterpreter:
                 result_type=ScoreResult, start_to_close_timeout=timeout, retry_policy=retry)
             result = score.model_dump()
             detail = f"score_lead {score.probability:.0%}"
+        elif step.action == "set_stage":
+            result = await workflow.execute_activity(
+                "move_deal_stage", DealStageInput(tenant_id=self._run.tenant_id, opportunity_id=deal_id or "",
+                                                  stage=step.params["stage"], reason=step.params.get("reason")
+                                                  or f"{d.key} v{d.version}", actor=f"definition:{d.key}",
+                                                  idempotency_key=key),
+                result_type=str, start_to_close_timeout=timeout, retry_policy=retry)
+            self._deal["stage"] = result
+            detail = f"set_stage {result}"
+        elif step.action == "run_definition":
+            result = await workflow.execute_activity(
+                "start_definition", StartDefinitionInput(tenant_id=self._run.tenant_id, subject_type=d.subject,
+                                                         subject_id=self._run.subject_id, key=step.params["key"],
+                                                         idempotency_key=key),
+                result_type=str, start_to_close_timeout=timeout, retry_policy=retry)
+            detail = f"run_definition {step.params['key']}"
         else:  # enrich_lead
             enriched = await workflow.execute_child_workflow(
                 EnrichmentWorkflow.run, EnrichmentInput(tenant_id=self._run.tenant_id, lead_id=lead_id),

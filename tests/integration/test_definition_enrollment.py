@@ -12,7 +12,7 @@ from models.definition import WorkflowExecution
 from models.task import Task
 from models.tenant import Role
 from tests.conftest import eventually, set_tenant, zone_at_local_hour
-from workflows.definition import DefinitionWorkflow
+from workflows.definition import DefinitionEvent, DefinitionWorkflow
 
 REFERRAL = """schema: dealflow/v1
 key: referral-welcome
@@ -172,7 +172,7 @@ async def test_schedule_daily_enrolls_matching_leads_at_nine_local(api, make_key
 
     from temporalio.testing import ActivityEnvironment
 
-    from activities.schedules import ScheduleActivities
+    from activities.enrollment import EnrollmentActivities
     from worker import ensure_daily_schedule
     from workflows.daily import SCHEDULE_ID
 
@@ -191,7 +191,7 @@ steps:
     other = (await api.post("/api/v1/leads", headers=staff, json={
         "first_name": "Oth", "email": f"oth.{uuid.uuid4().hex[:6]}@example.com", "source": "direct_mail"})).json()
     set_tenant(engine, tenant, timezone="Etc/GMT-3")  # UTC+3: 06:00 UTC is 09:00 there
-    activities = ScheduleActivities(engine, temporal_client, settings.temporal_task_queue,
+    activities = EnrollmentActivities(engine, temporal_client, settings.temporal_task_queue,
                                     asyncio.get_running_loop())
     env = ActivityEnvironment()
     nine = datetime(2026, 12, 1, 6, 15, tzinfo=UTC)
@@ -209,3 +209,86 @@ steps:
     await ensure_daily_schedule(temporal_client, settings.temporal_task_queue)  # idempotent
     description = await temporal_client.get_schedule_handle(SCHEDULE_ID).describe()
     assert description.schedule.spec.intervals[0].every == timedelta(hours=1)
+
+
+ACCEPTED = """schema: dealflow/v1
+key: offer-accepted
+subject: deal
+trigger: {event: deal.stage_changed, when: 'deal.stage == "offer_made"'}
+steps:
+  - {id: accepted, wait_for: {event: deal.stage_changed, timeout: 1d}, on_timeout: continue}
+  - {id: to_contract, action: set_stage, with: {stage: under_contract, reason: seller signed}}
+  - {id: extras, action: run_definition, with: {key: closing-extras}}
+  - {id: back_to_new, action: set_stage, with: {stage: new}, on_error: continue}
+"""
+CLOSING = """schema: dealflow/v1
+key: closing-tasks
+subject: deal
+trigger: {event: deal.stage_changed, when: 'deal.stage == "under_contract"'}
+steps:
+  - {id: title, action: create_task, with: {title: Order title}}
+"""
+EXTRAS = """schema: dealflow/v1
+key: closing-extras
+subject: deal
+trigger: {event: deal.stage_changed, when: 'false'}
+steps:
+  - {id: photos, action: create_task, with: {title: Book the photographer}}
+"""
+
+
+async def test_set_stage_moves_the_deal_through_its_workflow_and_run_definition_starts_another(
+        api, make_key, engine, temporal_client, settings):
+    from activities.enrollment import EnrollmentActivities
+    from models.opportunity import StageChange
+    from models.payloads import DealStageInput
+    from temporalio.exceptions import ApplicationError
+
+    tenant, ops, staff = await _setup(api, make_key, engine)
+    for source, key in ((ACCEPTED, "offer-accepted"), (CLOSING, "closing-tasks"), (EXTRAS, "closing-extras")):
+        await _publish(api, ops, source, key)
+    lead = (await api.post("/api/v1/leads", headers=staff, json={
+        "first_name": "Stage", "email": f"stage.{uuid.uuid4().hex[:6]}@example.com", "source": "referral"})).json()
+    deal_id = (await api.post(f"/api/v1/leads/{lead['id']}/convert", headers=staff, json={})).json()["opportunity_id"]
+    for stage in ("contacted", "offer_made"):
+        assert (await api.post(f"/api/v1/opportunities/{deal_id}/stage", headers=staff,
+                               json={"stage": stage})).status_code == 200
+    run = next(r for r in _runs(engine, deal_id) if r.definition_key == "offer-accepted")
+    handle = temporal_client.get_workflow_handle_for(DefinitionWorkflow.run, run.workflow_id)
+    await handle.signal(DefinitionWorkflow.event, DefinitionEvent(name="deal.stage_changed", event_id="go"))
+    state = await asyncio.wait_for(handle.result(), timeout=30)
+
+    # The move went through DealWorkflow's validator (the illegal one back to `new` was refused, with the reason).
+    assert [p["detail"] for p in state.path][1:3] == ["set_stage under_contract", "run_definition closing-extras"]
+    refused = [p["detail"] for p in state.path if p["step"] == "back_to_new"]
+    assert refused and "stage change refused" in refused[0] and "under_contract" in refused[0], state.path
+    assert state.status == "completed"
+
+    def tasks():
+        with Session(engine) as session:
+            return sorted(t.title for t in session.exec(select(Task).where(Task.opportunity_id == deal_id)))
+    # closing-tasks heard the definition's move as it hears staff moves; closing-extras was started by name.
+    assert await eventually(lambda: tasks() == ["Book the photographer", "Order title"])
+    assert {r.definition_key for r in _runs(engine, deal_id)} == {"offer-accepted", "closing-tasks", "closing-extras"}
+    with Session(engine) as session:
+        moves = session.exec(select(StageChange).where(StageChange.opportunity_id == deal_id,
+                                                       StageChange.to_stage == "under_contract")).all()
+    assert [(m.actor, m.reason) for m in moves] == [("definition:offer-accepted", "seller signed")]
+
+    # A retried attempt (same idempotency key) returns the first move's result and moves nothing again.
+    activities = EnrollmentActivities(engine, temporal_client, settings.temporal_task_queue,
+                                      asyncio.get_running_loop())
+    again = DealStageInput(tenant_id=tenant, opportunity_id=deal_id, stage="under_contract", reason="seller signed",
+                           actor="definition:offer-accepted",
+                           idempotency_key=f"{deal_id}:offer-accepted:1:to_contract")
+    assert await asyncio.to_thread(activities.move_deal_stage, again) == "under_contract"
+    with Session(engine) as session:
+        assert len(session.exec(select(StageChange).where(StageChange.opportunity_id == deal_id,
+                                                          StageChange.to_stage == "under_contract")).all()) == 1
+    try:
+        await asyncio.to_thread(activities.move_deal_stage, again.model_copy(update={"idempotency_key": "other",
+                                                                                      "stage": "contacted"}))
+    except ApplicationError as exc:
+        assert exc.type == "StageRefused" and exc.non_retryable
+    else:
+        raise AssertionError("an illegal move must be refused")

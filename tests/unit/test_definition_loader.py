@@ -156,3 +156,17 @@ def test_an_investor_definition_compiles():
           - {id: answer, wait_for: {event: investor.replied, timeout: 3d}}
     """), "t.yaml")
     assert definition.subject == "investor" and definition.trigger_event == "investor.created"
+
+
+def test_set_stage_is_for_deals_and_knows_the_stages():
+    found = problems("""
+        steps:
+          - {id: move, action: set_stage, with: {stage: under_contrat}}
+          - {id: next, action: run_definition, with: {key: Closing Tasks}}
+    """)
+    assert found == [
+        "t.yaml:6:24: action 'set_stage' moves a deal; this definition's subject is a lead (use subject: deal)",
+        "t.yaml:6:49: unknown stage 'under_contrat' (did you mean 'under_contract'?) (one of appointment_set, "
+        "assigned, closed_lost, closed_won, contacted, marketing, new, offer_made, under_contract)",
+        "t.yaml:7:52: key must be another definition's key (lower-case letters, digits and '-')",
+    ]

@@ -1,0 +1,92 @@
+"""Activities that drive other workflows on behalf of definitions (a workflow cannot start or update
+another workflow outside its own children): the daily trigger, `set_stage` (DealWorkflow's validated
+update) and `run_definition` (another published definition for the same subject)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+from temporalio import activity
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.rows import owned
+from definitions.enrollment import on_deal_event, on_schedule, run_definition
+from models.opportunity import Opportunity
+from models.payloads import DealStageInput, StageMove, StartDefinitionInput
+from models.tenant import Tenant
+from workflows.deal import DealState, DealWorkflow
+
+
+class EnrollmentActivities:
+    def __init__(self, engine: Engine, client: Client, task_queue: str, loop: asyncio.AbstractEventLoop) -> None:
+        self._engine, self._client, self._queue, self._loop = engine, client, task_queue, loop
+
+    def _call(self, function, *args):
+        """Run a Temporal call on the worker's event loop from this activity thread."""
+        return asyncio.run_coroutine_threadsafe(function(*args), self._loop).result(timeout=60)
+
+    @activity.defn
+    def fire_daily_triggers(self, now: datetime) -> dict:
+        started: dict[str, int] = {}
+        with Session(self._engine) as session:
+            tenants = session.exec(select(Tenant)).all()
+            for tenant in tenants:
+                if now.astimezone(ZoneInfo(tenant.timezone)).hour != 9:
+                    continue
+                event_id = f"schedule.daily:{now.astimezone(ZoneInfo(tenant.timezone)).date()}"
+                runs = on_schedule(session, self._client, self._queue, tenant.id, event_id, self._call)
+                if runs:
+                    started[tenant.id] = len(runs)
+        return {"tenants": started}
+
+    @activity.defn
+    def move_deal_stage(self, move: DealStageInput) -> str:
+        """Through DealWorkflow's update (its validator may refuse: final, with the reason). The update id is
+        the step's idempotency key, so a retried attempt gets the first attempt's result, not a second move."""
+        with Session(self._engine) as session:
+            deal = owned(session, Opportunity, move.opportunity_id, move.tenant_id, "deal")
+            workflow_id, previous = deal.workflow_id, deal.stage
+        if not workflow_id:
+            raise ApplicationError(f"deal {move.opportunity_id} has no workflow", type="NotFound", non_retryable=True)
+        try:
+            state: DealState = self._call(self._update, workflow_id, move)
+        except WorkflowUpdateFailedError as exc:
+            reason = getattr(exc.cause, "message", None) or str(exc.cause)
+            raise ApplicationError(f"stage change refused: {reason}", type="StageRefused",
+                                   non_retryable=True) from None
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise ApplicationError(f"deal {move.opportunity_id}'s workflow is not running", type="NotFound",
+                                       non_retryable=True) from None
+            raise
+        with Session(self._engine) as session:  # other definitions hear the move, as when staff make it
+            deal = session.get(Opportunity, move.opportunity_id)
+            deal.stage = state.stage
+            on_deal_event(session, self._client, self._queue, deal, "deal.stage_changed",
+                          f"{move.opportunity_id}:stage:{len(state.history)}",
+                          {"stage": state.stage, "previous": previous}, call=self._call)
+        return state.stage
+
+    async def _update(self, workflow_id: str, move: DealStageInput) -> DealState:
+        return await self._client.get_workflow_handle(workflow_id).execute_update(
+            DealWorkflow.advance_stage, StageMove(stage=move.stage, reason=move.reason, actor=move.actor),
+            id=move.idempotency_key)
+
+    @activity.defn
+    def start_definition(self, request: StartDefinitionInput) -> str:
+        """The workflow id derives from the step's idempotency key: a retry finds the run it started."""
+        digest = hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:12]
+        workflow_id = f"def-{request.tenant_id}-{request.key}-{request.subject_id}-by-{digest}"
+        with Session(self._engine) as session:
+            try:
+                return run_definition(session, self._client, self._queue, request.tenant_id, request.subject_type,
+                                      request.subject_id, request.key, workflow_id, self._call)
+            except LookupError as exc:
+                raise ApplicationError(str(exc), type="NotFound", non_retryable=True) from None
