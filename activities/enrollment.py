@@ -1,6 +1,8 @@
 """Activities that drive other workflows on behalf of definitions (a workflow cannot start or update
-another workflow outside its own children): the daily trigger, `set_stage` (DealWorkflow's validated
-update) and `run_definition` (another published definition for the same subject)."""
+another workflow outside its own children): the daily trigger, `set_status` (LeadWorkflow's validated
+update), `set_stage` (DealWorkflow's) and `run_definition` (another published definition for the same
+subject). Updates carry the step's idempotency key as their update id: a retried attempt gets the first
+attempt's result instead of changing anything twice."""
 
 from __future__ import annotations
 
@@ -16,12 +18,17 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.lead import LeadActivities
 from activities.rows import owned
 from definitions.enrollment import on_deal_event, on_schedule, run_definition
+from models.lead import Lead, status_change_problem
 from models.opportunity import Opportunity
-from models.payloads import DealStageInput, StageMove, StartDefinitionInput
+from models.payloads import (
+    DealStageInput, LeadState, LeadStatusInput, StageMove, StartDefinitionInput, StatusChange,
+)
 from models.tenant import Tenant
 from workflows.deal import DealState, DealWorkflow
+from workflows.lead import WORKFLOW_CLOSED, LeadWorkflow
 
 
 class EnrollmentActivities:
@@ -47,6 +54,36 @@ class EnrollmentActivities:
         return {"tenants": started}
 
     @activity.defn
+    def change_lead_status(self, change: LeadStatusInput) -> str:
+        """Through LeadWorkflow's update, so the lead's own workflow knows (a definition marking a lead dead
+        stops its cadence too) and its validator decides; when the lead has no running workflow, the same rule
+        is checked here before the same write. Setting the status the lead already has does nothing."""
+        with Session(self._engine) as session:
+            lead = owned(session, Lead, change.lead_id, change.tenant_id, "lead")
+            workflow_id, current = lead.workflow_id, lead.status
+        if current == change.status:
+            return current
+        if workflow_id:
+            try:
+                state: LeadState = self._call(self._update, workflow_id, LeadWorkflow.set_status,
+                                              StatusChange(status=change.status, reason=change.reason,
+                                                           actor=change.actor), change.idempotency_key)
+                return state.status
+            except WorkflowUpdateFailedError as exc:
+                reason = getattr(exc.cause, "message", None) or str(exc.cause)
+                if reason != WORKFLOW_CLOSED:
+                    raise ApplicationError(f"status change refused: {reason}", type="StatusRefused",
+                                           non_retryable=True) from None
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+        problem = status_change_problem(current, change.status)
+        if problem:
+            raise ApplicationError(f"status change refused: {problem}", type="StatusRefused", non_retryable=True)
+        LeadActivities(self._engine).set_lead_status(change)
+        return change.status
+
+    @activity.defn
     def move_deal_stage(self, move: DealStageInput) -> str:
         """Through DealWorkflow's update (its validator may refuse: final, with the reason). The update id is
         the step's idempotency key, so a retried attempt gets the first attempt's result, not a second move."""
@@ -56,7 +93,9 @@ class EnrollmentActivities:
         if not workflow_id:
             raise ApplicationError(f"deal {move.opportunity_id} has no workflow", type="NotFound", non_retryable=True)
         try:
-            state: DealState = self._call(self._update, workflow_id, move)
+            state: DealState = self._call(self._update, workflow_id, DealWorkflow.advance_stage,
+                                          StageMove(stage=move.stage, reason=move.reason, actor=move.actor),
+                                          move.idempotency_key)
         except WorkflowUpdateFailedError as exc:
             reason = getattr(exc.cause, "message", None) or str(exc.cause)
             raise ApplicationError(f"stage change refused: {reason}", type="StageRefused",
@@ -74,10 +113,8 @@ class EnrollmentActivities:
                           {"stage": state.stage, "previous": previous}, call=self._call)
         return state.stage
 
-    async def _update(self, workflow_id: str, move: DealStageInput) -> DealState:
-        return await self._client.get_workflow_handle(workflow_id).execute_update(
-            DealWorkflow.advance_stage, StageMove(stage=move.stage, reason=move.reason, actor=move.actor),
-            id=move.idempotency_key)
+    async def _update(self, workflow_id: str, update, argument, update_id: str):
+        return await self._client.get_workflow_handle(workflow_id).execute_update(update, argument, id=update_id)
 
     @activity.defn
     def start_definition(self, request: StartDefinitionInput) -> str:

@@ -89,9 +89,10 @@ class _Recorder:
         async def start_definition(request: StartDefinitionInput) -> str:
             return f"dry-run-{request.key}"  # recorded, not started: the dry run covers this definition only
 
-        @activity.defn(name="set_lead_status")
-        async def set_lead_status(change: LeadStatusInput) -> None:
+        @activity.defn(name="change_lead_status")
+        async def change_lead_status(change: LeadStatusInput) -> str:
             self.subject["status"] = change.status
+            return change.status
 
         @activity.defn(name="score_lead")
         async def score_lead(request: ScoreInput) -> ScoreResult:
@@ -124,7 +125,7 @@ class _Recorder:
             return None
 
         return [load_lead, load_deal, load_investor, plan_send, send_message, create_task, move_deal_stage,
-                start_definition, set_lead_status, score_lead,
+                start_definition, change_lead_status, score_lead,
                 validate_contact,
                 standardize_address, lookup_county_records, lookup_property_api, save_enrichment, link_duplicates]
 

@@ -75,6 +75,7 @@ class LeadStatusInput(BaseModel):
     status: str
     reason: str | None = None
     actor: str = "workflow"
+    idempotency_key: str | None = None  # a definition step's key: the update id of LeadWorkflow.set_status
 
 
 class MessageRequest(BaseModel):

@@ -141,12 +141,15 @@ class DefinitionInterpreter:
                 result_type=str, start_to_close_timeout=timeout, retry_policy=retry)
             detail = f"create_task {step.params['title']!r}"
         elif step.action == "set_status":
-            await workflow.execute_activity(
-                "set_lead_status", LeadStatusInput(tenant_id=self._run.tenant_id, lead_id=lead_id,
-                                                   status=step.params["status"],
-                                                   reason=step.params.get("reason") or f"{d.key} v{d.version}",
-                                                   actor=f"definition:{d.key}"),
-                start_to_close_timeout=timeout, retry_policy=retry)
+            change = LeadStatusInput(tenant_id=self._run.tenant_id, lead_id=lead_id, status=step.params["status"],
+                                     reason=step.params.get("reason") or f"{d.key} v{d.version}",
+                                     actor=f"definition:{d.key}", idempotency_key=key)
+            # Through the lead's own workflow (its validator decides, its cadence hears it); runs that took
+            # this step before the patch wrote the row directly and replay that way.
+            activity_name = ("change_lead_status" if workflow.patched("set-status-through-lead-workflow")
+                             else "set_lead_status")
+            await workflow.execute_activity(activity_name, change, start_to_close_timeout=timeout,
+                                            retry_policy=retry)
             detail = f"set_status {step.params['status']}"
         elif step.action == "score_lead":
             score: ScoreResult = await workflow.execute_activity(

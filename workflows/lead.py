@@ -75,6 +75,9 @@ SCORE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interva
                           maximum_attempts=5, non_retryable_error_types=["NotFound", "BadFeatures"])
 
 
+WORKFLOW_CLOSED = "the lead's workflow is closed"  # the set_status validator's answer once the lead is closed
+
+
 @workflow.defn
 class LeadWorkflow:
     @workflow.init
@@ -331,7 +334,7 @@ class LeadWorkflow:
     @set_status.validator
     def _check_status(self, change: StatusChange) -> None:
         if self._closed:
-            raise ValueError("the lead's workflow is closed")
+            raise ValueError(WORKFLOW_CLOSED)
         problem = status_change_problem(self._status, change.status)
         if problem:
             raise ValueError(problem)

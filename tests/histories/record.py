@@ -59,7 +59,8 @@ async def record_definition() -> list[Path]:
             history = await handle.fetch_history()
     finally:
         await env.shutdown()
-    return [_write("definition_workflow_v1_nurture", history)]
+    # v1 (kept) wrote set_status straight to the row; v2 goes through LeadWorkflow (the patch marker is in it).
+    return [_write("definition_workflow_v2_status_through_lead", history)]
 
 
 if __name__ == "__main__":

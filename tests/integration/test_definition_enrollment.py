@@ -292,3 +292,33 @@ async def test_set_stage_moves_the_deal_through_its_workflow_and_run_definition_
         assert exc.type == "StageRefused" and exc.non_retryable
     else:
         raise AssertionError("an illegal move must be refused")
+
+
+STATUSES = """schema: dealflow/v1
+key: status-moves
+trigger: {event: lead.note}
+steps:
+  - {id: qualify, action: set_status, with: {status: qualified}}
+  - {id: review, action: set_status, with: {status: needs_review}, on_error: continue}
+  - {id: close, action: set_status, with: {status: dead, reason: not selling}}
+"""
+
+
+async def test_set_status_goes_through_the_leads_own_workflow(api, make_key, engine, temporal_client):
+    from workflows.lead import LeadWorkflow
+
+    tenant, ops, staff = await _setup(api, make_key, engine)  # 02:00 there: the welcome waits for 08:00
+    await _publish(api, ops, STATUSES, "status-moves")
+    lead = (await api.post("/api/v1/leads", headers=staff, json={
+        "first_name": "Moves", "email": f"moves.{uuid.uuid4().hex[:6]}@example.com", "source": "ppc"})).json()
+    started = (await api.post(f"/api/v1/leads/{lead['id']}/events/lead.note", headers=staff, json={})).json()
+    handle = temporal_client.get_workflow_handle_for(DefinitionWorkflow.run, started["started"][0])
+    state = await asyncio.wait_for(handle.result(), timeout=30)
+    details = [p["detail"] for p in state.path]
+    assert details[0] == "set_status qualified" and details[-1] == "set_status dead", details
+    assert "status change refused: cannot move a qualified lead to needs_review" in details[1]
+    # The lead's workflow made the changes itself: it knows the lead is dead and its cadence is stopped.
+    lead_state = await temporal_client.get_workflow_handle(lead["workflow_id"]).query(LeadWorkflow.state)
+    assert lead_state.status == "dead" and lead_state.cadence_stopped
+    detail = (await api.get(f"/api/v1/leads/{lead['id']}", headers=staff)).json()
+    assert detail["status"] == "dead" and detail["status_reason"] == "not selling"

@@ -69,6 +69,11 @@ class Recorded:
             self.statuses.append(change)
             self.lead_status = change.status
 
+        @activity.defn(name="change_lead_status")  # a definition's set_status (through the lead's workflow)
+        async def change_lead_status(change: LeadStatusInput) -> str:
+            await set_lead_status(change)
+            return change.status
+
         @activity.defn(name="load_lead")
         async def load_lead(ref: dict) -> dict:
             return {"id": ref["lead_id"], "status": self.lead_status, "source": "web_form", "first_name": "Maria",
@@ -121,7 +126,7 @@ class Recorded:
             self.sends.append(request)
             return MessageResult(message_id=f"ms_{len(self.sends)}", status="sent")
 
-        return [record_timeline_entry, set_lead_status, load_lead, validate_contact, standardize_address, lookup_county_records,
+        return [record_timeline_entry, set_lead_status, change_lead_status, load_lead, validate_contact, standardize_address, lookup_county_records,
                 lookup_property_api, save_enrichment, link_duplicates, score_lead, create_task, plan_send,
                 send_message]
 
