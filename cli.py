@@ -1,4 +1,4 @@
-"""The `dealflow` command: up, worker, api, migrate, keys, seed."""
+"""The `dealflow` command: up, worker, api, migrate, keys, seed, enrichment, scoring; definitions in cli_definitions."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-from core.settings import ConfigError, Settings, get_settings
+from cli_common import CliError, _migrate, _settings, console, err
+from cli_definitions import definitions_app
+from core.settings import Settings
 from models.tenant import Role
 
 app = typer.Typer(help="Dealflow: durable lead and deal workflows for real-estate investors.",
@@ -26,28 +27,7 @@ enrichment_app = typer.Typer(help="Enrichment data (county records).", no_args_i
 app.add_typer(enrichment_app, name="enrichment")
 scoring_app = typer.Typer(help="Lead scoring models.", no_args_is_help=True)
 app.add_typer(scoring_app, name="scoring")
-definitions_app = typer.Typer(help="Ops-authored YAML workflow definitions.", no_args_is_help=True)
 app.add_typer(definitions_app, name="definitions")
-console = Console(stderr=False)
-err = Console(stderr=True)
-
-
-class CliError(Exception):
-    """An error worth one clear line, not a traceback."""
-
-
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ConfigError as exc:
-        raise CliError(str(exc)) from None
-
-
-def _migrate(settings: Settings) -> None:
-    from core.db import migrate
-
-    settings.home.mkdir(parents=True, exist_ok=True)
-    migrate(settings.effective_database_url)
 
 
 @app.command("migrate")
@@ -154,150 +134,6 @@ def scoring_train(
     if ignored:
         console.print(f"  columns ignored (not known features): {', '.join(ignored)}")
     console.print(f"  {'active now' if row.active else 'not activated (the active model is at least as good)'}")
-
-
-def _load_definition(path: Path):
-    from definitions.loader import DefinitionInvalid, load
-
-    try:
-        return load(path.read_text(), str(path))
-    except DefinitionInvalid as exc:
-        for problem in exc.problems:
-            err.print(problem.format(str(path)), highlight=False, soft_wrap=True)
-        raise CliError(f"{path}: {len(exc.problems)} problem(s)") from None
-
-
-@definitions_app.command("validate")
-def definitions_validate(files: list[Path] = typer.Argument(..., exists=True, dir_okay=False)) -> None:
-    """Check definitions; every problem is printed as file:line:column: message."""
-    failed = 0
-    for path in files:
-        try:
-            definition = _load_definition(path)
-        except CliError as exc:
-            failed += 1
-            err.print(f"[red]✗[/] {exc}", highlight=False, soft_wrap=True)
-        else:
-            console.print(f"[green]✓[/] {path}: {definition.key} v{definition.version}, {len(definition.steps)} steps",
-                          highlight=False)
-    if failed:
-        raise CliError(f"{failed} of {len(files)} definition(s) invalid")
-
-
-@definitions_app.command("test")
-def definitions_test(
-    path: Path = typer.Argument(..., exists=True, dir_okay=False),
-    subject: Path = typer.Option(None, "--subject", exists=True, dir_okay=False,
-                                 help="sample lead, deal or investor (JSON)"),
-    events: Path = typer.Option(None, "--events", exists=True, dir_okay=False,
-                                help="YAML list of {after: 1d, name: lead.replied, data: {...}}"),
-) -> None:
-    """Dry run on the time-skipping test server: side effects recorded, not performed; prints the path."""
-    import json as _json
-
-    from ruamel.yaml import YAML
-
-    from definitions.dryrun import dry_run, sample_subject
-
-    definition = _load_definition(path)
-    sample = _json.loads(subject.read_text()) if subject else sample_subject(definition.subject)
-    timeline = (YAML(typ="safe").load(events.read_text()) or []) if events else []
-    with console.status(f"Running {definition.key} v{definition.version} on the time-skipping test server"):
-        result = asyncio.run(dry_run(definition, sample, timeline))
-    for line in result["lines"]:
-        console.print(line, highlight=False)
-    console.print(f"[bold]{result['status']}[/] (times in {result['zone']})", highlight=False)
-
-
-def _definition_store(tenant: str | None):
-    from core.db import make_engine
-
-    settings = _settings()
-    _migrate(settings)
-    return make_engine(settings.effective_database_url), tenant or settings.default_tenant
-
-
-@definitions_app.command("publish")
-def definitions_publish(path: Path = typer.Argument(..., exists=True, dir_okay=False),
-                        tenant: str = typer.Option(None, "--tenant", "-t")) -> None:
-    """Validate, store and publish (new enrollments use it; running ones keep their version)."""
-    from sqlmodel import Session
-
-    from definitions.store import DefinitionConflict, publish, save_draft
-    from models.audit import AuditLog
-
-    definition = _load_definition(path)
-    engine, tenant = _definition_store(tenant)
-    try:
-        with Session(engine) as session:
-            save_draft(session, tenant, path.read_text(), str(path), "cli")
-            session.flush()
-            row = publish(session, tenant, definition.key, definition.version)
-            session.add(AuditLog(tenant_id=tenant, actor="cli", action="definition.publish", entity_type="definition",
-                                 entity_id=f"{row.key}@{row.version}", after={"content_hash": row.content_hash}))
-            session.commit()
-    except DefinitionConflict as exc:
-        raise CliError(str(exc)) from None
-    finally:
-        engine.dispose()
-    console.print(f"[green]✓[/] published {definition.key} v{definition.version} for {tenant}")
-
-
-@definitions_app.command("list")
-def definitions_list(tenant: str = typer.Option(None, "--tenant", "-t")) -> None:
-    """Every definition version of the tenant."""
-    from rich.table import Table
-    from sqlmodel import Session, select
-
-    from models.definition import WorkflowDefinition
-
-    engine, tenant = _definition_store(tenant)
-    table = Table("key", "version", "status", "published", "hash")
-    with Session(engine) as session:
-        for row in session.exec(select(WorkflowDefinition).where(WorkflowDefinition.tenant_id == tenant)
-                                .order_by(WorkflowDefinition.key, WorkflowDefinition.version)):
-            table.add_row(row.key, str(row.version), row.status,
-                          f"{row.published_at:%Y-%m-%d %H:%M}" if row.published_at else "-", row.content_hash[:12])
-    engine.dispose()
-    console.print(table)
-
-
-@definitions_app.command("show")
-def definitions_show(key: str, version: int = typer.Option(None, help="default: the newest"),
-                     tenant: str = typer.Option(None, "--tenant", "-t")) -> None:
-    """Print a stored version's YAML exactly as published."""
-    from sqlmodel import Session, col, select
-
-    from models.definition import WorkflowDefinition
-
-    engine, tenant = _definition_store(tenant)
-    with Session(engine) as session:
-        query = select(WorkflowDefinition).where(WorkflowDefinition.tenant_id == tenant, WorkflowDefinition.key == key)
-        if version:
-            query = query.where(WorkflowDefinition.version == version)
-        row = session.exec(query.order_by(col(WorkflowDefinition.version).desc())).first()
-    engine.dispose()
-    if row is None:
-        raise CliError(f"no definition {key}" + (f" version {version}" if version else "") + f" for {tenant}")
-    console.print(f"# {row.key} v{row.version} ({row.status}, sha256 {row.content_hash[:12]})", highlight=False)
-    print(row.source)
-
-
-@definitions_app.command("retire")
-def definitions_retire(key: str, tenant: str = typer.Option(None, "--tenant", "-t")) -> None:
-    """Stop new enrollments (running executions finish on their version)."""
-    from sqlmodel import Session
-
-    from definitions.store import retire
-
-    engine, tenant = _definition_store(tenant)
-    with Session(engine) as session:
-        count = retire(session, tenant, key)
-        session.commit()
-    engine.dispose()
-    if not count:
-        raise CliError(f"no published version of {key} for {tenant}")
-    console.print(f"[green]✓[/] retired {count} version(s) of {key}")
 
 
 @app.command("worker")
