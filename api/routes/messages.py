@@ -33,6 +33,7 @@ class MessagePublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: str
     lead_id: str | None
+    investor_id: str | None = None
     channel: str
     direction: str
     to_address: str
@@ -98,6 +99,7 @@ class TemplatePublic(BaseModel):
 def list_messages(
     session: SessionDep, principal: PrincipalDep,
     lead_id: str | None = None,
+    investor_id: str | None = None,
     channel: Annotated[str | None, Query(pattern="^(email|sms)$")] = None,
     status: Annotated[list[str] | None, Query()] = None,
     direction: Annotated[str | None, Query(pattern="^(inbound|outbound)$")] = None,
@@ -107,6 +109,8 @@ def list_messages(
     query = select(Message).where(Message.tenant_id == principal.tenant_id)
     if lead_id:
         query = query.where(Message.lead_id == lead_id)
+    if investor_id:
+        query = query.where(Message.investor_id == investor_id)
     if channel:
         query = query.where(Message.channel == channel)
     if status:
