@@ -5,6 +5,7 @@ published definitions with `subject: investor` that the event triggers, and tell
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Annotated
 
@@ -21,10 +22,12 @@ from api.routes.leads import EventBody
 from core.db import is_unique_violation
 from definitions.enrollment import on_investor_event
 from definitions.language import RECORDED_EVENTS
+from models.definition import WorkflowExecution
 from models.investor import Investor, InvestorCreate, InvestorPage, InvestorPublic, InvestorStatus, advance
 from models.timeline import TimelineEntry, TimelineEntryPublic
 
 router = APIRouter(prefix="/api/v1/investors", tags=["investors"])
+log = logging.getLogger("dealflow.api")
 
 
 def _public(investor: Investor, **extra) -> InvestorPublic:
@@ -49,6 +52,9 @@ async def create_investor(body: InvestorCreate, response: Response, session: Ses
                 existing = session.exec(select(Investor).where(Investor.tenant_id == principal.tenant_id,
                                                                column == value)).first()
                 if existing:
+                    if not session.exec(select(WorkflowExecution.id).where(
+                            WorkflowExecution.subject_id == existing.id)).first():
+                        enroll(existing)  # a repeat after a failed start: start its definitions now
                     return existing, True
         investor = Investor(tenant_id=principal.tenant_id, **body.model_dump(exclude={"preferences"}),
                             preferences=body.preferences.model_dump(mode="json", exclude_none=True))
@@ -61,9 +67,18 @@ async def create_investor(body: InvestorCreate, response: Response, session: Ses
               after=body.model_dump(mode="json", exclude_none=True))
         session.commit()
         session.refresh(investor)
-        on_investor_event(session, client, settings.temporal_task_queue, investor, "investor.created",
-                          f"{investor.id}:created", {})
+        enroll(investor)
         return investor, False
+
+    def enroll(investor: Investor) -> None:
+        try:
+            on_investor_event(session, client, settings.temporal_task_queue, investor, "investor.created",
+                              f"{investor.id}:created", {})
+        except Exception as exc:  # noqa: BLE001 - the investor is stored; say so, and how to finish
+            log.error("investor %s stored but its definitions could not start: %s", investor.id, exc)
+            raise Problem(503, f"investor stored as {investor.id} but the definitions it triggers could not be "
+                               f"started ({exc}); repeat the request: it will be deduplicated and they will start",
+                          investor_id=investor.id) from exc
 
     investor, duplicate = await run_in_threadpool(create)
     if duplicate:
