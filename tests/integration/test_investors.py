@@ -140,3 +140,19 @@ async def test_capital_raise_runs_for_an_investor_hears_a_reply_and_ends_on_comm
     assert {"investor.created", "message.sent", "message.received", "task.created"} <= set(kinds)
     with Session(engine) as session:
         assert session.get(Investor, browsing["id"]).status == "prospect"
+
+
+async def test_the_test_button_uses_a_sample_investor_for_investor_definitions(api, make_key):
+    from pathlib import Path
+
+    ops = make_key(Role.ops, tenant=f"t{uuid.uuid4().hex[:6]}")
+    source = (Path(__file__).resolve().parents[2] / "definitions" / "library" / "investor-capital-raise.yaml").read_text()
+    result = await api.post("/api/v1/definitions/test", headers=ops, json={
+        "source": source, "events": [{"after": "4d", "name": "investor.passed"}]})
+    assert result.status_code == 200, result.text
+    body = result.json()
+    assert body["status"] == "exited" and "day 0 09:00 intro send_email investor_intro: sent" in body["lines"]
+    assert body["lines"][-1].endswith("exited: exit_when event investor.passed")
+    wrong = await api.post("/api/v1/definitions/test", headers=ops, json={
+        "source": source.replace("investor.created", "lead.created", 1)})
+    assert wrong.status_code == 422 and "never happens to an investor" in wrong.json()["errors"][0]["message"]
