@@ -6,7 +6,7 @@ import hashlib
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -16,7 +16,8 @@ from pydantic import BaseModel
 from models.base import utcnow
 from models.lead import Lead
 from models.opportunity import Opportunity, StageChange
-from models.payloads import ConvertInput
+from models.matching import match_investors as find_matches
+from models.payloads import ConvertInput, MatchInput
 from models.timeline import TimelineEntry
 
 
@@ -98,3 +99,20 @@ class DealActivities:
                                       data={"reason": change.reason}, actor=change.actor,
                                       idempotency_key=f"{change_id}:timeline"))
             session.commit()
+
+    @activity.defn
+    def match_investors(self, request: MatchInput) -> list[dict]:
+        """The deal's investor matches (stored), best first: [{investor_id, name, score, reasons}]."""
+        with Session(self._engine) as session:
+            deal = owned(session, Opportunity, request.opportunity_id, request.tenant_id, "deal")
+            fits = find_matches(session, deal, request.limit, request.accredited_only)
+            key = f"{request.idempotency_key or activity.info().activity_id}:matches"
+            if not session.exec(select(TimelineEntry).where(TimelineEntry.idempotency_key == key)).first():
+                session.add(TimelineEntry(
+                    tenant_id=deal.tenant_id, lead_id=deal.lead_id, opportunity_id=deal.id,
+                    kind="deal.investors_matched", summary=f"{len(fits)} investor(s) match this deal",
+                    data={"investor_ids": [f.investor.id for f in fits]}, idempotency_key=key,
+                    workflow_id=activity.info().workflow_id))
+            session.commit()
+            return [{"investor_id": f.investor.id, "name": f.investor.name, "score": f.score, "reasons": f.reasons}
+                    for f in fits]

@@ -239,6 +239,14 @@ class Checker:
                     self.error(self.at(params, key, True), f"unknown stage '{value}'{_hint(value, STAGE_NAMES)} "
                                                            f"(one of {', '.join(sorted(STAGE_NAMES))})")
                 step.params[key] = value
+            elif kind == "count":
+                if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 100:
+                    self.error(self.at(params, key, True), f"'{key}' must be a whole number from 1 to 100")
+                step.params[key] = value
+            elif kind == "bool":
+                if not isinstance(value, bool):
+                    self.error(self.at(params, key, True), f"'{key}' must be true or false")
+                step.params[key] = value
             elif kind == "definition_key":
                 if not isinstance(value, str) or not DEFINITION_KEY.match(value):
                     self.error(self.at(params, key, True), "key must be another definition's key "

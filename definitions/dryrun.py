@@ -17,7 +17,7 @@ from core.devserver import time_skipping_environment
 from definitions.language import parse_duration
 from definitions.model import Definition
 from models.payloads import (
-    DealStageInput, EnrichmentInput, EnrichmentResult, LeadStatusInput, MessageRequest, MessageResult,
+    DealStageInput, EnrichmentInput, EnrichmentResult, LeadStatusInput, MatchInput, MessageRequest, MessageResult,
     PropertyLookup, ScoreInput, ScoreResult, SendPlan, SendPlanInput, SourceOutcome, StartDefinitionInput,
     TaskInput,
 )
@@ -85,6 +85,10 @@ class _Recorder:
             self.subject["stage"] = move.stage
             return move.stage
 
+        @activity.defn(name="match_investors")
+        async def match_investors(request: MatchInput) -> list[dict]:
+            return list(self.subject.get("matches") or [])[:request.limit]  # the sample's own, if it has any
+
         @activity.defn(name="start_definition")
         async def start_definition(request: StartDefinitionInput) -> str:
             return f"dry-run-{request.key}"  # recorded, not started: the dry run covers this definition only
@@ -125,7 +129,7 @@ class _Recorder:
             return None
 
         return [load_lead, load_deal, load_investor, plan_send, send_message, create_task, move_deal_stage,
-                start_definition, change_lead_status, score_lead,
+                match_investors, start_definition, change_lead_status, score_lead,
                 validate_contact,
                 standardize_address, lookup_county_records, lookup_property_api, save_enrichment, link_duplicates]
 

@@ -221,3 +221,13 @@ class StartDefinitionInput(BaseModel):
     subject_id: str
     key: str
     idempotency_key: str
+
+
+class MatchInput(BaseModel):
+    """A definition's `match_investors` (or staff asking for matches): the deal's investor fits, stored."""
+
+    tenant_id: str
+    opportunity_id: str
+    limit: int = 10
+    accredited_only: bool = False
+    idempotency_key: str | None = None

@@ -30,8 +30,8 @@ with workflow.unsafe.imports_passed_through():
     # Payload models live in definitions.model, created once per process (not per run).
     from definitions.model import DefinitionEvent, DefinitionRun, DefinitionState, Retry, Step
     from models.payloads import (
-        DealStageInput, EnrichmentInput, LeadStatusInput, MessageRequest, MessageResult, ScoreInput, ScoreResult,
-        SendPlan, SendPlanInput, StartDefinitionInput, TaskInput,
+        DealStageInput, EnrichmentInput, LeadStatusInput, MatchInput, MessageRequest, MessageResult, ScoreInput,
+        ScoreResult, SendPlan, SendPlanInput, StartDefinitionInput, TaskInput,
     )
 
     # Deterministic workflow helpers, passed through so each run does not re-import them in the sandbox.
@@ -91,7 +91,9 @@ class DefinitionInterpreter:
 
     # -- steps ----------------------------------------------------------------------------------------
 
-    async def _steps(self, steps: list[Step]) -> None:
+    async def _steps(self, steps: list[Step], scope: str = "") -> None:
+        """`scope` tells repeated runs of the same steps apart (for_each items after the first: `#2`, `#3`,
+        nested `#2#3`), so each item's side effects get their own idempotency keys."""
         for step in steps:
             if self._stale:
                 await self._refresh()
@@ -101,21 +103,21 @@ class DefinitionInterpreter:
                 self._log(step.id, step.kind, "skipped (if was false)")
                 continue
             try:
-                await getattr(self, f"_{step.kind}")(step)
+                await getattr(self, f"_{step.kind}")(step, scope)
             except (ActivityError, ChildWorkflowError, _ExpressionFailed) as exc:
                 cause = getattr(exc, "cause", None) or exc
                 self._log(step.id, "error", str(getattr(cause, "message", cause)))
                 if step.on_error != "continue":
                     raise _Exit("failed", f"step {step.id} failed: {getattr(cause, 'message', cause)}") from None
 
-    async def _action(self, step: Step) -> None:
+    async def _action(self, step: Step, scope: str) -> None:
         d = self._d
-        key = f"{self._run.subject_id}:{d.key}:{d.version}:{step.id}"
+        key = f"{self._run.subject_id}:{d.key}:{d.version}:{step.id}{scope}"
         investor_id = self._run.subject_id if d.subject == "investor" else None
         deal_id = self._run.subject_id if d.subject == "deal" else None
         lead_id = self._lead.get("id") if deal_id else None if investor_id else self._run.subject_id
         if lead_id is None and investor_id is None and step.action not in ("create_task", "set_stage",
-                                                                           "run_definition"):
+                                                                           "match_investors", "run_definition"):
             raise _Exit("failed", f"step {step.id}: {step.action} needs a lead, and this deal has none")
         timeout = timedelta(seconds=step.timeout_seconds or d.default_timeout_seconds)
         retry = _policy(step.retry or d.default_retry)
@@ -166,6 +168,14 @@ class DefinitionInterpreter:
                 result_type=str, start_to_close_timeout=timeout, retry_policy=retry)
             self._deal["stage"] = result
             detail = f"set_stage {result}"
+        elif step.action == "match_investors":
+            result = await workflow.execute_activity(
+                "match_investors", MatchInput(tenant_id=self._run.tenant_id, opportunity_id=deal_id or "",
+                                              limit=step.params.get("limit", 10),
+                                              accredited_only=step.params.get("accredited_only", False),
+                                              idempotency_key=key),
+                result_type=list, start_to_close_timeout=timeout, retry_policy=retry)
+            detail = f"match_investors {len(result)} matched"
         elif step.action == "run_definition":
             result = await workflow.execute_activity(
                 "start_definition", StartDefinitionInput(tenant_id=self._run.tenant_id, subject_type=d.subject,
@@ -176,7 +186,7 @@ class DefinitionInterpreter:
         else:  # enrich_lead
             enriched = await workflow.execute_child_workflow(
                 EnrichmentWorkflow.run, EnrichmentInput(tenant_id=self._run.tenant_id, lead_id=lead_id),
-                id=f"enrich-{self._run.tenant_id}-{lead_id}-{d.key}-{d.version}-{step.id}")
+                id=f"enrich-{self._run.tenant_id}-{lead_id}-{d.key}-{d.version}-{step.id}{scope}")
             result = enriched.model_dump(mode="json")
             detail = "enrich_lead" + (" (partial)" if enriched.partial else "")
         if step.save_as:
@@ -190,7 +200,7 @@ class DefinitionInterpreter:
         elif step.action == "enrich_lead":
             self._stale = True
 
-    async def _wait(self, step: Step) -> None:
+    async def _wait(self, step: Step, scope: str) -> None:
         if step.wait_seconds is not None:
             delay = timedelta(seconds=step.wait_seconds)
         elif step.wait_until:
@@ -213,7 +223,7 @@ class DefinitionInterpreter:
                 self._check_exit()  # interrupted by exit_when: end here, not at the next step
         self._log(step.id, "wait", f"waited {_human(delay)}")
 
-    async def _wait_for(self, step: Step) -> None:
+    async def _wait_for(self, step: Step, scope: str) -> None:
         # Any event of that name since the run started that no earlier wait_for used counts: an event that
         # arrives while earlier steps are still running is not lost.
         def arrived() -> dict[str, Any] | None:
@@ -240,16 +250,16 @@ class DefinitionInterpreter:
             self._saved[step.save_as] = event["data"]
         self._log(step.id, "wait_for", f"{step.event} received")
 
-    async def _branch(self, step: Step) -> None:
+    async def _branch(self, step: Step, scope: str) -> None:
         for index, (when, steps) in enumerate(step.branches):
             if when is None or self._truthy(when):
                 self._log(step.id, "branch", "otherwise" if when is None else f"arm {index + 1}: {when}")
-                await self._steps(steps)
+                await self._steps(steps, scope)
                 return
         self._log(step.id, "branch", "no arm matched")
 
-    async def _parallel(self, step: Step) -> None:
-        lanes = [asyncio.create_task(self._steps(lane)) for lane in step.lanes]
+    async def _parallel(self, step: Step, scope: str) -> None:
+        lanes = [asyncio.create_task(self._steps(lane, scope)) for lane in step.lanes]
         if step.mode == "all":
             await asyncio.gather(*lanes)
         else:
@@ -260,22 +270,23 @@ class DefinitionInterpreter:
                 lane.result()
         self._log(step.id, "parallel", f"{step.mode} done")
 
-    async def _for_each(self, step: Step) -> None:
+    async def _for_each(self, step: Step, scope: str) -> None:
         items = self._eval(step.items or "[]")
         items = list(items) if isinstance(items, list | tuple) else []
         if len(items) > step.max_items:
             self._log(step.id, "for_each", f"{len(items)} items, only the first {step.max_items} used")
-        for item in items[:step.max_items]:
+        for index, item in enumerate(items[:step.max_items]):
             self._saved[step.as_ or "item"] = item
-            await self._steps(step.body)
+            # The first item keeps the plain keys (as before items had their own); the others are #2, #3, ...
+            await self._steps(step.body, scope if index == 0 else f"{scope}#{index + 1}")
         self._log(step.id, "for_each", f"{min(len(items), step.max_items)} items")
 
-    async def _set(self, step: Step) -> None:
+    async def _set(self, step: Step, scope: str) -> None:
         for name, expression in step.assignments.items():
             self._vars[name] = self._eval(expression)
         self._log(step.id, "set", ", ".join(step.assignments))
 
-    async def _stop(self, step: Step) -> None:
+    async def _stop(self, step: Step, scope: str) -> None:
         raise _Exit("stopped", step.reason or "stop")
 
     # -- exits, events, expressions ------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Opportunities (deals): read, and move stages through DealWorkflow's validated update."""
+"""Opportunities (deals): read, move stages through DealWorkflow's validated update, match investors."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, au
 from api.errors import Problem
 from api.paging import page
 from definitions.enrollment import on_deal_event
-from models.opportunity import Opportunity, StageChange
+from models.investor import Investor
+from models.matching import match_investors
+from models.opportunity import Opportunity, OpportunityMatch, StageChange
 from models.payloads import StageMove
 from workflows.deal import DealState, DealWorkflow
 
@@ -125,3 +127,44 @@ async def move_stage(opportunity_id: str, body: StageBody, session: SessionDep, 
 
     await run_in_threadpool(record)
     return state
+
+
+class MatchPublic(BaseModel):
+    investor_id: str
+    name: str
+    score: float
+    reasons: list[str]
+    status: str
+
+
+class MatchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(default=10, ge=1, le=100)
+    accredited_only: bool = False
+
+
+def _matches(session, deal: Opportunity) -> list[MatchPublic]:
+    rows = session.exec(select(OpportunityMatch, Investor).join(Investor)
+                        .where(OpportunityMatch.opportunity_id == deal.id)).all()
+    matches = [MatchPublic(investor_id=i.id, name=i.name, score=m.score, reasons=[r["text"] for r in m.reasons],
+                           status=m.status) for m, i in rows]
+    return sorted(matches, key=lambda m: (-m.score, m.name))
+
+
+@router.get("/{opportunity_id}/matches", response_model=list[MatchPublic])
+def list_matches(opportunity_id: str, session: SessionDep, principal: PrincipalDep) -> list[MatchPublic]:
+    """The investors matched to this deal so far, best first (POST finds them; so does a definition's
+    match_investors step)."""
+    return _matches(session, _own(session, principal, opportunity_id))
+
+
+@router.post("/{opportunity_id}/matches", response_model=list[MatchPublic])
+def find_matches(opportunity_id: str, body: MatchBody, session: SessionDep, principal: Staff) -> list[MatchPublic]:
+    """Match the deal against every investor's buy box now (markets, price range, property types, capital,
+    accreditation); stored, so repeating it refreshes scores and keeps each match's status."""
+    deal = _own(session, principal, opportunity_id)
+    fits = match_investors(session, deal, body.limit, body.accredited_only)
+    audit(session, principal, "opportunity.match", "opportunity", opportunity_id,
+          after={"investor_ids": [f.investor.id for f in fits]})
+    session.commit()
+    return [m for m in _matches(session, deal) if m.investor_id in {f.investor.id for f in fits}]

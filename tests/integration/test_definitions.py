@@ -206,3 +206,24 @@ steps:
 """
     result = await dry_run(load(source), {"id": "ld_1", "status": "new", "tags": [], "timezone": "America/Chicago"}, [])
     assert result["lines"] == ["day 0 17:00 text send_sms nudge_1: sent"]  # day 0 starts 09:00: waits until 17:00
+
+
+EACH = """
+schema: dealflow/v1
+key: each-test
+trigger: {event: lead.created}
+steps:
+  - id: each
+    for_each: {in: 'lead.tags', as: tag, max_items: 5, steps: [{id: tag_task, action: create_task, with: {title: Tag}}]}
+"""
+
+
+async def test_each_for_each_item_has_its_own_idempotency_key(env):
+    recorded, queue = Recorded(), f"d-{uuid.uuid4().hex[:6]}"
+    async with Worker(env.client, task_queue=queue, workflows=WORKFLOWS, activities=recorded.activities()):
+        handle, lead_id = await _start(env.client, queue, EACH)
+        state = await handle.result()
+    assert state.status == "completed" and ("each", "2 items") in _path(state)
+    # Two tags, two tasks: the second item's key is its own (the same key would have been deduplicated).
+    assert [t.idempotency_key for t in recorded.tasks] == [f"{lead_id}:each-test:1:tag_task",
+                                                           f"{lead_id}:each-test:1:tag_task#2"]

@@ -156,3 +156,59 @@ async def test_the_test_button_uses_a_sample_investor_for_investor_definitions(a
     wrong = await api.post("/api/v1/definitions/test", headers=ops, json={
         "source": source.replace("investor.created", "lead.created", 1)})
     assert wrong.status_code == 422 and "never happens to an investor" in wrong.json()["errors"][0]["message"]
+
+
+DISPO = """schema: dealflow/v1
+key: dispo-match
+subject: deal
+trigger: {event: deal.stage_changed, when: 'deal.stage == "under_contract"'}
+steps:
+  - {id: match, action: match_investors, with: {limit: 5, accredited_only: true}, save_as: matches}
+  - id: each
+    for_each:
+      in: 'matches'
+      as: m
+      max_items: 5
+      steps: [{id: send_deal, action: create_task, with: {title: Send the deal to a matched investor}}]
+"""
+
+
+async def test_deals_are_matched_to_investor_buy_boxes_by_api_and_by_definition(api, make_key, engine):
+    tenant = f"m{uuid.uuid4().hex[:6]}"
+    ops, staff = make_key(Role.ops, tenant=tenant), make_key(Role.staff, tenant=tenant)
+    texas = (await api.post("/api/v1/investors", headers=staff, json=_investor(
+        name="Texas Lender", accredited=True, capital_available="500000",
+        preferences={"markets": ["TX"], "price_max": 400000}))).json()
+    anywhere = (await api.post("/api/v1/investors", headers=staff, json=_investor(name="Anywhere Buyer"))).json()
+    await api.post("/api/v1/investors", headers=staff, json=_investor(
+        name="Florida Fund", accredited=True, preferences={"markets": ["FL"]}))
+    lead = (await api.post("/api/v1/leads", headers=staff, json={
+        "first_name": "Oak", "email": f"oak.{uuid.uuid4().hex[:6]}@example.com", "source": "referral",
+        "property_address": "4500 Oak Ridge Dr, Austin, TX 78731"})).json()
+    deal_id = (await api.post(f"/api/v1/leads/{lead['id']}/convert", headers=staff,
+                              json={"asking_price": "285000"})).json()["opportunity_id"]
+
+    found = await api.post(f"/api/v1/opportunities/{deal_id}/matches", headers=staff, json={})
+    assert found.status_code == 200, found.text
+    assert [(m["name"], m["score"]) for m in found.json()] == [("Texas Lender", 0.8), ("Anywhere Buyer", 0.0)]
+    assert found.json()[0]["reasons"] == ["buys in TX", "$285,000 up to $400,000", "$500,000 available",
+                                          "accredited"]
+    assert [m["investor_id"] for m in (await api.get(f"/api/v1/opportunities/{deal_id}/matches",
+                                                     headers=staff)).json()] == [texas["id"], anywhere["id"]]
+
+    saved = await api.post("/api/v1/definitions", content=DISPO.encode(),
+                           headers={**ops, "Content-Type": "application/yaml"})
+    assert saved.status_code == 201, saved.text
+    assert (await api.post("/api/v1/definitions/dispo-match/versions/1/publish", headers=ops)).status_code == 200
+    for stage in ("contacted", "offer_made", "under_contract"):
+        assert (await api.post(f"/api/v1/opportunities/{deal_id}/stage", headers=staff,
+                               json={"stage": stage})).status_code == 200
+
+    def tasks():
+        with Session(engine) as session:
+            return session.exec(select(Task).where(Task.opportunity_id == deal_id,
+                                                   Task.title == "Send the deal to a matched investor")).all()
+    # accredited_only: one match, one task (and the for_each would give each match its own task).
+    assert await eventually(lambda: len(tasks()) == 1)
+    timeline = (await api.get(f"/api/v1/leads/{lead['id']}/timeline", headers=staff)).json()
+    assert any(e["kind"] == "deal.investors_matched" for e in timeline)
