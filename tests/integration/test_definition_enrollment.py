@@ -112,7 +112,7 @@ async def test_a_deal_going_under_contract_gets_the_closing_checklist(api, make_
 
     tenant, ops, staff = await _setup(api, make_key, engine)
     playbook = (Path(__file__).resolve().parents[2] / "definitions" / "library" / "deal-under-contract.yaml").read_text()
-    await _publish(api, ops, playbook, "deal-under-contract")
+    await _publish(api, ops, playbook, "deal-under-contract", 2)
     lead = (await api.post("/api/v1/leads", headers=staff, json={
         "first_name": "Deal", "email": f"deal.{uuid.uuid4().hex[:6]}@example.com", "source": "referral"})).json()
     deal_id = (await api.post(f"/api/v1/leads/{lead['id']}/convert", headers=staff, json={})).json()["opportunity_id"]
