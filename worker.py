@@ -18,6 +18,7 @@ from activities.enrichment import EnrichmentActivities
 from activities.lead import LeadActivities
 from activities.messaging import MessagingActivities
 from activities.enrollment import EnrollmentActivities
+from activities.outbound import OutboundActivities
 from activities.scoring import ScoringActivities
 from core.db import make_engine
 from core.logging import configure_logging
@@ -25,6 +26,7 @@ from core.process import exit_now
 from core.settings import ConfigError, Settings, get_settings
 from core.temporal import connect
 from providers.enrichment import CountyRecordsSource, PropertyApiSource
+from providers.http_call import OutboundHttp
 from providers.registry import Providers
 from scoring.registry import ModelRegistry
 from workflows.daily import SCHEDULE_ID, DailyTriggersWorkflow
@@ -47,6 +49,7 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
     enrichment = EnrichmentActivities(engine, CountyRecordsSource(engine), api)
     scoring = ScoringActivities(engine, ModelRegistry(engine, settings.effective_models_dir))
     deal = DealActivities(engine)
+    outbound = OutboundActivities(OutboundHttp(settings.http_call_hosts, settings.provider_timeout_seconds))
     enrollment = EnrollmentActivities(engine, client, settings.temporal_task_queue, asyncio.get_running_loop())
     return Worker(
         client,
@@ -59,7 +62,7 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
                     scoring.score_lead, scoring.create_task, deal.open_opportunity, deal.record_stage_change,
                     deal.match_investors,
                     enrollment.fire_daily_triggers, enrollment.change_lead_status, enrollment.move_deal_stage,
-                    enrollment.start_definition],
+                    enrollment.start_definition, outbound.http_call],
         activity_executor=executor,
         max_concurrent_activities=32,
         # On SIGTERM let in-flight activities finish (compose gives 30 s): cancelling a sync activity raises

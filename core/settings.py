@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     lead_source_secrets: dict[str, dict[str, str]] = Field(default_factory=dict)
     # Signed webhooks older than this are refused as replays (0 disables the check).
     webhook_max_age_seconds: int = 600
+    # Hosts a definition's http_call may reach (exact host, or its subdomains), e.g.
+    # DEALFLOW_HTTP_CALL_HOSTS='["hooks.zapier.com", "127.0.0.1"]'. Empty (the default): http_call is refused.
+    http_call_hosts: list[str] = Field(default_factory=list)
 
     @field_validator("database_url")
     @classmethod

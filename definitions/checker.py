@@ -8,13 +8,15 @@ import difflib
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from definitions.cel import ENVIRONMENT
 from definitions.language import (
-    ACTIONS, COMMON_VARIABLES, DEAL_ACTIONS, DEFINITION_KEY, EVENTS, KIND_EXTRAS, LEAD_ACTIONS, STAGE_NAMES, STATUSES,
-    STEP_COMMON, STEP_KINDS, SUBJECT_EVENTS, SUBJECT_VARIABLES, UNAVAILABLE, VARIABLES, parse_duration,
+    ACTIONS, COMMON_VARIABLES, DEAL_ACTIONS, DEFINITION_KEY, EVENTS, HTTP_METHODS, KIND_EXTRAS, LEAD_ACTIONS,
+    STAGE_NAMES, STATUSES, STEP_COMMON, STEP_KINDS, SUBJECT_EVENTS, SUBJECT_VARIABLES, UNAVAILABLE, VARIABLES,
+    parse_duration,
 )
 from definitions.model import Retry, Step
 
@@ -247,6 +249,21 @@ class Checker:
                 if not isinstance(value, bool):
                     self.error(self.at(params, key, True), f"'{key}' must be true or false")
                 step.params[key] = value
+            elif kind == "url":
+                parts = urlsplit(value) if isinstance(value, str) else None
+                if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+                    self.error(self.at(params, key, True), f"'{key}' must be an http:// or https:// address")
+                step.params[key] = value
+            elif kind == "method":
+                if value not in HTTP_METHODS:
+                    self.error(self.at(params, key, True), f"method must be one of {', '.join(HTTP_METHODS)}")
+                step.params[key] = value
+            elif kind == "expressions":
+                if not isinstance(value, CommentedMap):
+                    self.error(self.at(params, key, True), f"'{key}' is a mapping of names to expressions, "
+                                                           "e.g. {lead_id: 'lead.id', hot: 'score.probability > 0.7'}")
+                    continue
+                step.params[key] = {str(name): self.expression(value, name) for name in value}
             elif kind == "definition_key":
                 if not isinstance(value, str) or not DEFINITION_KEY.match(value):
                     self.error(self.at(params, key, True), "key must be another definition's key "

@@ -17,9 +17,9 @@ from core.devserver import time_skipping_environment
 from definitions.language import parse_duration
 from definitions.model import Definition
 from models.payloads import (
-    DealStageInput, EnrichmentInput, EnrichmentResult, LeadStatusInput, MatchInput, MessageRequest, MessageResult,
-    PropertyLookup, ScoreInput, ScoreResult, SendPlan, SendPlanInput, SourceOutcome, StartDefinitionInput,
-    TaskInput,
+    DealStageInput, EnrichmentInput, EnrichmentResult, HttpCallInput, LeadStatusInput, MatchInput, MessageRequest,
+    MessageResult, PropertyLookup, ScoreInput, ScoreResult, SendPlan, SendPlanInput, SourceOutcome,
+    StartDefinitionInput, TaskInput,
 )
 from models.send_window import SendWindow, recipient_zones
 from workflows.definition import DefinitionEvent, DefinitionRun, DefinitionWorkflow
@@ -89,6 +89,10 @@ class _Recorder:
         async def match_investors(request: MatchInput) -> list[dict]:
             return list(self.subject.get("matches") or [])[:request.limit]  # the sample's own, if it has any
 
+        @activity.defn(name="http_call")
+        async def http_call(request: HttpCallInput) -> dict:
+            return {"status": 200, "body": {"dry_run": True}}  # recorded, not sent
+
         @activity.defn(name="start_definition")
         async def start_definition(request: StartDefinitionInput) -> str:
             return f"dry-run-{request.key}"  # recorded, not started: the dry run covers this definition only
@@ -129,7 +133,7 @@ class _Recorder:
             return None
 
         return [load_lead, load_deal, load_investor, plan_send, send_message, create_task, move_deal_stage,
-                match_investors, start_definition, change_lead_status, score_lead,
+                match_investors, http_call, start_definition, change_lead_status, score_lead,
                 validate_contact,
                 standardize_address, lookup_county_records, lookup_property_api, save_enrichment, link_duplicates]
 

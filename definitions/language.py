@@ -46,14 +46,15 @@ ACTIONS: dict[str, dict[str, tuple[str, bool]]] = {
     "set_stage": {"stage": ("stage", True), "reason": ("str", False)},
     "run_definition": {"key": ("definition_key", True)},
     "match_investors": {"limit": ("count", False), "accredited_only": ("bool", False)},
+    "http_call": {"url": ("url", True), "method": ("method", False), "body": ("expressions", False)},
 }
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # Actions about a lead: a deal's definition acts on the deal's lead; an investor has none.
 LEAD_ACTIONS = {"set_status", "score_lead", "enrich_lead"}
 DEAL_ACTIONS = {"set_stage", "match_investors"}  # only in definitions about a deal
 UNAVAILABLE = {
     "notify": "staff notifications (email/Slack to the team) are not built yet",
     "request_signature": "e-signature (DocumentSigningWorkflow) is not built yet",
-    "http_call": "outbound HTTP calls from definitions are not built yet",
 }
 STATUSES = {"new", "contacted", "nurturing", "qualified", "dead", "needs_review"}
 STAGE_NAMES = set().union(*(set(stages) for stages in STAGES.values()))  # every pipeline's stages

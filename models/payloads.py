@@ -231,3 +231,13 @@ class MatchInput(BaseModel):
     limit: int = 10
     accredited_only: bool = False
     idempotency_key: str | None = None
+
+
+class HttpCallInput(BaseModel):
+    """A definition's `http_call`: one request to an allow-listed host, with the step's key as Idempotency-Key."""
+
+    tenant_id: str
+    method: str = "POST"
+    url: str
+    body: dict[str, Any] | None = None
+    idempotency_key: str

@@ -93,6 +93,15 @@ def twilio_fake():
 
 
 @pytest.fixture(scope="session")
+def hook_fake():
+    from tests.fakes.hooks import HookReceiverFake
+
+    fake = HookReceiverFake().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
 def sendgrid_signing_key():
     """A P-256 key pair standing in for SendGrid's: webhooks in tests are signed with the private half."""
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -124,6 +133,7 @@ def settings(database_url, temporal_env, task_queue, sendgrid_fake, twilio_fake,
         twilio_base_url=twilio_fake.url, provider_timeout_seconds=5,
         models_dir=tmp_path_factory.mktemp("models"),
         lead_source_secrets={LEAD_SOURCE_TENANT: {"zapier": "zap-secret", "ppc": "ppc-secret"}},
+        http_call_hosts=["127.0.0.1"],  # the webhook receiver fake (definitions' http_call)
     )
 
 

@@ -30,8 +30,8 @@ with workflow.unsafe.imports_passed_through():
     # Payload models live in definitions.model, created once per process (not per run).
     from definitions.model import DefinitionEvent, DefinitionRun, DefinitionState, Retry, Step
     from models.payloads import (
-        DealStageInput, EnrichmentInput, LeadStatusInput, MatchInput, MessageRequest, MessageResult, ScoreInput,
-        ScoreResult, SendPlan, SendPlanInput, StartDefinitionInput, TaskInput,
+        DealStageInput, EnrichmentInput, HttpCallInput, LeadStatusInput, MatchInput, MessageRequest, MessageResult,
+        ScoreInput, ScoreResult, SendPlan, SendPlanInput, StartDefinitionInput, TaskInput,
     )
 
     # Deterministic workflow helpers, passed through so each run does not re-import them in the sandbox.
@@ -116,7 +116,7 @@ class DefinitionInterpreter:
         investor_id = self._run.subject_id if d.subject == "investor" else None
         deal_id = self._run.subject_id if d.subject == "deal" else None
         lead_id = self._lead.get("id") if deal_id else None if investor_id else self._run.subject_id
-        if lead_id is None and investor_id is None and step.action not in ("create_task", "set_stage",
+        if lead_id is None and investor_id is None and step.action not in ("create_task", "set_stage", "http_call",
                                                                            "match_investors", "run_definition"):
             raise _Exit("failed", f"step {step.id}: {step.action} needs a lead, and this deal has none")
         timeout = timedelta(seconds=step.timeout_seconds or d.default_timeout_seconds)
@@ -176,6 +176,14 @@ class DefinitionInterpreter:
                                               idempotency_key=key),
                 result_type=list, start_to_close_timeout=timeout, retry_policy=retry)
             detail = f"match_investors {len(result)} matched"
+        elif step.action == "http_call":
+            body = {name: _json_value(self._eval(expression))
+                    for name, expression in step.params.get("body", {}).items()}
+            result = await workflow.execute_activity(
+                "http_call", HttpCallInput(tenant_id=self._run.tenant_id, method=step.params.get("method", "POST"),
+                                           url=step.params["url"], body=body or None, idempotency_key=key),
+                result_type=dict, start_to_close_timeout=timeout, retry_policy=retry)
+            detail = f"http_call {step.params.get('method', 'POST')} {step.params['url']}: {result['status']}"
         elif step.action == "run_definition":
             result = await workflow.execute_activity(
                 "start_definition", StartDefinitionInput(tenant_id=self._run.tenant_id, subject_type=d.subject,
@@ -380,6 +388,11 @@ def _human(delta: timedelta) -> str:
     seconds = max(0, round(delta.total_seconds()))
     parts = [(seconds // 86400, "d"), (seconds % 86400 // 3600, "h"), (seconds % 3600 // 60, "m"), (seconds % 60, "s")]
     return " ".join([f"{n}{unit}" for n, unit in parts if n][:2]) or "0s"  # the two largest units
+
+
+def _json_value(value: Any) -> Any:
+    """An evaluated expression as JSON for an outgoing body (timestamps as ISO 8601)."""
+    return value.isoformat() if isinstance(value, celtypes.TimestampType) else value
 
 
 def _plain(value: Any) -> Any:

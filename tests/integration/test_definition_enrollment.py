@@ -322,3 +322,37 @@ async def test_set_status_goes_through_the_leads_own_workflow(api, make_key, eng
     assert lead_state.status == "dead" and lead_state.cadence_stopped
     detail = (await api.get(f"/api/v1/leads/{lead['id']}", headers=staff)).json()
     assert detail["status"] == "dead" and detail["status_reason"] == "not selling"
+
+
+HOOK = """schema: dealflow/v1
+key: tell-zapier
+trigger: {{event: lead.note}}
+steps:
+  - {{id: hook, action: http_call, retry: {{max_attempts: 3, initial: 1s}}, save_as: zap,
+     with: {{url: '{url}/hooks/lead', body: {{lead_id: 'lead.id', source: 'lead.source', at: 'now'}}}}}}
+  - {{id: elsewhere, action: http_call, on_error: continue, with: {{url: 'https://example.org/x', method: GET}}}}
+  - {{id: answered, if: 'zap.status == 200', action: create_task, with: {{title: Zapier has it}}}}
+"""
+
+
+async def test_http_call_reaches_allowed_hosts_once_per_step_with_its_idempotency_key(
+        api, make_key, engine, temporal_client, hook_fake):
+    from tests.fakes.server import Reply
+
+    tenant, ops, staff = await _setup(api, make_key, engine)
+    await _publish(api, ops, HOOK.format(url=hook_fake.url), "tell-zapier")
+    lead = (await api.post("/api/v1/leads", headers=staff, json={
+        "first_name": "Hook", "email": f"hook.{uuid.uuid4().hex[:6]}@example.com", "source": "ppc"})).json()
+    hook_fake.failures.append(Reply(503, {"error": "busy"}))  # the first attempt fails and is retried
+    started = (await api.post(f"/api/v1/leads/{lead['id']}/events/lead.note", headers=staff, json={})).json()
+    handle = temporal_client.get_workflow_handle_for(DefinitionWorkflow.run, started["started"][0])
+    state = await asyncio.wait_for(handle.result(), timeout=30)
+
+    calls = [c for c in hook_fake.calls("POST", "/hooks/lead") if c.json()["lead_id"] == lead["id"]]
+    assert len(calls) == 2 and calls[0].headers["idempotency-key"] == calls[1].headers["idempotency-key"] \
+        == f"{lead['id']}:tell-zapier:1:hook"
+    assert calls[1].json()["source"] == "ppc" and calls[1].json()["at"].endswith("+00:00")
+    details = [p["detail"] for p in state.path]
+    assert details[0] == f"http_call POST {hook_fake.url}/hooks/lead: 200"
+    assert "example.org is not in DEALFLOW_HTTP_CALL_HOSTS" in details[1]  # refused before any request
+    assert details[-1] == "create_task 'Zapier has it'" and state.saved["zap"]["body"]["ok"] is True

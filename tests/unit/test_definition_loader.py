@@ -170,3 +170,19 @@ def test_set_stage_is_for_deals_and_knows_the_stages():
         "assigned, closed_lost, closed_won, contacted, marketing, new, offer_made, under_contract)",
         "t.yaml:7:52: key must be another definition's key (lower-case letters, digits and '-')",
     ]
+
+
+def test_http_call_checks_its_address_method_and_body_expressions():
+    found = problems("""
+        steps:
+          - {id: ok, action: http_call, with: {url: 'https://hooks.zapier.com/x', body: {id: 'lead.id'}}}
+          - {id: bad, action: http_call, with: {url: 'ftp://x', method: FETCH, body: {a: 'leed.id'}}}
+          - {id: flat, action: http_call, with: {url: 'https://x.test', body: lead.id}}
+    """)
+    assert found == [
+        "t.yaml:7:46: 'url' must be an http:// or https:// address",
+        "t.yaml:7:65: method must be one of GET, POST, PUT, PATCH, DELETE",
+        "t.yaml:7:82: unknown variable 'leed' in expression (did you mean 'lead'?)",
+        "t.yaml:8:71: 'body' is a mapping of names to expressions, e.g. {lead_id: 'lead.id', hot: "
+        "'score.probability > 0.7'}",
+    ]
