@@ -28,32 +28,12 @@ with workflow.unsafe.imports_passed_through():
     from core import search_attributes as sa
     from definitions.cel import program as cel_program
     # Payload models live in definitions.model, created once per process (not per run).
-    from definitions.model import DefinitionEvent, DefinitionRun, DefinitionState, Retry, Step
-    from models.payloads import (
-        DealStageInput, EnrichmentInput, HttpCallInput, LeadStatusInput, MatchInput, MessageRequest, MessageResult,
-        ScoreInput, ScoreResult, SendPlan, SendPlanInput, StartDefinitionInput, TaskInput,
-    )
-
-    # Deterministic workflow helpers, passed through so each run does not re-import them in the sandbox.
-    from workflows.enrichment import EnrichmentWorkflow
-    from workflows.messaging import deliver
-
-class _ExpressionFailed(Exception):
-    """A CEL expression that could not be evaluated at run time (e.g. a field the subject does not have)."""
+    from definitions.model import DefinitionEvent, DefinitionRun, DefinitionState, Step
+    from models.payloads import SendPlan, SendPlanInput
+    from workflows.actions import StepActions, _Exit, _ExpressionFailed
 
 
-class _Exit(Exception):
-    def __init__(self, status: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.reason = status, reason
-
-
-def _policy(retry: Retry) -> RetryPolicy:
-    return RetryPolicy(initial_interval=timedelta(seconds=retry.initial_seconds), backoff_coefficient=retry.backoff,
-                       maximum_attempts=retry.max_attempts, non_retryable_error_types=["NotFound", "BadFeatures"])
-
-
-class DefinitionInterpreter:
+class DefinitionInterpreter(StepActions):
     """DefinitionWorkflow's body; see workflows.definition for the workflow, its signal and its query."""
 
     def __init__(self, run: DefinitionRun) -> None:
@@ -109,104 +89,6 @@ class DefinitionInterpreter:
                 self._log(step.id, "error", str(getattr(cause, "message", cause)))
                 if step.on_error != "continue":
                     raise _Exit("failed", f"step {step.id} failed: {getattr(cause, 'message', cause)}") from None
-
-    async def _action(self, step: Step, scope: str) -> None:
-        d = self._d
-        key = f"{self._run.subject_id}:{d.key}:{d.version}:{step.id}{scope}"
-        investor_id = self._run.subject_id if d.subject == "investor" else None
-        deal_id = self._run.subject_id if d.subject == "deal" else None
-        lead_id = self._lead.get("id") if deal_id else None if investor_id else self._run.subject_id
-        if lead_id is None and investor_id is None and step.action not in ("create_task", "set_stage", "http_call",
-                                                                           "match_investors", "run_definition"):
-            raise _Exit("failed", f"step {step.id}: {step.action} needs a lead, and this deal has none")
-        timeout = timedelta(seconds=step.timeout_seconds or d.default_timeout_seconds)
-        retry = _policy(step.retry or d.default_retry)
-        result: Any = None
-        if step.action in ("send_email", "send_sms"):
-            channel = "email" if step.action == "send_email" else "sms"
-            sent: MessageResult = await deliver(
-                MessageRequest(tenant_id=self._run.tenant_id, lead_id=lead_id, investor_id=investor_id,
-                               channel=channel, template=step.params["template"], idempotency_key=key,
-                               respect_send_window=d.respect_send_window, send_window=d.send_window),
-                self._exit_requested)
-            if sent.status == "cancelled":
-                self._check_exit()
-            result = sent.model_dump()
-            detail = f"{step.action} {step.params['template']}: {sent.status}"
-        elif step.action == "create_task":
-            hours = step.params.get("due_in", 0) / 3600 or None
-            result = await workflow.execute_activity(
-                "create_task", TaskInput(tenant_id=self._run.tenant_id, lead_id=lead_id, opportunity_id=deal_id,
-                                         investor_id=investor_id, title=step.params["title"],
-                                         description=step.params.get("description"), due_in_hours=hours,
-                                         idempotency_key=key),
-                result_type=str, start_to_close_timeout=timeout, retry_policy=retry)
-            detail = f"create_task {step.params['title']!r}"
-        elif step.action == "set_status":
-            change = LeadStatusInput(tenant_id=self._run.tenant_id, lead_id=lead_id, status=step.params["status"],
-                                     reason=step.params.get("reason") or f"{d.key} v{d.version}",
-                                     actor=f"definition:{d.key}", idempotency_key=key)
-            # Through the lead's own workflow (its validator decides, its cadence hears it); runs that took
-            # this step before the patch wrote the row directly and replay that way.
-            activity_name = ("change_lead_status" if workflow.patched("set-status-through-lead-workflow")
-                             else "set_lead_status")
-            await workflow.execute_activity(activity_name, change, start_to_close_timeout=timeout,
-                                            retry_policy=retry)
-            detail = f"set_status {step.params['status']}"
-        elif step.action == "score_lead":
-            score: ScoreResult = await workflow.execute_activity(
-                "score_lead", ScoreInput(tenant_id=self._run.tenant_id, lead_id=lead_id, reason=d.key),
-                result_type=ScoreResult, start_to_close_timeout=timeout, retry_policy=retry)
-            result = score.model_dump()
-            detail = f"score_lead {score.probability:.0%}"
-        elif step.action == "set_stage":
-            result = await workflow.execute_activity(
-                "move_deal_stage", DealStageInput(tenant_id=self._run.tenant_id, opportunity_id=deal_id or "",
-                                                  stage=step.params["stage"], reason=step.params.get("reason")
-                                                  or f"{d.key} v{d.version}", actor=f"definition:{d.key}",
-                                                  idempotency_key=key),
-                result_type=str, start_to_close_timeout=timeout, retry_policy=retry)
-            self._deal["stage"] = result
-            detail = f"set_stage {result}"
-        elif step.action == "match_investors":
-            result = await workflow.execute_activity(
-                "match_investors", MatchInput(tenant_id=self._run.tenant_id, opportunity_id=deal_id or "",
-                                              limit=step.params.get("limit", 10),
-                                              accredited_only=step.params.get("accredited_only", False),
-                                              idempotency_key=key),
-                result_type=list, start_to_close_timeout=timeout, retry_policy=retry)
-            detail = f"match_investors {len(result)} matched"
-        elif step.action == "http_call":
-            body = {name: _json_value(self._eval(expression))
-                    for name, expression in step.params.get("body", {}).items()}
-            result = await workflow.execute_activity(
-                "http_call", HttpCallInput(tenant_id=self._run.tenant_id, method=step.params.get("method", "POST"),
-                                           url=step.params["url"], body=body or None, idempotency_key=key),
-                result_type=dict, start_to_close_timeout=timeout, retry_policy=retry)
-            detail = f"http_call {step.params.get('method', 'POST')} {step.params['url']}: {result['status']}"
-        elif step.action == "run_definition":
-            result = await workflow.execute_activity(
-                "start_definition", StartDefinitionInput(tenant_id=self._run.tenant_id, subject_type=d.subject,
-                                                         subject_id=self._run.subject_id, key=step.params["key"],
-                                                         idempotency_key=key),
-                result_type=str, start_to_close_timeout=timeout, retry_policy=retry)
-            detail = f"run_definition {step.params['key']}"
-        else:  # enrich_lead
-            enriched = await workflow.execute_child_workflow(
-                EnrichmentWorkflow.run, EnrichmentInput(tenant_id=self._run.tenant_id, lead_id=lead_id),
-                id=f"enrich-{self._run.tenant_id}-{lead_id}-{d.key}-{d.version}-{step.id}{scope}")
-            result = enriched.model_dump(mode="json")
-            detail = "enrich_lead" + (" (partial)" if enriched.partial else "")
-        if step.save_as:
-            self._saved[step.save_as] = result
-        self._log(step.id, "action", detail)
-        # Keep the lead view current without another round trip where the change is known here.
-        if step.action == "set_status":
-            self._lead["status"] = step.params["status"]
-        elif step.action == "score_lead":
-            self._lead["score"] = result["probability"]
-        elif step.action == "enrich_lead":
-            self._stale = True
 
     async def _wait(self, step: Step, scope: str) -> None:
         if step.wait_seconds is not None:
@@ -388,11 +270,6 @@ def _human(delta: timedelta) -> str:
     seconds = max(0, round(delta.total_seconds()))
     parts = [(seconds // 86400, "d"), (seconds % 86400 // 3600, "h"), (seconds % 3600 // 60, "m"), (seconds % 60, "s")]
     return " ".join([f"{n}{unit}" for n, unit in parts if n][:2]) or "0s"  # the two largest units
-
-
-def _json_value(value: Any) -> Any:
-    """An evaluated expression as JSON for an outgoing body (timestamps as ISO 8601)."""
-    return value.isoformat() if isinstance(value, celtypes.TimestampType) else value
 
 
 def _plain(value: Any) -> Any:
