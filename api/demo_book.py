@@ -15,7 +15,7 @@ from temporalio.client import Client
 from api.lead_intake import receive_lead
 from api.security import Principal
 from core.settings import Settings
-from models.investor import Investor
+from models.investor import BuyBox, Investor
 from models.lead import Lead, LeadCreate
 from models.opportunity import Opportunity, Pipeline, StageChange
 from models.tenant import Role
@@ -80,7 +80,8 @@ async def seed_demo_book(session: Session, client: Client, settings: Settings, t
         session.add(Investor(
             tenant_id=tenant_id, name=name, email=f"acquisitions@{name.split()[0].lower()}-demo.example.com",
             accredited=accredited, accreditation_method="net_worth" if accredited else None,
-            preferences={"strategy": strategy, "states": states, "min_price": low, "max_price": high},
+            preferences=BuyBox(markets=states, strategies=[strategy], price_min=low,
+                               price_max=high).model_dump(mode="json", exclude_none=True),
             capital_available=Decimal(high) * 3,
         ))
         investors += 1

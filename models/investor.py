@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic import Field as PydField
+from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.base import json_field, money_field, new_id, time_field
@@ -18,6 +19,9 @@ from models.contact import Email, Phone
 
 class Investor(SQLModel, table=True):
     __tablename__ = "investors"
+    # One investor per address: POST /investors deduplicates on them, and these make it hold under races.
+    __table_args__ = (UniqueConstraint("tenant_id", "email", name="uq_investors_tenant_email"),
+                      UniqueConstraint("tenant_id", "phone", name="uq_investors_tenant_phone"))
     id: str = Field(default_factory=lambda: new_id("iv"), primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=40)
     name: str = Field(max_length=200)

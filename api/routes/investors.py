@@ -46,26 +46,39 @@ def _get(session, principal, investor_id: str) -> Investor:
                                                                       "already exists (duplicate: true)"}})
 async def create_investor(body: InvestorCreate, response: Response, session: SessionDep, client: ClientDep,
                           settings: SettingsDep, principal: Staff) -> InvestorPublic:
-    def create() -> tuple[Investor, bool]:
+    def existing() -> Investor | None:
         for column, value in ((Investor.email, body.email), (Investor.phone, body.phone)):
             if value:
-                existing = session.exec(select(Investor).where(Investor.tenant_id == principal.tenant_id,
-                                                               column == value)).first()
-                if existing:
-                    if not session.exec(select(WorkflowExecution.id).where(
-                            WorkflowExecution.subject_id == existing.id)).first():
-                        enroll(existing)  # a repeat after a failed start: start its definitions now
-                    return existing, True
+                found = session.exec(select(Investor).where(Investor.tenant_id == principal.tenant_id,
+                                                            column == value)).first()
+                if found:
+                    return found
+        return None
+
+    def duplicate_of(found: Investor) -> tuple[Investor, bool]:
+        if not session.exec(select(WorkflowExecution.id).where(WorkflowExecution.subject_id == found.id)).first():
+            enroll(found)  # a repeat after a failed start: start its definitions now
+        return found, True
+
+    def create() -> tuple[Investor, bool]:
+        found = existing()
+        if found:
+            return duplicate_of(found)
         investor = Investor(tenant_id=principal.tenant_id, **body.model_dump(exclude={"preferences"}),
                             preferences=body.preferences.model_dump(mode="json", exclude_none=True))
         session.add(investor)
-        session.flush()
         session.add(TimelineEntry(tenant_id=principal.tenant_id, investor_id=investor.id, kind="investor.created",
                                   summary=f"Investor {investor.name} added", actor=principal.actor,
                                   idempotency_key=f"{investor.id}:created"))
         audit(session, principal, "investor.create", "investor", investor.id,
               after=body.model_dump(mode="json", exclude_none=True))
-        session.commit()
+        try:
+            session.commit()
+        except IntegrityError as exc:  # the same address posted concurrently: the other request created it
+            session.rollback()
+            if not is_unique_violation(exc) or (found := existing()) is None:
+                raise
+            return duplicate_of(found)
         session.refresh(investor)
         enroll(investor)
         return investor, False

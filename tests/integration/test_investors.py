@@ -212,3 +212,14 @@ async def test_deals_are_matched_to_investor_buy_boxes_by_api_and_by_definition(
     assert await eventually(lambda: len(tasks()) == 1)
     timeline = (await api.get(f"/api/v1/leads/{lead['id']}/timeline", headers=staff)).json()
     assert any(e["kind"] == "deal.investors_matched" for e in timeline)
+
+
+async def test_concurrent_posts_of_one_investor_store_one_row(api, make_key, engine):
+    tenant = f"c{uuid.uuid4().hex[:6]}"
+    staff = make_key(Role.staff, tenant=tenant)
+    body = _investor(phone=toll_free())
+    answers = await asyncio.gather(*(api.post("/api/v1/investors", headers=staff, json=body) for _ in range(8)))
+    assert sorted(a.status_code for a in answers) == [200] * 7 + [201]
+    assert len({a.json()["id"] for a in answers}) == 1
+    with Session(engine) as session:
+        assert len(session.exec(select(Investor).where(Investor.tenant_id == tenant)).all()) == 1
