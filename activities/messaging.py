@@ -23,6 +23,7 @@ from core.settings import Settings
 from core.signing import sign
 from models.base import utcnow
 from models.consent import is_opted_out, record_consent
+from models.investor import Investor, advance
 from models.message import Message
 from models.payloads import ConsentChange, MessageRequest, MessageResult, SendPlan, SendPlanInput
 from models.recipient import Recipient, load_recipient
@@ -85,6 +86,8 @@ class MessagingActivities:
         sent = self._update(message.id, status="sent", provider_message_id=receipt.provider_message_id,
                             sent_at=utcnow(), error_code=None, error_message=None)
         self._timeline(sent, "message.sent", f"{sent.channel.upper()} sent to {sent.to_address}")
+        if sent.investor_id:
+            self._investor_contacted(sent.investor_id)
         return _result(sent)
 
     # -- steps ---------------------------------------------------------------------------------------
@@ -155,6 +158,13 @@ class MessagingActivities:
         # Final: the reason is on the message; the workflow sees a failed result, not an exception storm.
         raise ApplicationError(exc.message, {"message_id": message.id, "code": exc.code},
                                type="ProviderRejected", non_retryable=True) from None
+
+    def _investor_contacted(self, investor_id: str) -> None:
+        with Session(self._engine) as session:
+            investor = session.get(Investor, investor_id)
+            if investor is not None and advance(investor, "message.sent"):
+                session.add(investor)
+                session.commit()
 
     def _update(self, message_id: str, **changes) -> Message:
         with Session(self._engine, expire_on_commit=False) as session:

@@ -35,7 +35,7 @@ class Investor(SQLModel, table=True):
     # Buy box: markets (states/zips), property types, price range, strategies (flip, rental, wholesale).
     preferences: dict[str, Any] = json_field()
     capital_available: Decimal | None = money_field()
-    # Capital-raise progress: prospect -> contacted -> engaged -> committed | passed (recorded events move it).
+    # Capital-raise progress: prospect -> contacted -> engaged -> committed | passed (see advance()).
     status: str = Field(default="prospect", max_length=20)
     source: str | None = Field(default=None, max_length=64)  # referral, event, website, ...
     tags: list[str] = json_field(default_factory=list)
@@ -50,8 +50,10 @@ class InvestorStatus(StrEnum):
     passed = "passed"
 
 
-# Recorded events move an investor forward, never back; committed and passed are final until staff reopen.
-EVENT_STATUS = {"investor.replied": InvestorStatus.engaged, "meeting.booked": InvestorStatus.engaged,
+# Events move an investor forward, never back (a first message sent: contacted; a reply or a meeting: engaged);
+# committed and passed are final.
+EVENT_STATUS = {"message.sent": InvestorStatus.contacted,
+                "investor.replied": InvestorStatus.engaged, "meeting.booked": InvestorStatus.engaged,
                 "investor.committed": InvestorStatus.committed, "investor.passed": InvestorStatus.passed}
 _RANK = {"prospect": 0, "contacted": 1, "engaged": 2, "committed": 3, "passed": 3}
 

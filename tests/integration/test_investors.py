@@ -106,6 +106,7 @@ async def test_capital_raise_runs_for_an_investor_hears_a_reply_and_ends_on_comm
     assert all(m.status == "sent" and m.lead_id is None for m in messages)
     assert "Hi Dana" in by_channel["email"].body and "Hi Dana" in by_channel["sms"].body
     assert by_channel["email"].idempotency_key == f"{investor['id']}:raise-test:1:intro"
+    assert (await api.get(f"/api/v1/investors/{investor['id']}", headers=staff)).json()["status"] == "contacted"
     listed = (await api.get(f"/api/v1/messages?investor_id={investor['id']}", headers=staff)).json()["items"]
     assert {m["id"] for m in listed} == {m.id for m in messages} and listed[0]["investor_id"] == investor["id"]
 
