@@ -4,21 +4,19 @@ are collected, never raised one by one: validation is total."""
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from definitions.cel import ENVIRONMENT
 from definitions.language import (
-    ACTIONS, COMMON_VARIABLES, DEAL_ACTIONS, DEFINITION_KEY, EVENTS, HTTP_METHODS, KIND_EXTRAS, LEAD_ACTIONS,
-    STAGE_NAMES, STATUSES, STEP_COMMON, STEP_KINDS, SUBJECT_EVENTS, SUBJECT_VARIABLES, UNAVAILABLE, VARIABLES,
-    parse_duration,
+    ACTIONS, COMMON_VARIABLES, DEAL_ACTIONS, EVENTS, KIND_EXTRAS, LEAD_ACTIONS, STEP_COMMON, STEP_KINDS,
+    SUBJECT_EVENTS, SUBJECT_VARIABLES, UNAVAILABLE, VARIABLES, parse_duration,
 )
 from definitions.model import Retry, Step
+from definitions.params import PARAM_TYPES, hint
 
 _IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 MAX_FOR_EACH = 100
@@ -41,11 +39,6 @@ class DefinitionInvalid(ValueError):
 
     def as_errors(self) -> list[dict[str, Any]]:
         return [{"line": p.line, "column": p.column, "message": p.message} for p in self.problems]
-
-
-def _hint(word: str, options) -> str:
-    close = difflib.get_close_matches(str(word), sorted(options), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 class Checker:
@@ -99,7 +92,7 @@ class Checker:
         name = node[key]
         heard = SUBJECT_EVENTS[self.subject]
         if name not in EVENTS:
-            self.error(self.at(node, key, True), f"unknown event '{name}'{_hint(name, heard)}")
+            self.error(self.at(node, key, True), f"unknown event '{name}'{hint(name, heard)}")
             return None
         if name not in heard:
             self.error(self.at(node, key, True), f"event '{name}' never happens to {self.a_subject} "
@@ -110,7 +103,7 @@ class Checker:
     def keys(self, node: CommentedMap, allowed: set[str], what: str) -> None:
         for key in node:
             if key not in allowed:
-                self.error(self.at(node, key), f"unknown key '{key}' in {what}{_hint(key, allowed)}")
+                self.error(self.at(node, key), f"unknown key '{key}' in {what}{hint(key, allowed)}")
 
     def retry(self, node, key) -> Retry | None:
         spec = node[key]
@@ -208,7 +201,7 @@ class Checker:
             return
         if name not in ACTIONS:
             self.error(self.at(node, "action", True),
-                       f"unknown action '{name}'{_hint(name, set(ACTIONS) | set(UNAVAILABLE))}")
+                       f"unknown action '{name}'{hint(name, set(ACTIONS) | set(UNAVAILABLE))}")
             return
         if name in LEAD_ACTIONS and self.subject == "investor":
             self.error(self.at(node, "action", True), f"action '{name}' acts on a lead; this definition's subject "
@@ -224,7 +217,7 @@ class Checker:
             return
         for key in params:
             if key not in spec:
-                self.error(self.at(params, key), f"unknown parameter '{key}' for {name}{_hint(key, spec)}"
+                self.error(self.at(params, key), f"unknown parameter '{key}' for {name}{hint(key, spec)}"
                            + ("" if spec else f" ({name} takes no parameters)"))
         for key, (kind, required) in spec.items():
             if key not in params:
@@ -236,49 +229,18 @@ class Checker:
                 seconds = self.duration(params, key)
                 if seconds is not None:
                     step.params[key] = seconds
-            elif kind == "stage":
-                if value not in STAGE_NAMES:
-                    self.error(self.at(params, key, True), f"unknown stage '{value}'{_hint(value, STAGE_NAMES)} "
-                                                           f"(one of {', '.join(sorted(STAGE_NAMES))})")
-                step.params[key] = value
-            elif kind == "count":
-                if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 100:
-                    self.error(self.at(params, key, True), f"'{key}' must be a whole number from 1 to 100")
-                step.params[key] = value
-            elif kind == "bool":
-                if not isinstance(value, bool):
-                    self.error(self.at(params, key, True), f"'{key}' must be true or false")
-                step.params[key] = value
-            elif kind == "url":
-                parts = urlsplit(value) if isinstance(value, str) else None
-                if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-                    self.error(self.at(params, key, True), f"'{key}' must be an http:// or https:// address")
-                step.params[key] = value
-            elif kind == "method":
-                if value not in HTTP_METHODS:
-                    self.error(self.at(params, key, True), f"method must be one of {', '.join(HTTP_METHODS)}")
-                step.params[key] = value
             elif kind == "expressions":
                 if not isinstance(value, CommentedMap):
                     self.error(self.at(params, key, True), f"'{key}' is a mapping of names to expressions, "
                                                            "e.g. {lead_id: 'lead.id', hot: 'score.probability > 0.7'}")
                     continue
                 step.params[key] = {str(name): self.expression(value, name) for name in value}
-            elif kind == "definition_key":
-                if not isinstance(value, str) or not DEFINITION_KEY.match(value):
-                    self.error(self.at(params, key, True), "key must be another definition's key "
-                                                           "(lower-case letters, digits and '-')")
-                step.params[key] = value
-            elif kind == "status":
-                if value not in STATUSES:
-                    self.error(self.at(params, key, True),
-                               f"unknown status '{value}'{_hint(value, STATUSES)} "
-                               f"(one of {', '.join(sorted(STATUSES))})")
-                step.params[key] = value
-            elif not isinstance(value, str) or not value.strip():
-                self.error(self.at(params, key, True), f"'{key}' must be text")
             else:
-                step.params[key] = value
+                accepts, message = PARAM_TYPES[kind]
+                if accepts(value):
+                    step.params[key] = value
+                else:
+                    self.error(self.at(params, key, True), message(key, value))
 
     def _wait(self, node, step: Step) -> None:
         spec = node["wait"]
@@ -416,5 +378,5 @@ class Checker:
                     elif name in self.set_names:
                         message = f"unknown variable '{name}' in expression (did you mean 'vars.{name}'?)"
                     else:
-                        message = f"unknown variable '{name}' in expression{_hint(name, known)}"
+                        message = f"unknown variable '{name}' in expression{hint(name, known)}"
                     self.problems.append(Problem(line, col, message))

@@ -1,0 +1,38 @@
+"""Action parameter types: what each accepts, and the message when a value is not accepted. The checker
+reports the message at the value's line and column; `duration` and `expressions` it checks itself."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from definitions.language import DEFINITION_KEY, HTTP_METHODS, STAGE_NAMES, STATUSES
+
+
+def hint(word: str, options) -> str:
+    close = difflib.get_close_matches(str(word), sorted(options), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _is_url(value: Any) -> bool:
+    parts = urlsplit(value) if isinstance(value, str) else None
+    return parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+# kind -> (accepts(value), message(parameter name, value))
+PARAM_TYPES: dict[str, tuple[Callable[[Any], bool], Callable[[str, Any], str]]] = {
+    "str": (lambda v: isinstance(v, str) and bool(v.strip()), lambda k, v: f"'{k}' must be text"),
+    "status": (lambda v: v in STATUSES,
+               lambda k, v: f"unknown status '{v}'{hint(v, STATUSES)} (one of {', '.join(sorted(STATUSES))})"),
+    "stage": (lambda v: v in STAGE_NAMES,
+              lambda k, v: f"unknown stage '{v}'{hint(v, STAGE_NAMES)} (one of {', '.join(sorted(STAGE_NAMES))})"),
+    "count": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 100,
+              lambda k, v: f"'{k}' must be a whole number from 1 to 100"),
+    "bool": (lambda v: isinstance(v, bool), lambda k, v: f"'{k}' must be true or false"),
+    "url": (_is_url, lambda k, v: f"'{k}' must be an http:// or https:// address"),
+    "method": (lambda v: v in HTTP_METHODS, lambda k, v: f"method must be one of {', '.join(HTTP_METHODS)}"),
+    "definition_key": (lambda v: isinstance(v, str) and bool(DEFINITION_KEY.match(v)),
+                       lambda k, v: "key must be another definition's key (lower-case letters, digits and '-')"),
+}
