@@ -11,12 +11,14 @@ from typing import Any
 
 import anyio.from_thread
 from celpy import json_to_cel
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from core import search_attributes as sa
+from core.db import is_unique_violation
 from definitions.model import Definition
 from definitions.store import active
 from models.base import utcnow
@@ -88,7 +90,7 @@ def run_definition(session: Session, client: Client, task_queue: str, tenant_id:
     if subject is None or subject.tenant_id != tenant_id:
         raise LookupError(f"{kind} {subject_id} not found")
     enroll(session, client, task_queue, tenant_id, kind, subject_id, _views(session, kind, subject), definition, call,
-           workflow_id=workflow_id)
+           workflow_id)
     session.commit()
     return workflow_id
 
@@ -123,32 +125,36 @@ def _dispatch(session: Session, client: Client, task_queue: str, tenant_id: str,
             continue
         if not matches(definition.trigger_when, views, data):
             continue
-        previous = session.exec(select(WorkflowExecution).where(
+        # One read decides both whether to enroll and the run's workflow id (the n-th enrollment's id ends in
+        # -n): two requests enrolling the same subject at once compute the same id, and Temporal starts it once.
+        earlier = session.exec(select(WorkflowExecution).where(
             WorkflowExecution.tenant_id == tenant_id, WorkflowExecution.subject_id == subject_id,
             WorkflowExecution.definition_key == definition.key)
-            .order_by(col(WorkflowExecution.started_at).desc())).first()
-        if previous and (definition.reenroll_after_seconds is None or utcnow() - previous.started_at
-                         < timedelta(seconds=definition.reenroll_after_seconds)):
+            .order_by(col(WorkflowExecution.started_at).desc())).all()
+        if earlier and (definition.reenroll_after_seconds is None or utcnow() - earlier[0].started_at
+                        < timedelta(seconds=definition.reenroll_after_seconds)):
             continue  # never re-enroll, or not yet
-        started.append(enroll(session, client, task_queue, tenant_id, kind, subject_id, views, definition, call))
+        workflow_id = f"def-{tenant_id}-{definition.key}-{subject_id}" + (f"-{len(earlier) + 1}" if earlier else "")
+        started.append(enroll(session, client, task_queue, tenant_id, kind, subject_id, views, definition, call,
+                              workflow_id))
     session.commit()
     return started
 
 
 def enroll(session: Session, client: Client, task_queue: str, tenant_id: str, kind: str, subject_id: str,
-           views: dict[str, Any], definition: Definition, call: Callable[..., Any],
-           workflow_id: str | None = None) -> str:
-    """Start one run of `definition` for the subject and record it (the caller commits). The workflow id
-    counts earlier runs of the same key for the subject, unless the caller gives one."""
-    if workflow_id is None:
-        count = len(session.exec(select(WorkflowExecution.id).where(
-            WorkflowExecution.subject_id == subject_id, WorkflowExecution.definition_key == definition.key)).all())
-        workflow_id = f"def-{tenant_id}-{definition.key}-{subject_id}" + (f"-{count + 1}" if count else "")
+           views: dict[str, Any], definition: Definition, call: Callable[..., Any], workflow_id: str) -> str:
+    """Start one run of `definition` for the subject under `workflow_id` (an existing run with that id is
+    reused) and record it once (the caller commits)."""
     handle = call(_start, client, task_queue, workflow_id, tenant_id, subject_id, views, definition)
-    session.add(WorkflowExecution(
-        tenant_id=tenant_id, workflow_id=workflow_id, run_id=handle.result_run_id,
-        workflow_type="DefinitionWorkflow", definition_key=definition.key, definition_version=definition.version,
-        subject_type=kind, subject_id=subject_id))
+    try:
+        with session.begin_nested():
+            session.add(WorkflowExecution(
+                tenant_id=tenant_id, workflow_id=workflow_id, run_id=handle.result_run_id,
+                workflow_type="DefinitionWorkflow", definition_key=definition.key,
+                definition_version=definition.version, subject_type=kind, subject_id=subject_id))
+    except IntegrityError as exc:  # a concurrent enrollment started the same run (USE_EXISTING) and recorded it
+        if not is_unique_violation(exc):
+            raise
     return workflow_id
 
 

@@ -215,12 +215,18 @@ async def test_deals_are_matched_to_investor_buy_boxes_by_api_and_by_definition(
     assert any(e["kind"] == "deal.investors_matched" for e in timeline)
 
 
-async def test_concurrent_posts_of_one_investor_store_one_row(api, make_key, engine):
+async def test_concurrent_posts_of_one_investor_store_one_row_and_one_run(api, make_key, engine):
     tenant = f"c{uuid.uuid4().hex[:6]}"
-    staff = make_key(Role.staff, tenant=tenant)
-    body = _investor(phone=toll_free())
+    ops, staff = make_key(Role.ops, tenant=tenant), make_key(Role.staff, tenant=tenant)
+    welcome = RAISE.replace("key: raise-test", "key: welcome-investor")
+    assert (await api.post("/api/v1/definitions", content=welcome.encode(),
+                           headers={**ops, "Content-Type": "application/yaml"})).status_code == 201
+    assert (await api.post("/api/v1/definitions/welcome-investor/versions/1/publish", headers=ops)).status_code == 200
+    body = _investor(phone=toll_free(), accredited=True)
     answers = await asyncio.gather(*(api.post("/api/v1/investors", headers=staff, json=body) for _ in range(8)))
-    assert sorted(a.status_code for a in answers) == [200] * 7 + [201]
+    assert sorted(a.status_code for a in answers) == [200] * 7 + [201], [a.text for a in answers]
     assert len({a.json()["id"] for a in answers}) == 1
     with Session(engine) as session:
         assert len(session.exec(select(Investor).where(Investor.tenant_id == tenant)).all()) == 1
+        runs = session.exec(select(WorkflowExecution).where(WorkflowExecution.tenant_id == tenant)).all()
+    assert [r.definition_key for r in runs] == ["welcome-investor"], [(r.workflow_id, r.run_id) for r in runs]
