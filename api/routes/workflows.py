@@ -23,7 +23,7 @@ router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
 
 # Signals the API accepts per workflow type; anything else is a 422 naming the allowed ones.
 PUBLIC_SIGNALS: dict[str, dict[str, Any]] = {"LeadWorkflow": {"signals": LEAD_SIGNALS, "payload": LeadEvent}}
-QUERYABLE = {"LeadWorkflow", "DealWorkflow"}  # workflow types with a `state` query
+QUERYABLE = {"LeadWorkflow", "DealWorkflow", "DefinitionWorkflow"}  # workflow types with a `state` query
 
 
 class WorkflowPublic(BaseModel):

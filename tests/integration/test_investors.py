@@ -121,6 +121,12 @@ async def test_capital_raise_runs_for_an_investor_hears_a_reply_and_ends_on_comm
         with Session(engine) as session:
             return [t.title for t in session.exec(select(Task).where(Task.investor_id == investor["id"]))]
     assert await eventually(lambda: tasks() == ["Call the investor back"])
+    async def waiting_for_the_meeting():  # the run's query, through the workflows API
+        described = (await api.get(f"/api/v1/workflows/{runs[0].workflow_id}", headers=staff)).json()
+        return (described["state"] or {}).get("current_step") == "meeting" and described
+    described = await eventually(waiting_for_the_meeting)
+    assert described["workflow_type"] == "DefinitionWorkflow" and described["state"]["key"] == "raise-test"
+    assert described["search_attributes"]["DefinitionKey"] == "raise-test"
     assert (await api.get(f"/api/v1/investors/{investor['id']}", headers=staff)).json()["status"] == "engaged"
 
     # A commitment (recorded twice with the same id: applied once) ends the run while it waits for a meeting.
