@@ -10,6 +10,7 @@ from core.settings import Settings
 from models.base import utcnow
 from models.consent import record_consent
 from models.investor import advance
+from models.lead import Lead
 from models.message import Message
 from models.payloads import ConsentChange, LeadEvent
 from models.tenant import Tenant
@@ -82,7 +83,7 @@ def apply_inbound_sms(session: Session, settings: Settings, form: dict[str, str]
             effects.subject_events.append(("investor", investor.id, "investor.replied", sid,
                                            {"channel": "sms", "text": body}))
     for person in [*leads, *investors]:
-        is_lead = person in leads
+        is_lead = isinstance(person, Lead)
         session.add(TimelineEntry(tenant_id=tenant_id, lead_id=person.id if is_lead else None,
                                   investor_id=None if is_lead else person.id, kind="message.received",
                                   summary=f"SMS from {sender}: {body[:200]}",
