@@ -14,7 +14,7 @@ import typer
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
-from cli_common import CliError, _migrate, _settings, console, err
+from cli_common import CliError, console, err, load_settings, migrate_database
 from cli_definitions import definitions_app
 from core.settings import Settings
 from models.tenant import Role
@@ -33,9 +33,9 @@ app.add_typer(definitions_app, name="definitions")
 @app.command("migrate")
 def migrate_command() -> None:
     """Apply database migrations (Alembic) to DEALFLOW_DATABASE_URL or the embedded SQLite file."""
-    settings = _settings()
+    settings = load_settings()
     with console.status("Migrating the CRM database"):
-        _migrate(settings)
+        migrate_database(settings)
     console.print(f"[green]✓[/] database at head: {_safe_url(settings.effective_database_url)}")
 
 
@@ -51,8 +51,8 @@ def keys_create(
 
     if not tenant.replace("-", "").replace("_", "").isalnum() or len(tenant) > 40:
         raise CliError(f"tenant {tenant!r} must be letters, digits, '-' or '_' (at most 40)")
-    settings = _settings()
-    _migrate(settings)
+    settings = load_settings()
+    migrate_database(settings)
     engine = make_engine(settings.effective_database_url)
     row, key = create_api_key(engine, tenant, role, name)
     engine.dispose()
@@ -71,8 +71,8 @@ def enrichment_import(
     from core.db import make_engine
     from providers.enrichment import import_parcels
 
-    settings = _settings()
-    _migrate(settings)
+    settings = load_settings()
+    migrate_database(settings)
     with open(csv_path, newline="", encoding="utf-8-sig") as handle:
         total = max(sum(1 for _ in _csv.reader(handle)) - 1, 0)
     engine = make_engine(settings.effective_database_url)
@@ -108,8 +108,8 @@ def scoring_train(
 
     if activate not in ("if_better", "always", "never"):
         raise CliError("--activate must be if_better, always or never")
-    settings = _settings()
-    _migrate(settings)
+    settings = load_settings()
+    migrate_database(settings)
     tenant = tenant or settings.default_tenant
     engine = make_engine(settings.effective_database_url)
     try:
@@ -141,7 +141,7 @@ def worker_command() -> None:
     """Run the Temporal worker alone (production; same as `python worker.py`)."""
     import worker
 
-    _settings()  # configuration errors are one line, before anything connects
+    load_settings()  # configuration errors are one line, before anything connects
     worker.main()
 
 
@@ -156,7 +156,7 @@ def api_command(
 
     from core.logging import configure_logging
 
-    settings = _settings()
+    settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     uvicorn.run("api.app:create_app", factory=True, host=host or settings.api_host, port=port or settings.api_port,
                 workers=workers, log_config=None, proxy_headers=True)
@@ -168,8 +168,8 @@ def seed_command(
     leads: int = typer.Option(40, help="how many demo leads"),
 ) -> None:
     """Seed a demo book (leads through the real intake, investors, deals). Temporal must be running."""
-    settings = _settings()
-    _migrate(settings)
+    settings = load_settings()
+    migrate_database(settings)
     asyncio.run(_seed(settings, tenant or settings.default_tenant, leads))
 
 
@@ -235,7 +235,7 @@ def up_command(
     port: int = typer.Option(None, help="API port"),
 ) -> None:
     """Run everything: Temporal dev server (unless DEALFLOW_TEMPORAL_ADDRESS), database, worker, API."""
-    settings = _settings()
+    settings = load_settings()
     if host:
         settings.api_host = host
     if port:
@@ -269,7 +269,7 @@ async def _up(settings: Settings, demo: bool) -> None:
                 raise CliError(str(exc)) from None
     try:
         with console.status("Migrating the CRM database"):
-            await asyncio.to_thread(_migrate, settings)
+            await asyncio.to_thread(migrate_database, settings)
         key = await asyncio.to_thread(_dev_key, settings)
         try:
             client = await connect(settings)

@@ -14,14 +14,16 @@ class CliError(Exception):
     """An error worth one clear line, not a traceback."""
 
 
-def _settings() -> Settings:
+def load_settings() -> Settings:
+    """The settings, or a one-line CliError for a configuration mistake."""
     try:
         return get_settings()
     except ConfigError as exc:
         raise CliError(str(exc)) from None
 
 
-def _migrate(settings: Settings) -> None:
+def migrate_database(settings: Settings) -> None:
+    """Bring the CRM database (DEALFLOW_DATABASE_URL or the embedded SQLite file) to the newest migration."""
     from core.db import migrate
 
     settings.home.mkdir(parents=True, exist_ok=True)

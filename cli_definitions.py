@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cli_common import CliError, _migrate, _settings, console, err
+from cli_common import CliError, console, err, load_settings, migrate_database
 
 definitions_app = typer.Typer(help="Ops-authored YAML workflow definitions.", no_args_is_help=True)
 
@@ -68,8 +68,8 @@ def definitions_test(
 def _definition_store(tenant: str | None):
     from core.db import make_engine
 
-    settings = _settings()
-    _migrate(settings)
+    settings = load_settings()
+    migrate_database(settings)
     return make_engine(settings.effective_database_url), tenant or settings.default_tenant
 
 
