@@ -218,13 +218,12 @@ def apply_and_commit(session: Session, client, apply: Callable[[Effects], T], ta
         session.rollback()
         raise
     if task_queue:  # definitions react to the same events (their own transaction, after ours)
-        from definitions.enrollment import on_event, on_investor_event
+        from definitions.enrollment import SUBJECT_MODELS, on_subject_event
 
         for kind, subject_id, name, event_id, data in effects.subject_events:
-            subject = session.get(Lead if kind == "lead" else Investor, subject_id)
+            subject = session.get(SUBJECT_MODELS[kind], subject_id)
             if subject is not None:
-                (on_event if kind == "lead" else on_investor_event)(session, client, task_queue, subject, name,
-                                                                    event_id, data)
+                on_subject_event(session, client, task_queue, kind, subject, name, event_id, data)
     return result
 
 

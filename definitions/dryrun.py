@@ -51,12 +51,16 @@ class _Recorder:
                                        subject.get("send_window_start", "08:00"),
                                        subject.get("send_window_end", "20:00"))
 
+    def view(self) -> dict[str, Any]:
+        """The sample as `lead` or `investor` (without the dry run's own send-window settings)."""
+        return {k: v for k, v in self.subject.items() if not k.startswith("send_window")}
+
     def activities(self):
         @activity.defn(name="load_lead")
         async def load_lead(ref: dict) -> dict:
             if "stage" in self.subject:  # a deal sample: its lead is under "lead"
                 return dict(self.subject.get("lead") or {})
-            return {k: v for k, v in self.subject.items() if not k.startswith("send_window")}
+            return self.view()
 
         @activity.defn(name="load_deal")
         async def load_deal(ref: dict) -> dict:
@@ -64,7 +68,7 @@ class _Recorder:
 
         @activity.defn(name="load_investor")
         async def load_investor(ref: dict) -> dict:
-            return {k: v for k, v in self.subject.items() if not k.startswith("send_window")}
+            return self.view()
 
         @activity.defn(name="plan_send")
         async def plan_send(plan: SendPlanInput) -> SendPlan:

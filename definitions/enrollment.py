@@ -45,20 +45,27 @@ def matches(expression: str | None, views: dict[str, Any], data: dict[str, Any])
         return False
 
 
+def on_subject_event(session: Session, client: Client, task_queue: str, kind: str, subject: Any, name: str,
+                     event_id: str, data: dict[str, Any] | None = None,
+                     call: Callable[..., Any] = anyio.from_thread.run) -> list[str]:
+    """Something happened to a lead, deal or investor (`kind`): forward it to the subject's running
+    definitions, then enroll it in the published definitions about that kind of subject it triggers. Returns
+    the workflow ids started. Call it from a worker thread (it reaches the event loop for Temporal calls and
+    blocks on the database)."""
+    return _dispatch(session, client, task_queue, subject.tenant_id, kind, subject.id, _views(session, kind, subject),
+                     name, event_id, data or {}, call=call)
+
+
 def on_event(session: Session, client: Client, task_queue: str, lead: Lead, name: str, event_id: str,
              data: dict[str, Any] | None = None) -> list[str]:
-    """Something happened to a lead: forward it to the lead's running definitions, then enroll it in the
-    published lead definitions it triggers. Returns the workflow ids started. Call it from a worker thread
-    (it reaches the event loop for Temporal calls and blocks on the database)."""
-    return _dispatch(session, client, task_queue, lead.tenant_id, "lead", lead.id, _views(session, "lead", lead),
-                     name, event_id, data or {})
+    """on_subject_event for a lead."""
+    return on_subject_event(session, client, task_queue, "lead", lead, name, event_id, data)
 
 
 def on_deal_event(session: Session, client: Client, task_queue: str, deal: Opportunity, name: str, event_id: str,
                   data: dict[str, Any] | None = None, call: Callable[..., Any] = anyio.from_thread.run) -> list[str]:
-    """The same for a deal (e.g. deal.stage_changed): definitions with `subject: deal`."""
-    return _dispatch(session, client, task_queue, deal.tenant_id, "deal", deal.id, _views(session, "deal", deal),
-                     name, event_id, data or {}, call=call)
+    """on_subject_event for a deal (e.g. deal.stage_changed)."""
+    return on_subject_event(session, client, task_queue, "deal", deal, name, event_id, data, call)
 
 
 SUBJECT_MODELS: dict[str, type] = {"lead": Lead, "deal": Opportunity, "investor": Investor}
@@ -93,13 +100,6 @@ def run_definition(session: Session, client: Client, task_queue: str, tenant_id:
            workflow_id)
     session.commit()
     return workflow_id
-
-
-def on_investor_event(session: Session, client: Client, task_queue: str, investor: Investor, name: str,
-                      event_id: str, data: dict[str, Any] | None = None) -> list[str]:
-    """The same for an investor (investor.created, investor.replied, ...): definitions with `subject: investor`."""
-    return _dispatch(session, client, task_queue, investor.tenant_id, "investor", investor.id,
-                     _views(session, "investor", investor), name, event_id, data or {})
 
 
 def _dispatch(session: Session, client: Client, task_queue: str, tenant_id: str, kind: str, subject_id: str,

@@ -20,7 +20,7 @@ from api.errors import Problem
 from api.paging import page
 from api.routes.leads import EventBody
 from core.db import is_unique_violation
-from definitions.enrollment import on_investor_event
+from definitions.enrollment import on_subject_event
 from definitions.language import RECORDED_EVENTS
 from models.definition import WorkflowExecution
 from models.investor import Investor, InvestorCreate, InvestorPage, InvestorPublic, InvestorStatus, advance
@@ -85,8 +85,8 @@ async def create_investor(body: InvestorCreate, response: Response, session: Ses
 
     def enroll(investor: Investor) -> None:
         try:
-            on_investor_event(session, client, settings.temporal_task_queue, investor, "investor.created",
-                              f"{investor.id}:created", {})
+            on_subject_event(session, client, settings.temporal_task_queue, "investor", investor,
+                             "investor.created", f"{investor.id}:created")
         except Exception as exc:  # noqa: BLE001 - the investor is stored; say so, and how to finish
             log.error("investor %s stored but its definitions could not start: %s", investor.id, exc)
             raise Problem(503, f"investor stored as {investor.id} but the definitions it triggers could not be "
@@ -175,8 +175,8 @@ async def record_investor_event(investor_id: str, name: str, body: EventBody, se
             if not is_unique_violation(exc):
                 raise
             return duplicate
-        started = on_investor_event(session, client, settings.temporal_task_queue, investor, name, event_id,
-                                    body.data)
+        started = on_subject_event(session, client, settings.temporal_task_queue, "investor", investor, name,
+                                   event_id, body.data)
         return {"event": name, "event_id": event_id, "status": investor.status, "started": started,
                 "duplicate": False}
 
