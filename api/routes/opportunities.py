@@ -163,8 +163,8 @@ def find_matches(opportunity_id: str, body: MatchBody, session: SessionDep, prin
     """Match the deal against every investor's buy box now (markets, price range, property types, capital,
     accreditation); stored, so repeating it refreshes scores and keeps each match's status."""
     deal = _own(session, principal, opportunity_id)
-    fits = match_investors(session, deal, body.limit, body.accredited_only)
-    audit(session, principal, "opportunity.match", "opportunity", opportunity_id,
-          after={"investor_ids": [f.investor.id for f in fits]})
+    matched = [f.investor.id for f in match_investors(session, deal, body.limit, body.accredited_only)]
+    audit(session, principal, "opportunity.match", "opportunity", opportunity_id, after={"investor_ids": matched})
     session.commit()
-    return [m for m in _matches(session, deal) if m.investor_id in {f.investor.id for f in fits}]
+    wanted = set(matched)
+    return [m for m in _matches(session, deal) if m.investor_id in wanted]
