@@ -13,6 +13,7 @@ from celpy import celtypes
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from definitions.language import LEAD_ACTIONS
 from definitions.model import Retry, Step
 from models.payloads import (
     DealStageInput, EnrichmentInput, HttpCallInput, LeadStatusInput, MatchInput, MessageRequest, MessageResult,
@@ -21,8 +22,8 @@ from models.payloads import (
 from workflows.enrichment import EnrichmentWorkflow
 from workflows.messaging import deliver
 
-# Actions that make sense without a lead (a deal's own, an investor's, a call out, another definition).
-_NO_LEAD_NEEDED = {"create_task", "set_stage", "match_investors", "http_call", "run_definition"}
+# Actions that need a person to act on: a lead's own, and messages (to the lead, or to the investor).
+_NEEDS_A_PERSON = LEAD_ACTIONS | {"send_email", "send_sms"}
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class StepActions:
         investor_id = self._run.subject_id if d.subject == "investor" else None
         deal_id = self._run.subject_id if d.subject == "deal" else None
         lead_id = self._lead.get("id") if deal_id else None if investor_id else self._run.subject_id
-        if lead_id is None and investor_id is None and step.action not in _NO_LEAD_NEEDED:
+        if lead_id is None and investor_id is None and step.action in _NEEDS_A_PERSON:
             raise _Exit("failed", f"step {step.id}: {step.action} needs a lead, and this deal has none")
         call = _Call(key=f"{self._run.subject_id}:{d.key}:{d.version}:{step.id}{scope}", scope=scope,
                      lead_id=lead_id, deal_id=deal_id, investor_id=investor_id,
