@@ -1,4 +1,5 @@
-"""The `dealflow` command: up, worker, api, migrate, keys, seed, enrichment, scoring; definitions in cli_definitions."""
+"""The `dealflow` command: up, worker, api, migrate, keys, seed, enrichment, scoring; definitions in cli_definitions,
+events (the outbox) in cli_events."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from cli_common import CliError, console, err, load_settings, migrate_database
 from cli_definitions import definitions_app
+from cli_events import events_app
 from core.settings import Settings
 from models.tenant import Role
 
@@ -28,6 +30,7 @@ app.add_typer(enrichment_app, name="enrichment")
 scoring_app = typer.Typer(help="Lead scoring models.", no_args_is_help=True)
 app.add_typer(scoring_app, name="scoring")
 app.add_typer(definitions_app, name="definitions")
+app.add_typer(events_app, name="events")
 
 
 @app.command("migrate")

@@ -53,7 +53,7 @@ def definitions_test(
 
     from ruamel.yaml import YAML
 
-    from definitions.dryrun import dry_run, sample_subject
+    from services.dry_run import dry_run, sample_subject
 
     definition = _load_definition(path)
     sample = _json.loads(subject.read_text()) if subject else sample_subject(definition.subject)
@@ -79,7 +79,7 @@ def definitions_publish(path: Path = typer.Argument(..., exists=True, dir_okay=F
     """Validate, store and publish (new enrollments use it; running ones keep their version)."""
     from sqlmodel import Session
 
-    from definitions.store import DefinitionConflict, publish, save_draft
+    from services.definition_store import DefinitionConflict, publish, save_draft
     from models.audit import AuditLog
 
     definition = _load_definition(path)
@@ -144,7 +144,7 @@ def definitions_retire(key: str, tenant: str = typer.Option(None, "--tenant", "-
     """Stop new enrollments (running executions finish on their version)."""
     from sqlmodel import Session
 
-    from definitions.store import retire
+    from services.definition_store import retire
 
     engine, tenant = _definition_store(tenant)
     with Session(engine) as session:

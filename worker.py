@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import signal
 from datetime import timedelta
@@ -25,6 +26,7 @@ from core.logging import configure_logging
 from core.process import exit_now
 from core.settings import ConfigError, Settings, get_settings
 from core.temporal import connect
+from events.relay import Relay
 from providers.enrichment import CountyRecordsSource, PropertyApiSource
 from providers.http_call import OutboundHttp
 from providers.registry import Providers
@@ -79,9 +81,30 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None, clie
         worker = build_worker(client, engine, settings, executor)
         await ensure_daily_schedule(client, settings.temporal_task_queue)
         log.info("worker polling %s on %s", settings.temporal_task_queue, settings.effective_temporal_address)
-        async with worker:
+        async with worker, running_relay(engine, client, settings):
             await (stop or asyncio.Event()).wait()
     engine.dispose()
+
+
+def make_relay(engine: Engine, client: Client, settings: Settings) -> Relay:
+    return Relay(engine, client, settings.temporal_task_queue, poll_seconds=settings.relay_poll_seconds,
+                 concurrency=settings.relay_concurrency, max_attempts=settings.relay_max_attempts,
+                 hold_file=settings.relay_hold_file)
+
+
+@contextlib.asynccontextmanager
+async def running_relay(engine: Engine, client: Client, settings: Settings):
+    """The event relay beside the worker (unless DEALFLOW_RELAY_ENABLED=false), stopped after it."""
+    if not settings.relay_enabled:
+        yield None
+        return
+    relay, stop = make_relay(engine, client, settings), asyncio.Event()
+    task = asyncio.create_task(relay.run(stop), name="event-relay")
+    try:
+        yield relay
+    finally:
+        stop.set()
+        await task
 
 
 async def ensure_daily_schedule(client: Client, task_queue: str) -> None:

@@ -15,6 +15,8 @@ from pydantic import BaseModel
 
 from models.base import utcnow
 from models.lead import Lead
+from models.event import emit
+from services.lead_status import apply_status
 from models.opportunity import Opportunity, StageChange
 from models.matching import match_investors as find_matches
 from models.payloads import ConvertInput, MatchInput
@@ -72,8 +74,8 @@ class DealActivities:
             session.flush()
             session.add(StageChange(id=key_id("sc", f"{opportunity_id}:open"), opportunity_id=deal.id,
                                     from_stage=None, to_stage=deal.stage, actor=request.convert.actor))
-            lead.status, lead.status_reason, lead.updated_at = "converted", f"converted to {deal.id}", utcnow()
-            session.add(lead)
+            apply_status(session, lead, "converted", f"converted to {deal.id}", request.convert.actor,
+                         event_id=f"{lead.id}:converted")
             session.add(TimelineEntry(tenant_id=lead.tenant_id, lead_id=lead.id, opportunity_id=deal.id,
                                       kind="lead.converted", summary=f"Converted to deal {deal.title}",
                                       data={"opportunity_id": deal.id}, actor=request.convert.actor,
@@ -98,6 +100,10 @@ class DealActivities:
                                       kind="deal.stage_changed", summary=f"{change.from_stage} → {change.to_stage}",
                                       data={"reason": change.reason}, actor=change.actor,
                                       idempotency_key=f"{change_id}:timeline"))
+            # Definitions hear the move, whoever made it (staff through the update, a definition's set_stage).
+            emit(session, tenant_id=deal.tenant_id, subject_type="deal", subject_id=deal.id,
+                 name="deal.stage_changed", event_id=change_id,
+                 data={"stage": change.to_stage, "previous": change.from_stage, "reason": change.reason})
             session.commit()
 
     @activity.defn

@@ -20,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from activities.lead import LeadActivities
 from activities.rows import owned
-from definitions.enrollment import on_deal_event, on_schedule, run_definition
+from events.enrollment import on_schedule, run_definition
 from models.lead import Lead, status_change_problem
 from models.opportunity import Opportunity
 from models.payloads import (
@@ -49,6 +49,7 @@ class EnrollmentActivities:
                     continue
                 event_id = f"schedule.daily:{now.astimezone(ZoneInfo(tenant.timezone)).date()}"
                 runs = on_schedule(session, self._client, self._queue, tenant.id, event_id, self._call)
+                session.commit()
                 if runs:
                     started[tenant.id] = len(runs)
         return {"tenants": started}
@@ -105,12 +106,7 @@ class EnrollmentActivities:
                 raise ApplicationError(f"deal {move.opportunity_id}'s workflow is not running", type="NotFound",
                                        non_retryable=True) from None
             raise
-        with Session(self._engine) as session:  # other definitions hear the move, as when staff make it
-            deal = session.get(Opportunity, move.opportunity_id)
-            deal.stage = state.stage
-            on_deal_event(session, self._client, self._queue, deal, "deal.stage_changed",
-                          f"{move.opportunity_id}:stage:{len(state.history)}",
-                          {"stage": state.stage, "previous": previous}, call=self._call)
+        del previous  # DealWorkflow's record_stage_change wrote the move with its deal.stage_changed event
         return state.stage
 
     async def _update(self, workflow_id: str, update, argument, update_id: str):

@@ -13,14 +13,13 @@ from temporalio.exceptions import ApplicationError
 from activities.rows import owned
 
 from core.db import is_unique_violation
-from models.audit import AuditLog
 from models.investor import Investor
-from models.base import utcnow
 from models.lead import Lead, LeadStatus
 from models.payloads import LeadStatusInput, TimelineEntryInput, TimelineEntryResult
 from models.timeline import TimelineEntry
 from models.opportunity import Opportunity
 from models.views import deal_view, investor_view, lead_view
+from services.lead_status import apply_status
 
 
 class LeadActivities:
@@ -76,16 +75,11 @@ class LeadActivities:
             status = LeadStatus(change.status)
         except ValueError:
             raise ApplicationError(f"unknown lead status {change.status!r}", non_retryable=True) from None
+        info = activity.info()
         with Session(self._engine) as session:
             lead = owned(session, Lead, change.lead_id, change.tenant_id, "lead")
-            if lead.status == status:
-                return  # already applied by an earlier attempt
-            before = {"status": lead.status, "status_reason": lead.status_reason}
-            lead.status, lead.status_reason, lead.updated_at = status, change.reason, utcnow()
-            session.add(lead)
-            session.add(AuditLog(
-                tenant_id=lead.tenant_id, actor=change.actor, action="lead.status", entity_type="lead",
-                entity_id=lead.id, before=before, after={"status": status, "status_reason": change.reason},
-                request_id=activity.info().workflow_id,
-            ))
-            session.commit()
+            # A retried attempt finds the status applied and writes nothing; the event id is the attempt's
+            # stable identity (run id + activity id), never a counter.
+            if apply_status(session, lead, status, change.reason, change.actor,
+                            event_id=f"{info.workflow_run_id}:{info.activity_id}:{status}"):
+                session.commit()

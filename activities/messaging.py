@@ -23,11 +23,12 @@ from core.settings import Settings
 from core.signing import sign
 from models.base import utcnow
 from models.consent import is_opted_out, record_consent
+from models.lead import Lead
 from models.investor import Investor, advance
 from models.message import Message
 from models.payloads import ConsentChange, MessageRequest, MessageResult, SendPlan, SendPlanInput
 from models.recipient import Recipient, load_recipient
-from models.send_window import SendWindow, recipient_zones
+from definitions.send_window import SendWindow, recipient_zones
 from models.tenant import Tenant
 from models.timeline import add_message_entry
 from providers.base import OutgoingEmail, OutgoingSms, ProviderError, Receipt
@@ -76,7 +77,7 @@ class MessagingActivities:
                 if receipt:
                     log.info("message %s was already accepted by %s; not sending again", message.id, provider.name)
             if receipt is None:
-                suppressed = self._suppress_if_opted_out(message)
+                suppressed = self._suppress(message, automated=request.actor == "workflow")
                 if suppressed:
                     return _result(suppressed)
                 self._update(message.id, status="sending", provider=provider.name)
@@ -133,14 +134,24 @@ class MessagingActivities:
                 self._timeline(message, "message.failed", f"{message.channel.upper()} not sent: {error[1]}")
             return message
 
-    def _suppress_if_opted_out(self, message: Message) -> Message | None:
-        """Consent is checked right before every provider call: an opt-out a second ago still counts."""
+    def _suppress(self, message: Message, *, automated: bool) -> Message | None:
+        """Checked right before every provider call, so a change a second ago still counts: an opt-out stops
+        every send; a lead that is dead, converted or merged into another gets no more cadence or definition
+        messages (a person on the staff may still write to them: `automated` is False for their sends)."""
+        reason = None
         with Session(self._engine) as session:
-            if not is_opted_out(session, message.tenant_id, message.channel, message.to_address):
-                return None
-        suppressed = self._update(message.id, status="suppressed", error_code="opted_out",
-                                  error_message=f"{message.to_address} opted out of {message.channel}")
-        self._timeline(suppressed, "message.suppressed", f"{message.channel.upper()} suppressed: opted out")
+            if is_opted_out(session, message.tenant_id, message.channel, message.to_address):
+                reason = ("opted_out", f"{message.to_address} opted out of {message.channel}", "opted out")
+            elif automated and message.lead_id:
+                lead = session.get(Lead, message.lead_id)
+                if lead is not None and lead.duplicate_of:
+                    reason = ("lead_merged", f"the lead was merged into {lead.duplicate_of}", "lead merged")
+                elif lead is not None and lead.status in ("dead", "converted"):
+                    reason = (f"lead_{lead.status}", f"the lead is {lead.status}", f"lead {lead.status}")
+        if reason is None:
+            return None
+        suppressed = self._update(message.id, status="suppressed", error_code=reason[0], error_message=reason[1])
+        self._timeline(suppressed, "message.suppressed", f"{message.channel.upper()} suppressed: {reason[2]}")
         return suppressed
 
     def _provider_failed(self, message: Message, exc: ProviderError) -> MessageResult:

@@ -12,12 +12,15 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 
 from api import errors
-from api.routes import definitions, health, investors, leads, messages, opportunities, webhooks, workflows
+from api.routes import (
+    definitions, events, health, investors, leads, messages, opportunities, webhooks, workflows,
+)
 from core.db import make_engine
 from core.logging import request_id_var
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from core.settings import Settings, get_settings
 from core.temporal import connect
+from core.tracing import request_trace
 
 log = logging.getLogger("dealflow.api")
 
@@ -30,7 +33,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     async def lifespan(app: FastAPI):
         owns_engine = engine is None
         app.state.engine = engine or make_engine(settings.effective_database_url)
-        app.state.temporal = temporal_client or await connect(settings)
+        app.state.temporal = temporal_client or await connect(settings, lazy=True)
         log.info("API ready (Temporal %s, task queue %s)", settings.effective_temporal_address,
                  settings.temporal_task_queue)
         yield
@@ -53,7 +56,8 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
         token = request_id_var.set(request_id[:64])
         started = time.perf_counter()
         try:
-            response = await call_next(request)
+            with request_trace(request.headers):  # every event the request writes carries its traceparent
+                response = await call_next(request)
         finally:
             request_id_var.reset(token)
         route = request.scope.get("route")
@@ -71,6 +75,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.include_router(investors.router)
     app.include_router(definitions.router)
     app.include_router(webhooks.router)
+    app.include_router(events.router)
     app.include_router(health.router, prefix="/api/v1")
     app.include_router(health.router)  # /health and /metrics at the root too, for probes
     return app

@@ -12,13 +12,11 @@ from decimal import Decimal
 from sqlmodel import Session, select
 from temporalio.client import Client
 
-from api.lead_intake import receive_lead
-from api.security import Principal
+from services.lead_intake import receive_lead
 from core.settings import Settings
 from models.investor import BuyBox, Investor
 from models.lead import Lead, LeadCreate
 from models.opportunity import Opportunity, Pipeline, StageChange
-from models.tenant import Role
 
 FIRST = ["Maria", "James", "Linda", "Robert", "Patricia", "Michael", "Barbara", "William", "Elizabeth", "David",
          "Jennifer", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah", "Charles", "Karen", "Daniel"]
@@ -65,10 +63,9 @@ def _demo_leads(count: int, rng: random.Random) -> list[LeadCreate]:
 async def seed_demo_book(session: Session, client: Client, settings: Settings, tenant_id: str,
                          leads: int = 40, progress=None) -> dict[str, int]:
     rng = random.Random(20261129)
-    principal = Principal(tenant_id=tenant_id, role=Role.admin, key_id="demo-seed")
     created = 0
     for body in _demo_leads(leads, rng):
-        lead, duplicate = await receive_lead(session, client, settings, principal, body, channel="demo")
+        lead, duplicate = receive_lead(session, tenant_id, "key:demo-seed", body, channel="demo")
         created += 0 if duplicate else 1
         if progress:
             progress()

@@ -40,7 +40,7 @@ from core.settings import Settings  # noqa: E402
 from core.temporal import connect  # noqa: E402
 from models.tenant import Role  # noqa: E402
 from models.timeline import TimelineEntry  # noqa: E402
-from worker import build_worker  # noqa: E402
+from worker import build_worker, running_relay  # noqa: E402
 
 
 def _free_port() -> int:
@@ -122,8 +122,8 @@ async def main(args) -> dict:
             lead_worker = build_worker(client, engine, settings, executor)
             noop_worker = Worker(client, task_queue=baseline_queue, workflows=[NoopWorkflow], activities=[noop],
                                  activity_executor=executor)
-            async with lead_worker, noop_worker, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
-                                                                    timeout=30) as http:
+            async with lead_worker, running_relay(engine, client, settings), noop_worker, \
+                    httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
                 await baseline_round(client, baseline_queue, 20, args.concurrency)  # warm-up
                 await leads_round(http, engine, headers, tenant, 20, args.concurrency)
                 baseline, leads = [], []

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import make_url
-from sqlmodel import create_engine
+from sqlmodel import Session, create_engine
 
 
 def make_engine(url: str) -> Engine:
@@ -35,6 +39,30 @@ def is_unique_violation(exc: Exception) -> bool:
     if sqlstate == "23505":
         return True
     return "UNIQUE constraint failed" in str(orig)
+
+
+T = TypeVar("T")
+log = logging.getLogger("dealflow.db")
+
+
+def in_transaction(session: Session, work: Callable[[], T], attempts: int = 5) -> T:
+    """Run `work` and commit. A unique violation means a concurrent writer committed the same thing first:
+    roll back and run `work` again, which now reads what the other one wrote."""
+    for attempt in range(1, attempts + 1):
+        try:
+            result = work()
+            session.commit()
+            return result
+        except IntegrityError as exc:
+            session.rollback()
+            if not is_unique_violation(exc) or attempt == attempts:
+                raise
+            log.info("concurrent write (%s), reading again (attempt %d)", exc.orig.__class__.__name__,
+                     attempt)
+        except BaseException:
+            session.rollback()
+            raise
+    raise AssertionError("unreachable")
 
 
 def migrate(url: str, revision: str = "head", *, downgrade: bool = False) -> None:

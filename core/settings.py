@@ -68,14 +68,23 @@ class Settings(BaseSettings):
     property_api_key: str | None = None
     # Scoring: model files live here (metadata in the scoring_models table). Default: <home>/models.
     models_dir: Path | None = None
-    # Lead-source webhooks (POST /api/v1/webhooks/leads/{source}): HMAC secrets, e.g.
-    # DEALFLOW_LEAD_SOURCE_SECRETS='{"acme": {"zapier": "s3cret"}}' (tenant -> source -> secret).
+    # Lead-source webhooks (POST /api/v1/webhooks/leads/{source}), signed the Standard Webhooks way; secrets e.g.
+    # DEALFLOW_LEAD_SOURCE_SECRETS='{"acme": {"zapier": "whsec_..."}}' (tenant -> source -> secret).
     lead_source_secrets: dict[str, dict[str, str]] = Field(default_factory=dict)
     # Signed webhooks older than this are refused as replays (0 disables the check).
     webhook_max_age_seconds: int = 600
     # Hosts a definition's http_call may reach (exact host, or its subdomains), e.g.
     # DEALFLOW_HTTP_CALL_HOSTS='["hooks.zapier.com", "127.0.0.1"]'. Empty (the default): http_call is refused.
     http_call_hosts: list[str] = Field(default_factory=list)
+    # The event relay in the worker (events/relay.py): how often an idle relay looks for new events, how many
+    # subjects it delivers at once, and after how many failures an event is parked for staff.
+    relay_enabled: bool = True
+    relay_poll_seconds: float = Field(default=0.2, gt=0, le=60)
+    relay_concurrency: int = Field(default=16, ge=1, le=128)
+    relay_max_attempts: int = Field(default=5, ge=1, le=100)
+    # Tests only: the relay waits between its Temporal calls and the commit of `delivered_at` while this file
+    # exists, so a test can kill the worker at the worst moment.
+    relay_hold_file: Path | None = None
 
     @field_validator("database_url")
     @classmethod

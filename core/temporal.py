@@ -9,7 +9,8 @@ from temporalio.service import TLSConfig
 from core.settings import Settings
 
 
-async def connect(settings: Settings, *, address: str | None = None) -> Client:
+async def connect(settings: Settings, *, address: str | None = None, lazy: bool = False) -> Client:
+    """`lazy`: connect on first use (the API starts and takes leads while Temporal is down)."""
     tls: bool | TLSConfig = settings.temporal_tls
     if settings.temporal_tls_cert and settings.temporal_tls_key:
         tls = TLSConfig(
@@ -24,4 +25,5 @@ async def connect(settings: Settings, *, address: str | None = None) -> Client:
         api_key=settings.temporal_api_key,
         tls=tls,
         data_converter=pydantic_data_converter,
+        lazy=lazy,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from models.opportunity import STAGES
+from definitions.vocabulary import STAGES, LeadStatus
 
 SCHEMA = "dealflow/v1"
 TOP_KEYS = {"schema", "key", "name", "description", "version", "subject", "trigger", "enrollment", "settings", "steps"}
@@ -56,7 +56,7 @@ UNAVAILABLE = {
     "notify": "staff notifications (email/Slack to the team) are not built yet",
     "request_signature": "e-signature (DocumentSigningWorkflow) is not built yet",
 }
-STATUSES = {"new", "contacted", "nurturing", "qualified", "dead", "needs_review"}
+STATUSES = {s.value for s in LeadStatus} - {"converted"}  # converting happens only through POST /convert
 STAGE_NAMES = set().union(*(set(stages) for stages in STAGES.values()))  # every pipeline's stages
 DEFINITION_KEY = re.compile(r"^[a-z0-9][a-z0-9\-]{1,60}$")
 COMMON_VARIABLES = {"now", "vars", "event"}

@@ -15,7 +15,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from definitions.checker import DefinitionInvalid, Problem, Checker
 from definitions.language import DEFINITION_KEY, REQUIRED_TOP, SCHEMA, SUBJECTS, TOP_KEYS
 from definitions.model import Definition, ExitRule, Retry
-from models.send_window import SendWindow
+from definitions.send_window import SendWindow
 
 __all__ = ["DefinitionInvalid", "Problem", "load"]
 

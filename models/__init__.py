@@ -8,6 +8,7 @@ from models.base import metadata
 from models.definition import WorkflowDefinition, WorkflowExecution
 from models.document import Document
 from models.enrichment import Parcel, ScoringModel
+from models.event import Event
 from models.investor import Investor
 from models.lead import Lead, LeadSource, LeadStatus, Property
 from models.message import Consent, Message, MessageTemplate
@@ -18,7 +19,7 @@ from models.timeline import TimelineEntry
 from models.webhook import WebhookEvent
 
 __all__ = [
-    "ApiKey", "AuditLog", "Consent", "Document", "Investor", "Lead", "LeadSource", "LeadStatus", "Message",
+    "ApiKey", "AuditLog", "Consent", "Document", "Event", "Investor", "Lead", "LeadSource", "LeadStatus", "Message",
     "MessageTemplate", "Parcel", "ScoringModel",
     "Opportunity", "OpportunityMatch", "Pipeline", "Property", "Role", "StageChange", "Task", "Tenant",
     "TimelineEntry", "User", "WebhookEvent", "WorkflowDefinition", "WorkflowExecution", "metadata",

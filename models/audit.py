@@ -24,3 +24,13 @@ class AuditLog(SQLModel, table=True):
     after: dict[str, Any] | None = optional_json_field()
     request_id: str | None = Field(default=None, max_length=64)
     created_at: datetime = time_field()
+
+
+def record_audit(session, *, tenant_id: str | None, actor: str, action: str, entity_type: str,
+                 entity_id: str | None, before: dict[str, Any] | None = None,
+                 after: dict[str, Any] | None = None) -> None:
+    """Add an audit row to the caller's transaction (committed together with the change)."""
+    from core.logging import request_id_var
+
+    session.add(AuditLog(tenant_id=tenant_id, actor=actor, action=action, entity_type=entity_type,
+                         entity_id=entity_id, before=before, after=after, request_id=request_id_var.get()))

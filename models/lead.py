@@ -8,21 +8,12 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field as PydField, field_validator, model_validator
-from sqlalchemy import Index, String
+from sqlalchemy import Index, String, and_, text
 from sqlmodel import Field, SQLModel
 
+from definitions.vocabulary import LeadStatus  # the language's vocabulary (set_status, lead.status)
 from models.base import json_field, money_field, new_id, optional_json_field, time_field
 from models.contact import Email, Phone, PostalAddress, parse_address
-
-
-class LeadStatus(StrEnum):
-    new = "new"
-    contacted = "contacted"
-    nurturing = "nurturing"
-    qualified = "qualified"
-    converted = "converted"
-    dead = "dead"
-    needs_review = "needs_review"  # poison input: kept, visible, not retried forever
 
 
 # Status moves staff may make (POST /leads/{id}/status); conversion happens only through /convert.
@@ -67,7 +58,8 @@ class LeadSource(StrEnum):
 
 class Property(SQLModel, table=True):
     __tablename__ = "properties"
-    __table_args__ = (Index("ix_properties_tenant_address", "tenant_id", "normalized_address"),)
+    # One row per address: concurrent intakes about one house share it (the database decides).
+    __table_args__ = (Index("ix_properties_tenant_address", "tenant_id", "normalized_address", unique=True),)
     id: str = Field(default_factory=lambda: new_id("pr"), primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=40)
     street: str = Field(max_length=200)
@@ -89,6 +81,9 @@ class Property(SQLModel, table=True):
     created_at: datetime = time_field()
 
 
+ORIGINAL = and_(text("duplicate_of IS NULL"), text("deleted_at IS NULL"))  # a live lead that is nobody's duplicate
+
+
 class Lead(SQLModel, table=True):
     __tablename__ = "leads"
     __table_args__ = (
@@ -96,6 +91,12 @@ class Lead(SQLModel, table=True):
         Index("ix_leads_tenant_phone", "tenant_id", "phone"),
         Index("ix_leads_tenant_status", "tenant_id", "status"),
         Index("ix_leads_tenant_created", "tenant_id", "created_at", "id"),
+        # One original lead per person: at most one live, non-duplicate lead per normalised email and per phone.
+        # Intake stores a concurrent second submission as a duplicate of the one these let in.
+        Index("uq_leads_original_email", "tenant_id", "email", unique=True,
+              sqlite_where=ORIGINAL & text("email IS NOT NULL"), postgresql_where=ORIGINAL & text("email IS NOT NULL")),
+        Index("uq_leads_original_phone", "tenant_id", "phone", unique=True,
+              sqlite_where=ORIGINAL & text("phone IS NOT NULL"), postgresql_where=ORIGINAL & text("phone IS NOT NULL")),
     )
     id: str = Field(default_factory=lambda: new_id("ld"), primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenants.id", max_length=40)

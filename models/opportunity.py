@@ -4,39 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from definitions.vocabulary import STAGES, Pipeline  # the language's vocabulary (set_stage, deal.stage)
 from models.base import json_field, money_field, new_id, time_field
 
 
-class Pipeline(StrEnum):
-    acquisition = "acquisition"
-    disposition = "disposition"
-
-
-# Allowed stage moves per pipeline. Anything else is refused by DealWorkflow's update validator.
-STAGES: dict[str, dict[str, set[str]]] = {
-    "acquisition": {
-        "new": {"contacted", "closed_lost"},
-        "contacted": {"appointment_set", "offer_made", "closed_lost"},
-        "appointment_set": {"offer_made", "contacted", "closed_lost"},
-        "offer_made": {"under_contract", "contacted", "closed_lost"},
-        "under_contract": {"closed_won", "closed_lost"},
-        "closed_won": set(),
-        "closed_lost": {"contacted"},  # a lost deal can be revived
-    },
-    "disposition": {
-        "new": {"marketing", "closed_lost"},
-        "marketing": {"assigned", "closed_lost"},
-        "assigned": {"closed_won", "marketing", "closed_lost"},
-        "closed_won": set(),
-        "closed_lost": {"marketing"},
-    },
-}
 CLOSED = {"closed_won", "closed_lost"}
 
 

@@ -26,7 +26,7 @@ from core.settings import Settings
 from models.tenant import Role
 from tests.fakes.sendgrid import SendGridFake
 from tests.fakes.twilio import TwilioFake
-from worker import build_worker
+from worker import build_worker, running_relay
 
 
 def _fresh_database_url(tmp_path_factory) -> str:
@@ -134,6 +134,7 @@ def settings(database_url, temporal_env, task_queue, sendgrid_fake, twilio_fake,
         models_dir=tmp_path_factory.mktemp("models"),
         lead_source_secrets={LEAD_SOURCE_TENANT: {"zapier": "zap-secret", "ppc": "ppc-secret"}},
         http_call_hosts=["127.0.0.1"],  # the webhook receiver fake (definitions' http_call)
+        relay_poll_seconds=0.05,
     )
 
 
@@ -141,7 +142,7 @@ def settings(database_url, temporal_env, task_queue, sendgrid_fake, twilio_fake,
 async def worker(temporal_env, engine, settings):
     with concurrent.futures.ThreadPoolExecutor(max_workers=32) as executor:
         w = build_worker(temporal_env.client, engine, settings, executor)
-        async with w:
+        async with w, running_relay(engine, temporal_env.client, settings):
             yield w
 
 
@@ -208,8 +209,9 @@ def insert_lead(engine: Engine, tenant: str | None = None, property: dict | None
             session.add(row)
             session.flush()
             fields["property_id"] = row.id
-        lead = Lead(tenant_id=tenant, **{"first_name": "Test", "email": "test@example.com", "source": "web_form",
-                                         **fields})
+        # A person of their own (one original lead per email is the database's rule).
+        lead = Lead(tenant_id=tenant, **{"first_name": "Test", "email": f"test.{uuid.uuid4().hex[:8]}@example.com",
+                                         "source": "web_form", **fields})
         session.add(lead)
         session.commit()
         return tenant, lead.id
@@ -250,3 +252,38 @@ LIFECYCLE_KINDS = {"lead.enriched", "lead.scored", "lead.duplicate_linked", "tas
 def event_kinds(kinds):
     """The lead.* events a test drives itself, without what the lifecycle and the send window add."""
     return [k for k in kinds if k.startswith("lead.") and k not in LIFECYCLE_KINDS]
+
+
+async def delivered(engine: Engine, event_id: str, timeout: float = 20.0) -> list:
+    """Wait until the relay delivered every outbox event with this event id; returns the rows (their
+    `outcome` says what delivery did: the runs it started, the workflow it signalled)."""
+    from sqlmodel import Session, select
+
+    from models.event import Event
+
+    def check():
+        with Session(engine) as session:
+            rows = session.exec(select(Event).where(Event.event_id == event_id)).all()
+            return rows if rows and all(r.delivered_at is not None for r in rows) else None
+
+    return await eventually(check, timeout=timeout)
+
+
+async def started_by(engine: Engine, event_id: str, timeout: float = 20.0) -> list[str]:
+    """The definition runs (workflow ids) the delivery of an event started."""
+    rows = await delivered(engine, event_id, timeout)
+    started: list[str] = []
+    for row in rows:
+        for part in (row.outcome or "").split("; "):
+            if part.startswith("enrolled "):
+                started += part.removeprefix("enrolled ").split(",")
+    return started
+
+
+async def workflow_running(api, headers: dict, lead_id: str, timeout: float = 20.0) -> dict:
+    """Wait until the relay started the lead's workflow; returns the lead's detail."""
+    async def check():
+        body = (await api.get(f"/api/v1/leads/{lead_id}", headers=headers)).json()
+        return body if body.get("workflow_status") == "RUNNING" else None
+
+    return await eventually(check, timeout=timeout)

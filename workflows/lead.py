@@ -58,8 +58,10 @@ LEAD_SIGNALS = {
 # Every submission of the lead (POST /leads, lead-source webhooks) arrives by signal-with-start of
 # `submitted`: the first one (event_id == lead_id) is the lead's own receipt, later ones are
 # duplicates submitted again and recorded as such.
-_KINDS = {**LEAD_SIGNALS, "submitted": "lead.duplicate_received"}
-_STOPPERS = {"replied", "opted_out", "close"}
+# `merged`: the lead turned out to be a second "original" of a person (stored before the database enforced one
+# original per person); the migration linked it to the earliest, whose workflow carries on alone.
+_KINDS = {**LEAD_SIGNALS, "submitted": "lead.duplicate_received", "merged": "lead.merged"}
+_STOPPERS = {"replied", "opted_out", "close", "merged"}
 # Bound on remembered event ids; older ids are still deduplicated by the timeline's unique key.
 _SEEN_LIMIT = 500
 FIRST_TOUCH_STEPS = (("email", "welcome"), ("sms", "first_touch"))
@@ -261,6 +263,9 @@ class LeadWorkflow:
         if name == "close" and not self._closed:
             self._closed = True
             await self._set_status("dead", event.note or "closed", event.actor)
+        if name == "merged":
+            self._merged_into = str(event.data.get("original") or "") or None
+            self._closed = True
 
     async def _record(self, kind: str, key: str, *, summary: str, data: dict, actor: str = "system") -> None:
         await workflow.execute_activity_method(
@@ -323,6 +328,10 @@ class LeadWorkflow:
     @workflow.signal
     def close(self, event: LeadEvent) -> None:
         self._accept("close", event)
+
+    @workflow.signal
+    def merged(self, event: LeadEvent) -> None:
+        self._accept("merged", event)
 
     @workflow.update
     async def set_status(self, change: StatusChange) -> LeadState:

@@ -11,9 +11,9 @@ from sqlmodel import col, select
 
 from api.deps import PrincipalDep, SessionDep, audit, require
 from api.errors import Problem
-from definitions.dryrun import dry_run, sample_subject
+from services.dry_run import dry_run, sample_subject
 from definitions.loader import DefinitionInvalid, load
-from definitions.store import DefinitionConflict, publish, retire, save_draft
+from services.definition_store import DefinitionConflict, publish, retire, save_draft
 from models.definition import WorkflowDefinition
 from models.tenant import Role
 

@@ -15,14 +15,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit
+from api.deps import PrincipalDep, SessionDep, Staff, audit
 from api.errors import Problem
 from api.paging import page
 from api.routes.leads import EventBody
 from core.db import is_unique_violation
-from definitions.enrollment import on_subject_event
+from models.event import emit
 from definitions.language import RECORDED_EVENTS
-from models.definition import WorkflowExecution
 from models.investor import Investor, InvestorCreate, InvestorPage, InvestorPublic, InvestorStatus, advance
 from models.timeline import TimelineEntry, TimelineEntryPublic
 
@@ -44,8 +43,8 @@ def _get(session, principal, investor_id: str) -> Investor:
 @router.post("", status_code=201, response_model=InvestorPublic,
              responses={200: {"model": InvestorPublic, "description": "an investor with that email or phone "
                                                                       "already exists (duplicate: true)"}})
-async def create_investor(body: InvestorCreate, response: Response, session: SessionDep, client: ClientDep,
-                          settings: SettingsDep, principal: Staff) -> InvestorPublic:
+async def create_investor(body: InvestorCreate, response: Response, session: SessionDep,
+                          principal: Staff) -> InvestorPublic:
     def existing() -> Investor | None:
         for column, value in ((Investor.email, body.email), (Investor.phone, body.phone)):
             if value:
@@ -55,15 +54,10 @@ async def create_investor(body: InvestorCreate, response: Response, session: Ses
                     return found
         return None
 
-    def duplicate_of(found: Investor) -> tuple[Investor, bool]:
-        if not session.exec(select(WorkflowExecution.id).where(WorkflowExecution.subject_id == found.id)).first():
-            enroll(found)  # a repeat after a failed start: start its definitions now
-        return found, True
-
     def create() -> tuple[Investor, bool]:
         found = existing()
         if found:
-            return duplicate_of(found)
+            return found, True
         investor = Investor(tenant_id=principal.tenant_id, **body.model_dump(exclude={"preferences"}),
                             preferences=body.preferences.model_dump(mode="json", exclude_none=True))
         session.add(investor)
@@ -73,25 +67,17 @@ async def create_investor(body: InvestorCreate, response: Response, session: Ses
         audit(session, principal, "investor.create", "investor", investor.id,
               after=body.model_dump(mode="json", exclude_none=True))
         try:
+            session.flush()  # the unique (tenant, email/phone) indexes speak here
+            emit(session, tenant_id=principal.tenant_id, subject_type="investor", subject_id=investor.id,
+                 name="investor.created", event_id=f"{investor.id}:created")
             session.commit()
         except IntegrityError as exc:  # the same address posted concurrently: the other request created it
             session.rollback()
             if not is_unique_violation(exc) or (found := existing()) is None:
                 raise
-            return duplicate_of(found)
+            return found, True
         session.refresh(investor)
-        enroll(investor)
         return investor, False
-
-    def enroll(investor: Investor) -> None:
-        try:
-            on_subject_event(session, client, settings.temporal_task_queue, "investor", investor,
-                             "investor.created", f"{investor.id}:created")
-        except Exception as exc:  # noqa: BLE001 - the investor is stored; say so, and how to finish
-            log.error("investor %s stored but its definitions could not start: %s", investor.id, exc)
-            raise Problem(503, f"investor stored as {investor.id} but the definitions it triggers could not be "
-                               f"started ({exc}); repeat the request: it will be deduplicated and they will start",
-                          investor_id=investor.id) from exc
 
     investor, duplicate = await run_in_threadpool(create)
     if duplicate:
@@ -143,7 +129,7 @@ def investor_timeline(investor_id: str, session: SessionDep, principal: Principa
 
 @router.post("/{investor_id}/events/{name}", status_code=202)
 async def record_investor_event(investor_id: str, name: str, body: EventBody, session: SessionDep,
-                                client: ClientDep, settings: SettingsDep, principal: Staff) -> dict:
+                                principal: Staff) -> dict:
     """Something happened with the investor (meeting.booked, investor.committed, investor.passed, a reply by
     phone or email as investor.replied): its status moves forward, running definitions hear it and
     published definitions it triggers start. The same event_id twice changes nothing."""
@@ -156,8 +142,7 @@ async def record_investor_event(investor_id: str, name: str, body: EventBody, se
     def apply() -> dict:
         investor = _get(session, principal, investor_id)
         key = f"{investor.id}:{name}:{event_id}"
-        duplicate = {"event": name, "event_id": event_id, "status": investor.status, "started": [],
-                     "duplicate": True}
+        duplicate = {"event": name, "event_id": event_id, "status": investor.status, "duplicate": True}
         if session.exec(select(TimelineEntry).where(TimelineEntry.idempotency_key == key)).first():
             return duplicate
         before = investor.status
@@ -169,15 +154,14 @@ async def record_investor_event(investor_id: str, name: str, body: EventBody, se
         audit(session, principal, "investor.event", "investor", investor.id, before={"status": before},
               after={"event": name, "status": investor.status, "data": body.data})
         try:
+            emit(session, tenant_id=investor.tenant_id, subject_type="investor", subject_id=investor.id, name=name,
+                 event_id=event_id, data=body.data)
             session.commit()
         except IntegrityError as exc:  # the same event recorded concurrently: the other request applied it
             session.rollback()
             if not is_unique_violation(exc):
                 raise
             return duplicate
-        started = on_subject_event(session, client, settings.temporal_task_queue, "investor", investor, name,
-                                   event_id, body.data)
-        return {"event": name, "event_id": event_id, "status": investor.status, "started": started,
-                "duplicate": False}
+        return {"event": name, "event_id": event_id, "status": investor.status, "duplicate": False}
 
     return await run_in_threadpool(apply)

@@ -4,28 +4,34 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit
+from api.deps import ClientDep, PrincipalDep, SessionDep, Staff, audit
 from api.errors import Problem
-from api.lead_intake import receive_lead
 from api.paging import page
-from definitions.enrollment import on_event
+from core.db import in_transaction, is_unique_violation
 from definitions.language import RECORDED_EVENTS
 from models.base import utcnow
+from models.event import emit, start_pending
 from models.lead import Lead, LeadCreate, LeadPage, LeadPublic, LeadSource, LeadStatus, LeadUpdate, Property
 from models.payloads import ConvertInput, ConvertResult, LeadState, StatusChange
 from models.timeline import TimelineEntry, TimelineEntryPublic
+from services.lead_intake import receive_lead
 from workflows.lead import LeadWorkflow
+
+QUERY_TIMEOUT = timedelta(seconds=3)  # a paused Temporal must not hold a lead's page
+UPDATE_TIMEOUT = timedelta(seconds=20)
 
 router = APIRouter(prefix="/api/v1/leads", tags=["leads"])
 
@@ -47,13 +53,15 @@ def _get_lead(session, principal, lead_id: str) -> Lead:
 
 @router.post("", status_code=201, response_model=LeadPublic,
              responses={200: {"model": LeadPublic, "description": "duplicate of an existing lead"}})
-async def create_lead(body: LeadCreate, response: Response, session: SessionDep, client: ClientDep,
-                      settings: SettingsDep, principal: Staff) -> LeadPublic:
-    lead, duplicate = await receive_lead(session, client, settings, principal, body)
+def create_lead(body: LeadCreate, response: Response, session: SessionDep, principal: Staff) -> LeadPublic:
+    """Stored with its `lead.created` event in one transaction and answered from the database alone: the
+    worker's relay starts the workflow (`workflow_status` is PENDING until it has, e.g. while Temporal is
+    down). A second submission of the same person is stored as a duplicate linked to the first (200)."""
+    lead, duplicate = receive_lead(session, principal.tenant_id, principal.actor, body)
     if duplicate:
         response.status_code = 200
     response.headers["Location"] = f"/api/v1/leads/{lead.id}"
-    return await run_in_threadpool(_public, session, lead)
+    return _public(session, lead)
 
 
 @router.get("", response_model=LeadPage)
@@ -111,14 +119,20 @@ def list_leads(
 @router.get("/{lead_id}", response_model=LeadPublic)
 async def get_lead(lead_id: str, session: SessionDep, principal: PrincipalDep, client: ClientDep) -> LeadPublic:
     """The lead with its enrichment, score and reasons, and its workflow's cadence step and next action."""
-    lead = await run_in_threadpool(_get_lead, session, principal, lead_id)
+    def load() -> tuple[Lead, bool]:
+        lead = _get_lead(session, principal, lead_id)
+        return lead, start_pending(session, "lead", lead.duplicate_of or lead.id)
+
+    lead, pending = await run_in_threadpool(load)
     extra: dict = {"workflow_status": None}
-    if lead.workflow_id:
+    if pending:
+        extra["workflow_status"] = "PENDING"  # accepted; the relay has not started its workflow yet
+    elif lead.workflow_id:
         handle = client.get_workflow_handle(lead.workflow_id)
         try:
-            description = await handle.describe()
+            description = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
             extra["workflow_status"] = description.status.name if description.status else None
-            state = await handle.query(LeadWorkflow.state)
+            state = await handle.query(LeadWorkflow.state, rpc_timeout=QUERY_TIMEOUT)
             extra.update(cadence_step=state.step, next_action=state.next_action, cadence_stopped=state.cadence_stopped)
         except Exception:  # noqa: BLE001 - the CRM row is still worth returning
             extra["workflow_status"] = extra["workflow_status"] or "UNKNOWN"
@@ -130,13 +144,16 @@ async def _update(client, lead: Lead, update, argument):
     if not lead.workflow_id:
         raise Problem(409, f"lead {lead.id} has no workflow")
     try:
-        return await client.get_workflow_handle(lead.workflow_id).execute_update(update, argument)
+        return await client.get_workflow_handle(lead.workflow_id).execute_update(update, argument,
+                                                                                rpc_timeout=UPDATE_TIMEOUT)
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         raise Problem(409, getattr(cause, "message", None) or str(cause)) from None
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
-            raise Problem(409, f"lead {lead.id}'s workflow is not running") from None
+            raise Problem(409, f"lead {lead.id}'s workflow is not running (it starts moments after intake; "
+                               "GET the lead: workflow_status PENDING means not yet)", headers={"Retry-After": "1"}
+                          ) from None
         raise Problem(503, f"Temporal is unavailable: {exc.message}") from exc
 
 
@@ -154,8 +171,9 @@ class ConvertBody(BaseModel):
 
 @router.post("/{lead_id}/status", response_model=LeadState)
 async def change_status(lead_id: str, body: StatusBody, session: SessionDep, client: ClientDep,
-                        settings: SettingsDep, principal: Staff) -> LeadState:
-    """Staff status change through the lead's workflow (update with a validator: 409 with the reason)."""
+                        principal: Staff) -> LeadState:
+    """Staff status change through the lead's workflow (update with a validator: 409 with the reason). The
+    workflow's write of the status also writes `lead.status_changed`, which definitions hear."""
     lead = await run_in_threadpool(_get_lead, session, principal, lead_id)
     before = {"status": lead.status}
     state = await _update(client, lead, LeadWorkflow.set_status,
@@ -165,9 +183,6 @@ async def change_status(lead_id: str, body: StatusBody, session: SessionDep, cli
         audit(session, principal, "lead.status", "lead", lead_id, before=before,
               after={"status": body.status.value, "reason": body.reason})
         session.commit()
-        session.refresh(lead)
-        on_event(session, client, settings.temporal_task_queue, lead, "lead.status_changed",
-                 f"{lead_id}:status:{uuid.uuid4().hex}", {"status": body.status.value, "previous": before["status"]})
 
     await run_in_threadpool(record)
     return state
@@ -180,24 +195,27 @@ class EventBody(BaseModel):
 
 
 @router.post("/{lead_id}/events/{name}", status_code=202)
-async def record_event(lead_id: str, name: str, body: EventBody, session: SessionDep, client: ClientDep,
-                       settings: SettingsDep, principal: Staff) -> dict:
-    """Something happened to the lead (appointment.booked, offer.sent, ...): running definitions hear it and
-    published definitions it triggers start."""
+def record_event(lead_id: str, name: str, body: EventBody, session: SessionDep, principal: Staff) -> dict:
+    """Something happened to the lead (appointment.booked, offer.sent, ...): stored with its event; the relay
+    passes it to the running definitions and starts the published ones it triggers. The same `event_id`
+    twice is one event (`recorded: false` the second time)."""
     known = RECORDED_EVENTS["lead"]
     if name not in known:
         raise Problem(422, f"unknown lead event '{name}'", errors=[{"field": "name", "message": "known events: "
                                                                     + ", ".join(sorted(known))}])
-    lead = await run_in_threadpool(_get_lead, session, principal, lead_id)
+    lead = _get_lead(session, principal, lead_id)
     event_id = body.event_id or uuid.uuid4().hex
+    subject = lead.duplicate_of or lead.id
 
-    def apply() -> list[str]:
-        audit(session, principal, "lead.event", "lead", lead_id, after={"event": name, "data": body.data})
-        session.commit()
-        return on_event(session, client, settings.temporal_task_queue, lead, name, event_id, body.data)
+    def apply() -> bool:
+        recorded = emit(session, tenant_id=lead.tenant_id, subject_type="lead", subject_id=subject, name=name,
+                        event_id=event_id, data=body.data)
+        if recorded:
+            audit(session, principal, "lead.event", "lead", lead_id, after={"event": name, "data": body.data})
+        return recorded
 
-    started = await run_in_threadpool(apply)
-    return {"event": name, "event_id": event_id, "started": started}
+    recorded = in_transaction(session, apply)
+    return {"event": name, "event_id": event_id, "recorded": recorded}
 
 
 @router.post("/{lead_id}/convert", response_model=ConvertResult)
@@ -230,7 +248,17 @@ def update_lead(lead_id: str, body: LeadUpdate, session: SessionDep, principal: 
     session.add(lead)
     audit(session, principal, "lead.update", "lead", lead.id,
           before=json.loads(json.dumps(before, default=str)), after=json.loads(json.dumps(changes, default=str)))
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        if not is_unique_violation(exc):
+            raise
+        # One original per person: the database refuses a second live lead with this email or phone.
+        raise Problem(409, "another lead of this tenant already has this email or phone; "
+                           "post it as a new submission to link them", errors=[
+                               {"field": k, "message": "already used by another lead"}
+                               for k in ("email", "phone") if k in changes]) from None
     return _public(session, lead)
 
 

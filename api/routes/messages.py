@@ -13,7 +13,7 @@ from sqlmodel import col, func, select
 from starlette.concurrency import run_in_threadpool
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
-from api.delivery_events import Effects, apply_and_commit, opt_out
+from services.delivery_events import Effects, apply_and_commit, opt_out
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit, require
 from api.errors import Problem
 from api.paging import page
@@ -248,6 +248,6 @@ async def unsubscribe(token: str, session: SessionDep, client: ClientDep, settin
         audit(session, None, "consent.opt_out", "consent", f"{target['c']}:{target['a']}",
               after={"source": "unsubscribe_link"}, actor="recipient", tenant_id=target["t"])
 
-    await run_in_threadpool(apply_and_commit, session, client, apply, settings.temporal_task_queue)
+    await run_in_threadpool(apply_and_commit, session, apply)
     return HTMLResponse(_PAGE.format(title="Unsubscribed", text=f"{target['a']} will get no more emails.", form=""))
 

@@ -16,7 +16,6 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit
 from api.errors import Problem
 from api.paging import page
-from definitions.enrollment import on_deal_event
 from models.investor import Investor
 from models.matching import match_investors
 from models.opportunity import Opportunity, OpportunityMatch, StageChange
@@ -119,11 +118,7 @@ async def move_stage(opportunity_id: str, body: StageBody, session: SessionDep, 
     def record() -> None:
         audit(session, principal, "opportunity.stage", "opportunity", opportunity_id,
               before={"stage": previous}, after={"stage": body.stage, "reason": body.reason})
-        session.commit()
-        session.refresh(deal)
-        deal.stage = state.stage  # the workflow's activity wrote it; do not depend on read timing
-        on_deal_event(session, client, settings.temporal_task_queue, deal, "deal.stage_changed",
-                      f"{opportunity_id}:stage:{len(state.history)}", {"stage": state.stage, "previous": previous})
+        session.commit()  # the workflow's activity wrote the stage and its deal.stage_changed event
 
     await run_in_threadpool(record)
     return state

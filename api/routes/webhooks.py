@@ -5,30 +5,23 @@ A bad signature is refused (403) with nothing recorded but a security log line.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import time
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import ValidationError
-from sqlmodel import select
 from sendgrid.helpers.eventwebhook import EventWebhook
+from standardwebhooks import Webhook
 from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from api.deps import SessionDep, SettingsDep, ClientDep
-from api.delivery_events import Effects, apply_and_commit, apply_sendgrid_event, apply_twilio_status, claim_event
+from api.deps import SessionDep, SettingsDep
 from api.errors import Problem
-from api.inbound_sms import apply_inbound_sms
-from api.lead_intake import hold_for_review, lead_fields, receive_lead
-from api.security import Principal
 from core.metrics import WEBHOOK_EVENTS
-from models.lead import LeadCreate
-from models.tenant import Role
-from models.webhook import WebhookEvent
+from services.delivery_events import Effects, apply_and_commit, apply_sendgrid_event, apply_twilio_status
+from services.inbound_sms import apply_inbound_sms
+from services.lead_intake import receive_source_lead
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 security_log = logging.getLogger("dealflow.security")
@@ -65,7 +58,7 @@ def _public_url(settings, request: Request) -> str:
 
 
 @router.post("/sendgrid/events")
-async def sendgrid_events(request: Request, session: SessionDep, client: ClientDep, settings: SettingsDep):
+async def sendgrid_events(request: Request, session: SessionDep, settings: SettingsDep):
     body = await request.body()
     signature, timestamp = request.headers.get(SENDGRID_SIGNATURE), request.headers.get(SENDGRID_TIMESTAMP)
     if not settings.sendgrid_webhook_public_key:
@@ -91,7 +84,7 @@ async def sendgrid_events(request: Request, session: SessionDep, client: ClientD
             counts[outcome] = counts.get(outcome, 0) + 1
         return counts
 
-    counts = await run_in_threadpool(apply_and_commit, session, client, apply, settings.temporal_task_queue)
+    counts = await run_in_threadpool(apply_and_commit, session, apply)
     for outcome, n in counts.items():
         WEBHOOK_EVENTS.labels("sendgrid", outcome).inc(n)
     return {"received": len(events), **counts}
@@ -110,11 +103,10 @@ async def _twilio_form(request: Request, settings) -> dict[str, str]:
 
 
 @router.post("/twilio/sms")
-async def twilio_inbound_sms(request: Request, session: SessionDep, client: ClientDep, settings: SettingsDep):
+async def twilio_inbound_sms(request: Request, session: SessionDep, settings: SettingsDep):
     form = await _twilio_form(request, settings)
     outcome, reply = await run_in_threadpool(
-        apply_and_commit, session, client, lambda effects: apply_inbound_sms(session, settings, form, effects),
-        settings.temporal_task_queue)
+        apply_and_commit, session, lambda effects: apply_inbound_sms(session, settings, form, effects))
     WEBHOOK_EVENTS.labels("twilio_sms", outcome).inc()
     twiml = MessagingResponse()
     if reply and outcome != "duplicate":
@@ -123,76 +115,45 @@ async def twilio_inbound_sms(request: Request, session: SessionDep, client: Clie
 
 
 @router.post("/twilio/status")
-async def twilio_status(request: Request, session: SessionDep, client: ClientDep, settings: SettingsDep):
+async def twilio_status(request: Request, session: SessionDep, settings: SettingsDep):
     form = await _twilio_form(request, settings)
     outcome = await run_in_threadpool(
-        apply_and_commit, session, client, lambda effects: apply_twilio_status(session, form, effects),
-        settings.temporal_task_queue)
+        apply_and_commit, session, lambda effects: apply_twilio_status(session, form, effects))
     WEBHOOK_EVENTS.labels("twilio_status", outcome).inc()
     return {"status": outcome}
 
 
+def verify_lead_source(secret: str, body: bytes, headers) -> str | None:
+    """The Standard Webhooks scheme (standardwebhooks.com): `webhook-signature: v1,<base64 HMAC-SHA256>` over
+    `{webhook-id}.{webhook-timestamp}.{body}`, refused more than 5 minutes off our clock. Returns the reason
+    it is refused, or None. A `whsec_` secret is base64 (as Svix and the spec issue them); any other is used
+    as its UTF-8 bytes."""
+    try:
+        Webhook(secret if secret.startswith("whsec_") else secret.encode()).verify(body, dict(headers),
+                                                                                   json_parse=False)
+    except Exception as exc:  # noqa: BLE001 - malformed headers, bad base64, non-UTF-8 body: all a failed check
+        return str(exc) or type(exc).__name__
+    return None
+
+
 @router.post("/leads/{source}")
-async def lead_source_webhook(source: str, request: Request, session: SessionDep, client: ClientDep,
-                              settings: SettingsDep, tenant: str = Query(..., max_length=40)):
-    """Leads from a source (Zapier, a form builder, a PPC platform), signed with HMAC-SHA256 of the body:
-    `X-Dealflow-Signature: sha256=<hex>` with the tenant's secret for that source. Stored once per
-    `X-Event-Id` (or body hash). Unreadable leads are kept as needs_review with the reason (202)."""
+async def lead_source_webhook(source: str, request: Request, session: SessionDep, settings: SettingsDep,
+                              tenant: str = Query(..., max_length=40)):
+    """Leads from a source (Zapier, a form builder, a PPC platform), signed the Standard Webhooks way with the
+    tenant's secret for that source (`webhook-id`, `webhook-timestamp`, `webhook-signature`). Stored once per
+    `webhook-id`, even while the first request with that id is still in flight (the database decides).
+    Unreadable leads are kept as needs_review with the reason (202)."""
     body = await request.body()
     secret = settings.lead_source_secrets.get(tenant, {}).get(source)
     if not secret:
         raise _refuse(f"lead_source:{source}", request, f"no secret configured for tenant {tenant!r}")
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, request.headers.get("X-Dealflow-Signature", "")):
-        raise _refuse(f"lead_source:{source}", request, "bad signature")
-    try:
-        payload = json.loads(body)
-        if not isinstance(payload, dict):
-            raise ValueError("expected a JSON object")
-    except ValueError as exc:
-        payload, parse_error = {"raw_body": body.decode("utf-8", "replace")[:5000]}, str(exc)
-    else:
-        parse_error = None
-    event_id = request.headers.get("X-Event-Id") or str(payload.get("id") or "") or hashlib.sha256(body).hexdigest()
-    principal = Principal(tenant_id=tenant, role=Role.staff, key_id=f"webhook-{source}")
-
-    def claim():
-        row = claim_event(session, f"lead_source:{source}", event_id, "lead", payload, tenant)
-        if row is None:
-            row = session.exec(select(WebhookEvent).where(WebhookEvent.provider == f"lead_source:{source}",
-                                                          WebhookEvent.event_id == event_id)).one()
-            if row.status != "received":  # done before; "received" means Temporal failed last time: go on
-                return None, row.error
-        errors = [{"field": "body", "message": parse_error}] if parse_error else None
-        if errors is None:
-            try:
-                return LeadCreate.model_validate(lead_fields(source, payload)), None
-            except ValidationError as exc:
-                errors = [{"field": ".".join(str(p) for p in e["loc"]) or "body",
-                           "message": e["msg"].removeprefix("Value error, ")} for e in exc.errors()]
-        lead = hold_for_review(session, tenant, source, payload, errors)
-        row.status, row.error = "failed", f"needs_review:{lead.id}"
-        session.commit()
-        return None, row.error
-
-    lead_body, held = await run_in_threadpool(claim)
-    if lead_body is None:
-        WEBHOOK_EVENTS.labels("lead_source", "held" if held else "duplicate").inc()
-        lead_id = held.split(":", 1)[1] if held and held.startswith("needs_review:") else None
-        return Response(json.dumps({"status": "needs_review" if lead_id else "duplicate", "lead_id": lead_id}),
-                        status_code=202, media_type="application/json")
-    await run_in_threadpool(session.commit)
-    lead, duplicate = await receive_lead(session, client, settings, principal, lead_body, channel=f"webhook:{source}")
-
-    def applied() -> None:
-        row = session.exec(select(WebhookEvent).where(WebhookEvent.provider == f"lead_source:{source}",
-                                                      WebhookEvent.event_id == event_id)).one()
-        row.status, row.error = "applied", f"lead:{lead.id}"
-        session.add(row)
-        session.commit()
-
-    await run_in_threadpool(applied)
-    WEBHOOK_EVENTS.labels("lead_source", "duplicate_lead" if duplicate else "lead").inc()
-    return Response(json.dumps({"status": "duplicate_of" if duplicate else "created", "lead_id": lead.id,
-                                "duplicate_of": lead.duplicate_of}), status_code=200 if duplicate else 201,
-                    media_type="application/json")
+    refused = verify_lead_source(secret, body, request.headers)
+    if refused:
+        raise _refuse(f"lead_source:{source}", request, f"bad signature ({refused})")
+    event_id = request.headers["webhook-id"][:300]
+    outcome = await run_in_threadpool(receive_source_lead, session, tenant, source, event_id, body)
+    WEBHOOK_EVENTS.labels("lead_source", outcome.status).inc()
+    payload = {"status": outcome.status, "lead_id": outcome.lead_id}
+    if outcome.duplicate_of:
+        payload["duplicate_of"] = outcome.duplicate_of
+    return Response(json.dumps(payload), status_code=outcome.http_status, media_type="application/json")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, Field
+from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
@@ -16,7 +17,10 @@ from api.deps import ClientDep, PrincipalDep, SessionDep, Staff, audit
 from api.errors import Problem
 from api.security import Principal
 from core import search_attributes as sa
+from models.event import emit
+from models.lead import Lead
 from models.payloads import LeadEvent
+from core.db import in_transaction
 from workflows.lead import LEAD_SIGNALS
 
 router = APIRouter(prefix="/api/v1/workflows", tags=["workflows"])
@@ -96,22 +100,38 @@ async def signal_workflow(
     workflow_id: str, name: str, body: SignalBody, client: ClientDep, session: SessionDep, principal: Staff,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> SignalAccepted:
-    description = await _describe_own(client, principal, workflow_id)
-    allowed = PUBLIC_SIGNALS.get(description.workflow_type, {}).get("signals", {})
-    if name not in allowed:
-        raise Problem(422, f"{description.workflow_type} has no signal '{name}'"
-                           + (f"; allowed: {', '.join(sorted(allowed))}" if allowed else ""),
+    """A lead event for the lead's workflow (reply, note, opt-out, close), stored with its outbox event and
+    delivered by the relay — in order after the lead's own start, and while Temporal is down too. The same
+    `event_id` (or Idempotency-Key) twice is one event."""
+    lead = await run_in_threadpool(_lead_of, session, principal, workflow_id)
+    if name not in LEAD_SIGNALS:
+        raise Problem(422, f"LeadWorkflow has no signal '{name}'; allowed: {', '.join(sorted(LEAD_SIGNALS))}",
                       errors=[{"field": "name", "message": f"unknown signal '{name}'"}])
-    if description.status != WorkflowExecutionStatus.RUNNING:
-        raise Problem(409, f"workflow {workflow_id} is {description.status.name.lower()}, not running")
+    try:  # a closed workflow would never hear it: say so now when Temporal can tell (not needed to accept)
+        description = await client.get_workflow_handle(workflow_id).describe(rpc_timeout=timedelta(seconds=2))
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            raise Problem(409, f"workflow {workflow_id} is {description.status.name.lower()}, not running")
+    except RPCError:
+        pass  # not started yet (the relay starts it first) or Temporal unreachable: accepted all the same
     event_id = body.event_id or idempotency_key or uuid.uuid4().hex
     event = LeadEvent(event_id=event_id, data=body.data, note=body.note, actor=principal.actor)
-    await client.get_workflow_handle(workflow_id).signal(name, event)
 
     def record() -> None:
-        audit(session, principal, "workflow.signal", "workflow", workflow_id,
-              after={"signal": name, "event_id": event_id, "data": body.data, "note": body.note})
-        session.commit()
+        recorded = emit(session, tenant_id=lead.tenant_id, subject_type="lead", subject_id=lead.id,
+                        name=LEAD_SIGNALS[name], event_id=event_id, data=body.data, workflow_signal=name,
+                        signal_payload=event.model_dump())
+        if recorded:
+            audit(session, principal, "workflow.signal", "workflow", workflow_id,
+                  after={"signal": name, "event_id": event_id, "data": body.data, "note": body.note})
 
-    await run_in_threadpool(record)
+    await run_in_threadpool(in_transaction, session, record)
     return SignalAccepted(workflow_id=workflow_id, signal=name, event_id=event_id)
+
+
+def _lead_of(session, principal: Principal, workflow_id: str) -> Lead:
+    """The original lead whose workflow this is (another tenant's is reported as missing)."""
+    lead = session.exec(select(Lead).where(Lead.tenant_id == principal.tenant_id, Lead.workflow_id == workflow_id,
+                                           col(Lead.duplicate_of).is_(None))).first()
+    if lead is None:
+        raise Problem(404, f"workflow {workflow_id} not found (only lead workflows take signals here)")
+    return lead

@@ -116,17 +116,21 @@ def test_up_runs_everything_and_ctrl_c_stops_it(tmp_path):
 
 
 def test_up_reuses_an_external_temporal_and_database(tmp_path, settings, temporal_client):
+    from tests.integration.stack import own_database
+
     api_port = _free_port()
-    env = _env(tmp_path, DEALFLOW_API_PORT=str(api_port), DEALFLOW_TEMPORAL_ADDRESS=settings.temporal_address,
-               DEALFLOW_DATABASE_URL=settings.database_url, DEALFLOW_TEMPORAL_TASK_QUEUE="up-external",
-               DEALFLOW_DEFAULT_TENANT="external")
-    process = subprocess.Popen([*DEALFLOW, "up"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_healthy(process, f"http://127.0.0.1:{api_port}")
-    finally:
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=60)
+    # A database of its own: the relay of this `up` must not deliver other tests' events to its task queue.
+    with own_database(settings.database_url) as database_url:
+        env = _env(tmp_path, DEALFLOW_API_PORT=str(api_port), DEALFLOW_TEMPORAL_ADDRESS=settings.temporal_address,
+                   DEALFLOW_DATABASE_URL=database_url, DEALFLOW_TEMPORAL_TASK_QUEUE="up-external",
+                   DEALFLOW_DEFAULT_TENANT="external")
+        process = subprocess.Popen([*DEALFLOW, "up"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_healthy(process, f"http://127.0.0.1:{api_port}")
+        finally:
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr[-2000:]
     assert f"external Temporal at {settings.temporal_address}" in stdout
     assert not (tmp_path / ".dealflow" / "temporal.db").exists()

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from models.definition import WorkflowExecution
 from models.task import Task
 from models.tenant import Role
-from tests.conftest import eventually, set_tenant, zone_at_local_hour
+from tests.conftest import delivered, eventually, set_tenant, started_by, workflow_running, zone_at_local_hour
 from workflows.definition import DefinitionEvent, DefinitionWorkflow
 
 REFERRAL = """schema: dealflow/v1
@@ -50,6 +50,15 @@ def _runs(engine, lead_id):
         return session.exec(select(WorkflowExecution).where(WorkflowExecution.subject_id == lead_id)).all()
 
 
+def _stage_event(engine, deal_id, stage) -> str:
+    """The event id of the deal's move to `stage` (its StageChange row's id)."""
+    from models.opportunity import StageChange
+
+    with Session(engine) as session:
+        return session.exec(select(StageChange.id).where(StageChange.opportunity_id == deal_id,
+                                                          StageChange.to_stage == stage)).one()
+
+
 def _tasks(engine, lead_id):
     with Session(engine) as session:
         return [t.title for t in session.exec(select(Task).where(Task.lead_id == lead_id))]
@@ -64,6 +73,8 @@ async def test_trigger_filter_enrolls_and_running_runs_hear_events_and_keep_thei
         "first_name": "Ref", "email": f"ref.{uuid.uuid4().hex[:6]}@example.com", "source": "referral"})).json()
     ppc = (await api.post("/api/v1/leads", headers=staff, json={
         "first_name": "Ppc", "email": f"ppc.{uuid.uuid4().hex[:6]}@example.com", "source": "ppc"})).json()
+    await delivered(engine, f"{referral['id']}:created")
+    await delivered(engine, f"{ppc['id']}:created")
     runs = _runs(engine, referral["id"])
     assert [(r.definition_key, r.definition_version) for r in runs] == [("referral-welcome", 1)]
     assert _runs(engine, ppc["id"]) == []  # the `when` filter said no
@@ -74,7 +85,7 @@ async def test_trigger_filter_enrolls_and_running_runs_hear_events_and_keep_thei
     handle = temporal_client.get_workflow_handle_for(DefinitionWorkflow.run, runs[0].workflow_id)
     replied = await api.post(f"/api/v1/leads/{referral['id']}/events/lead.replied", headers=staff,
                              json={"data": {"text": "thanks!"}})
-    assert replied.status_code == 202 and replied.json()["started"] == []
+    assert replied.status_code == 202 and await started_by(engine, replied.json()["event_id"]) == []
     state = await asyncio.wait_for(handle.result(), timeout=30)
     assert state.version == 1 and state.status == "completed"
     assert [p["detail"] for p in state.path][-2:] == ["lead.replied received", "set_status qualified"]
@@ -83,6 +94,7 @@ async def test_trigger_filter_enrolls_and_running_runs_hear_events_and_keep_thei
 
     second = (await api.post("/api/v1/leads", headers=staff, json={
         "first_name": "Two", "email": f"two.{uuid.uuid4().hex[:6]}@example.com", "source": "referral"})).json()
+    await delivered(engine, f"{second['id']}:created")
     assert [r.definition_version for r in _runs(engine, second["id"])] == [2]
     assert await eventually(lambda: "Call the referrer" in _tasks(engine, second["id"]))
 
@@ -94,7 +106,8 @@ async def test_reenrollment_rules_and_unknown_events(api, make_key, engine):
         "first_name": "Appt", "email": f"appt.{uuid.uuid4().hex[:6]}@example.com", "source": "cold_call"})).json()
     first = await api.post(f"/api/v1/leads/{lead['id']}/events/appointment.booked", headers=staff, json={})
     again = await api.post(f"/api/v1/leads/{lead['id']}/events/appointment.booked", headers=staff, json={})
-    assert len(first.json()["started"]) == 1 and again.json()["started"] == []  # re-enroll only after 1d
+    assert len(await started_by(engine, first.json()["event_id"])) == 1
+    assert await started_by(engine, again.json()["event_id"]) == []  # re-enroll only after 1d
     assert await eventually(lambda: _tasks(engine, lead["id"]) == ["Prepare for the appointment"])
     unknown = await api.post(f"/api/v1/leads/{lead['id']}/events/appointment.made", headers=staff, json={})
     assert unknown.status_code == 422
@@ -104,7 +117,7 @@ async def test_reenrollment_rules_and_unknown_events(api, make_key, engine):
     other = (await api.post("/api/v1/leads", headers=staff, json={
         "first_name": "Late", "email": f"late.{uuid.uuid4().hex[:6]}@example.com", "source": "cold_call"})).json()
     late = await api.post(f"/api/v1/leads/{other['id']}/events/appointment.booked", headers=staff, json={})
-    assert late.json()["started"] == []  # retired: no new enrollments
+    assert await started_by(engine, late.json()["event_id"]) == []  # retired: no new enrollments
 
 
 async def test_a_deal_going_under_contract_gets_the_closing_checklist(api, make_key, engine):
@@ -115,11 +128,14 @@ async def test_a_deal_going_under_contract_gets_the_closing_checklist(api, make_
     await _publish(api, ops, playbook, "deal-under-contract", 2)
     lead = (await api.post("/api/v1/leads", headers=staff, json={
         "first_name": "Deal", "email": f"deal.{uuid.uuid4().hex[:6]}@example.com", "source": "referral"})).json()
+    await workflow_running(api, staff, lead["id"])
     deal_id = (await api.post(f"/api/v1/leads/{lead['id']}/convert", headers=staff, json={})).json()["opportunity_id"]
     for stage in ("contacted", "offer_made"):
         await api.post(f"/api/v1/opportunities/{deal_id}/stage", headers=staff, json={"stage": stage})
+    await delivered(engine, _stage_event(engine, deal_id, "offer_made"))
     assert _runs(engine, deal_id) == []  # the filter wants under_contract
     await api.post(f"/api/v1/opportunities/{deal_id}/stage", headers=staff, json={"stage": "under_contract"})
+    await delivered(engine, _stage_event(engine, deal_id, "under_contract"))
     runs = _runs(engine, deal_id)
     assert [(r.definition_key, r.subject_type) for r in runs] == [("deal-under-contract", "deal")]
 
@@ -148,7 +164,8 @@ steps:
     await _publish(api, ops, source, "opened-follow-up")
     lead = (await api.post("/api/v1/leads", headers=staff, json={
         "first_name": "Open", "email": f"open.{uuid.uuid4().hex[:6]}@example.com", "source": "referral"})).json()
-    started = (await api.post(f"/api/v1/leads/{lead['id']}/events/offer.sent", headers=staff, json={})).json()
+    offer = (await api.post(f"/api/v1/leads/{lead['id']}/events/offer.sent", headers=staff, json={})).json()
+    started = {"started": await started_by(engine, offer["event_id"])}
     assert len(started["started"]) == 1
     with Session(engine) as session:
         message = Message(tenant_id=tenant, lead_id=lead["id"], channel="email", status="delivered", body="offer",
@@ -249,10 +266,12 @@ async def test_set_stage_moves_the_deal_through_its_workflow_and_run_definition_
         await _publish(api, ops, source, key)
     lead = (await api.post("/api/v1/leads", headers=staff, json={
         "first_name": "Stage", "email": f"stage.{uuid.uuid4().hex[:6]}@example.com", "source": "referral"})).json()
+    await workflow_running(api, staff, lead["id"])
     deal_id = (await api.post(f"/api/v1/leads/{lead['id']}/convert", headers=staff, json={})).json()["opportunity_id"]
     for stage in ("contacted", "offer_made"):
         assert (await api.post(f"/api/v1/opportunities/{deal_id}/stage", headers=staff,
                                json={"stage": stage})).status_code == 200
+    await delivered(engine, _stage_event(engine, deal_id, "offer_made"))
     run = next(r for r in _runs(engine, deal_id) if r.definition_key == "offer-accepted")
     handle = temporal_client.get_workflow_handle_for(DefinitionWorkflow.run, run.workflow_id)
     await handle.signal(DefinitionWorkflow.event, DefinitionEvent(name="deal.stage_changed", event_id="go"))
@@ -269,6 +288,7 @@ async def test_set_stage_moves_the_deal_through_its_workflow_and_run_definition_
             return sorted(t.title for t in session.exec(select(Task).where(Task.opportunity_id == deal_id)))
     # closing-tasks heard the definition's move as it hears staff moves; closing-extras was started by name.
     assert await eventually(lambda: tasks() == ["Book the photographer", "Order title"])
+    await delivered(engine, _stage_event(engine, deal_id, "under_contract"))
     assert {r.definition_key for r in _runs(engine, deal_id)} == {"offer-accepted", "closing-tasks", "closing-extras"}
     with Session(engine) as session:
         moves = session.exec(select(StageChange).where(StageChange.opportunity_id == deal_id,
@@ -311,8 +331,8 @@ async def test_set_status_goes_through_the_leads_own_workflow(api, make_key, eng
     await _publish(api, ops, STATUSES, "status-moves")
     lead = (await api.post("/api/v1/leads", headers=staff, json={
         "first_name": "Moves", "email": f"moves.{uuid.uuid4().hex[:6]}@example.com", "source": "ppc"})).json()
-    started = (await api.post(f"/api/v1/leads/{lead['id']}/events/lead.note", headers=staff, json={})).json()
-    handle = temporal_client.get_workflow_handle_for(DefinitionWorkflow.run, started["started"][0])
+    note = (await api.post(f"/api/v1/leads/{lead['id']}/events/lead.note", headers=staff, json={})).json()
+    handle = temporal_client.get_workflow_handle_for(DefinitionWorkflow.run, (await started_by(engine, note["event_id"]))[0])
     state = await asyncio.wait_for(handle.result(), timeout=30)
     details = [p["detail"] for p in state.path]
     assert details[0] == "set_status qualified" and details[-1] == "set_status dead", details
@@ -344,8 +364,8 @@ async def test_http_call_reaches_allowed_hosts_once_per_step_with_its_idempotenc
     lead = (await api.post("/api/v1/leads", headers=staff, json={
         "first_name": "Hook", "email": f"hook.{uuid.uuid4().hex[:6]}@example.com", "source": "ppc"})).json()
     hook_fake.failures.append(Reply(503, {"error": "busy"}))  # the first attempt fails and is retried
-    started = (await api.post(f"/api/v1/leads/{lead['id']}/events/lead.note", headers=staff, json={})).json()
-    handle = temporal_client.get_workflow_handle_for(DefinitionWorkflow.run, started["started"][0])
+    note = (await api.post(f"/api/v1/leads/{lead['id']}/events/lead.note", headers=staff, json={})).json()
+    handle = temporal_client.get_workflow_handle_for(DefinitionWorkflow.run, (await started_by(engine, note["event_id"]))[0])
     state = await asyncio.wait_for(handle.result(), timeout=30)
 
     calls = [c for c in hook_fake.calls("POST", "/hooks/lead") if c.json()["lead_id"] == lead["id"]]

@@ -194,7 +194,7 @@ async def test_a_long_run_continues_as_new_without_losing_its_place():
 
 
 async def test_a_definitions_own_send_window_applies_in_the_dry_run():
-    from definitions.dryrun import dry_run
+    from services.dry_run import dry_run
 
     source = """
 schema: dealflow/v1

@@ -11,7 +11,9 @@ async def test_health_reports_database_and_temporal(api):
     for path in ("/health", "/api/v1/health"):
         response = await api.get(path)
         assert response.status_code == 200
-        assert response.json() == {"status": "ok", "checks": {"database": "ok", "temporal": "ok"}}
+        body = response.json()
+        assert body["status"] == "ok" and body["checks"] == {"database": "ok", "temporal": "ok", "relay": "ok"}
+        assert set(body["relay"]) == {"backlog", "oldest_seconds", "parked"}
 
 
 async def test_health_is_503_when_the_database_is_unreachable(temporal_env, settings):

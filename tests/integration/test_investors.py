@@ -15,7 +15,9 @@ from models.investor import Investor
 from models.message import Message
 from models.task import Task
 from models.tenant import Role
-from tests.conftest import TWILIO_TOKEN, eventually, set_tenant, toll_free, zone_at_local_hour
+from tests.conftest import (
+    TWILIO_TOKEN, delivered, eventually, set_tenant, toll_free, workflow_running, zone_at_local_hour,
+)
 from workflows.definition import DefinitionWorkflow
 
 RAISE = """schema: dealflow/v1
@@ -90,6 +92,8 @@ async def test_capital_raise_runs_for_an_investor_hears_a_reply_and_ends_on_comm
     investor = (await api.post("/api/v1/investors", headers=staff,
                                json=_investor(phone=phone, accredited=True))).json()
     browsing = (await api.post("/api/v1/investors", headers=staff, json=_investor(accredited=False))).json()
+    for created in (investor, browsing):
+        await delivered(engine, f"{created['id']}:created")
     with Session(engine) as session:
         runs = session.exec(select(WorkflowExecution).where(WorkflowExecution.tenant_id == tenant)).all()
     assert [(r.subject_type, r.subject_id, r.definition_key) for r in runs] == [
@@ -192,6 +196,7 @@ async def test_deals_are_matched_to_investor_buy_boxes_by_api_and_by_definition(
     lead = (await api.post("/api/v1/leads", headers=staff, json={
         "first_name": "Oak", "email": f"oak.{uuid.uuid4().hex[:6]}@example.com", "source": "referral",
         "property_address": "4500 Oak Ridge Dr, Austin, TX 78731"})).json()
+    await workflow_running(api, staff, lead["id"])
     deal_id = (await api.post(f"/api/v1/leads/{lead['id']}/convert", headers=staff,
                               json={"asking_price": "285000"})).json()["opportunity_id"]
 
@@ -234,5 +239,7 @@ async def test_concurrent_posts_of_one_investor_store_one_row_and_one_run(api, m
     assert len({a.json()["id"] for a in answers}) == 1
     with Session(engine) as session:
         assert len(session.exec(select(Investor).where(Investor.tenant_id == tenant)).all()) == 1
+    await delivered(engine, f"{answers[0].json()['id']}:created")
+    with Session(engine) as session:
         runs = session.exec(select(WorkflowExecution).where(WorkflowExecution.tenant_id == tenant)).all()
     assert [r.definition_key for r in runs] == ["welcome-investor"], [(r.workflow_id, r.run_id) for r in runs]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 from models.tenant import Role
-from tests.conftest import eventually, set_tenant, zone_at_local_hour
+from tests.conftest import eventually, set_tenant, workflow_running, zone_at_local_hour
 
 
 async def _lead(api, make_key, engine):
@@ -17,6 +17,7 @@ async def _lead(api, make_key, engine):
         "first_name": "Life", "last_name": "Cycle", "email": f"life.{uuid.uuid4().hex[:6]}@mailinator.com",
         "phone": "(512) 555-0188", "source": "direct_mail", "tags": ["probate", "vacant"],
         "property_address": "4500 Oak Ridge Drive, Austin, TX 78731"})).json()
+    await workflow_running(api, headers, lead["id"])
     return tenant, headers, lead
 
 

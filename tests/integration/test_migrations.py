@@ -50,3 +50,62 @@ def test_audit_log_is_append_only(engine):
             conn.execute(text(statement))
     with Session(engine) as session:
         assert session.get(AuditLog, row_id).actor == "test"
+
+
+def test_0006_links_the_duplicate_originals_a_database_already_holds(settings):
+    """Run on a database that suffered the duplicate bug: the earliest lead of each person stays original, the
+    others (chained by email or phone) are linked to it and get a `lead.merged` event for their workflows;
+    duplicate properties are merged; then the unique indexes hold."""
+    from datetime import UTC, datetime, timedelta
+
+    import sqlalchemy as sa
+    from sqlalchemy.exc import IntegrityError
+
+    from models.base import JSONType, UTCDateTime
+    from tests.integration.stack import own_database
+
+    with own_database(settings.database_url) as url:
+        migrate(url, "0005", downgrade=True)
+        engine = make_engine(url)
+        t0 = datetime(2026, 11, 1, tzinfo=UTC)
+        leads = [  # (id, email, phone, property, minutes after t0)
+            ("ld_a", "maria@example.com", None, "pr_1", 0), ("ld_b", "maria@example.com", "+15125550142", "pr_2", 1),
+            ("ld_c", None, "+15125550142", None, 2), ("ld_d", "other@example.com", None, None, 3)]
+        def table(name, *columns, json=(), times=()):  # typed views: JSON and datetimes bound per backend
+            return sa.table(name, *(sa.column(c) for c in columns), *(sa.column(c, JSONType) for c in json),
+                            *(sa.column(c, UTCDateTime()) for c in times))
+
+        tenants = table("tenants", "id", "name", "timezone", "send_window_days", "send_window_start",
+                        "send_window_end", times=("created_at",))
+        properties_t = table("properties", "id", "tenant_id", "street", "city", "state", "zip", "normalized_address",
+                             json=("facts",), times=("created_at",))
+        leads_t = table("leads", "id", "tenant_id", "first_name", "last_name", "email", "phone", "property_id",
+                        "source", "status", "workflow_id", json=("tags", "custom"), times=("created_at", "updated_at"))
+        with engine.begin() as conn:
+            conn.execute(tenants.insert().values(id="old", name="Old", timezone="America/Chicago",
+                                                 send_window_days="mon-sat", send_window_start="08:00",
+                                                 send_window_end="20:00", created_at=t0))
+            for pid, minutes in (("pr_1", 0), ("pr_2", 1)):
+                conn.execute(properties_t.insert().values(
+                    id=pid, tenant_id="old", street="1 Main St", city="Austin", state="TX", zip="78701",
+                    normalized_address="1 MAIN ST, AUSTIN, TX 78701", facts={},
+                    created_at=t0 + timedelta(minutes=minutes)))
+            for lead_id, email, phone, prop, minutes in leads:
+                at = t0 + timedelta(minutes=minutes)
+                conn.execute(leads_t.insert().values(
+                    id=lead_id, tenant_id="old", first_name="M", last_name="G", email=email, phone=phone,
+                    property_id=prop, source="web_form", status="new", workflow_id=f"lead-old-{lead_id}", tags=[],
+                    custom={}, created_at=at, updated_at=at))
+        migrate(url)
+        with engine.connect() as conn:
+            rows = {r.id: r for r in conn.execute(text("SELECT id, duplicate_of, workflow_id, property_id FROM leads"))}
+            merged = conn.execute(text("SELECT subject_id, name, workflow_signal FROM events ORDER BY seq")).all()
+            properties = conn.execute(text("SELECT id FROM properties")).all()
+        assert rows["ld_a"].duplicate_of is None and rows["ld_d"].duplicate_of is None
+        assert rows["ld_b"].duplicate_of == "ld_a" and rows["ld_c"].duplicate_of == "ld_a"  # c is b's phone
+        assert rows["ld_b"].workflow_id == "lead-old-ld_a"
+        assert [tuple(m) for m in merged] == [("ld_b", "lead.merged", "merged"), ("ld_c", "lead.merged", "merged")]
+        assert [p.id for p in properties] == ["pr_1"] and rows["ld_b"].property_id == "pr_1"
+        with pytest.raises(IntegrityError), engine.begin() as conn:  # the database now refuses a second original
+            conn.execute(text("UPDATE leads SET duplicate_of = NULL WHERE id = 'ld_b'"))
+        engine.dispose()

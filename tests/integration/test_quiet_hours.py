@@ -17,7 +17,7 @@ from core import search_attributes as sa
 from core.devserver import time_skipping_environment
 from models.message import Message
 from models.payloads import LeadEvent, LeadWorkflowInput
-from models.send_window import SendWindow
+from definitions.send_window import SendWindow
 from tests.conftest import insert_lead, set_tenant, toll_free, zone_at_local_hour
 from worker import build_worker
 from workflows.lead import LeadWorkflow

@@ -21,7 +21,7 @@ from models.tenant import Role
 from models.timeline import TimelineEntry
 from models.webhook import WebhookEvent
 from tests.conftest import (
-    FAKE_TENANT, TWILIO_TOKEN, eventually, insert_lead, set_tenant, toll_free, zone_at_local_hour,
+    FAKE_TENANT, TWILIO_TOKEN, eventually, insert_lead, workflow_running, set_tenant, toll_free, zone_at_local_hour,
 )
 from workflows.lead import LeadWorkflow
 
@@ -159,6 +159,7 @@ async def test_sendgrid_unsubscribe_stops_the_leads_cadence(api, engine, make_ke
     set_tenant(engine, tenant, timezone=zone_at_local_hour(2))  # 02:00 there: the first touch waits
     lead = (await api.post("/api/v1/leads", headers=headers, json={
         "first_name": "Unsub", "email": f"unsub.{uuid.uuid4().hex[:6]}@example.com", "source": "ppc"})).json()
+    await workflow_running(api, headers, lead["id"])
     handle = temporal_client.get_workflow_handle_for(LeadWorkflow.run, lead["workflow_id"])
     await eventually(lambda: _state(handle, lambda s: s.step == "first_touch"))
     message = Message(tenant_id=tenant, lead_id=lead["id"], channel="email", status="delivered", body="x",
@@ -222,6 +223,7 @@ async def _quiet_lead(api, engine, make_key):
     lead = (await api.post("/api/v1/leads", headers=headers, json={
         "first_name": "Stop", "phone": phone, "email": f"stop.{uuid.uuid4().hex[:6]}@example.com",
         "source": "direct_mail"})).json()
+    await workflow_running(api, headers, lead["id"])
     return tenant, number, lead, headers
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from sqlmodel import Session, select
+from temporalio.service import RPCError
 
 from core import search_attributes as sa
 from models.lead import Lead
@@ -70,8 +71,17 @@ async def test_close_ends_the_workflow_and_marks_the_lead_dead(api, make_key, en
     lead = await _new_lead(api, headers)
     url = f"/api/v1/workflows/{lead['workflow_id']}/signals/close"
     response = await api.post(url, json={"note": "Sold to another buyer"}, headers=headers)
-    assert response.status_code == 202
-    result = await temporal_client.get_workflow_handle_for(LeadWorkflow.run, lead["workflow_id"]).result()
+    assert response.status_code == 202  # accepted before the relay even started the workflow: delivered after
+    handle = temporal_client.get_workflow_handle_for(LeadWorkflow.run, lead["workflow_id"])
+
+    async def started() -> bool:
+        try:
+            return bool(await handle.describe())
+        except RPCError:
+            return False
+
+    await eventually(started)
+    result = await handle.result()
     assert result.status == "dead"
     with Session(engine) as session:
         row = session.get(Lead, lead["id"])

@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from models.send_window import SendWindow, recipient_zones
+from definitions.send_window import SendWindow, recipient_zones
 
 WINDOW = SendWindow.parse("mon-sat", "08:00", "20:00")
 

@@ -9,18 +9,20 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-import anyio.from_thread
 from celpy import json_to_cel
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import (
+    SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from core import search_attributes as sa
 from core.db import is_unique_violation
 from definitions.model import Definition
-from definitions.store import active
+from services.definition_store import active
 from models.base import utcnow
 from models.definition import WorkflowExecution
 from models.investor import Investor
@@ -45,27 +47,14 @@ def matches(expression: str | None, views: dict[str, Any], data: dict[str, Any])
         return False
 
 
-def on_subject_event(session: Session, client: Client, task_queue: str, kind: str, subject: Any, name: str,
-                     event_id: str, data: dict[str, Any] | None = None,
-                     call: Callable[..., Any] = anyio.from_thread.run) -> list[str]:
+def dispatch(session: Session, client: Client, task_queue: str, kind: str, subject: Any, name: str,
+             event_id: str, data: dict[str, Any], call: Callable[..., Any]) -> list[str]:
     """Something happened to a lead, deal or investor (`kind`): forward it to the subject's running
     definitions, then enroll it in the published definitions about that kind of subject it triggers. Returns
-    the workflow ids started. Call it from a worker thread (it reaches the event loop for Temporal calls and
-    blocks on the database)."""
+    the workflow ids started; the caller commits the executions recorded. Called by the relay from one of its
+    threads (`call` runs a Temporal call on the worker's event loop)."""
     return _dispatch(session, client, task_queue, subject.tenant_id, kind, subject.id, _views(session, kind, subject),
                      name, event_id, data or {}, call=call)
-
-
-def on_event(session: Session, client: Client, task_queue: str, lead: Lead, name: str, event_id: str,
-             data: dict[str, Any] | None = None) -> list[str]:
-    """on_subject_event for a lead."""
-    return on_subject_event(session, client, task_queue, "lead", lead, name, event_id, data)
-
-
-def on_deal_event(session: Session, client: Client, task_queue: str, deal: Opportunity, name: str, event_id: str,
-                  data: dict[str, Any] | None = None, call: Callable[..., Any] = anyio.from_thread.run) -> list[str]:
-    """on_subject_event for a deal (e.g. deal.stage_changed)."""
-    return on_subject_event(session, client, task_queue, "deal", deal, name, event_id, data, call)
 
 
 SUBJECT_MODELS: dict[str, type] = {"lead": Lead, "deal": Opportunity, "investor": Investor}
@@ -104,9 +93,8 @@ def run_definition(session: Session, client: Client, task_queue: str, tenant_id:
 
 def _dispatch(session: Session, client: Client, task_queue: str, tenant_id: str, kind: str, subject_id: str,
               views: dict[str, Any], name: str, event_id: str, data: dict[str, Any],
-              call: Callable[..., Any] = anyio.from_thread.run, deliver_to_running: bool = True) -> list[str]:
-    """`call(coroutine_function, *args)` runs a Temporal call on the event loop from this thread: anyio's
-    from_thread in the API, run_coroutine_threadsafe in a worker activity."""
+              call: Callable[..., Any], deliver_to_running: bool = True) -> list[str]:
+    """`call(coroutine_function, *args)` runs a Temporal call on the worker's event loop from this thread."""
     running = session.exec(select(WorkflowExecution).where(
         WorkflowExecution.tenant_id == tenant_id, WorkflowExecution.subject_id == subject_id,
         WorkflowExecution.workflow_type == "DefinitionWorkflow", WorkflowExecution.status == "running")).all()
@@ -137,7 +125,6 @@ def _dispatch(session: Session, client: Client, task_queue: str, tenant_id: str,
         workflow_id = f"def-{tenant_id}-{definition.key}-{subject_id}" + (f"-{len(earlier) + 1}" if earlier else "")
         started.append(enroll(session, client, task_queue, tenant_id, kind, subject_id, views, definition, call,
                               workflow_id))
-    session.commit()
     return started
 
 
@@ -145,11 +132,15 @@ def enroll(session: Session, client: Client, task_queue: str, tenant_id: str, ki
            views: dict[str, Any], definition: Definition, call: Callable[..., Any], workflow_id: str) -> str:
     """Start one run of `definition` for the subject under `workflow_id` (an existing run with that id is
     reused) and record it once (the caller commits)."""
-    handle = call(_start, client, task_queue, workflow_id, tenant_id, subject_id, views, definition)
+    try:
+        handle = call(_start, client, task_queue, workflow_id, tenant_id, subject_id, views, definition)
+        run_id = handle.result_run_id
+    except WorkflowAlreadyStartedError as exc:  # started and finished by an earlier delivery of this event
+        run_id = exc.run_id
     try:
         with session.begin_nested():
             session.add(WorkflowExecution(
-                tenant_id=tenant_id, workflow_id=workflow_id, run_id=handle.result_run_id,
+                tenant_id=tenant_id, workflow_id=workflow_id, run_id=run_id,
                 workflow_type="DefinitionWorkflow", definition_key=definition.key,
                 definition_version=definition.version, subject_type=kind, subject_id=subject_id))
     except IntegrityError as exc:  # a concurrent enrollment started the same run (USE_EXISTING) and recorded it
@@ -158,8 +149,11 @@ def enroll(session: Session, client: Client, task_queue: str, tenant_id: str, ki
     return workflow_id
 
 
+RPC_TIMEOUT = timedelta(seconds=10)
+
+
 async def _signal(client: Client, workflow_id: str, event: DefinitionEvent) -> None:
-    await client.get_workflow_handle(workflow_id).signal(DefinitionWorkflow.event, event)
+    await client.get_workflow_handle(workflow_id).signal(DefinitionWorkflow.event, event, rpc_timeout=RPC_TIMEOUT)
 
 
 async def _start(client: Client, task_queue: str, workflow_id: str, tenant_id: str, subject_id: str,
@@ -172,7 +166,14 @@ async def _start(client: Client, task_queue: str, workflow_id: str, tenant_id: s
     return await client.start_workflow(
         DefinitionWorkflow.run, DefinitionRun(tenant_id=tenant_id, subject_id=subject_id, definition=definition),
         id=workflow_id, task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        search_attributes=TypedSearchAttributes(pairs))
+        # A redelivered event must not start a run that already finished again.
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        search_attributes=TypedSearchAttributes(pairs), rpc_timeout=RPC_TIMEOUT,
+        static_summary=f"{definition.key} v{definition.version} for {kind_of(views)} {subject_id}")
+
+
+def kind_of(views: dict[str, Any]) -> str:
+    return "investor" if views.get("investor") else "deal" if views.get("deal") else "lead"
 
 
 def on_schedule(session: Session, client: Client, task_queue: str, tenant_id: str, event_id: str,

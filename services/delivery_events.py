@@ -1,9 +1,9 @@
 """Apply provider events to messages, consent, lead workflows and definitions — once per provider event id.
 
-Called by the webhook routes after signature checks. Every event is stored in `webhook_events`
-(unique per provider + event id) in the same transaction as its effects, so a duplicate delivery finds
-the row and changes nothing; workflow signals carry the event id, so a retried delivery after a failed
-commit is ignored by the workflow too.
+Called by the webhook routes after signature checks. Every provider event is stored in `webhook_events`
+(unique per provider + event id) in the same transaction as its effects AND the outbox events that tell the
+lead's workflow and the definitions (models.event), so a duplicate delivery finds the row and changes
+nothing, and nothing accepted is lost when Temporal is down: the relay delivers the events later.
 """
 
 from __future__ import annotations
@@ -14,16 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-import anyio
-
 from sqlalchemy.exc import IntegrityError
-from temporalio.service import RPCError, RPCStatusCode
 from sqlmodel import Session, col, select
 
-from api.errors import Problem
 from core.db import is_unique_violation
 from models.base import utcnow
 from models.consent import record_consent
+from models.event import emit
 from models.investor import Investor
 from models.lead import Lead
 from models.message import Message
@@ -45,12 +42,26 @@ TWILIO_STATUS = {"queued": "queued", "sending": "sending", "sent": "sent", "deli
 
 
 @dataclass
-class Effects:
-    """What the caller must still do outside the DB transaction: signal lead workflows, tell definitions."""
+class OutboxEvent:
+    tenant_id: str
+    subject_type: str  # lead, investor, deal
+    subject_id: str
+    name: str
+    event_id: str
+    data: dict[str, Any]
+    signal: str | None = None  # the LeadWorkflow signal that carries it, if the lead's workflow must hear it
+    payload: LeadEvent | None = None
 
-    signals: list[tuple[str, str, LeadEvent]] = field(default_factory=list)  # (workflow_id, signal, event)
-    # (subject kind "lead" or "investor", its id, event name, event id, data)
-    subject_events: list[tuple[str, str, str, str, dict]] = field(default_factory=list)
+
+@dataclass
+class Effects:
+    """The events the change must emit, written in its transaction by `apply_and_commit`."""
+
+    events: list[OutboxEvent] = field(default_factory=list)
+
+    def add(self, tenant_id: str, subject_type: str, subject_id: str, name: str, event_id: str,
+            data: dict[str, Any], signal: str | None = None, payload: LeadEvent | None = None) -> None:
+        self.events.append(OutboxEvent(tenant_id, subject_type, subject_id, name, event_id, data, signal, payload))
 
 
 def claim_event(session: Session, provider: str, event_id: str, event_type: str, payload: dict[str, Any],
@@ -89,9 +100,8 @@ _MESSAGE_EVENTS = {"delivered": "message.delivered", "opened": "message.opened",
 def _tell_definitions(effects: Effects, message: Message, status: str, event_id: str) -> None:
     subject = ("lead", message.lead_id) if message.lead_id else ("investor", message.investor_id)
     if subject[1] and status in _MESSAGE_EVENTS:
-        effects.subject_events.append((*subject, _MESSAGE_EVENTS[status], event_id,
-                                       {"message_id": message.id, "channel": message.channel,
-                                        "template": message.template}))
+        effects.add(message.tenant_id, *subject, _MESSAGE_EVENTS[status], event_id,
+                    {"message_id": message.id, "channel": message.channel, "template": message.template})
 
 
 def opt_out(session: Session, effects: Effects, tenant_id: str, channel: str, address: str, source: str,
@@ -100,25 +110,25 @@ def opt_out(session: Session, effects: Effects, tenant_id: str, channel: str, ad
     record_consent(session, ConsentChange(tenant_id=tenant_id, channel=channel, address=address,
                                           status="opted_out", source=source, evidence=evidence))
     for lead in leads_at(session, tenant_id, channel, address):
-        if lead.workflow_id:
-            effects.signals.append((lead.workflow_id, "opted_out", LeadEvent(
-                event_id=event_id, actor=f"webhook:{source}", note=f"Opted out of {channel} ({source})",
-                data={"channel": channel, "address": address, **evidence})))
-        effects.subject_events.append(("lead", lead.id, "lead.opted_out", event_id, {"channel": channel}))
+        effects.add(tenant_id, "lead", lead.id, "lead.opted_out", event_id, {"channel": channel},
+                    signal="opted_out", payload=LeadEvent(
+                        event_id=event_id, actor=f"webhook:{source}", note=f"Opted out of {channel} ({source})",
+                        data={"channel": channel, "address": address, **evidence}))
     for investor in investors_at(session, tenant_id, channel, address):
-        effects.subject_events.append(("investor", investor.id, "investor.opted_out", event_id, {"channel": channel}))
+        effects.add(tenant_id, "investor", investor.id, "investor.opted_out", event_id, {"channel": channel})
 
 
 def leads_at(session: Session, tenant_id: str, channel: str, address: str) -> list[Lead]:
     column = Lead.email if channel == "email" else Lead.phone
     leads = session.exec(select(Lead).where(Lead.tenant_id == tenant_id, column == address,
                                             col(Lead.deleted_at).is_(None))).all()
-    # One workflow per person: duplicates share the original's workflow id.
+    # One workflow per person: a duplicate stands for its original, whose workflow and definitions hear it.
     seen, unique = set(), []
     for lead in leads:
-        if lead.workflow_id not in seen:
-            seen.add(lead.workflow_id)
-            unique.append(lead)
+        canonical = session.get(Lead, lead.duplicate_of) if lead.duplicate_of else lead
+        if canonical is not None and canonical.id not in seen:
+            seen.add(canonical.id)
+            unique.append(canonical)
     return unique
 
 
@@ -196,36 +206,17 @@ def apply_twilio_status(session: Session, form: dict[str, str], effects: Effects
     return "applied"
 
 
-def apply_and_commit(session: Session, client, apply: Callable[[Effects], T], task_queue: str | None = None) -> T:
-    """Run in a worker thread: apply the effects, signal the workflows (on the event loop), then commit.
-
-    The transaction stays open until the signals went out, so a failed signal rolls everything back and
-    the provider's retry re-applies it (each signal carries the event id: a repeat is harmless). Nothing
-    here waits for a free thread while holding the database lock.
-    """
+def apply_and_commit(session: Session, apply: Callable[[Effects], T]) -> T:
+    """Blocking (run it in a worker thread): apply the change, write its events, commit — one transaction."""
     effects = Effects()
     try:
         result = apply(effects)
-        session.flush()
-        for workflow_id, signal, event in effects.signals:
-            try:
-                anyio.from_thread.run(_signal, client, workflow_id, signal, event)
-            except RPCError as exc:
-                if exc.status != RPCStatusCode.NOT_FOUND:  # a closed workflow has nothing left to stop
-                    raise Problem(503, f"could not reach workflow {workflow_id}; retry") from exc
+        for e in effects.events:
+            emit(session, tenant_id=e.tenant_id, subject_type=e.subject_type, subject_id=e.subject_id, name=e.name,
+                 event_id=e.event_id, data=e.data, workflow_signal=e.signal,
+                 signal_payload=e.payload.model_dump() if e.payload else None)
         session.commit()
     except BaseException:
         session.rollback()
         raise
-    if task_queue:  # definitions react to the same events (their own transaction, after ours)
-        from definitions.enrollment import SUBJECT_MODELS, on_subject_event
-
-        for kind, subject_id, name, event_id, data in effects.subject_events:
-            subject = session.get(SUBJECT_MODELS[kind], subject_id)
-            if subject is not None:
-                on_subject_event(session, client, task_queue, kind, subject, name, event_id, data)
     return result
-
-
-async def _signal(client, workflow_id: str, signal: str, event: LeadEvent) -> None:
-    await client.get_workflow_handle(workflow_id).signal(signal, event)

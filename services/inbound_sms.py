@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from api.delivery_events import Effects, claim_event, investors_at, leads_at, opt_out
+from services.delivery_events import Effects, claim_event, investors_at, leads_at, opt_out
 from core.settings import Settings
 from models.base import utcnow
 from models.consent import record_consent
@@ -72,16 +72,14 @@ def apply_inbound_sms(session: Session, settings: Settings, form: dict[str, str]
                  render(builtin_templates()["help_reply"], {"tenant": {"name": tenant.name if tenant else ""}}).text)
     else:
         for lead in leads:
-            if lead.workflow_id:
-                effects.signals.append((lead.workflow_id, "replied", LeadEvent(
-                    event_id=sid, actor="webhook:twilio", note=f"Replied by SMS: {body[:200]}",
-                    data={"channel": "sms", "text": body, "message_sid": sid})))
-            effects.subject_events.append(("lead", lead.id, "lead.replied", sid, {"channel": "sms", "text": body}))
+            effects.add(tenant_id, "lead", lead.id, "lead.replied", sid, {"channel": "sms", "text": body},
+                        signal="replied", payload=LeadEvent(
+                            event_id=sid, actor="webhook:twilio", note=f"Replied by SMS: {body[:200]}",
+                            data={"channel": "sms", "text": body, "message_sid": sid}))
         for investor in investors:
             if advance(investor, "investor.replied"):
                 session.add(investor)
-            effects.subject_events.append(("investor", investor.id, "investor.replied", sid,
-                                           {"channel": "sms", "text": body}))
+            effects.add(tenant_id, "investor", investor.id, "investor.replied", sid, {"channel": "sms", "text": body})
     for person in [*leads, *investors]:
         is_lead = isinstance(person, Lead)
         session.add(TimelineEntry(tenant_id=tenant_id, lead_id=person.id if is_lead else None,

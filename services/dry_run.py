@@ -21,7 +21,7 @@ from models.payloads import (
     MessageResult, PropertyLookup, ScoreInput, ScoreResult, SendPlan, SendPlanInput, SourceOutcome,
     StartDefinitionInput, TaskInput,
 )
-from models.send_window import SendWindow, recipient_zones
+from definitions.send_window import SendWindow, recipient_zones
 from workflows.definition import DefinitionEvent, DefinitionRun, DefinitionWorkflow
 from workflows.enrichment import EnrichmentWorkflow
 
@@ -143,8 +143,10 @@ class _Recorder:
 
 
 async def dry_run(definition: Definition, subject: dict[str, Any], events: list[dict[str, Any]],
-                  start_at: str = "09:00") -> dict[str, Any]:
-    """Run and return {status, lines, path}. `events`: [{after: 1d, name: lead.replied, data: {...}}]."""
+                  start_at: str = "09:00", weekday: int | None = None) -> dict[str, Any]:
+    """Run and return {status, lines, path}. `events`: [{after: 1d, name: lead.replied, data: {...}}].
+    Day 0 is the next `start_at` in the subject's zone; with `weekday` (0 = Monday), the next such day on that
+    weekday, so that send windows over weekdays give the same path whatever day it is run."""
     zones, _ = recipient_zones(subject.get("phone"), subject.get("state"), subject.get("timezone", "America/New_York"))
     zone = zones[0]
     schedule = sorted(({"offset": parse_duration(e["after"]), "name": e["name"], "data": e.get("data") or {}}
@@ -155,6 +157,8 @@ async def dry_run(definition: Definition, subject: dict[str, Any], events: list[
         hour, minute = (int(x) for x in start_at.split(":"))
         start = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
         if start <= now:
+            start += timedelta(days=1)
+        while weekday is not None and start.weekday() != weekday:
             start += timedelta(days=1)
         await env.sleep(start - now)  # day 0 begins at start_at in the subject's zone
         recorder = _Recorder(subject, zone)

@@ -1,0 +1,307 @@
+"""Durable intake and the event relay, each beside an honest baseline measured in the same run. Prints JSON.
+
+    python bench/intake.py [--backend sqlite|postgres|both] [--leads 2000] [--clients 32] [--rate 150]
+                           [--seconds 10] [--relay-concurrency 16]
+
+Per backend (a fresh database of its own; Postgres from DEALFLOW_TEST_DATABASE_URL or the local server):
+1. accept path alone — the API under uvicorn (one process, as `dealflow api`), no worker and no relay running:
+   `--clients` closed-loop clients POST distinct leads over HTTP → leads/s, p50/p99; beside a bare INSERT of
+   the same rows (SQLAlchemy Core, one row per transaction, the same number of threads) as the floor.
+2. open loop — a fixed arrival rate (`--rate` leads/s for `--seconds`), latency from each request's scheduled
+   time (queueing counts) → p50/p99.
+3. relay — the backlog from 1 and 2 drained into a Temporal dev server by the relay alone (no workflow worker,
+   so Temporal's own execution is not in the figure) → events/s; beside raw signal-with-start calls of the
+   same shape (start LeadWorkflow + `submitted` signal) with the same concurrency, on the same server.
+4. commit-to-delivery — leads posted at 20/s while the relay runs: delivered_at − occurred_at, p50/p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from sqlalchemy import func, insert, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+from sqlmodel import Session, col, select  # noqa: E402
+from temporalio.common import WorkflowIDConflictPolicy  # noqa: E402
+
+from api.security import create_api_key  # noqa: E402
+from core.db import make_engine, migrate  # noqa: E402
+from core.devserver import DevServer  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from core.temporal import connect  # noqa: E402
+from events.relay import Relay  # noqa: E402
+from models.event import Event  # noqa: E402
+from models.lead import Lead  # noqa: E402
+from models.payloads import LeadEvent, LeadWorkflowInput  # noqa: E402
+from models.tenant import Role  # noqa: E402
+from tests.integration.stack import free_port  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2) if ordered else 0.0
+
+
+@contextmanager
+def fresh_database(backend: str, tmp: Path):
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp / 'bench.db'}"
+        migrate(url)
+        yield url
+        return
+    base = Settings(database_url=os.environ.get("DEALFLOW_TEST_DATABASE_URL")
+                    or "postgresql://postgres@127.0.0.1:5432/postgres").database_url
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(base).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def api_process(url: str, temporal: str, port: int):
+    env = {**os.environ, "DEALFLOW_DATABASE_URL": url, "DEALFLOW_TEMPORAL_ADDRESS": temporal,
+           "DEALFLOW_LOG_LEVEL": "WARNING"}
+    process = subprocess.Popen([sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
+                                "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"],
+                               cwd=ROOT, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code in (200, 503):
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the API did not start")
+            time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(20)
+
+
+def lead_body(tag: str, i: int) -> dict:
+    return {"first_name": f"Bench{i}", "last_name": "Lead", "email": f"b{i}.{tag}@example.com",
+            "phone": f"+1512{(hash(tag) + i) % 10_000_000:07d}", "source": "ppc"}
+
+
+async def closed_loop(base: str, headers: dict, n: int, clients: int, tag: str) -> dict:
+    latencies: list[float] = []
+    counter = iter(range(n))
+    errors = 0
+
+    async def client_loop(http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        for i in counter:
+            started = time.perf_counter()
+            response = await http.post("/api/v1/leads", json=lead_body(tag, i), headers=headers)
+            latencies.append(time.perf_counter() - started)
+            errors += response.status_code not in (200, 201)
+
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(max_connections=clients)) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(client_loop(http) for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    return {"leads": n, "leads_per_s": round(n / elapsed, 1), "p50_ms": pct(latencies, 0.5),
+            "p99_ms": pct(latencies, 0.99), "errors": errors}
+
+
+async def open_loop(base: str, headers: dict, rate: float, seconds: float, tag: str) -> dict:
+    n = int(rate * seconds)
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(http: httpx.AsyncClient, i: int, due: float) -> None:
+        nonlocal errors
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        response = await http.post("/api/v1/leads", json=lead_body(tag, i), headers=headers)
+        latencies.append(time.perf_counter() - due)  # from the scheduled time: waiting counts
+        errors += response.status_code not in (200, 201)
+
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(max_connections=256)) as http:
+        start = time.perf_counter() + 0.5
+        await asyncio.gather(*(one(http, i, start + i / rate) for i in range(n)))
+    return {"rate_per_s": rate, "leads": n, "p50_ms": pct(latencies, 0.5), "p99_ms": pct(latencies, 0.99),
+            "errors": errors}
+
+
+def bare_insert(url: str, tenant: str, n: int, threads: int, tag: str) -> dict:
+    """The floor: the same lead rows, one INSERT + COMMIT each, from the same number of threads."""
+    engine = make_engine(url)
+    table = Lead.__table__
+    counter = iter(range(n))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            body = lead_body(tag, i)
+            with engine.begin() as conn:
+                conn.execute(insert(table).values(
+                    id=f"ld_bare{tag}{i}", tenant_id=tenant, first_name=body["first_name"], last_name="Lead",
+                    email=body["email"], phone=body["phone"], source="ppc", status="new", tags=[], custom={},
+                    created_at=func.now(), updated_at=func.now()))
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        for future in [pool.submit(work) for _ in range(threads)]:
+            future.result()
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    return {"rows": n, "rows_per_s": round(n / elapsed, 1)}
+
+
+def undelivered(engine) -> int:
+    with Session(engine) as session:
+        return session.exec(select(func.count()).select_from(Event).where(col(Event.delivered_at).is_(None))).one()
+
+
+async def drain(engine, client, queue: str, concurrency: int) -> dict:
+    backlog = undelivered(engine)
+    relay, stop = Relay(engine, client, queue, poll_seconds=0.05, concurrency=concurrency), asyncio.Event()
+    started = time.perf_counter()
+    task = asyncio.create_task(relay.run(stop))
+    while undelivered(engine):
+        await asyncio.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await task
+    return {"events": backlog, "events_per_s": round(backlog / elapsed, 1)}
+
+
+async def raw_signal_with_start(client, queue: str, n: int, concurrency: int) -> dict:
+    """What the relay does per lead.created, called directly: start LeadWorkflow with the `submitted` signal."""
+    from workflows.lead import LeadWorkflow
+
+    semaphore = asyncio.Semaphore(concurrency)
+    tag = uuid.uuid4().hex[:6]
+
+    async def one(i: int) -> None:
+        async with semaphore:
+            await client.start_workflow(
+                LeadWorkflow.run, LeadWorkflowInput(tenant_id="raw", lead_id=f"raw{tag}{i}", source="ppc"),
+                id=f"raw-{tag}-{i}", task_queue=queue, start_signal="submitted",
+                start_signal_args=[LeadEvent(event_id=f"raw{tag}{i}")],
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return {"calls": n, "calls_per_s": round(n / (time.perf_counter() - started), 1)}
+
+
+async def commit_to_delivery(base: str, headers: dict, engine, client, queue: str, concurrency: int,
+                             tag: str, n: int = 200, rate: float = 20.0) -> dict:
+    relay, stop = Relay(engine, client, queue, concurrency=concurrency), asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    result = await open_loop(base, headers, rate, n / rate, tag)
+    while undelivered(engine):
+        await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    with Session(engine) as session:
+        rows = session.exec(select(Event).where(Event.name == "lead.created",
+                                                col(Event.event_id).like("%:created"))).all()
+        delays = [(r.delivered_at - r.occurred_at).total_seconds() for r in rows
+                  if r.data.get("channel") == "api" and r.delivered_at][-n:]
+    return {"events": len(delays), "p50_ms": pct(delays, 0.5), "p99_ms": pct(delays, 0.99),
+            "intake_p99_ms_meanwhile": result["p99_ms"]}
+
+
+async def bench_backend(backend: str, args, temporal: DevServer, tmp: Path) -> dict:
+    with fresh_database(backend, tmp) as url:
+        engine = make_engine(url)
+        tenant = f"bench{uuid.uuid4().hex[:4]}"
+        _, key = create_api_key(engine, tenant, Role.staff)
+        headers = {"Authorization": f"Bearer {key}"}
+        client = await connect(Settings(temporal_address=temporal.address, database_url=url))
+        queue = f"bench-{uuid.uuid4().hex[:6]}"  # nobody polls it: the relay's cost alone
+        with api_process(url, temporal.address, free_port()) as base:
+            await closed_loop(base, headers, 100, args.clients, "warm")
+            rounds = []
+            for r in range(args.rounds):  # interleaved: our intake, then the bare INSERT floor
+                ours = await closed_loop(base, headers, args.leads, args.clients, f"r{r}")
+                floor = await asyncio.to_thread(bare_insert, url, tenant, args.leads, args.clients, f"f{r}")
+                rounds.append({"intake": ours, "bare_insert": floor,
+                               "ratio": round(ours["leads_per_s"] / floor["rows_per_s"], 3)})
+            opened = await open_loop(base, headers, args.rate, args.seconds, "open")
+            relay_rounds = []
+            for _ in range(args.rounds):
+                drained = await drain(engine, client, queue, args.relay_concurrency)
+                raw = await raw_signal_with_start(client, queue, drained["events"], args.relay_concurrency)
+                relay_rounds.append({"relay": drained, "raw_signal_with_start": raw,
+                                     "ratio": round(drained["events_per_s"] / raw["calls_per_s"], 3)})
+                await closed_loop(base, headers, args.leads, args.clients, f"refill{uuid.uuid4().hex[:4]}")
+            latency = await commit_to_delivery(base, headers, engine, client, queue, args.relay_concurrency, "lat")
+        engine.dispose()
+    median = statistics.median
+    return {
+        "intake_closed_loop": {"clients": args.clients, "rounds": rounds,
+                               "median_leads_per_s": median(r["intake"]["leads_per_s"] for r in rounds),
+                               "median_p99_ms": median(r["intake"]["p99_ms"] for r in rounds),
+                               "median_bare_insert_rows_per_s": median(r["bare_insert"]["rows_per_s"] for r in rounds),
+                               "median_ratio": median(r["ratio"] for r in rounds)},
+        "intake_open_loop": opened,
+        "relay_drain": {"concurrency": args.relay_concurrency, "rounds": relay_rounds,
+                        "median_events_per_s": median(r["relay"]["events_per_s"] for r in relay_rounds),
+                        "median_raw_calls_per_s": median(r["raw_signal_with_start"]["calls_per_s"]
+                                                         for r in relay_rounds),
+                        "median_ratio": median(r["ratio"] for r in relay_rounds)},
+        "commit_to_delivery": latency,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--leads", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=150.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--relay-concurrency", type=int, default=16)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        temporal = DevServer(Path(tmp) / "temporal.db", port=free_port(), ui_port=None)
+        temporal.start()
+        try:
+            results = {}
+            for backend in (("sqlite", "postgres") if args.backend == "both" else (args.backend,)):
+                results[backend] = await bench_backend(backend, args, temporal, Path(tmp))
+        finally:
+            temporal.stop()
+    print(json.dumps({"bench": "intake", "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                      "args": vars(args), "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,43 @@
+"""The words both the definition language and the CRM use: lead statuses and the pipelines' stages with their
+allowed moves. They belong to the language (a definition says `set_status: qualified`, `deal.stage ==
+"under_contract"`); the tables in models/ import them from here, so definitions/ depends on nothing of ours."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class LeadStatus(StrEnum):
+    new = "new"
+    contacted = "contacted"
+    nurturing = "nurturing"
+    qualified = "qualified"
+    converted = "converted"
+    dead = "dead"
+    needs_review = "needs_review"  # poison input: kept, visible, not retried forever
+
+
+class Pipeline(StrEnum):
+    acquisition = "acquisition"
+    disposition = "disposition"
+
+
+# Allowed stage moves per pipeline. Anything else is refused by DealWorkflow's update validator.
+STAGES: dict[str, dict[str, set[str]]] = {
+    "acquisition": {
+        "new": {"contacted", "closed_lost"},
+        "contacted": {"appointment_set", "offer_made", "closed_lost"},
+        "appointment_set": {"offer_made", "contacted", "closed_lost"},
+        "offer_made": {"under_contract", "contacted", "closed_lost"},
+        "under_contract": {"closed_won", "closed_lost"},
+        "closed_won": set(),
+        "closed_lost": {"contacted"},  # a lost deal can be revived
+    },
+    "disposition": {
+        "new": {"marketing", "closed_lost"},
+        "marketing": {"assigned", "closed_lost"},
+        "assigned": {"closed_won", "marketing", "closed_lost"},
+        "closed_won": set(),
+        "closed_lost": {"marketing"},
+    },
+}

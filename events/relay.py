@@ -1,0 +1,271 @@
+"""The relay: drains the event outbox into Temporal, at least once, in order per subject.
+
+Runs in the worker process (several workers may run it at once). Each pass lists the subjects with
+undelivered events, oldest first, and delivers each subject's events in a thread of its own while it holds
+that subject's claim: on Postgres a transaction-scoped advisory lock (`pg_try_advisory_xact_lock`, the
+lock-free variant of FOR UPDATE SKIP LOCKED for a key rather than a row), so no two relays deliver one
+subject's events at the same time; on SQLite there is one relay (`dealflow up` runs one worker).
+
+Delivering an event means: the subject's own workflow hears it when the event names a signal (signal-with-start
+of LeadWorkflow for a lead's first event, a plain signal otherwise; a closed workflow is not restarted), then
+the published definitions it triggers start and the running ones hear it (events/enrollment.py). Both are
+idempotent by event id (workflows dedupe signals on it, definition runs have deterministic ids), so a relay
+killed between the Temporal call and the commit of `delivered_at` delivers again and nothing happens twice.
+
+Failures: Temporal or the database unreachable is transient — the event stays first in line, its subject
+waits, the whole relay backs off and retries for as long as it takes (never parked). Anything else is the
+event's own fault: it is retried with backoff and parked after `relay_max_attempts` with its error, visible
+and re-drivable (GET /api/v1/events?state=parked, `dealflow events`), and it never holds back the later
+events of its subject (an opt-out must not wait behind a poison event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, func
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session, col, select
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import (
+    SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from core import search_attributes as sa
+from core.metrics import EVENT_DELIVERY_LATENCY, EVENTS_DELIVERED
+from core.tracing import resumed_trace
+from models.base import utcnow
+from models.event import Event
+from models.lead import Lead, LeadStatus, lead_workflow_id
+from models.payloads import LeadEvent, LeadWorkflowInput
+
+log = logging.getLogger("dealflow.relay")
+
+RPC_TIMEOUT = timedelta(seconds=10)
+TRANSIENT_RPC = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
+                 RPCStatusCode.CANCELLED, RPCStatusCode.UNKNOWN, RPCStatusCode.ABORTED, RPCStatusCode.INTERNAL}
+
+
+class TemporalUnavailable(Exception):
+    """Temporal (or the database) did not answer: retry the subject later, in order, without counting."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, RPCError):
+        return exc.status in TRANSIENT_RPC
+    return isinstance(exc, (TimeoutError, concurrent.futures.TimeoutError, ConnectionError, OperationalError,
+                            TemporalUnavailable)) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
+class Relay:
+    def __init__(self, engine: Engine, client: Client, task_queue: str, *, poll_seconds: float = 0.2,
+                 concurrency: int = 16, max_attempts: int = 5, batch: int = 200,
+                 hold_file: Path | None = None) -> None:
+        self._engine, self._client, self._queue = engine, client, task_queue
+        self._poll, self._max_attempts, self._batch = poll_seconds, max_attempts, batch
+        self._concurrency = concurrency
+        self._hold_file = hold_file  # tests only: wait here, between Temporal and the commit, while it exists
+        self._postgres = engine.dialect.name == "postgresql"
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency,
+                                                               thread_name_prefix="relay")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.delivered = 0
+
+    # -- the loop --------------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set. Never raises: an outage is waited out with backoff."""
+        self._loop = asyncio.get_running_loop()
+        pause = self._poll
+        log.info("event relay started (%s)", "per-subject advisory locks" if self._postgres else "single relay")
+        try:
+            while not stop.is_set():
+                try:
+                    delivered = await self.drain_once()
+                    pause = self._poll
+                except TemporalUnavailable as exc:
+                    delivered = 0
+                    pause = min(max(pause * 2, 1.0), 30.0)
+                    log.warning("relay: Temporal unavailable (%s); retrying in %.0f s", exc, pause)
+                except Exception as exc:  # noqa: BLE001 - the relay must outlive any single failure
+                    delivered = 0
+                    pause = min(max(pause * 2, 1.0), 30.0)
+                    log.warning("relay pass failed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, pause)
+                if delivered:
+                    continue  # more may be waiting: go again at once
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=pause)
+                except TimeoutError:
+                    pass
+        finally:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+    async def drain_once(self) -> int:
+        """One pass over the subjects with due events. Returns how many events were delivered."""
+        self._loop = asyncio.get_running_loop()
+        subjects = await self._loop.run_in_executor(self._executor, self._due_subjects)
+        if not subjects:
+            return 0
+        results = await asyncio.gather(
+            *(self._loop.run_in_executor(self._executor, self._deliver_subject, kind, subject_id)
+              for kind, subject_id in subjects), return_exceptions=True)
+        delivered, unavailable = 0, None
+        for result in results:
+            if isinstance(result, BaseException):
+                if is_transient(result):
+                    unavailable = result
+                else:
+                    log.error("relay: delivering a subject failed: %r", result)
+            else:
+                delivered += result
+        self.delivered += delivered
+        if unavailable is not None and not delivered:
+            raise TemporalUnavailable(str(unavailable) or type(unavailable).__name__)
+        return delivered
+
+    def _due_subjects(self) -> list[tuple[str, str]]:
+        with Session(self._engine) as session:
+            first = func.min(Event.seq)
+            rows = session.exec(
+                select(Event.subject_type, Event.subject_id, first)
+                .where(col(Event.delivered_at).is_(None), col(Event.parked_at).is_(None),
+                       col(Event.next_attempt_at) <= utcnow())
+                .group_by(Event.subject_type, Event.subject_id)
+                .order_by(first).limit(self._concurrency * 4)).all()
+            return [(kind, subject_id) for kind, subject_id, _ in rows]
+
+    # -- one subject (in a relay thread) ---------------------------------------------------------------
+
+    def _call(self, coroutine_function, *args, **kwargs):
+        """Run a Temporal call on the worker's event loop from this relay thread."""
+        future = asyncio.run_coroutine_threadsafe(coroutine_function(*args, **kwargs), self._loop)
+        return future.result(timeout=RPC_TIMEOUT.total_seconds() + 5)
+
+    def _deliver_subject(self, kind: str, subject_id: str) -> int:
+        delivered = 0
+        with Session(self._engine, expire_on_commit=False) as session:
+            if self._postgres and not session.exec(
+                    select(func.pg_try_advisory_xact_lock(func.hashtextextended(f"{kind}:{subject_id}", 0)))).one():
+                return 0  # another relay holds this subject
+            events = session.exec(
+                select(Event).where(Event.subject_type == kind, Event.subject_id == subject_id,
+                                    col(Event.delivered_at).is_(None), col(Event.parked_at).is_(None))
+                .order_by(col(Event.seq)).limit(self._batch)).all()
+            now = utcnow()
+            try:
+                for event in events:
+                    if event.next_attempt_at > now:
+                        continue  # a failed event waits for its retry; the events after it go on
+                    try:
+                        with session.begin_nested():
+                            outcome = self._deliver(session, event)
+                    except Exception as exc:  # noqa: BLE001 - classified below
+                        if is_transient(exc):
+                            event.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                            session.add(event)
+                            raise TemporalUnavailable(str(exc)) from exc
+                        self._failed(event, exc)
+                        session.add(event)
+                        continue
+                    event.delivered_at, event.outcome, event.last_error = utcnow(), outcome[:200], None
+                    event.attempts += 1
+                    session.add(event)
+                    delivered += 1
+                    EVENTS_DELIVERED.labels(event.name).inc()
+                    EVENT_DELIVERY_LATENCY.observe((event.delivered_at - event.occurred_at).total_seconds())
+            finally:
+                while self._hold_file is not None and delivered and self._hold_file.exists():
+                    time.sleep(0.05)  # a test kills the process here: delivered to Temporal, not yet committed
+                session.commit()  # what was delivered stays delivered; the claim ends with the transaction
+        return delivered
+
+    def _failed(self, event: Event, exc: BaseException) -> None:
+        event.attempts += 1
+        event.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        if event.attempts >= self._max_attempts:
+            event.parked_at = utcnow()
+            log.error("relay: parked event %s (%s of %s %s) after %d attempts: %s", event.seq, event.name,
+                      event.subject_type, event.subject_id, event.attempts, event.last_error)
+        else:
+            event.next_attempt_at = utcnow() + timedelta(seconds=min(2 ** event.attempts, 300))
+            log.warning("relay: event %s (%s) failed, attempt %d: %s", event.seq, event.name, event.attempts,
+                        event.last_error)
+
+    def _deliver(self, session: Session, event: Event) -> str:
+        from events.enrollment import SUBJECT_MODELS, dispatch
+
+        outcome = []
+        with resumed_trace(event.traceparent):
+            if event.workflow_signal:
+                outcome.append(self._to_lead_workflow(session, event))
+            subject = session.get(SUBJECT_MODELS[event.subject_type], event.subject_id)
+            if subject is not None and event.name in DEFINITION_EVENTS:
+                started = dispatch(session, self._client, self._queue, event.subject_type, subject, event.name,
+                                   event.event_id, event.data, call=self._call)
+                if started:
+                    outcome.append("enrolled " + ",".join(started))
+        return "; ".join(outcome) or "no listener"
+
+    def _to_lead_workflow(self, session: Session, event: Event) -> str:
+        lead = session.get(Lead, event.subject_id)
+        if lead is None:
+            raise LookupError(f"lead {event.subject_id} not found")
+        workflow_id = lead_workflow_id(lead.tenant_id, lead.id)
+        signal = LeadEvent.model_validate(event.signal_payload or {"event_id": event.event_id})
+        if event.start:
+            try:
+                self._call(self._start_lead, lead, workflow_id, event.workflow_signal, signal)
+            except WorkflowAlreadyStartedError:
+                return f"{workflow_id} closed: not restarted"
+            return f"signal-with-start {workflow_id}"
+        try:
+            self._call(self._signal, workflow_id, event.workflow_signal, signal)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return f"{workflow_id} closed: not signalled"
+        return f"signalled {workflow_id}"
+
+    async def _start_lead(self, lead: Lead, workflow_id: str, signal: str, event: LeadEvent) -> WorkflowHandle:
+        from workflows.lead import LeadWorkflow
+
+        return await self._client.start_workflow(
+            LeadWorkflow.run,
+            LeadWorkflowInput(tenant_id=lead.tenant_id, lead_id=lead.id, source=lead.source,
+                              status=lead.status or LeadStatus.new),
+            id=workflow_id, task_queue=self._queue, start_signal=signal, start_signal_args=[event],
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            # A lead's workflow that closed (converted, dead, merged) is not restarted by a later event.
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(sa.TENANT_ID, lead.tenant_id), SearchAttributePair(sa.LEAD_ID, lead.id),
+                SearchAttributePair(sa.LEAD_STATUS, str(lead.status or LeadStatus.new)),
+            ]),
+            static_summary=lead_summary(lead), rpc_timeout=RPC_TIMEOUT)
+
+    async def _signal(self, workflow_id: str, signal: str, event: LeadEvent) -> None:
+        await self._client.get_workflow_handle(workflow_id).signal(signal, event, rpc_timeout=RPC_TIMEOUT)
+
+
+# The events definitions hear (triggers, wait_for, exit_when); the rest only reach the subject's workflow.
+def _definition_events() -> set[str]:
+    from definitions.language import EVENTS
+
+    return set(EVENTS)
+
+
+DEFINITION_EVENTS = _definition_events()
+
+
+def lead_summary(lead: Lead) -> str:
+    """Who and what, for the Temporal UI: "Maria Garcia, 4500 Oak Ridge Dr, web form"."""
+    name = " ".join(p for p in (lead.first_name, lead.last_name) if p) or lead.email or lead.phone or lead.id
+    street = (lead.property_address or "").split(",")[0]
+    return ", ".join(p for p in (name, street, str(lead.source).replace("_", " ")) if p)[:200]
