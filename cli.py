@@ -4,8 +4,6 @@ events (the outbox) in cli_events."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import os
 import signal
 import sys
@@ -170,19 +168,19 @@ def seed_command(
     tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug (default DEALFLOW_DEFAULT_TENANT)"),
     leads: int = typer.Option(40, help="how many demo leads"),
 ) -> None:
-    """Seed a demo book (leads through the real intake, investors, deals). Temporal must be running."""
+    """Seed a demo book (leads through the real intake, investors, deals). The worker's relay starts their
+    workflows (now, or when it next runs)."""
     settings = load_settings()
     migrate_database(settings)
     asyncio.run(_seed(settings, tenant or settings.default_tenant, leads))
 
 
-async def _seed(settings: Settings, tenant: str, leads: int, client=None) -> None:
+async def _seed(settings: Settings, tenant: str, leads: int) -> None:
     from sqlmodel import Session
 
     from api.demo_book import seed_demo_book
     from api.security import create_api_key
     from core.db import make_engine
-    from core.temporal import connect
     from models.tenant import Tenant
 
     engine = make_engine(settings.effective_database_url)
@@ -190,17 +188,12 @@ async def _seed(settings: Settings, tenant: str, leads: int, client=None) -> Non
         with Session(engine) as session:
             if session.get(Tenant, tenant) is None:
                 create_api_key(engine, tenant, Role.admin, "created by seed")
-        if client is None:
-            try:
-                client = await connect(settings)
-            except Exception as exc:  # noqa: BLE001
-                raise CliError(f"cannot reach Temporal at {settings.effective_temporal_address}: {exc}") from None
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                       console=console, transient=True) as progress:
             task = progress.add_task("Seeding demo leads", total=leads)
             with Session(engine, expire_on_commit=False) as session:
-                counts = await seed_demo_book(session, client, settings, tenant, leads,
-                                              progress=lambda: progress.advance(task))
+                counts = await asyncio.to_thread(seed_demo_book, session, tenant, leads,
+                                                 progress=lambda: progress.advance(task))
     finally:
         engine.dispose()
     console.print(f"[green]✓[/] demo book for {tenant}: {counts['leads']} new leads, "
@@ -247,80 +240,96 @@ def up_command(
 
 
 async def _up(settings: Settings, demo: bool) -> None:
-    import uvicorn
-
-    from api.app import create_app
     from core.devserver import DevServer, DevServerError, port_in_use
     from core.logging import configure_logging
-    from core.temporal import connect
-    from worker import run_worker
+    from core.supervisor import Supervisor, die_with_parent
 
     configure_logging(settings.log_level, "text" if sys.stderr.isatty() else settings.log_format)
-    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     settings.home.mkdir(parents=True, exist_ok=True)
-    if port_in_use(settings.api_port, settings.api_host if settings.api_host != "0.0.0.0" else "127.0.0.1"):
+    api_host = settings.api_host if settings.api_host != "0.0.0.0" else "127.0.0.1"
+    if port_in_use(settings.api_port, api_host):
         raise CliError(f"port {settings.api_port} is already in use (set DEALFLOW_API_PORT or --port)")
 
     devserver = None
     if not settings.temporal_address:
         devserver = DevServer(settings.home / "temporal.db", settings.embedded_temporal_port,
-                              settings.embedded_temporal_ui_port, settings.home / "temporal.log")
+                              settings.embedded_temporal_ui_port, settings.home / "temporal.log",
+                              preexec_fn=die_with_parent)
         with console.status("Starting the Temporal dev server"):
             try:
-                await asyncio.to_thread(devserver.start)
+                devserver.start()  # from the main thread: the child dies with this process, even on SIGKILL
             except DevServerError as exc:
                 raise CliError(str(exc)) from None
+    supervisor = None
     try:
         with console.status("Migrating the CRM database"):
             await asyncio.to_thread(migrate_database, settings)
         key = await asyncio.to_thread(_dev_key, settings)
-        try:
-            client = await connect(settings)
-        except Exception as exc:  # noqa: BLE001
-            raise CliError(f"cannot reach Temporal at {settings.effective_temporal_address}: {exc}") from None
         if demo:
-            await _seed(settings, settings.default_tenant, 40, client=client)
+            await _seed(settings, settings.default_tenant, 40)
 
+        supervisor = Supervisor(_children(settings, api_host), _announce)
         stop = asyncio.Event()
-
-        class Server(uvicorn.Server):
-            # We own SIGINT/SIGTERM so the worker and the dev server stop in order, inside the loop.
-            @contextlib.contextmanager
-            def capture_signals(self):
-                yield
-
-        server = Server(uvicorn.Config(create_app(settings, temporal_client=client), host=settings.api_host,
-                                       port=settings.api_port, log_config=None, lifespan="on"))
-
-        def _shutdown() -> None:
-            server.should_exit = True
-            stop.set()
-
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, _shutdown)
-
-        worker_task = asyncio.create_task(run_worker(settings, stop, client=client))
-        ui = (f"http://127.0.0.1:{settings.embedded_temporal_ui_port}" if devserver
-              else f"(external Temporal at {settings.effective_temporal_address})")
-        console.print(Panel.fit(
-            f"[bold]API[/]          {settings.effective_public_url}  (docs: {settings.effective_public_url}/docs)\n"
-            f"[bold]Temporal UI[/]  {ui}\n"
-            f"[bold]Database[/]     {_safe_url(settings.effective_database_url)}\n"
-            f"[bold]Tenant[/]       {settings.default_tenant}\n"
-            f"[bold]Admin key[/]    {key}\n\n"
-            f"curl -H 'Authorization: Bearer {key}' {settings.effective_public_url}/api/v1/leads\n"
-            "Ctrl-C stops everything.",
-            title="Dealflow is up", border_style="green"))
-        await server.serve()
-        stop.set()
-        with console.status("Stopping the worker"):
-            await worker_task
+            loop.add_signal_handler(sig, stop.set)
+        supervisor.start_all()
+        with console.status("Starting the worker and the API"):
+            while not stop.is_set() and not all(c.state == "ready" for c in supervisor.children):
+                supervisor.check()
+                await asyncio.sleep(0.2)
+        if not stop.is_set():
+            ui = (f"http://127.0.0.1:{settings.embedded_temporal_ui_port}" if devserver
+                  else f"(external Temporal at {settings.effective_temporal_address})")
+            console.print(Panel.fit(
+                f"[bold]API[/]          {settings.effective_public_url}  (docs: {settings.effective_public_url}/docs)\n"
+                f"[bold]Temporal UI[/]  {ui}\n"
+                f"[bold]Database[/]     {_safe_url(settings.effective_database_url)}\n"
+                f"[bold]Tenant[/]       {settings.default_tenant}\n"
+                f"[bold]Admin key[/]    {key}\n\n"
+                f"curl -H 'Authorization: Bearer {key}' {settings.effective_public_url}/api/v1/leads\n"
+                "Ctrl-C stops everything.",
+                title="Dealflow is up", border_style="green"))
+            await supervisor.watch(stop)
     finally:
+        if supervisor:
+            with console.status("Stopping the API and the worker"):
+                supervisor.stop_all()
         if devserver:
             with console.status("Stopping the Temporal dev server"):
-                await asyncio.to_thread(devserver.stop)
+                devserver.stop()
     console.print("[green]✓[/] stopped")
+
+
+def _children(settings: Settings, api_host: str):
+    """The worker (with the event relay) and the API, each a process of its own with the embedded settings."""
+    from core.devserver import port_in_use
+    from core.supervisor import Child
+
+    env = {**os.environ, "DEALFLOW_DATABASE_URL": settings.effective_database_url,
+           "DEALFLOW_TEMPORAL_ADDRESS": settings.effective_temporal_address,
+           "DEALFLOW_PUBLIC_URL": settings.effective_public_url, "PYTHONUNBUFFERED": "1"}
+    ready_file = settings.home / "worker.ready"
+    ready_file.unlink(missing_ok=True)
+    root = Path(__file__).resolve().parent
+    worker = Child("worker", [sys.executable, str(root / "worker.py")],
+                   {**env, "DEALFLOW_WORKER_READY_FILE": str(ready_file)},
+                   ready=lambda: ready_file.exists(), log_file=settings.home / "worker.log")
+    api = Child("api", [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
+                        settings.api_host, "--port", str(settings.api_port), "--log-level", "warning"],
+                {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))},
+                ready=lambda: port_in_use(settings.api_port, api_host), log_file=settings.home / "api.log",
+                stop_timeout=15)
+    return [api, worker]  # stopped in this order: the API stops taking requests, then the worker finishes
+
+
+def _announce(child, note: str) -> None:
+    """One line per change of a part's state (after the banner; the spinner covers the start)."""
+    colour = {"ready": "green", "starting": "yellow", "restarting": "red", "stopped": "dim"}.get(child.state, "")
+    pid = f" (pid {child.process.pid})" if child.process and child.state != "stopped" else ""
+    log = f"; see {child.log_file}" if child.state == "restarting" and child.log_file else ""
+    console.print(f"[{colour}]{child.name:<7}[/] {child.state}{pid}" + (f": {note}" if note else "") + log,
+                  highlight=False)
 
 
 def _safe_url(url: str) -> str:

@@ -6,9 +6,11 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import os
 import signal
 from datetime import timedelta
 import sys
+from pathlib import Path
 
 from sqlalchemy import Engine
 from temporalio.client import Client
@@ -66,7 +68,10 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
                     enrollment.fire_daily_triggers, enrollment.change_lead_status, enrollment.move_deal_stage,
                     enrollment.start_definition, outbound.http_call],
         activity_executor=executor,
-        max_concurrent_activities=32,
+        # Slots well above the executor's 32 threads: the async activities that wait on another workflow's
+        # update (change_lead_status, move_deal_stage) take a slot but no thread, and must not leave the sync
+        # activities those updates need (set_lead_status, record_stage_change) without one.
+        max_concurrent_activities=256,
         # On SIGTERM let in-flight activities finish (compose gives 30 s): cancelling a sync activity raises
         # into its thread, and one raised inside XGBoost's native code was seen to corrupt the heap (SIGABRT).
         graceful_shutdown_timeout=timedelta(seconds=25),
@@ -82,6 +87,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None, clie
         await ensure_daily_schedule(client, settings.temporal_task_queue)
         log.info("worker polling %s on %s", settings.temporal_task_queue, settings.effective_temporal_address)
         async with worker, running_relay(engine, client, settings):
+            ready = os.environ.get("DEALFLOW_WORKER_READY_FILE")  # `dealflow up` watches for it
+            if ready:
+                Path(ready).write_text(str(os.getpid()))
             await (stop or asyncio.Event()).wait()
     engine.dispose()
 

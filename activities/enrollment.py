@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
@@ -54,21 +54,26 @@ class EnrollmentActivities:
                     started[tenant.id] = len(runs)
         return {"tenants": started}
 
+    def _lead_status(self, change: LeadStatusInput) -> tuple[str | None, str]:
+        with Session(self._engine) as session:
+            lead = owned(session, Lead, change.lead_id, change.tenant_id, "lead")
+            return lead.workflow_id, lead.status
+
+    # Async: waiting for another workflow's update holds no thread of the activity executor, so many definitions
+    # setting statuses at once cannot starve the activities those updates run (set_lead_status) of threads.
     @activity.defn
-    def change_lead_status(self, change: LeadStatusInput) -> str:
+    async def change_lead_status(self, change: LeadStatusInput) -> str:
         """Through LeadWorkflow's update, so the lead's own workflow knows (a definition marking a lead dead
         stops its cadence too) and its validator decides; when the lead has no running workflow, the same rule
         is checked here before the same write. Setting the status the lead already has does nothing."""
-        with Session(self._engine) as session:
-            lead = owned(session, Lead, change.lead_id, change.tenant_id, "lead")
-            workflow_id, current = lead.workflow_id, lead.status
+        workflow_id, current = await asyncio.to_thread(self._lead_status, change)
         if current == change.status:
             return current
         if workflow_id:
             try:
-                state: LeadState = self._call(self._update, workflow_id, LeadWorkflow.set_status,
-                                              StatusChange(status=change.status, reason=change.reason,
-                                                           actor=change.actor), change.idempotency_key)
+                state: LeadState = await self._update(workflow_id, LeadWorkflow.set_status,
+                                                      StatusChange(status=change.status, reason=change.reason,
+                                                                   actor=change.actor), change.idempotency_key)
                 return state.status
             except WorkflowUpdateFailedError as exc:
                 reason = getattr(exc.cause, "message", None) or str(exc.cause)
@@ -81,22 +86,25 @@ class EnrollmentActivities:
         problem = status_change_problem(current, change.status)
         if problem:
             raise ApplicationError(f"status change refused: {problem}", type="StatusRefused", non_retryable=True)
-        LeadActivities(self._engine).set_lead_status(change)
+        await asyncio.to_thread(LeadActivities(self._engine).set_lead_status, change)
         return change.status
 
-    @activity.defn
-    def move_deal_stage(self, move: DealStageInput) -> str:
-        """Through DealWorkflow's update (its validator may refuse: final, with the reason). The update id is
-        the step's idempotency key, so a retried attempt gets the first attempt's result, not a second move."""
+    def _deal_workflow(self, move: DealStageInput) -> str | None:
         with Session(self._engine) as session:
-            deal = owned(session, Opportunity, move.opportunity_id, move.tenant_id, "deal")
-            workflow_id, previous = deal.workflow_id, deal.stage
+            return owned(session, Opportunity, move.opportunity_id, move.tenant_id, "deal").workflow_id
+
+    @activity.defn
+    async def move_deal_stage(self, move: DealStageInput) -> str:
+        """Through DealWorkflow's update (its validator may refuse: final, with the reason). The update id is
+        the step's idempotency key, so a retried attempt gets the first attempt's result, not a second move.
+        DealWorkflow's own activity records the move and its deal.stage_changed event."""
+        workflow_id = await asyncio.to_thread(self._deal_workflow, move)
         if not workflow_id:
             raise ApplicationError(f"deal {move.opportunity_id} has no workflow", type="NotFound", non_retryable=True)
         try:
-            state: DealState = self._call(self._update, workflow_id, DealWorkflow.advance_stage,
-                                          StageMove(stage=move.stage, reason=move.reason, actor=move.actor),
-                                          move.idempotency_key)
+            state: DealState = await self._update(workflow_id, DealWorkflow.advance_stage,
+                                                  StageMove(stage=move.stage, reason=move.reason, actor=move.actor),
+                                                  move.idempotency_key)
         except WorkflowUpdateFailedError as exc:
             reason = getattr(exc.cause, "message", None) or str(exc.cause)
             raise ApplicationError(f"stage change refused: {reason}", type="StageRefused",
@@ -106,11 +114,11 @@ class EnrollmentActivities:
                 raise ApplicationError(f"deal {move.opportunity_id}'s workflow is not running", type="NotFound",
                                        non_retryable=True) from None
             raise
-        del previous  # DealWorkflow's record_stage_change wrote the move with its deal.stage_changed event
         return state.stage
 
     async def _update(self, workflow_id: str, update, argument, update_id: str):
-        return await self._client.get_workflow_handle(workflow_id).execute_update(update, argument, id=update_id)
+        return await self._client.get_workflow_handle(workflow_id).execute_update(
+            update, argument, id=update_id, rpc_timeout=timedelta(seconds=50))
 
     @activity.defn
     def start_definition(self, request: StartDefinitionInput) -> str:

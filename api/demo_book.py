@@ -1,6 +1,7 @@
 """A realistic demo book (leads, investors, deals) so a fresh `dealflow up --demo` has something to show.
 
-Leads go through the same intake as POST /leads (normalisation, dedupe, LeadWorkflow start);
+Leads go through the same intake as POST /leads (normalisation, dedupe, the event the relay starts
+LeadWorkflow from);
 investors and deals are written directly. Seeding twice adds nothing (leads dedupe, the rest is keyed).
 """
 
@@ -10,10 +11,8 @@ import random
 from decimal import Decimal
 
 from sqlmodel import Session, select
-from temporalio.client import Client
 
 from services.lead_intake import receive_lead
-from core.settings import Settings
 from models.investor import BuyBox, Investor
 from models.lead import Lead, LeadCreate
 from models.opportunity import Opportunity, Pipeline, StageChange
@@ -60,8 +59,7 @@ def _demo_leads(count: int, rng: random.Random) -> list[LeadCreate]:
     return leads
 
 
-async def seed_demo_book(session: Session, client: Client, settings: Settings, tenant_id: str,
-                         leads: int = 40, progress=None) -> dict[str, int]:
+def seed_demo_book(session: Session, tenant_id: str, leads: int = 40, progress=None) -> dict[str, int]:
     rng = random.Random(20261129)
     created = 0
     for body in _demo_leads(leads, rng):

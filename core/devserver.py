@@ -58,8 +58,9 @@ class DevServer:
     """Start `temporal server start-dev` as a child process; stop it with `stop()`."""
 
     def __init__(self, db_file: Path | None, port: int = 7233, ui_port: int | None = 8233,
-                 log_file: Path | None = None) -> None:
+                 log_file: Path | None = None, preexec_fn=None) -> None:
         self.db_file, self.port, self.ui_port, self.log_file = db_file, port, ui_port, log_file
+        self.preexec_fn = preexec_fn  # e.g. core.supervisor.die_with_parent
         self.process: subprocess.Popen | None = None
 
     @property
@@ -79,6 +80,7 @@ class DevServer:
         self.process = subprocess.Popen(
             dev_server_command(self.db_file, self.port, self.ui_port), stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop it in order
+            preexec_fn=self.preexec_fn,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -79,6 +79,10 @@ class DefinitionRun(BaseModel):
     tenant_id: str
     subject_id: str  # the lead's id; the deal's or investor's for definitions with `subject: deal|investor`
     definition: Definition
+    # Which run of the definition for this subject: "" for the first enrollment (keys as before), "e2", "e3"
+    # for re-enrollments, "by-<digest>" for a run another definition started. Part of every idempotency key,
+    # so a re-enrolled subject gets its messages, tasks and status changes again, once per enrollment.
+    enrollment: str = ""
     # carried over continue-as-new
     next_step: int = 0
     saved: dict[str, Any] = Field(default_factory=dict)

@@ -85,8 +85,11 @@ def run_definition(session: Session, client: Client, task_queue: str, tenant_id:
     subject = session.get(SUBJECT_MODELS[kind], subject_id)
     if subject is None or subject.tenant_id != tenant_id:
         raise LookupError(f"{kind} {subject_id} not found")
+    # A run started by another definition has keys of its own: the trigger's run of the same definition for the
+    # same subject must not find this one's messages and take them for its own.
+    enrollment = "by-" + workflow_id.rpartition("-by-")[2] if "-by-" in workflow_id else ""
     enroll(session, client, task_queue, tenant_id, kind, subject_id, _views(session, kind, subject), definition, call,
-           workflow_id)
+           workflow_id, enrollment)
     session.commit()
     return workflow_id
 
@@ -122,18 +125,20 @@ def _dispatch(session: Session, client: Client, task_queue: str, tenant_id: str,
         if earlier and (definition.reenroll_after_seconds is None or utcnow() - earlier[0].started_at
                         < timedelta(seconds=definition.reenroll_after_seconds)):
             continue  # never re-enroll, or not yet
+        enrollment = f"e{len(earlier) + 1}" if earlier else ""
         workflow_id = f"def-{tenant_id}-{definition.key}-{subject_id}" + (f"-{len(earlier) + 1}" if earlier else "")
         started.append(enroll(session, client, task_queue, tenant_id, kind, subject_id, views, definition, call,
-                              workflow_id))
+                              workflow_id, enrollment))
     return started
 
 
 def enroll(session: Session, client: Client, task_queue: str, tenant_id: str, kind: str, subject_id: str,
-           views: dict[str, Any], definition: Definition, call: Callable[..., Any], workflow_id: str) -> str:
+           views: dict[str, Any], definition: Definition, call: Callable[..., Any], workflow_id: str,
+           enrollment: str = "") -> str:
     """Start one run of `definition` for the subject under `workflow_id` (an existing run with that id is
     reused) and record it once (the caller commits)."""
     try:
-        handle = call(_start, client, task_queue, workflow_id, tenant_id, subject_id, views, definition)
+        handle = call(_start, client, task_queue, workflow_id, tenant_id, subject_id, views, definition, enrollment)
         run_id = handle.result_run_id
     except WorkflowAlreadyStartedError as exc:  # started and finished by an earlier delivery of this event
         run_id = exc.run_id
@@ -157,14 +162,15 @@ async def _signal(client: Client, workflow_id: str, event: DefinitionEvent) -> N
 
 
 async def _start(client: Client, task_queue: str, workflow_id: str, tenant_id: str, subject_id: str,
-                 views: dict[str, Any], definition: Definition):
+                 views: dict[str, Any], definition: Definition, enrollment: str = ""):
     pairs = [SearchAttributePair(sa.TENANT_ID, tenant_id), SearchAttributePair(sa.DEFINITION_KEY, definition.key)]
     if views.get("lead", {}).get("id"):
         pairs.append(SearchAttributePair(sa.LEAD_ID, views["lead"]["id"]))
     if views.get("deal", {}).get("id"):
         pairs.append(SearchAttributePair(sa.OPPORTUNITY_ID, views["deal"]["id"]))
     return await client.start_workflow(
-        DefinitionWorkflow.run, DefinitionRun(tenant_id=tenant_id, subject_id=subject_id, definition=definition),
+        DefinitionWorkflow.run, DefinitionRun(tenant_id=tenant_id, subject_id=subject_id, definition=definition,
+                                              enrollment=enrollment),
         id=workflow_id, task_queue=task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         # A redelivered event must not start a run that already finished again.
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

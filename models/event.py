@@ -64,8 +64,8 @@ def emit(session: Session, *, tenant_id: str, subject_type: str, subject_id: str
                   attempts=0)
     dialect = session.get_bind().dialect.name
     insert = (postgresql if dialect == "postgresql" else sqlite).insert
-    statement = insert(Event).values(**values).on_conflict_do_nothing()
-    return session.execute(statement).rowcount == 1
+    statement = insert(Event).values(**values).on_conflict_do_nothing().returning(Event.seq)
+    return session.execute(statement).first() is not None  # (rowcount is -1 with RETURNING on psycopg)
 
 
 def start_pending(session: Session, subject_type: str, subject_id: str) -> bool:

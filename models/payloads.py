@@ -18,6 +18,12 @@ class LeadWorkflowInput(BaseModel):
     seen_event_ids: list[str] = Field(default_factory=list)
     cadence_done: bool = False
     cadence_stopped: bool = False
+    # Continue-as-new in the middle of the cadence: the new run resumes waiting for a reply until this moment
+    # (then the nudge), with what the first touch did and the score so far; signals not yet applied go along.
+    reply_wait_until: datetime | None = None
+    first_touch: dict[str, str] = Field(default_factory=dict)
+    score: float | None = None
+    pending: list[tuple[str, LeadEvent]] = Field(default_factory=list)
 
 
 class LeadEvent(BaseModel):
@@ -241,3 +247,6 @@ class HttpCallInput(BaseModel):
     url: str
     body: dict[str, Any] | None = None
     idempotency_key: str
+
+
+LeadWorkflowInput.model_rebuild()

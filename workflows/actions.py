@@ -1,7 +1,7 @@
 """The actions of DefinitionWorkflow's steps (send_email, create_task, set_status, set_stage, http_call, ...):
 one method each, mixed into the interpreter. Deterministic workflow code, passed through the sandbox like
 workflows.interpreter; side effects happen in activities, each with the step's idempotency key
-{subject}:{key}:{version}:{step id}[#item]."""
+{subject}:{key}:{version}:[{enrollment}:]{step id}[#item] (the enrollment for re-enrolled runs only)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,8 @@ class StepActions:
         lead_id = self._lead.get("id") if deal_id else None if investor_id else self._run.subject_id
         if lead_id is None and investor_id is None and step.action in _NEEDS_A_PERSON:
             raise _Exit("failed", f"step {step.id}: {step.action} needs a lead, and this deal has none")
-        call = _Call(key=f"{self._run.subject_id}:{d.key}:{d.version}:{step.id}{scope}", scope=scope,
+        run = f"{self._run.enrollment}:" if self._run.enrollment else ""
+        call = _Call(key=f"{self._run.subject_id}:{d.key}:{d.version}:{run}{step.id}{scope}", scope=scope,
                      lead_id=lead_id, deal_id=deal_id, investor_id=investor_id,
                      timeout=timedelta(seconds=step.timeout_seconds or d.default_timeout_seconds),
                      retry=_policy(step.retry or d.default_retry))
@@ -133,7 +134,8 @@ class StepActions:
         d = self._d
         enriched = await workflow.execute_child_workflow(
             EnrichmentWorkflow.run, EnrichmentInput(tenant_id=self._run.tenant_id, lead_id=call.lead_id),
-            id=f"enrich-{self._run.tenant_id}-{call.lead_id}-{d.key}-{d.version}-{step.id}{call.scope}")
+            id=f"enrich-{self._run.tenant_id}-{call.lead_id}-{d.key}-{d.version}-"
+               f"{self._run.enrollment + '-' if self._run.enrollment else ''}{step.id}{call.scope}")
         self._stale = True  # enrichment changed the lead
         return enriched.model_dump(mode="json"), "enrich_lead" + (" (partial)" if enriched.partial else "")
 

@@ -14,8 +14,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from models.payloads import EnrichmentInput, EnrichmentResult, PropertyLookup, SourceOutcome
 
-LOCAL = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5,
-                    non_retryable_error_types=["NotFound", "BadAddress"])
+# Our own database: a hiccup is retried for about twelve minutes (1 s doubling to 30 s, 30 attempts), so a
+# database restart does not park the lead in needs_review; NotFound and BadAddress are final at once.
+LOCAL = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
+                    maximum_attempts=30, non_retryable_error_types=["NotFound", "BadAddress"])
 # Remote sources: a few tries with backoff (a 429 sets its own delay), then the result is partial.
 REMOTE = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                      maximum_interval=timedelta(minutes=1), maximum_attempts=4,

@@ -258,6 +258,11 @@ class DefinitionInterpreter(StepActions):
         self._events.append(event.model_dump())
         del self._events[:-100]
         self._stale = True  # an event usually means the lead changed (status, reply, ...)
+        # The event carries the lead's new status: `exit_when: lead.status in [...]` must see it during a wait,
+        # not only after the next step reloads the lead (a dead lead was messaged when the wait ended).
+        status = event.data.get("status") if event.name == "lead.status_changed" else None
+        if isinstance(status, str) and self._lead and workflow.patched("status-event-updates-lead-view"):
+            self._lead = {**self._lead, "status": status}
 
     def snapshot(self) -> DefinitionState:
         return DefinitionState(key=self._d.key, version=self._d.version, status=self._status,

@@ -73,8 +73,10 @@ HOT_SCORE = 0.7
 
 DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                        maximum_interval=timedelta(seconds=30))
+# A database or model-store hiccup is retried for about a quarter of an hour (2 s doubling to 1 min, 20
+# attempts): minutes, not seconds. Only poison input (NotFound, BadFeatures) ends in needs_review at once.
 SCORE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1),
-                          maximum_attempts=5, non_retryable_error_types=["NotFound", "BadFeatures"])
+                          maximum_attempts=20, non_retryable_error_types=["NotFound", "BadFeatures"])
 
 
 WORKFLOW_CLOSED = "the lead's workflow is closed"  # the set_status validator's answer once the lead is closed
@@ -102,6 +104,11 @@ class LeadWorkflow:
         self._enrichment: EnrichmentResult | None = None
         self._merged_into: str | None = None
         self._opportunity_id: str | None = None
+        self._reply_deadline = input.reply_wait_until  # set while the cadence waits for a reply
+        self._resumed_score = input.score
+        if input.first_touch:
+            self._first_touch = dict(input.first_touch)
+        self._pending.extend(input.pending)  # signals the previous run accepted but had not applied
 
     @workflow.run
     async def run(self, input: LeadWorkflowInput) -> LeadWorkflowResult:
@@ -124,16 +131,14 @@ class LeadWorkflow:
             self._set_waiting()
 
         while True:
-            await workflow.wait_condition(
-                lambda: bool(self._pending) or self._closed or workflow.info().is_continue_as_new_suggested())
+            await workflow.wait_condition(lambda: bool(self._pending) or self._closed or self._may_continue())
             while self._pending:
                 name, event = self._pending.pop(0)
                 await self._apply(name, event)
             if self._closed:
                 break
-            if workflow.info().is_continue_as_new_suggested() and self._cadence_finished():
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(self._carry_over())
+            if self._may_continue():
+                await self._continue_as_new()
 
         if self._cadence and not self._cadence.done():
             self._cadence.cancel()  # closed, converted or merged: nothing left of the cadence matters
@@ -147,8 +152,11 @@ class LeadWorkflow:
     # -- the lifecycle ---------------------------------------------------------------------------------
 
     async def _run_lifecycle(self) -> None:
+        if self._reply_deadline is not None:  # continued as new while waiting for a reply: wait on
+            return await self._wait_for_reply_then_nudge(self._reply_deadline)
         lead_id, tenant_id = self._input.lead_id, self._input.tenant_id
         self._step, self._next_action = "enrichment", "enrich contact, address and property"
+        workflow.set_current_details("Enrichment: contact, address and property")
         try:
             self._enrichment = await workflow.execute_child_workflow(
                 EnrichmentWorkflow.run, EnrichmentInput(tenant_id=tenant_id, lead_id=lead_id),
@@ -163,6 +171,7 @@ class LeadWorkflow:
             return self._finish_cadence()
 
         self._step, self._next_action = "scoring", "score the lead"
+        workflow.set_current_details("Scoring")
         if not await self._rescore("intake"):
             return self._finish_cadence()
         if self._score and self._score.probability >= HOT_SCORE and not self._cadence_stopped:
@@ -171,9 +180,11 @@ class LeadWorkflow:
                 "create_task", TaskInput(tenant_id=tenant_id, lead_id=lead_id, due_in_hours=1,
                                          title=f"Call now: hot lead ({self._score.probability:.0%})",
                                          description=reasons, idempotency_key=self._key("call_task")),
-                result_type=str, start_to_close_timeout=timedelta(seconds=30), retry_policy=DB_RETRY)
+                result_type=str, start_to_close_timeout=timedelta(seconds=30), retry_policy=DB_RETRY,
+                summary=f"call-now task ({self._score.probability:.0%})")
 
         self._step, self._next_action = "first_touch", "welcome email and first SMS inside the send window"
+        workflow.set_current_details("First touch: welcome email and first SMS inside the send window")
         welcome = [MessageRequest(tenant_id=tenant_id, lead_id=lead_id, channel=channel, template=template,
                                   idempotency_key=self._key(template)) for channel, template in FIRST_TOUCH_STEPS]
         results = await asyncio.gather(*(deliver(r, self._stopped) for r in welcome))
@@ -182,18 +193,24 @@ class LeadWorkflow:
                 and not self._closed:
             await self._set_status("contacted", "first touch sent", "workflow")
 
+        await self._wait_for_reply_then_nudge(workflow.now() + REPLY_WAIT)
+
+    async def _wait_for_reply_then_nudge(self, deadline) -> None:
+        lead_id, tenant_id = self._input.lead_id, self._input.tenant_id
         if not self._cadence_stopped:
-            self._step = "wait_for_reply"
-            self._next_action = f"wait for a reply until {(workflow.now() + REPLY_WAIT):%Y-%m-%d %H:%M} UTC, " \
-                                "then SMS nudge_1"
+            self._step, self._reply_deadline = "wait_for_reply", deadline
+            self._next_action = f"wait for a reply until {deadline:%Y-%m-%d %H:%M} UTC, then SMS nudge_1"
+            workflow.set_current_details(f"Waiting for a reply until {deadline:%Y-%m-%d %H:%M} UTC, then SMS nudge")
             try:
-                await workflow.wait_condition(self._stopped, timeout=REPLY_WAIT,
+                await workflow.wait_condition(self._stopped, timeout=max(deadline - workflow.now(), timedelta(0)),
                                               timeout_summary="wait 2 days for a reply before the SMS nudge")
             except TimeoutError:
+                self._reply_deadline = None
                 self._step, self._next_action = "nudge", "SMS nudge inside the send window"
                 nudge = MessageRequest(tenant_id=tenant_id, lead_id=lead_id, channel="sms", template="nudge_1",
                                        idempotency_key=self._key("nudge_1"))
                 self._first_touch["nudge_1"] = (await deliver(nudge, self._stopped)).status
+            self._reply_deadline = None
         self._finish_cadence()
 
     def _attributes(self) -> TypedSearchAttributes:
@@ -213,12 +230,14 @@ class LeadWorkflow:
     def _set_waiting(self) -> None:
         self._step = "done" if not self._closed else "closed"
         self._next_action = "none (closed)" if self._closed else "waiting for replies, notes or staff actions"
+        workflow.set_current_details(f"Status {self._status}: {self._next_action}")
 
     async def _rescore(self, reason: str) -> bool:
         try:
             self._score = await workflow.execute_activity(
                 "score_lead", ScoreInput(tenant_id=self._input.tenant_id, lead_id=self._input.lead_id, reason=reason),
-                result_type=ScoreResult, start_to_close_timeout=timedelta(minutes=2), retry_policy=SCORE_RETRY)
+                result_type=ScoreResult, start_to_close_timeout=timedelta(minutes=2), retry_policy=SCORE_RETRY,
+                summary=f"score ({reason})")
         except ActivityError as exc:
             if not self._closed:
                 await self._needs_review(f"scoring failed: {exc.cause}")
@@ -249,6 +268,23 @@ class LeadWorkflow:
     def _cadence_finished(self) -> bool:
         return self._cadence is None or self._cadence.done()
 
+    def _may_continue(self) -> bool:
+        """Temporal suggests continue-as-new and the run is at a point it can be carried from: the cadence is
+        over, or it is waiting for a reply (the new run resumes that wait). Anywhere else (an activity or a
+        child in flight) the run waits for such a point instead of spinning on the suggestion."""
+        return workflow.info().is_continue_as_new_suggested() and (
+            self._cadence_finished() or self._reply_deadline is not None)
+
+    async def _continue_as_new(self) -> None:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._cadence and not self._cadence.done():  # waiting for a reply: the new run takes the wait over
+            self._cadence.cancel()
+            try:
+                await self._cadence
+            except asyncio.CancelledError:
+                pass
+        workflow.continue_as_new(self._carry_over())
+
     # -- signals, updates, queries ------------------------------------------------------------------
 
     async def _apply(self, name: str, event: LeadEvent) -> None:
@@ -277,6 +313,7 @@ class LeadWorkflow:
             ),
             start_to_close_timeout=timedelta(seconds=15),
             retry_policy=DB_RETRY,
+            summary=f"timeline {kind}",
         )
 
     async def _set_status(self, status: str, reason: str, actor: str) -> None:
@@ -286,6 +323,7 @@ class LeadWorkflow:
                             reason=reason, actor=actor),
             start_to_close_timeout=timedelta(seconds=15),
             retry_policy=DB_RETRY,
+            summary=f"status {status}",
         )
         self._status = status
         workflow.upsert_search_attributes([sa.LEAD_STATUS.value_set(status)])
@@ -301,9 +339,13 @@ class LeadWorkflow:
         self._pending.append((name, event))
 
     def _carry_over(self) -> LeadWorkflowInput:
-        return self._input.model_copy(update={"status": self._status, "received": self._received,
-                                              "seen_event_ids": self._seen, "cadence_done": self._cadence_done,
-                                              "cadence_stopped": self._cadence_stopped})
+        waiting = not self._cadence_done and self._reply_deadline is not None
+        return self._input.model_copy(update={
+            "status": self._status, "received": self._received, "seen_event_ids": self._seen,
+            "cadence_done": self._cadence_done, "cadence_stopped": self._cadence_stopped,
+            "reply_wait_until": self._reply_deadline if waiting else None, "first_touch": self._first_touch,
+            "score": self._score.probability if self._score else self._resumed_score,
+            "pending": list(self._pending)})
 
     @workflow.signal
     def submitted(self, event: LeadEvent) -> None:
@@ -390,5 +432,5 @@ class LeadWorkflow:
                          events=len(self._seen), closed=self._closed, next_action=next_action,
                          cadence_stopped=self._cadence_stopped, cadence_done=self._cadence_done,
                          first_touch=self._first_touch, step=self._step if self._lifecycle else None,
-                         score=self._score.probability if self._score else None,
+                         score=self._score.probability if self._score else self._resumed_score,
                          merged_into=self._merged_into, opportunity_id=self._opportunity_id)

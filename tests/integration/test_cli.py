@@ -29,11 +29,13 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _wait_healthy(process: subprocess.Popen, base: str, timeout: float = 120) -> None:
+def _wait_healthy(process: subprocess.Popen, base: str, timeout: float = 120, home: Path | None = None) -> None:
+    """The API answers /health (and, given `home`, the worker says it polls: `dealflow up` is all up)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200 and (
+                    home is None or (home / "worker.ready").exists()):
                 return
         except httpx.HTTPError:
             pass
@@ -127,7 +129,8 @@ def test_up_reuses_an_external_temporal_and_database(tmp_path, settings, tempora
         process = subprocess.Popen([*DEALFLOW, "up"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
         try:
-            _wait_healthy(process, f"http://127.0.0.1:{api_port}")
+            _wait_healthy(process, f"http://127.0.0.1:{api_port}", home=tmp_path / ".dealflow")
+            time.sleep(1)  # the banner follows the worker's readiness
         finally:
             process.send_signal(signal.SIGINT)
             stdout, stderr = process.communicate(timeout=60)
@@ -136,3 +139,87 @@ def test_up_reuses_an_external_temporal_and_database(tmp_path, settings, tempora
     assert not (tmp_path / ".dealflow" / "temporal.db").exists()
     assert not (tmp_path / ".dealflow" / "crm.db").exists()
     assert (tmp_path / ".dealflow" / "dev-admin-key").exists()
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid` (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _lead_started(base: str, headers: dict, lead_id: str) -> bool:
+    return httpx.get(f"{base}/api/v1/leads/{lead_id}", headers=headers, timeout=10).json()["workflow_status"] \
+        not in ("PENDING", None)
+
+
+def test_up_killed_with_sigkill_leaves_nothing_behind_and_a_dead_part_is_restarted(tmp_path):
+    api_port, temporal_port, ui_port = _free_port(), _free_port(), _free_port()
+    env = _env(tmp_path, DEALFLOW_API_PORT=str(api_port), DEALFLOW_EMBEDDED_TEMPORAL_PORT=str(temporal_port),
+               DEALFLOW_EMBEDDED_TEMPORAL_UI_PORT=str(ui_port), DEALFLOW_TEMPORAL_TASK_QUEUE="up-kill")
+    base = f"http://127.0.0.1:{api_port}"
+    first = subprocess.Popen([*DEALFLOW, "up"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    _wait_healthy(first, base)
+    headers = {"Authorization": f"Bearer {(tmp_path / '.dealflow' / 'dev-admin-key').read_text().strip()}"}
+    lead_ids = [httpx.post(f"{base}/api/v1/leads", headers=headers, timeout=10, json={
+        "first_name": f"Kill{i}", "email": f"kill{i}@example.com", "source": "ppc"}).json()["id"] for i in range(5)]
+    children = _descendants(first.pid)
+    assert len(children) >= 3, children  # the dev server, the worker and the API
+    first.kill()  # SIGKILL: no handler runs
+    first.wait(10)
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [(pid, _cmdline(pid)) for pid in children if _alive(pid)], "orphans survived dealflow up"
+
+    second = subprocess.Popen([*DEALFLOW, "up"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)  # the ports are free: it starts
+    try:
+        _wait_healthy(second, base)
+        deadline = time.monotonic() + 60  # the leads accepted before the kill all get their workflow
+        while not all(_lead_started(base, headers, i) for i in lead_ids):
+            assert time.monotonic() < deadline, "a lead accepted before the kill never got its workflow"
+            time.sleep(0.3)
+        [worker] = [pid for pid in _descendants(second.pid) if "worker.py" in _cmdline(pid)]
+        os.kill(worker, signal.SIGKILL)  # a part that dies is started again
+        deadline = time.monotonic() + 30
+        while not [p for p in _descendants(second.pid) if "worker.py" in _cmdline(p) and p != worker and _alive(p)]:
+            assert time.monotonic() < deadline, "the worker was not restarted"
+            time.sleep(0.2)
+        late = httpx.post(f"{base}/api/v1/leads", headers=headers, timeout=10, json={
+            "first_name": "Late", "email": "late@example.com", "source": "ppc"}).json()["id"]
+        deadline = time.monotonic() + 60
+        while not _lead_started(base, headers, late):
+            assert time.monotonic() < deadline, "the restarted worker did not deliver"
+            time.sleep(0.3)
+    finally:
+        second.send_signal(signal.SIGINT)
+        stdout, stderr = second.communicate(timeout=90)
+    assert second.returncode == 0, stderr[-2000:]
+    assert "worker  restarting" in stdout and "stopped" in stdout, stdout

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models.definition import WorkflowExecution
 from models.task import Task
@@ -301,13 +301,12 @@ async def test_set_stage_moves_the_deal_through_its_workflow_and_run_definition_
     again = DealStageInput(tenant_id=tenant, opportunity_id=deal_id, stage="under_contract", reason="seller signed",
                            actor="definition:offer-accepted",
                            idempotency_key=f"{deal_id}:offer-accepted:1:to_contract")
-    assert await asyncio.to_thread(activities.move_deal_stage, again) == "under_contract"
+    assert await activities.move_deal_stage(again) == "under_contract"
     with Session(engine) as session:
         assert len(session.exec(select(StageChange).where(StageChange.opportunity_id == deal_id,
                                                           StageChange.to_stage == "under_contract")).all()) == 1
     try:
-        await asyncio.to_thread(activities.move_deal_stage, again.model_copy(update={"idempotency_key": "other",
-                                                                                      "stage": "contacted"}))
+        await activities.move_deal_stage(again.model_copy(update={"idempotency_key": "other", "stage": "contacted"}))
     except ApplicationError as exc:
         assert exc.type == "StageRefused" and exc.non_retryable
     else:
@@ -376,3 +375,74 @@ async def test_http_call_reaches_allowed_hosts_once_per_step_with_its_idempotenc
     assert details[0] == f"http_call POST {hook_fake.url}/hooks/lead: 200"
     assert "example.org is not in DEALFLOW_HTTP_CALL_HOSTS" in details[1]  # refused before any request
     assert details[-1] == "create_task 'Zapier has it'" and state.saved["zap"]["body"]["ok"] is True
+
+
+AGAIN = """schema: dealflow/v1
+key: call-again
+trigger: {event: appointment.booked}
+enrollment: {reenroll: {after: 1s}}
+steps:
+  - {id: prep, action: create_task, with: {title: Prepare for the appointment}}
+  - {id: mail, action: send_email, with: {template: welcome}}
+  - {id: done, action: set_status, with: {status: nurturing}}
+"""
+
+
+async def test_a_reenrolled_lead_gets_its_messages_and_tasks_again_once_per_enrollment(api, make_key, engine):
+    from models.message import Message
+
+    tenant, ops, staff = await _setup(api, make_key, engine)
+    set_tenant(engine, tenant, timezone=zone_at_local_hour(12))  # inside the send window
+    await _publish(api, ops, AGAIN, "call-again")
+    lead = (await api.post("/api/v1/leads", headers=staff, json={
+        "first_name": "Again", "email": f"again.{uuid.uuid4().hex[:6]}@example.com", "source": "cold_call"})).json()
+
+    def mails():
+        with Session(engine) as session:
+            return session.exec(select(Message).where(Message.lead_id == lead["id"],
+                                                      col(Message.idempotency_key).contains(":call-again:"))).all()
+
+    for n in (1, 2):
+        booked = await api.post(f"/api/v1/leads/{lead['id']}/events/appointment.booked", headers=staff, json={})
+        assert len(await started_by(engine, booked.json()["event_id"])) == 1
+        assert await eventually(lambda n=n: len(mails()) == n and _tasks(engine, lead["id"]).count(
+            "Prepare for the appointment") == n, timeout=30)
+        await asyncio.sleep(1.1)  # past the re-enrollment window
+    assert len({m.idempotency_key for m in mails()}) == 2 and {m.status for m in mails()} == {"sent"}
+    again = await api.post(f"/api/v1/leads/{lead['id']}/events/appointment.booked", headers=staff,
+                           json={"event_id": "same-booking"})
+    repeat = await api.post(f"/api/v1/leads/{lead['id']}/events/appointment.booked", headers=staff,
+                            json={"event_id": "same-booking"})
+    assert again.json()["recorded"] is True and repeat.json()["recorded"] is False  # one event, one third run
+    assert len(await started_by(engine, "same-booking")) == 1
+
+
+NURTURE = """schema: dealflow/v1
+key: nurture-until-dead
+trigger: {event: lead.created}
+enrollment:
+  exit_when: [{condition: 'lead.status in ["dead", "converted"]'}]
+steps:
+  - {id: wait_long, wait: 3d}
+  - {id: mail, action: send_email, with: {template: welcome}}
+"""
+
+
+async def test_a_status_change_made_by_the_leads_workflow_ends_the_run_through_exit_when(api, make_key, engine,
+                                                                                        temporal_client):
+    tenant, ops, staff = await _setup(api, make_key, engine)
+    await _publish(api, ops, NURTURE, "nurture-until-dead")
+    lead = (await api.post("/api/v1/leads", headers=staff, json={
+        "first_name": "Dead", "email": f"dead.{uuid.uuid4().hex[:6]}@example.com", "source": "ppc"})).json()
+    [run_id] = await started_by(engine, f"{lead['id']}:created")
+    handle = temporal_client.get_workflow_handle_for(DefinitionWorkflow.run, run_id)
+    await eventually(lambda: _current(handle, "wait_long"))
+    closed = await api.post(f"/api/v1/workflows/{lead['workflow_id']}/signals/close", headers=staff,
+                            json={"note": "sold to someone else"})
+    assert closed.status_code == 202
+    state = await asyncio.wait_for(handle.result(), timeout=30)  # not after 3 days: at once
+    assert state.status == "exited" and "lead.status" in state.path[-1]["detail"], state.path
+
+
+async def _current(handle, step: str) -> bool:
+    return (await handle.query(DefinitionWorkflow.state)).current_step == step
