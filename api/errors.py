@@ -6,6 +6,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeout
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -70,6 +71,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem_response(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(SQLAlchemyTimeout)
+    async def _busy(_: Request, exc: SQLAlchemyTimeout) -> JSONResponse:
+        # Every database connection is in use (more requests than the pool): shed load, do not crash.
+        log.warning("database pool exhausted: %s", exc)
+        return problem_response(503, "the service is busy; retry shortly", title="Service Unavailable",
+                                headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _crash(_: Request, exc: Exception) -> JSONResponse:

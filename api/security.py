@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -53,14 +54,33 @@ def create_api_key(engine: Engine, tenant_id: str, role: Role, name: str = "",
     return row, key
 
 
+# Verified keys, briefly: the key lookup was a sixth of an intake's CPU. A key revoked in the database stops
+# working within CACHE_SECONDS; a wrong key is never cached.
+CACHE_SECONDS = 10.0
+_verified: dict[str, tuple[Principal, float]] = {}
+
+
 def authenticate(session: Session, key: str) -> Principal | None:
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != KEY_PREFIX:
         return None
-    row = session.exec(select(ApiKey).where(ApiKey.prefix == parts[1])).first()
+    digest = hash_key(key)
+    cached = _verified.get(digest)
+    if cached and cached[1] > time.monotonic():
+        return cached[0]
+    principal = _authenticate(session, parts[1], digest)
+    if principal is not None:
+        if len(_verified) > 10_000:
+            _verified.clear()
+        _verified[digest] = (principal, time.monotonic() + CACHE_SECONDS)
+    return principal
+
+
+def _authenticate(session: Session, prefix: str, digest: str) -> Principal | None:
+    row = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
     if row is None or row.revoked_at is not None:
         return None
-    if not hmac.compare_digest(row.key_hash, hash_key(key)):
+    if not hmac.compare_digest(row.key_hash, digest):
         return None
     now = utcnow()
     if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:

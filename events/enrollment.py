@@ -53,7 +53,10 @@ def dispatch(session: Session, client: Client, task_queue: str, kind: str, subje
     definitions, then enroll it in the published definitions about that kind of subject it triggers. Returns
     the workflow ids started; the caller commits the executions recorded. Called by the relay from one of its
     threads (`call` runs a Temporal call on the worker's event loop)."""
-    return _dispatch(session, client, task_queue, subject.tenant_id, kind, subject.id, _views(session, kind, subject),
+    candidates = [d for d in active(session, subject.tenant_id) if d.subject == kind and d.trigger_event == name]
+    # The subject's view is read only when a published definition could start (most events start none).
+    views = _views(session, kind, subject) if candidates else {}
+    return _dispatch(session, client, task_queue, subject.tenant_id, kind, subject.id, views,
                      name, event_id, data or {}, call=call)
 
 

@@ -3,6 +3,8 @@ retiring stops new enrollments. Every version stored has passed validation."""
 
 from __future__ import annotations
 
+import functools
+
 from sqlmodel import Session, col, select
 
 from definitions.loader import load
@@ -75,4 +77,12 @@ def active(session: Session, tenant_id: str) -> list[Definition]:
     newest: dict[str, WorkflowDefinition] = {}
     for row in rows:
         newest.setdefault(row.key, row)
-    return [load(row.source, f"{row.key}.yaml") for row in newest.values()]
+    return [_compiled(row.key, row.version, row.content_hash, row.source) for row in newest.values()]
+
+
+@functools.lru_cache(maxsize=1024)
+def _compiled(key: str, version: int, content_hash: str, source: str) -> Definition:
+    """A published version never changes, so it is parsed and checked once per process, not once per event
+    the relay delivers (parsing and compiling the CEL of every published definition took most of a delivery)."""
+    del version, content_hash  # part of the cache key only
+    return load(source, f"{key}.yaml")

@@ -35,6 +35,10 @@ steps:
 """
 
 
+async def _is(value, expected) -> bool:
+    return await value == expected
+
+
 def _investor(**extra):
     return {"name": "Dana Whitfield", "company": "Whitfield Capital",
             "email": f"dana.{uuid.uuid4().hex[:6]}@example.com", **extra}
@@ -110,7 +114,10 @@ async def test_capital_raise_runs_for_an_investor_hears_a_reply_and_ends_on_comm
     assert all(m.status == "sent" and m.lead_id is None for m in messages)
     assert "Hi Dana" in by_channel["email"].body and "Hi Dana" in by_channel["sms"].body
     assert by_channel["email"].idempotency_key == f"{investor['id']}:raise-test:1:intro"
-    assert (await api.get(f"/api/v1/investors/{investor['id']}", headers=staff)).json()["status"] == "contacted"
+    async def status() -> str:
+        return (await api.get(f"/api/v1/investors/{investor['id']}", headers=staff)).json()["status"]
+    # The send commits the message, then marks the investor contacted (a moment later).
+    assert await eventually(lambda: _is(status(), "contacted"))
     listed = (await api.get(f"/api/v1/messages?investor_id={investor['id']}", headers=staff)).json()["items"]
     assert {m["id"] for m in listed} == {m.id for m in messages} and listed[0]["investor_id"] == investor["id"]
 
