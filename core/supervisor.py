@@ -19,14 +19,22 @@ from pathlib import Path
 PR_SET_PDEATHSIG = 1
 
 
+def _prctl():
+    try:  # looked up here, in the parent: between fork and exec the child should only make the call
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: the parent's own shutdown is the only guard
+        return None
+
+
+_PRCTL = _prctl()
+
+
 def die_with_parent() -> None:
     """preexec_fn for a child: SIGKILL when the parent goes. Must be spawned from the main thread (the
     kernel ties PDEATHSIG to the thread that forked)."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the parent's own shutdown is the only guard
+    if _PRCTL is None:
         return
+    _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() == 1:  # the parent died before prctl took effect
         os._exit(1)
 

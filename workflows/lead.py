@@ -277,6 +277,8 @@ class LeadWorkflow:
 
     async def _continue_as_new(self) -> None:
         await workflow.wait_condition(workflow.all_handlers_finished)
+        if not self._may_continue():  # the reply wait ended meanwhile (the nudge is on its way): later
+            return
         if self._cadence and not self._cadence.done():  # waiting for a reply: the new run takes the wait over
             self._cadence.cancel()
             try:
