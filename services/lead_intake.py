@@ -188,14 +188,20 @@ def receive_source_lead(session: Session, tenant_id: str, source: str, event_id:
     except ValueError as exc:  # includes UnicodeDecodeError
         payload, parse_error = {"raw_body": body.decode("utf-8", "replace")[:5000]}, str(exc)
     provider = f"lead_source:{source}"
+    key = f"{tenant_id}:{event_id}"  # ids are the source's, not unique across tenants
 
     def work() -> SourceOutcome:
-        row = claim_event(session, provider, event_id, "lead", payload, tenant_id)
+        row = claim_event(session, provider, key, "lead", payload, tenant_id)
         if row is None:
             first = session.exec(select(WebhookEvent).where(WebhookEvent.provider == provider,
-                                                            WebhookEvent.event_id == event_id[:300])).one()
-            lead_id = (first.error or "").partition(":")[2] or None
-            return SourceOutcome("duplicate", lead_id, None, 202)
+                                                            WebhookEvent.event_id == key[:300],
+                                                            WebhookEvent.tenant_id == tenant_id)).one()
+            if first.status != "received":  # done: its lead (or its needs_review lead) stands
+                lead_id = (first.error or "").partition(":")[2] or None
+                return SourceOutcome("duplicate", lead_id, None, 202)
+            # Claimed but never finished: on SQLite a first-write savepoint commits on its own, so a claim can
+            # outlive its rolled-back lead. Finish it now rather than drop the lead.
+            row = first
         errors = [{"field": "body", "message": parse_error}] if parse_error else None
         if errors is None:
             try:

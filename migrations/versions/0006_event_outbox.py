@@ -11,7 +11,6 @@ its cadence; the earliest lead's workflow carries on.
 """
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Sequence, Union
 
@@ -32,9 +31,7 @@ EVENTS = sa.table("events", *(sa.column(c) for c in ("event_id", "tenant_id", "s
                   sa.column("data", models.base.JSONType), sa.column("signal_payload", models.base.JSONType),
                   sa.column("occurred_at", models.base.UTCDateTime()),
                   sa.column("next_attempt_at", models.base.UTCDateTime()))
-TIMELINE = sa.table("timeline_entries", *(sa.column(c) for c in ("id", "tenant_id", "lead_id", "kind", "summary",
-                                                                   "actor", "idempotency_key")),
-                    sa.column("data", models.base.JSONType), sa.column("occurred_at", models.base.UTCDateTime()))
+
 
 
 def _merge_properties(conn) -> None:
@@ -92,10 +89,7 @@ def _link_duplicate_originals(conn) -> None:
             event_id=f"{row.id}:merged", tenant_id=row.tenant_id, subject_type="lead", subject_id=row.id,
             name="lead.merged", data={"original": original}, workflow_signal="merged", signal_payload=payload,
             start=False, occurred_at=now, next_attempt_at=now, attempts=0))
-        conn.execute(TIMELINE.insert().values(
-            id=f"tl_{uuid.uuid4().hex[:20]}", tenant_id=row.tenant_id, lead_id=row.id, kind="lead.merged",
-            summary=payload["note"], data={"original": original}, actor="migration", occurred_at=now,
-            idempotency_key=f"{row.id}:merged"))
+        # (the lead's workflow records lead.merged on the timeline when it hears the event)
 
 def upgrade() -> None:
     op.create_table(

@@ -20,7 +20,7 @@ from core.devserver import temporal_cli
 from models.message import Message
 from models.payloads import LeadEvent, LeadWorkflowInput
 from models.timeline import TimelineEntry
-from tests.conftest import eventually, insert_lead, set_tenant, zone_at_local_hour
+from tests.conftest import eventually, insert_lead, set_tenant, toll_free, zone_at_local_hour
 from worker import build_worker
 from workflows.lead import LeadWorkflow
 
@@ -33,7 +33,7 @@ async def test_lead_continues_as_new_during_the_cadence_and_keeps_every_signal(e
         dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"])
     queue = f"can-{uuid.uuid4().hex[:6]}"
     own = settings.model_copy(update={"temporal_task_queue": queue})
-    tenant, lead_id = insert_lead(engine, first_name="Long", phone="+15125550177")
+    tenant, lead_id = insert_lead(engine, first_name="Long", phone=toll_free())  # no zone: the tenant's
     set_tenant(engine, tenant, timezone=zone_at_local_hour(12))  # inside the send window: the first touch goes out
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=16) as executor:

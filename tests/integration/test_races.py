@@ -22,7 +22,7 @@ from models.lead import Lead
 from models.message import Message
 from models.tenant import Role
 from models.webhook import WebhookEvent
-from tests.conftest import LEAD_SOURCE_TENANT, set_tenant, zone_at_local_hour
+from tests.conftest import LEAD_SOURCE_TENANT, set_tenant, toll_free, zone_at_local_hour
 from tests.integration.stack import released_together, uvicorn_api, wait_for
 from tests.integration.test_lead_source_webhook import sign
 
@@ -49,7 +49,7 @@ async def test_identical_concurrent_intakes_store_one_original_one_workflow_one_
     headers = make_key(Role.staff, tenant=tenant)
     set_tenant(engine, tenant, timezone=zone_at_local_hour(12))  # inside the send window: the welcome goes out
     email = f"maria.{uuid.uuid4().hex[:6]}@example.com"
-    body = {"first_name": "Maria", "last_name": "Garcia", "email": email, "phone": "(512) 555-0142",
+    body = {"first_name": "Maria", "last_name": "Garcia", "email": email, "phone": toll_free(),
             "source": "web_form"}
     if with_address:  # the property row is unique per address too: one house, one row
         body["property_address"] = "4500 Oak Ridge Dr, Austin, TX 78731"
@@ -104,6 +104,6 @@ async def test_the_same_signed_webhook_replayed_concurrently_stores_one_lead(set
     assert {r.json()["lead_id"] for r in responses} == {rows[0].id}  # every replay names the one lead
     with Session(engine) as session:
         assert len(session.exec(select(WebhookEvent).where(
-            WebhookEvent.event_id == headers["webhook-id"])).all()) == 1
+            WebhookEvent.event_id == f"{LEAD_SOURCE_TENANT}:{headers['webhook-id']}")).all()) == 1
     await wait_for(lambda: _leads(engine, email=email)[0].score is not None, timeout=60)
     assert await _lead_workflows(temporal_client, [rows[0].id]) == 1
