@@ -37,13 +37,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-from sqlalchemy import func, insert, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import func, insert  # noqa: E402
 from sqlmodel import Session, col, select  # noqa: E402
 from temporalio.common import WorkflowIDConflictPolicy  # noqa: E402
 
 from api.security import create_api_key  # noqa: E402
-from core.db import make_engine, migrate  # noqa: E402
+from core.db import make_engine  # noqa: E402
 from core.devserver import DevServer  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from core.temporal import connect  # noqa: E402
@@ -52,7 +51,7 @@ from models.event import Event  # noqa: E402
 from models.lead import Lead  # noqa: E402
 from models.payloads import LeadEvent, LeadWorkflowInput  # noqa: E402
 from models.tenant import Role  # noqa: E402
-from tests.integration.stack import free_port  # noqa: E402
+from tests.integration.stack import free_port, own_database  # noqa: E402
 
 
 def pct(values: list[float], q: float) -> float:
@@ -62,25 +61,13 @@ def pct(values: list[float], q: float) -> float:
 
 @contextmanager
 def fresh_database(backend: str, tmp: Path):
-    if backend == "sqlite":
-        url = f"sqlite:///{tmp / 'bench.db'}"
-        migrate(url)
+    """A migrated database of the run's own (tests.integration.stack.own_database): a new SQLite file, or a new
+    database on the Postgres server of DEALFLOW_TEST_DATABASE_URL (the local one by default)."""
+    base = f"sqlite:///{tmp / 'bench.db'}" if backend == "sqlite" else Settings(
+        database_url=os.environ.get("DEALFLOW_TEST_DATABASE_URL")
+        or "postgresql://postgres@127.0.0.1:5432/postgres").database_url
+    with own_database(base) as url:
         yield url
-        return
-    base = Settings(database_url=os.environ.get("DEALFLOW_TEST_DATABASE_URL")
-                    or "postgresql://postgres@127.0.0.1:5432/postgres").database_url
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(base).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    try:
-        migrate(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager
