@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.rows import owned
 
-from core.db import is_unique_violation
+from core.db import committed
 from models.investor import Investor
 from models.lead import Lead, LeadStatus
 from models.payloads import LeadStatusInput, TimelineEntryInput, TimelineEntryResult
@@ -37,12 +36,7 @@ class LeadActivities:
                 return TimelineEntryResult(entry_id=existing.id, created=False)
             row = TimelineEntry(**entry.model_dump())
             session.add(row)
-            try:
-                session.commit()
-            except IntegrityError as exc:
-                session.rollback()
-                if not is_unique_violation(exc):
-                    raise
+            if not committed(session):
                 # Another attempt won the race: the earlier write stands.
                 existing = session.exec(
                     select(TimelineEntry).where(TimelineEntry.idempotency_key == entry.idempotency_key)

@@ -50,6 +50,18 @@ T = TypeVar("T")
 log = logging.getLogger("dealflow.db")
 
 
+def committed(session: Session) -> bool:
+    """Commit; False (rolled back) when a unique constraint refused it — someone else wrote it first."""
+    try:
+        session.commit()
+        return True
+    except IntegrityError as exc:
+        session.rollback()
+        if not is_unique_violation(exc):
+            raise
+        return False
+
+
 def in_transaction(session: Session, work: Callable[[], T], attempts: int = 5) -> T:
     """Run `work` and commit. A unique violation means a concurrent writer committed the same thing first:
     roll back and run `work` again, which now reads what the other one wrote."""

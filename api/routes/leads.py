@@ -11,7 +11,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, select
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowUpdateFailedError
@@ -20,7 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import ClientDep, PrincipalDep, SessionDep, Staff, audit
 from api.errors import Problem
 from api.paging import page
-from core.db import in_transaction, is_unique_violation
+from core.db import committed, in_transaction
 from definitions.language import RECORDED_EVENTS
 from models.base import utcnow
 from models.event import emit, start_pending
@@ -248,17 +247,12 @@ def update_lead(lead_id: str, body: LeadUpdate, session: SessionDep, principal: 
     session.add(lead)
     audit(session, principal, "lead.update", "lead", lead.id,
           before=json.loads(json.dumps(before, default=str)), after=json.loads(json.dumps(changes, default=str)))
-    try:
-        session.commit()
-    except IntegrityError as exc:
-        session.rollback()
-        if not is_unique_violation(exc):
-            raise
+    if not committed(session):
         # One original per person: the database refuses a second live lead with this email or phone.
         raise Problem(409, "another lead of this tenant already has this email or phone; "
                            "post it as a new submission to link them", errors=[
                                {"field": k, "message": "already used by another lead"}
-                               for k in ("email", "phone") if k in changes]) from None
+                               for k in ("email", "phone") if k in changes])
     return _public(session, lead)
 
 
