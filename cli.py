@@ -310,11 +310,11 @@ def _children(settings: Settings, api_host: str):
            "DEALFLOW_TEMPORAL_ADDRESS": settings.effective_temporal_address,
            "DEALFLOW_PUBLIC_URL": settings.effective_public_url, "PYTHONUNBUFFERED": "1"}
     ready_file = settings.home / "worker.ready"
-    ready_file.unlink(missing_ok=True)
     root = Path(__file__).resolve().parent
     worker = Child("worker", [sys.executable, str(root / "worker.py")],
                    {**env, "DEALFLOW_WORKER_READY_FILE": str(ready_file)},
-                   ready=lambda: ready_file.exists(), log_file=settings.home / "worker.log")
+                   ready=lambda: ready_file.exists(), log_file=settings.home / "worker.log",
+                   before_start=lambda: ready_file.unlink(missing_ok=True))  # a killed worker leaves it behind
     api = Child("api", [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
                         settings.api_host, "--port", str(settings.api_port), "--log-level", "warning"],
                 {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))},

@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 from activities.rows import owned
 
 from models.base import utcnow
+from models.event import emit
 from models.lead import Lead
 from models.payloads import ScoreInput, ScoreResult, TaskInput
 from models.task import Task
@@ -49,6 +50,9 @@ class ScoringActivities:
                             + "; ".join(r["text"] for r in reasons[:3]),
                     data={"probability": round(probability, 4), "model": model.label, "reasons": reasons},
                     workflow_id=info.workflow_id, idempotency_key=key))
+            if request.event_id:  # a retried attempt writes the same event id: stored once
+                emit(session, tenant_id=lead.tenant_id, subject_type="lead", subject_id=lead.id, name="lead.scored",
+                     event_id=request.event_id, data={"reason": request.reason, "probability": round(probability, 4)})
             session.commit()
         return ScoreResult(probability=round(probability, 4), model_version=model.label, reasons=reasons)
 

@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 from models.audit import AuditLog
 from models.base import utcnow
 from models.tenant import ApiKey, Role, Tenant
+from services.tenants import create_tenant
 
 KEY_PREFIX = "dfk"
 
@@ -44,8 +45,7 @@ def create_api_key(engine: Engine, tenant_id: str, role: Role, name: str = "",
     key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(20)}"
     with Session(engine, expire_on_commit=False) as session:
         if session.get(Tenant, tenant_id) is None:
-            session.add(Tenant(id=tenant_id, name=tenant_name or tenant_id.replace("-", " ").title()))
-            session.flush()
+            create_tenant(session, tenant_id, tenant_name, actor)
         row = ApiKey(tenant_id=tenant_id, role=role, name=name, prefix=prefix, key_hash=hash_key(key))
         session.add(row)
         session.add(AuditLog(tenant_id=tenant_id, actor=actor, action="api_key.create", entity_type="api_key",

@@ -47,6 +47,8 @@ class Child:
     ready: Callable[[], bool]
     log_file: Path | None = None
     stop_timeout: float = 30.0
+    # Run before every start (e.g. remove the ready file a dead run left, so `ready` waits for the new one).
+    before_start: Callable[[], None] | None = None
     process: subprocess.Popen | None = None
     state: str = "stopped"  # starting, ready, restarting, stopped
     restarts: int = 0
@@ -55,10 +57,16 @@ class Child:
     _started_at: float = field(default=0.0)
 
     def start(self) -> None:
-        log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True,
-                                        preexec_fn=die_with_parent)
+        if self.before_start:
+            self.before_start()
+        log = open(self.log_file, "ab") if self.log_file else None  # noqa: SIM115
+        try:
+            self.process = subprocess.Popen(self.command, env=self.env, stdout=log or subprocess.DEVNULL,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True, preexec_fn=die_with_parent)
+        finally:
+            if log:
+                log.close()  # the child has its own copy; one handle per restart would leak otherwise
         self.state, self._started_at = "starting", time.monotonic()
 
     def stop(self) -> None:

@@ -9,7 +9,8 @@ from datetime import timedelta
 from definitions.vocabulary import STAGES, LeadStatus
 
 SCHEMA = "dealflow/v1"
-TOP_KEYS = {"schema", "key", "name", "description", "version", "subject", "trigger", "enrollment", "settings", "steps"}
+TOP_KEYS = {"schema", "key", "name", "description", "version", "subject", "trigger", "replaces", "enrollment",
+            "settings", "steps"}
 REQUIRED_TOP = ("schema", "key", "trigger", "steps")
 STEP_KINDS = ("action", "wait", "wait_for", "branch", "parallel", "for_each", "set", "stop")
 STEP_COMMON = {"id", "if", "save_as", "timeout", "retry", "on_error", "with", "name"}
@@ -26,13 +27,19 @@ RECORDED_EVENTS = {
 }
 # What each subject's definitions hear: the only events their trigger, wait_for and exit_when may name
 # (anything else could never happen to that subject, so naming it is an error, not a silent no-op).
+# lead.scored: LeadWorkflow enriched and scored the lead ({reason: intake | engagement, probability}); the
+# first touch of a new lead starts from it (the shipped speed-to-lead definition).
 SUBJECT_EVENTS = {
-    "lead": {"lead.created", "lead.opted_out", "lead.status_changed", "schedule.daily"} | MESSAGE_EVENTS
+    "lead": {"lead.created", "lead.scored", "lead.opted_out", "lead.status_changed", "schedule.daily"}
+            | MESSAGE_EVENTS
             | RECORDED_EVENTS["lead"],
     "deal": {"deal.stage_changed"},
     "investor": {"investor.created", "investor.opted_out"} | MESSAGE_EVENTS | RECORDED_EVENTS["investor"],
 }
 EVENTS = set().union(*SUBJECT_EVENTS.values())
+# Told by the relay to a running enrollment when a definition that `replaces` it starts for the same subject:
+# the run ends ("handed over to <key>"). Not a name definitions may use.
+HANDED_OVER = "enrollment.handed_over"
 
 # Actions: parameter name -> (type, required). A capability not built yet is listed in UNAVAILABLE with the
 # reason, so validation says so instead of anything being stubbed.

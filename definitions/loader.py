@@ -62,6 +62,17 @@ def load(source: str, filename: str = "definition.yaml") -> Definition:
             if "when" in trigger:
                 compiled["trigger_when"] = check.expression(trigger, "when")
 
+    replaces = document.get("replaces")
+    if "replaces" not in document:
+        pass
+    elif isinstance(replaces, CommentedSeq) and all(isinstance(k, str) and DEFINITION_KEY.match(k) for k in replaces):
+        if key in replaces:
+            check.error(check.at(document, "replaces", True), "a definition cannot replace itself")
+        compiled["replaces"] = list(dict.fromkeys(replaces))
+    else:
+        check.error(check.at(document, "replaces", True),
+                    "replaces is a list of definition keys, like [speed-to-lead]")
+
     enrollment = document.get("enrollment") or CommentedMap()
     if isinstance(enrollment, CommentedMap):
         check.keys(enrollment, {"reenroll", "exit_when"}, "enrollment")

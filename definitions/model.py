@@ -63,6 +63,9 @@ class Definition(BaseModel):
     subject: str = "lead"
     trigger_event: str
     trigger_when: str | None = None
+    # Definitions this one takes the place of: for an event that triggers both, only this one starts, and
+    # starting it ends their running enrollment for the subject (hand-over).
+    replaces: list[str] = Field(default_factory=list)
     reenroll_after_seconds: float | None = None  # None = never re-enroll
     exit_when: list[ExitRule] = Field(default_factory=list)
     respect_send_window: bool = True

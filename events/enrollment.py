@@ -21,6 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core import search_attributes as sa
 from core.db import is_unique_violation
+from definitions.language import HANDED_OVER
 from definitions.model import Definition
 from services.definition_store import active
 from models.base import utcnow
@@ -93,6 +94,7 @@ def run_definition(session: Session, client: Client, task_queue: str, tenant_id:
     enrollment = "by-" + workflow_id.rpartition("-by-")[2] if "-by-" in workflow_id else ""
     enroll(session, client, task_queue, tenant_id, kind, subject_id, _views(session, kind, subject), definition, call,
            workflow_id, enrollment)
+    hand_over(session, client, tenant_id, subject_id, definition, workflow_id, call)
     session.commit()
     return workflow_id
 
@@ -114,11 +116,12 @@ def _dispatch(session: Session, client: Client, task_queue: str, tenant_id: str,
             session.add(execution)
 
     started: list[str] = []
-    for definition in active(session, tenant_id):
-        if definition.subject != kind or definition.trigger_event != name:
-            continue
-        if not matches(definition.trigger_when, views, data):
-            continue
+    triggered = [d for d in active(session, tenant_id) if d.subject == kind and d.trigger_event == name
+                 and matches(d.trigger_when, views, data)]
+    replaced = {key for d in triggered for key in d.replaces}
+    for definition in triggered:
+        if definition.key in replaced:
+            continue  # another definition this event triggers takes its place
         # One read decides both whether to enroll and the run's workflow id (the n-th enrollment's id ends in
         # -n): two requests enrolling the same subject at once compute the same id, and Temporal starts it once.
         earlier = session.exec(select(WorkflowExecution).where(
@@ -132,7 +135,28 @@ def _dispatch(session: Session, client: Client, task_queue: str, tenant_id: str,
         workflow_id = f"def-{tenant_id}-{definition.key}-{subject_id}" + (f"-{len(earlier) + 1}" if earlier else "")
         started.append(enroll(session, client, task_queue, tenant_id, kind, subject_id, views, definition, call,
                               workflow_id, enrollment))
+        hand_over(session, client, tenant_id, subject_id, definition, workflow_id, call)
     return started
+
+
+def hand_over(session: Session, client: Client, tenant_id: str, subject_id: str, definition: Definition,
+              workflow_id: str, call: Callable[..., Any]) -> None:
+    """`definition` started for the subject: the running enrollments of the definitions it `replaces` end
+    (told once per new run; a run that finished meanwhile needs nothing)."""
+    if not definition.replaces:
+        return
+    running = session.exec(select(WorkflowExecution).where(
+        WorkflowExecution.tenant_id == tenant_id, WorkflowExecution.subject_id == subject_id,
+        WorkflowExecution.workflow_type == "DefinitionWorkflow", WorkflowExecution.status == "running",
+        col(WorkflowExecution.definition_key).in_(definition.replaces))).all()
+    event = DefinitionEvent(name=HANDED_OVER, event_id=f"{HANDED_OVER}:{workflow_id}",
+                            data={"by": definition.key, "workflow_id": workflow_id})
+    for execution in running:
+        try:
+            call(_signal, client, execution.workflow_id, event)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
 
 
 def enroll(session: Session, client: Client, task_queue: str, tenant_id: str, kind: str, subject_id: str,

@@ -63,6 +63,12 @@ def emit(session: Session, *, tenant_id: str, subject_type: str, subject_id: str
                   start=start, traceparent=current_traceparent(), occurred_at=utcnow(), next_attempt_at=utcnow(),
                   attempts=0)
     dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        # `seq` is taken at insert, not at commit: without this, two transactions writing events of one subject
+        # at once could commit in the other order and be delivered out of order. Writers of one subject wait
+        # for each other here, until commit (the relay's claim is another key: delivering never blocks this).
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(
+            f"emit:{subject_type}:{subject_id}", 0))))
     insert = (postgresql if dialect == "postgresql" else sqlite).insert
     statement = insert(Event).values(**values).on_conflict_do_nothing().returning(Event.seq)
     return session.execute(statement).first() is not None  # (rowcount is -1 with RETURNING on psycopg)

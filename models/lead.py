@@ -230,8 +230,18 @@ class LeadPublic(BaseModel):
     cadence_step: str | None = None
     next_action: str | None = None
     cadence_stopped: bool | None = None
+    # Detail view only: the definitions the lead is enrolled in (its first touch and cadences), newest first.
+    definitions: list[DefinitionRunRef] | None = None
     created_at: datetime
     updated_at: datetime
+
+
+class DefinitionRunRef(BaseModel):
+    key: str
+    version: int | None
+    workflow_id: str
+    status: str  # running, closed
+    started_at: datetime
 
 
 class LeadPage(BaseModel):

@@ -166,6 +166,9 @@ class ScoreInput(BaseModel):
     tenant_id: str
     lead_id: str
     reason: str = "intake"  # intake, engagement, manual
+    # Set by LeadWorkflow: the score is also written as a `lead.scored` event with this id (in the same
+    # transaction), which definitions hear (speed-to-lead starts from the intake one). None: no event.
+    event_id: str | None = None
 
 
 class ScoreResult(BaseModel):

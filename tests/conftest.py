@@ -197,11 +197,12 @@ def insert_lead(engine: Engine, tenant: str | None = None, property: dict | None
 
     from models.lead import Lead, Property
     from models.tenant import Tenant
+    from services.tenants import create_tenant
 
     tenant = tenant or f"x{uuid.uuid4().hex[:7]}"
     with Session(engine) as session:
         if session.get(Tenant, tenant) is None:
-            session.add(Tenant(id=tenant, name="Lone Star Home Buyers" if tenant == FAKE_TENANT else tenant))
+            create_tenant(session, tenant, "Lone Star Home Buyers" if tenant == FAKE_TENANT else tenant)
             session.commit()
         if property:
             row = Property(tenant_id=tenant, normalized_address=f"{property['street']}, {property['city']}",
@@ -230,6 +231,13 @@ def zone_at_local_hour(hour: int, now=None) -> str:
 def toll_free() -> str:
     """A valid number that maps to no single zone, so the tenant's zone applies."""
     return f"+1888555{uuid.uuid4().int % 10000:04d}"
+
+
+def always_open(engine: Engine, tenant_id: str) -> None:
+    """The tenant's send window open all day, every day (in whatever zone a lead's phone or address puts it),
+    so a test that expects a send does not depend on the hour or the weekday it runs."""
+    set_tenant(engine, tenant_id, timezone="Etc/UTC", send_window_days="mon-sun", send_window_start="00:00",
+               send_window_end="23:59")
 
 
 def set_tenant(engine: Engine, tenant_id: str, **fields) -> None:
@@ -287,3 +295,26 @@ async def workflow_running(api, headers: dict, lead_id: str, timeout: float = 20
         return body if body.get("workflow_status") == "RUNNING" else None
 
     return await eventually(check, timeout=timeout)
+
+
+async def first_touch_run(engine: Engine, client, lead_id: str, step: str | None = None, timeout: float = 30.0):
+    """The handle of the lead's speed-to-lead run (the default first touch), once the relay started it; with
+    `step`, once the run is at that step (e.g. "welcome" while it waits for the send window)."""
+    from sqlmodel import Session, select
+
+    from models.definition import WorkflowExecution
+    from workflows.definition import DefinitionWorkflow
+
+    def started():
+        with Session(engine) as session:
+            return session.exec(select(WorkflowExecution.workflow_id).where(
+                WorkflowExecution.subject_id == lead_id,
+                WorkflowExecution.definition_key == "speed-to-lead")).first()
+
+    handle = client.get_workflow_handle_for(DefinitionWorkflow.run, await eventually(started, timeout=timeout))
+    if step:
+        async def at_step():
+            return (await handle.query(DefinitionWorkflow.state)).current_step == step
+        await eventually(at_step, timeout=timeout)
+    return handle
+

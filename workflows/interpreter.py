@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
 
     from core import search_attributes as sa
     from definitions.cel import program as cel_program
+    from definitions.language import HANDED_OVER
     # Payload models live in definitions.model, created once per process (not per run).
     from definitions.model import DefinitionEvent, DefinitionRun, DefinitionState, Step
     from models.payloads import SendPlan, SendPlanInput
@@ -185,6 +186,9 @@ class DefinitionInterpreter(StepActions):
         return self._exit_reason() is not None
 
     def _exit_reason(self) -> str | None:
+        handed = next((e for e in self._events if e["name"] == HANDED_OVER), None)
+        if handed is not None:  # a definition that replaces this one started for the subject
+            return f"handed over to {handed['data'].get('by')}"
         for rule in self._d.exit_when:
             if rule.event and any(e["name"] == rule.event for e in self._events):
                 return f"exit_when event {rule.event}"

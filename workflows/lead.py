@@ -1,13 +1,16 @@
 """LeadWorkflow: owns one lead's life, from intake to deal.
 
-receipt → enrichment (child workflow) → score (with reasons) → call task for hot leads → built-in cadence
-(welcome email + first SMS inside the recipient's send window, wait 2 days for a reply, SMS nudge) →
-waits for signals (replied, opted_out, note, close, further submissions) and updates (set_status with a
-validator, convert → opportunity + DealWorkflow). A reply, an opt-out, a close or staff marking the lead
-dead stops every pending send. Continues-as-new when Temporal suggests it, once the cadence is over.
+receipt → enrichment (child workflow) → score (with reasons; written with a `lead.scored` event) → call
+task for hot leads → waits for signals (replied, opted_out, note, close, merged, further submissions) and
+updates (set_status with a validator, convert → opportunity + DealWorkflow). It sends no messages: the
+first touch and every cadence are published definitions (the shipped speed-to-lead starts from
+lead.scored; a tenant can retire or replace it). Continues-as-new whenever Temporal suggests it.
 
 Running code changes are guarded with workflow.patched: leads started before the lifecycle ("lifecycle-v2")
-only record events. tests/histories holds recorded histories of each version that must keep replaying.
+only record events; leads that passed scoring before "first-touch-by-definition" run the old built-in
+cadence (welcome email + first SMS inside the send window, 2 days' wait for a reply, SMS nudge) to its end,
+also across continue-as-new. tests/histories holds recorded histories of each version that must keep
+replaying.
 """
 
 from __future__ import annotations
@@ -65,7 +68,8 @@ _STOPPERS = {"replied", "opted_out", "close", "merged"}
 # Bound on remembered event ids; older ids are still deduplicated by the timeline's unique key.
 _SEEN_LIMIT = 500
 FIRST_TOUCH_STEPS = (("email", "welcome"), ("sms", "first_touch"))
-# The built-in cadence. Idempotency keys follow {subject}:{definition}:{version}:{step}.
+# The built-in cadence of leads started before "first-touch-by-definition" (its runs finish it).
+# Idempotency keys follow {subject}:{definition}:{version}:{step}.
 CADENCE = "builtin-cadence"
 CADENCE_VERSION = 1
 REPLY_WAIT = timedelta(days=2)
@@ -172,7 +176,10 @@ class LeadWorkflow:
 
         self._step, self._next_action = "scoring", "score the lead"
         workflow.set_current_details("Scoring")
-        if not await self._rescore("intake"):
+        # Since "first-touch-by-definition" the score is also the `lead.scored` event the published first-touch
+        # definition (speed-to-lead, or one that replaces it) starts from; this workflow sends nothing itself.
+        by_definition = workflow.patched("first-touch-by-definition")
+        if not await self._rescore("intake", event_id="intake" if by_definition else None):
             return self._finish_cadence()
         if self._score and self._score.probability >= HOT_SCORE and not self._cadence_stopped:
             reasons = "; ".join(r["text"] for r in self._score.reasons[:3])
@@ -182,6 +189,8 @@ class LeadWorkflow:
                                          description=reasons, idempotency_key=self._key("call_task")),
                 result_type=str, start_to_close_timeout=timedelta(seconds=30), retry_policy=DB_RETRY,
                 summary=f"call-now task ({self._score.probability:.0%})")
+        if by_definition:
+            return self._finish_cadence()
 
         self._step, self._next_action = "first_touch", "welcome email and first SMS inside the send window"
         workflow.set_current_details("First touch: welcome email and first SMS inside the send window")
@@ -232,10 +241,11 @@ class LeadWorkflow:
         self._next_action = "none (closed)" if self._closed else "waiting for replies, notes or staff actions"
         workflow.set_current_details(f"Status {self._status}: {self._next_action}")
 
-    async def _rescore(self, reason: str) -> bool:
+    async def _rescore(self, reason: str, event_id: str | None = None) -> bool:
         try:
             self._score = await workflow.execute_activity(
-                "score_lead", ScoreInput(tenant_id=self._input.tenant_id, lead_id=self._input.lead_id, reason=reason),
+                "score_lead", ScoreInput(tenant_id=self._input.tenant_id, lead_id=self._input.lead_id, reason=reason,
+                                         event_id=event_id),
                 result_type=ScoreResult, start_to_close_timeout=timedelta(minutes=2), retry_policy=SCORE_RETRY,
                 summary=f"score ({reason})")
         except ActivityError as exc:
@@ -297,7 +307,9 @@ class LeadWorkflow:
         if name in _STOPPERS:
             self._cadence_stopped = True  # pause on reply; never message after an opt-out
         if name == "replied" and self._lifecycle:
-            await self._rescore("engagement")  # a reply is the strongest signal there is
+            # A reply is the strongest signal there is; the new score reaches definitions as lead.scored.
+            await self._rescore("engagement", f"engagement:{event.event_id}"
+                                if workflow.patched("first-touch-by-definition") else None)
         if name == "close" and not self._closed:
             self._closed = True
             await self._set_status("dead", event.note or "closed", event.actor)

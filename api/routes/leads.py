@@ -23,7 +23,10 @@ from core.db import committed, in_transaction
 from definitions.language import RECORDED_EVENTS
 from models.base import utcnow
 from models.event import emit, start_pending
-from models.lead import Lead, LeadCreate, LeadPage, LeadPublic, LeadSource, LeadStatus, LeadUpdate, Property
+from models.definition import WorkflowExecution
+from models.lead import (
+    DefinitionRunRef, Lead, LeadCreate, LeadPage, LeadPublic, LeadSource, LeadStatus, LeadUpdate, Property,
+)
 from models.payloads import ConvertInput, ConvertResult, LeadState, StatusChange
 from models.timeline import TimelineEntry, TimelineEntryPublic
 from services.lead_intake import receive_lead
@@ -118,12 +121,18 @@ def list_leads(
 @router.get("/{lead_id}", response_model=LeadPublic)
 async def get_lead(lead_id: str, session: SessionDep, principal: PrincipalDep, client: ClientDep) -> LeadPublic:
     """The lead with its enrichment, score and reasons, and its workflow's cadence step and next action."""
-    def load() -> tuple[Lead, bool]:
+    def load() -> tuple[Lead, bool, list[DefinitionRunRef]]:
         lead = _get_lead(session, principal, lead_id)
-        return lead, start_pending(session, "lead", lead.duplicate_of or lead.id)
+        runs = session.exec(select(WorkflowExecution).where(
+            WorkflowExecution.tenant_id == lead.tenant_id, WorkflowExecution.subject_id == lead.id,
+            WorkflowExecution.workflow_type == "DefinitionWorkflow")
+            .order_by(col(WorkflowExecution.started_at).desc()).limit(50)).all()
+        refs = [DefinitionRunRef(key=r.definition_key or "", version=r.definition_version, workflow_id=r.workflow_id,
+                                 status=r.status, started_at=r.started_at) for r in runs]
+        return lead, start_pending(session, "lead", lead.duplicate_of or lead.id), refs
 
-    lead, pending = await run_in_threadpool(load)
-    extra: dict = {"workflow_status": None}
+    lead, pending, runs = await run_in_threadpool(load)
+    extra: dict = {"workflow_status": None, "definitions": runs}
     if pending:
         extra["workflow_status"] = "PENDING"  # accepted; the relay has not started its workflow yet
     elif lead.workflow_id:

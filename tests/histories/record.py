@@ -1,4 +1,5 @@
-"""Record workflow histories for the replay tests: `python -m tests.histories.record [lifecycle|definition]`.
+"""Record workflow histories for the replay tests:
+`python -m tests.histories.record [lifecycle|first-touch|definition]`.
 
 Runs the workflows on the time-skipping test server with the recording activities of the workflow tests
 and writes each history as JSON next to this file. Record a new file for a new behaviour worth pinning;
@@ -47,6 +48,25 @@ async def record_lifecycle() -> list[Path]:
     return [_write("lead_workflow_v2_lifecycle", lead), _write("enrichment_workflow_v1", enrichment)]
 
 
+async def record_first_touch() -> list[Path]:
+    """LeadWorkflow since "first-touch-by-definition": scoring writes lead.scored, no messages of its own."""
+    env = await time_skipping_environment()
+    try:
+        async with Worker(env.client, task_queue="history", workflows=WORKFLOWS,
+                          activities=Recorded(score=0.82).activities()):
+            handle, _ = await _start(env.client, "history", "ld_history0003")
+            await env.sleep(timedelta(days=2, hours=1))
+            await handle.signal("note", LeadEvent(event_id="n1", note="left voicemail"))
+            await handle.signal("replied", LeadEvent(event_id="r1", data={"text": "call me"}))
+            await env.sleep(timedelta(minutes=1))
+            await handle.signal("close", LeadEvent(event_id="c1", note="sold elsewhere"))
+            await handle.result()
+            lead = await handle.fetch_history()
+    finally:
+        await env.shutdown()
+    return [_write("lead_workflow_v3_first_touch_by_definition", lead)]
+
+
 async def record_definition() -> list[Path]:
     from tests.integration.test_definitions import NURTURE, _start as start_definition
 
@@ -64,7 +84,8 @@ async def record_definition() -> list[Path]:
 
 
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["lifecycle", "definition"]
+    which = sys.argv[1:] or ["first-touch"]
+    recorders = {"lifecycle": record_lifecycle, "first-touch": record_first_touch, "definition": record_definition}
     for name in which:
-        for path in asyncio.run({"lifecycle": record_lifecycle, "definition": record_definition}[name]()):
+        for path in asyncio.run(recorders[name]()):
             print(path)

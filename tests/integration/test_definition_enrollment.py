@@ -11,7 +11,9 @@ from sqlmodel import Session, col, select
 from models.definition import WorkflowExecution
 from models.task import Task
 from models.tenant import Role
-from tests.conftest import delivered, eventually, set_tenant, started_by, workflow_running, zone_at_local_hour
+from tests.conftest import (
+    always_open, delivered, eventually, set_tenant, started_by, workflow_running, zone_at_local_hour,
+)
 from workflows.definition import DefinitionEvent, DefinitionWorkflow
 
 REFERRAL = """schema: dealflow/v1
@@ -392,7 +394,7 @@ async def test_a_reenrolled_lead_gets_its_messages_and_tasks_again_once_per_enro
     from models.message import Message
 
     tenant, ops, staff = await _setup(api, make_key, engine)
-    set_tenant(engine, tenant, timezone=zone_at_local_hour(12))  # inside the send window
+    always_open(engine, tenant)  # inside the send window, whatever the hour and weekday
     await _publish(api, ops, AGAIN, "call-again")
     lead = (await api.post("/api/v1/leads", headers=staff, json={
         "first_name": "Again", "email": f"again.{uuid.uuid4().hex[:6]}@example.com", "source": "cold_call"})).json()

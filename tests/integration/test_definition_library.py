@@ -38,9 +38,16 @@ def test_library_definitions_validate_and_use_real_templates(path):
 
 
 EXPECTED = {
-    "web-lead-nurture.yaml": ["day 0 09:00 score score_lead 40%", "day 0 09:00 welcome send_email welcome: sent",
-                              "day 0 09:00 first_text send_sms first_touch: sent", "day 2 09:00 wait_reply lead.replied timed out",
+    "web-lead-nurture.yaml": ["day 0 09:00 welcome send_email welcome: sent",
+                              "day 0 09:00 first_text send_sms first_touch: sent",
+                              "day 0 09:00 contacted set_status contacted",
+                              "day 2 09:00 wait_reply lead.replied timed out",
                               "day 2 09:00 nudge send_sms nudge_1: sent", "day 2 09:00 route otherwise"],
+    "speed-to-lead.yaml": ["day 0 09:00 welcome send_email welcome: sent",
+                           "day 0 09:00 first_touch send_sms first_touch: sent",
+                           "day 0 09:00 contacted set_status contacted",
+                           "day 2 09:00 wait_reply lead.replied timed out", "day 2 09:00 nudge send_sms nudge_1: sent"],
+    "cant-reach.yaml": ["day 2 09:00 gap_0 waited 2d", "day 2 09:00 attempt_1 send_sms nudge_1: sent"],
     "deal-under-contract.yaml": ["day 0 09:00 checklist all done",
                                  "day 7 09:00 title_check create_task 'Check title status and the closing date'"],
     "offer-follow-up.yaml": ["day 1 09:00 day_one waited 1d", "day 1 09:00 check_in send_sms offer_follow_up: sent"],

@@ -16,7 +16,7 @@ from models.message import Message
 from models.task import Task
 from models.tenant import Role
 from tests.conftest import (
-    TWILIO_TOKEN, delivered, eventually, set_tenant, toll_free, workflow_running, zone_at_local_hour,
+    TWILIO_TOKEN, always_open, delivered, eventually, set_tenant, toll_free, workflow_running,
 )
 from workflows.definition import DefinitionWorkflow
 
@@ -86,7 +86,8 @@ async def test_capital_raise_runs_for_an_investor_hears_a_reply_and_ends_on_comm
     tenant = f"r{uuid.uuid4().hex[:6]}"
     ops, staff = make_key(Role.ops, tenant=tenant), make_key(Role.staff, tenant=tenant)
     number = toll_free()
-    set_tenant(engine, tenant, timezone=zone_at_local_hour(12), sms_from=number)
+    always_open(engine, tenant)
+    set_tenant(engine, tenant, sms_from=number)
     saved = await api.post("/api/v1/definitions", content=RAISE.encode(),
                            headers={**ops, "Content-Type": "application/yaml"})
     assert saved.status_code == 201, saved.text

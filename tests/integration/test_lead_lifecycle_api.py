@@ -31,7 +31,7 @@ async def _detail(api, headers, lead_id, predicate):
 async def test_a_posted_lead_is_enriched_and_scored_with_reasons(api, make_key, engine):
     tenant, headers, lead = await _lead(api, make_key, engine)
     detail = await eventually(lambda: _detail(api, headers, lead["id"], lambda b: b["score"] is not None
-                                              and b["cadence_step"] == "first_touch"), timeout=90)
+                                              and b["definitions"]), timeout=90)
     contact = detail["enrichment"]["contact"]
     assert contact["email"]["disposable"] is True  # mailinator
     assert contact["phone"]["type"] == "toll_free"
@@ -42,7 +42,10 @@ async def test_a_posted_lead_is_enriched_and_scored_with_reasons(api, make_key, 
     reasons = detail["score_explanation"]
     assert reasons and all(r["text"].endswith(f"{r['size']:+.2f}") for r in reasons)
     assert any("disposable email" in r["text"] for r in reasons)
-    assert detail["next_action"] == "welcome email and first SMS inside the send window"
+    # The lifecycle is done; the first touch is the speed-to-lead definition's (waiting for the send window)
+    assert detail["cadence_step"] == "done"
+    assert detail["next_action"] == "waiting for replies, notes or staff actions"
+    assert [(d["key"], d["version"], d["status"]) for d in detail["definitions"]] == [("speed-to-lead", 1, "running")]
     call_next = (await api.get("/api/v1/leads?sort=-score&min_score=0", headers=headers)).json()["items"]
     assert [x["id"] for x in call_next] == [lead["id"]]
 

@@ -31,7 +31,7 @@ from models.payloads import (
 from models.timeline import TimelineEntry
 from tests.conftest import eventually, insert_lead
 from workflows.deal import DealWorkflow
-from workflows.definition import DefinitionWorkflow
+from workflows.definition import DefinitionEvent, DefinitionWorkflow
 from workflows.enrichment import EnrichmentWorkflow
 from workflows.lead import LeadWorkflow
 
@@ -147,32 +147,31 @@ async def _start(client: Client, queue: str, lead_id: str | None = None):
 
 
 async def test_full_lead_life_in_seconds(skipping_env):
+    """Receipt, enrichment, scoring (written with the lead.scored event the first-touch definition starts from),
+    the hot-lead task; the workflow sends nothing itself."""
     client: Client = skipping_env.client
     recorded, queue = Recorded(score=0.82), f"tq-{uuid.uuid4().hex[:6]}"
     async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=recorded.activities()):
         handle, lead_id = await _start(client, queue)
         await skipping_env.sleep(timedelta(hours=1))
         state = await handle.query(LeadWorkflow.state)
-        assert state.step == "wait_for_reply" and state.score == 0.82
-        assert state.next_action.startswith("wait for a reply until") and state.next_action.endswith("nudge_1")
+        assert state.step == "done" and state.cadence_done and state.score == 0.82
+        assert state.next_action == "waiting for replies, notes or staff actions"
+        assert [(s.reason, s.event_id) for s in recorded.scores] == [("intake", "intake")]
         assert [t.title for t in recorded.tasks] == ["Call now: hot lead (82%)"]
         assert recorded.tasks[0].idempotency_key == f"{lead_id}:builtin-cadence:1:call_task"
-        assert sorted(r.template for r in recorded.sends) == ["first_touch", "welcome"]
-        assert [s.status for s in recorded.statuses] == ["contacted"]
+        assert recorded.sends == [] and recorded.statuses == [] and state.first_touch == {}
         enrichment = recorded.enrichment  # county records answered; the property API refused: partial
         assert enrichment.sources["county_records"].status == "ok"
         assert enrichment.sources["property_api"].status == "failed" and enrichment.partial
         assert enrichment.facts["owner_name"] == "GARCIA MARIA"
 
-        await skipping_env.sleep(timedelta(days=2))  # no reply in two days: the SMS nudge goes out
-        state = await handle.query(LeadWorkflow.state)
-        assert state.first_touch == {"welcome": "sent", "first_touch": "sent", "nudge_1": "sent"}
-        assert state.step == "done" and state.cadence_done
-        assert [r.idempotency_key for r in recorded.sends][-1] == f"{lead_id}:builtin-cadence:1:nudge_1"
-
+        await skipping_env.sleep(timedelta(days=3))
+        assert recorded.sends == []  # no built-in nudge either
         await handle.signal(LeadWorkflow.replied, LeadEvent(event_id="SM1", data={"text": "call me"}))
         await skipping_env.sleep(timedelta(minutes=1))
-        assert [s.reason for s in recorded.scores] == ["intake", "engagement"]  # a reply re-scores
+        # a reply re-scores, and that score is an event too
+        assert [(s.reason, s.event_id) for s in recorded.scores][-1] == ("engagement", "engagement:SM1")
         await handle.signal(LeadWorkflow.close, LeadEvent(event_id="c1", note="sold"))
         result = await handle.result()
     assert result.status == "dead"
@@ -180,19 +179,34 @@ async def test_full_lead_life_in_seconds(skipping_env):
     assert description.typed_search_attributes.get(sa.LEAD_SCORE) == 0.82
 
 
-async def test_a_reply_before_the_nudge_stops_the_cadence(skipping_env):
+SPEED_TO_LEAD = (Path(__file__).resolve().parents[2] / "definitions" / "library" / "speed-to-lead.yaml").read_text()
+
+
+async def test_speed_to_lead_first_touch_then_nudge_and_a_reply_stops_it(skipping_env):
+    """The shipped first touch: welcome and text at once, contacted, the nudge after two quiet days; a reply
+    before the nudge ends the run (no nudge)."""
+    from tests.integration.test_definitions import _start as start_definition
+
     client: Client = skipping_env.client
     recorded, queue = Recorded(score=0.2), f"tq-{uuid.uuid4().hex[:6]}"
     async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=recorded.activities()):
-        handle, lead_id = await _start(client, queue)
+        quiet, quiet_id = await start_definition(client, queue, SPEED_TO_LEAD)
+        assert (await quiet.result()).status == "completed"
+        sends = [(r.template, r.idempotency_key) for r in recorded.sends]
+        assert sends == [("welcome", f"{quiet_id}:speed-to-lead:1:welcome"),
+                         ("first_touch", f"{quiet_id}:speed-to-lead:1:first_touch"),
+                         ("nudge_1", f"{quiet_id}:speed-to-lead:1:nudge")]
+        assert [(s.status, s.actor) for s in recorded.statuses] == [("contacted", "definition:speed-to-lead")]
+
+        recorded.sends.clear()
+        recorded.lead_status = "new"
+        answering, _ = await start_definition(client, queue, SPEED_TO_LEAD)
         await skipping_env.sleep(timedelta(hours=3))
-        await handle.signal(LeadWorkflow.replied, LeadEvent(event_id="r1", data={"text": "maybe"}))
-        await skipping_env.sleep(timedelta(days=5))
-        state = await handle.query(LeadWorkflow.state)
-    assert state.cadence_stopped and state.cadence_done and "nudge_1" not in state.first_touch
-    assert recorded.tasks == []  # 20% is not hot: no call task
-    assert sorted(r.template for r in recorded.sends) == ["first_touch", "welcome"]
-    await handle.terminate("test done")
+        await answering.signal(DefinitionWorkflow.event, DefinitionEvent(name="lead.replied", event_id="r1",
+                                                                         data={"text": "maybe"}))
+        state = await answering.result()
+    assert state.status == "exited" and "lead.replied" in state.path[-1]["detail"]
+    assert [r.template for r in recorded.sends] == ["welcome", "first_touch"]
 
 
 async def test_receipt_signals_dedupe_and_close(skipping_env):
@@ -219,7 +233,7 @@ async def test_receipt_signals_dedupe_and_close(skipping_env):
     assert recorded.timeline[0].data == {"source": "direct_mail", "channel": "api"}
     assert recorded.timeline[0].actor == "key:k1"
     assert all(e.occurred_at.tzinfo is not None for e in recorded.timeline)
-    assert [(s.status, s.actor) for s in recorded.statuses] == [("contacted", "workflow"), ("dead", "key:k2")]
+    assert [(s.status, s.actor) for s in recorded.statuses] == [("dead", "key:k2")]
     description = await handle.describe()
     assert description.typed_search_attributes.get(sa.LEAD_STATUS) == "dead"
 
@@ -316,7 +330,7 @@ async def test_continue_as_new_carries_the_leads_state():
         recorded = Recorded(score=0.3)
         async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=recorded.activities()):
             handle, lead_id = await _start(client, queue)
-            await eventually(lambda: _state_is(handle, lambda s: s.step == "wait_for_reply"))
+            await eventually(lambda: _state_is(handle, lambda s: s.step == "done"))
             await handle.signal(LeadWorkflow.replied, LeadEvent(event_id="r-first", data={"text": "later"}))
             first_run = (await handle.describe()).run_id
             for i in range(40):
@@ -325,11 +339,12 @@ async def test_continue_as_new_carries_the_leads_state():
             await handle.signal(LeadWorkflow.replied, LeadEvent(event_id="r-first"))  # seen before the new run
             await handle.signal(LeadWorkflow.note, LeadEvent(event_id="after", note="after"))
             state = await eventually(lambda: _state_is(handle, lambda s: s.events == 42))
-        assert state.status == "contacted" and state.cadence_done and state.cadence_stopped
+        assert state.status == "new" and state.cadence_done and state.cadence_stopped
         replies = [e for e in recorded.timeline if e.kind == "lead.replied"]
         assert len(replies) == 1  # the re-sent reply from before continue-as-new was ignored
         assert len([e for e in recorded.timeline if e.kind == "lead.note"]) == 41
-        assert len(recorded.sends) == 2  # the cadence did not start again in the new run
+        assert [s.reason for s in recorded.scores] == ["intake", "engagement"]  # the lifecycle ran once
+        assert recorded.sends == []
         await handle.terminate("test done")
     finally:
         await env.shutdown()

@@ -168,8 +168,14 @@ async def test_worker_killed_between_temporal_and_the_commit_loses_nothing_and_d
                                            TimelineEntry.kind == "lead.received") == 1, timeout=60)
         await asyncio.sleep(2)
         assert stack.count(Task, Task.lead_id == lead["id"], Task.title == "Call the new lead") == 1
-        assert stack.count(WorkflowExecution, WorkflowExecution.subject_id == lead["id"]) == 1
+        # and later, lead.scored starts the default first touch, once, like everything else
+        await wait_for(lambda: stack.count(WorkflowExecution, WorkflowExecution.subject_id == lead["id"],
+                                           WorkflowExecution.definition_key == "speed-to-lead") == 1, timeout=60)
+        await asyncio.sleep(2)
+        for key in ("call-new-ppc", "speed-to-lead"):
+            assert stack.count(WorkflowExecution, WorkflowExecution.subject_id == lead["id"],
+                               WorkflowExecution.definition_key == key) == 1, key
         assert stack.count(TimelineEntry, TimelineEntry.lead_id == lead["id"], TimelineEntry.kind == "lead.received") == 1
         runs = [w async for w in client.list_workflows(f'TenantId="{tenant}"')]
         assert sorted(w.workflow_type for w in runs if w.workflow_type in ("LeadWorkflow", "DefinitionWorkflow")) \
-            == ["DefinitionWorkflow", "LeadWorkflow"]
+            == ["DefinitionWorkflow", "DefinitionWorkflow", "LeadWorkflow"]

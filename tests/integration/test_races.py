@@ -22,7 +22,7 @@ from models.lead import Lead
 from models.message import Message
 from models.tenant import Role
 from models.webhook import WebhookEvent
-from tests.conftest import LEAD_SOURCE_TENANT, set_tenant, toll_free, zone_at_local_hour
+from tests.conftest import LEAD_SOURCE_TENANT, always_open, toll_free
 from tests.integration.stack import released_together, uvicorn_api, wait_for
 from tests.integration.test_lead_source_webhook import sign
 
@@ -47,7 +47,7 @@ async def test_identical_concurrent_intakes_store_one_original_one_workflow_one_
         settings, worker, engine, make_key, temporal_client, with_address):
     tenant = f"race{uuid.uuid4().hex[:6]}"
     headers = make_key(Role.staff, tenant=tenant)
-    set_tenant(engine, tenant, timezone=zone_at_local_hour(12))  # inside the send window: the welcome goes out
+    always_open(engine, tenant)  # the welcome goes out (the address puts the lead in Chicago's zone)
     email = f"maria.{uuid.uuid4().hex[:6]}@example.com"
     body = {"first_name": "Maria", "last_name": "Garcia", "email": email, "phone": toll_free(),
             "source": "web_form"}
@@ -107,3 +107,40 @@ async def test_the_same_signed_webhook_replayed_concurrently_stores_one_lead(set
             WebhookEvent.event_id == f"{LEAD_SOURCE_TENANT}:{headers['webhook-id']}")).all()) == 1
     await wait_for(lambda: _leads(engine, email=email)[0].score is not None, timeout=60)
     assert await _lead_workflows(temporal_client, [rows[0].id]) == 1
+
+
+def test_events_of_one_subject_commit_in_the_order_of_their_seq(engine):
+    """Two transactions writing events of one lead: the second waits for the first to commit, so a relay that
+    reads in `seq` order never sees a later event committed before an earlier one. (Without the writers' lock
+    in `emit`, the second inserted and committed at once with the higher seq, ahead of the first's commit.)"""
+    import threading
+
+    from models.event import emit
+    from tests.conftest import insert_lead
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: commit order is insert order")
+    tenant, lead_id = insert_lead(engine)
+    first = Session(engine)
+    emit(first, tenant_id=tenant, subject_type="lead", subject_id=lead_id, name="lead.note", event_id="first")
+    second_done = threading.Event()
+
+    def second() -> None:
+        with Session(engine) as session:
+            emit(session, tenant_id=tenant, subject_type="lead", subject_id=lead_id, name="lead.note",
+                 event_id="second")
+            session.commit()
+        second_done.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    try:
+        assert not second_done.wait(1.0), "the second writer committed while the first was still open"
+        first.commit()
+        assert second_done.wait(10)
+    finally:
+        first.close()
+        thread.join(10)
+    with Session(engine) as session:
+        order = session.exec(select(Event.event_id).where(Event.subject_id == lead_id).order_by(Event.seq)).all()
+    assert order == ["first", "second"]

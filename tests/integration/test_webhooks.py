@@ -21,9 +21,9 @@ from models.tenant import Role
 from models.timeline import TimelineEntry
 from models.webhook import WebhookEvent
 from tests.conftest import (
-    FAKE_TENANT, TWILIO_TOKEN, eventually, insert_lead, workflow_running, set_tenant, toll_free, zone_at_local_hour,
+    FAKE_TENANT, TWILIO_TOKEN, eventually, first_touch_run, insert_lead, set_tenant, toll_free, workflow_running,
+    zone_at_local_hour,
 )
-from workflows.lead import LeadWorkflow
 
 PUBLIC = "https://crm.example.com"
 
@@ -160,8 +160,7 @@ async def test_sendgrid_unsubscribe_stops_the_leads_cadence(api, engine, make_ke
     lead = (await api.post("/api/v1/leads", headers=headers, json={
         "first_name": "Unsub", "email": f"unsub.{uuid.uuid4().hex[:6]}@example.com", "source": "ppc"})).json()
     await workflow_running(api, headers, lead["id"])
-    handle = temporal_client.get_workflow_handle_for(LeadWorkflow.run, lead["workflow_id"])
-    await eventually(lambda: _state(handle, lambda s: s.step == "first_touch"))
+    first_touch = await first_touch_run(engine, temporal_client, lead["id"], step="welcome")  # waiting for 08:00
     message = Message(tenant_id=tenant, lead_id=lead["id"], channel="email", status="delivered", body="x",
                       to_address=lead["email"], provider="sendgrid", idempotency_key=uuid.uuid4().hex)
     with Session(engine) as session:
@@ -173,15 +172,12 @@ async def test_sendgrid_unsubscribe_stops_the_leads_cadence(api, engine, make_ke
     response = await api.post("/api/v1/webhooks/sendgrid/events", content=payload,
                               headers=_sendgrid_headers(sendgrid_signing_key, payload))
     assert response.status_code == 200 and response.json()["applied"] == 1
-    state = await eventually(lambda: _state(handle, lambda s: s.cadence_done), timeout=10)
-    assert state.cadence_stopped and state.first_touch == {"welcome": "cancelled", "first_touch": "cancelled"}
+    state = await asyncio.wait_for(first_touch.result(), timeout=10)  # ends at once, not at 08:00
+    assert state.status == "exited" and "lead.opted_out" in state.path[-1]["detail"]
     with Session(engine) as session:
         assert is_opted_out(session, tenant, "email", lead["email"])
-
-
-async def _state(handle, predicate):
-    state = await handle.query(LeadWorkflow.state)
-    return state if predicate(state) else None
+        sent = session.exec(select(Message.id).where(Message.lead_id == lead["id"])).all()
+    assert sent == [message_id]  # only the message this test stored: no welcome, no text
 
 
 # --- Twilio ----------------------------------------------------------------------------------------------------
@@ -229,17 +225,16 @@ async def _quiet_lead(api, engine, make_key):
 
 async def test_texting_stop_opts_out_and_stops_every_cadence_at_once(api, engine, make_key, temporal_client):
     tenant, number, lead, headers = await _quiet_lead(api, engine, make_key)
-    handle = temporal_client.get_workflow_handle_for(LeadWorkflow.run, lead["workflow_id"])
-    await eventually(lambda: _state(handle, lambda s: s.step == "first_touch"))
+    first_touch = await first_touch_run(engine, temporal_client, lead["id"], step="welcome")  # waiting for 08:00
 
     form = {"MessageSid": f"SM{uuid.uuid4().hex}", "From": lead["phone"], "To": number, "Body": " Stop "}
     started = time.perf_counter()
     response = await _twilio_post(api, "/api/v1/webhooks/twilio/sms", form)
     assert response.status_code == 200 and response.headers["content-type"] == "application/xml"
     assert "<Message>" not in response.text  # Twilio itself confirms the opt-out
-    state = await eventually(lambda: _state(handle, lambda s: s.cadence_done), timeout=10)
+    state = await asyncio.wait_for(first_touch.result(), timeout=10)
     assert time.perf_counter() - started < 60  # within the same minute (in practice, well under a second)
-    assert state.cadence_stopped and state.first_touch == {"welcome": "cancelled", "first_touch": "cancelled"}
+    assert state.status == "exited" and "lead.opted_out" in state.path[-1]["detail"]
     with Session(engine) as session:
         assert is_opted_out(session, tenant, "sms", lead["phone"])
         outbound = session.exec(select(Message).where(Message.lead_id == lead["id"],
@@ -270,14 +265,13 @@ async def test_texting_stop_opts_out_and_stops_every_cadence_at_once(api, engine
 
 async def test_an_sms_reply_pauses_the_cadence_and_is_recorded(api, engine, make_key, temporal_client):
     tenant, number, lead, headers = await _quiet_lead(api, engine, make_key)
-    handle = temporal_client.get_workflow_handle_for(LeadWorkflow.run, lead["workflow_id"])
-    await eventually(lambda: _state(handle, lambda s: s.step == "first_touch"))
+    first_touch = await first_touch_run(engine, temporal_client, lead["id"], step="welcome")
     form = {"MessageSid": f"SM{uuid.uuid4().hex}", "From": lead["phone"], "To": number,
             "Body": "Yes, call me after 5"}
     response = await _twilio_post(api, "/api/v1/webhooks/twilio/sms", form)
     assert response.status_code == 200
-    state = await eventually(lambda: _state(handle, lambda s: s.cadence_done), timeout=10)
-    assert state.cadence_stopped
+    state = await asyncio.wait_for(first_touch.result(), timeout=10)  # a reply ends the first touch
+    assert state.status == "exited" and "lead.replied" in state.path[-1]["detail"]
     async def replies():
         timeline = (await api.get(f"/api/v1/leads/{lead['id']}/timeline", headers=headers)).json()
         return [e for e in timeline if e["kind"] == "lead.replied"]

@@ -186,3 +186,23 @@ def test_http_call_checks_its_address_method_and_body_expressions():
         "t.yaml:8:71: 'body' is a mapping of names to expressions, e.g. {lead_id: 'lead.id', hot: "
         "'score.probability > 0.7'}",
     ]
+
+
+def test_replaces_names_other_definitions():
+    steps = "steps: [{id: a, action: send_email, with: {template: welcome}}]\n"
+    definition = load(HEADER + "replaces: [speed-to-lead, cant-reach, speed-to-lead]\n" + steps, "t.yaml")
+    assert definition.replaces == ["speed-to-lead", "cant-reach"]
+    assert load(HEADER + steps, "t.yaml").replaces == []
+    assert problems("replaces: speed-to-lead\n" + steps) == [
+        "t.yaml:4:11: replaces is a list of definition keys, like [speed-to-lead]"]
+    assert problems("replaces: [test-def]\n" + steps) == ["t.yaml:4:11: a definition cannot replace itself"]
+    assert problems("replaces: [Not A Key]\n" + steps) == [
+        "t.yaml:4:11: replaces is a list of definition keys, like [speed-to-lead]"]
+
+
+def test_lead_scored_is_a_lead_event_with_its_reason():
+    header = "schema: dealflow/v1\nkey: scored\ntrigger: {event: lead.scored, when: 'event.reason == \"intake\"'}\n"
+    steps = "steps: [{id: a, action: create_task, with: {title: Call}}]\n"
+    assert load(header + steps, "t.yaml").trigger_event == "lead.scored"
+    found = problems(steps, header=header.replace("key: scored\n", "key: scored\nsubject: investor\n"))
+    assert len(found) == 1 and "event 'lead.scored' never happens to an investor" in found[0]
