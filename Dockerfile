@@ -3,7 +3,7 @@ FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 curl && rm -rf /var/lib/apt/lists/*
-COPY pyproject.toml README.md alembic.ini cli.py cli_common.py cli_definitions.py worker.py ./
+COPY pyproject.toml README.md alembic.ini cli.py cli_common.py cli_definitions.py cli_events.py worker.py ./
 COPY core core
 COPY models models
 COPY migrations migrations
@@ -13,6 +13,8 @@ COPY providers providers
 COPY scoring scoring
 COPY definitions definitions
 COPY api api
+COPY services services
+COPY events events
 RUN pip install . && useradd --create-home --uid 10001 dealflow && mkdir -p /data/models \
     && chown dealflow /data/models
 USER dealflow

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -306,9 +307,15 @@ def _children(settings: Settings, api_host: str):
     from core.devserver import port_in_use
     from core.supervisor import Child
 
+    # The worker's metrics (the relay's deliveries, activities) reach the API's /metrics through files both
+    # processes write (prometheus-client's multiprocess mode); a new start begins with none.
+    metrics_dir = settings.home / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
     env = {**os.environ, "DEALFLOW_DATABASE_URL": settings.effective_database_url,
            "DEALFLOW_TEMPORAL_ADDRESS": settings.effective_temporal_address,
-           "DEALFLOW_PUBLIC_URL": settings.effective_public_url, "PYTHONUNBUFFERED": "1"}
+           "DEALFLOW_PUBLIC_URL": settings.effective_public_url, "PYTHONUNBUFFERED": "1",
+           "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     ready_file = settings.home / "worker.ready"
     root = Path(__file__).resolve().parent
     worker = Child("worker", [sys.executable, str(root / "worker.py")],

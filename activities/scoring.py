@@ -52,7 +52,8 @@ class ScoringActivities:
                     workflow_id=info.workflow_id, idempotency_key=key))
             if request.event_id:  # a retried attempt writes the same event id: stored once
                 emit(session, tenant_id=lead.tenant_id, subject_type="lead", subject_id=lead.id, name="lead.scored",
-                     event_id=request.event_id, data={"reason": request.reason, "probability": round(probability, 4)})
+                     event_id=request.event_id, data={"reason": request.reason, "probability": round(probability, 4),
+                           "stopped": request.stopped})
             session.commit()
         return ScoreResult(probability=round(probability, 4), model_version=model.label, reasons=reasons)
 

@@ -54,11 +54,12 @@ def dispatch(session: Session, client: Client, task_queue: str, kind: str, subje
     definitions, then enroll it in the published definitions about that kind of subject it triggers. Returns
     the workflow ids started; the caller commits the executions recorded. Called by the relay from one of its
     threads (`call` runs a Temporal call on the worker's event loop)."""
-    candidates = [d for d in active(session, subject.tenant_id) if d.subject == kind and d.trigger_event == name]
+    published = active(session, subject.tenant_id)
     # The subject's view is read only when a published definition could start (most events start none).
+    candidates = any(d.subject == kind and d.trigger_event == name for d in published)
     views = _views(session, kind, subject) if candidates else {}
     return _dispatch(session, client, task_queue, subject.tenant_id, kind, subject.id, views,
-                     name, event_id, data or {}, call=call)
+                     name, event_id, data or {}, call=call, published=published)
 
 
 SUBJECT_MODELS: dict[str, type] = {"lead": Lead, "deal": Opportunity, "investor": Investor}
@@ -101,8 +102,10 @@ def run_definition(session: Session, client: Client, task_queue: str, tenant_id:
 
 def _dispatch(session: Session, client: Client, task_queue: str, tenant_id: str, kind: str, subject_id: str,
               views: dict[str, Any], name: str, event_id: str, data: dict[str, Any],
-              call: Callable[..., Any], deliver_to_running: bool = True) -> list[str]:
-    """`call(coroutine_function, *args)` runs a Temporal call on the worker's event loop from this thread."""
+              call: Callable[..., Any], deliver_to_running: bool = True,
+              published: list[Definition] | None = None) -> list[str]:
+    """`call(coroutine_function, *args)` runs a Temporal call on the worker's event loop from this thread.
+    `published`: the tenant's active definitions when the caller has them already."""
     running = session.exec(select(WorkflowExecution).where(
         WorkflowExecution.tenant_id == tenant_id, WorkflowExecution.subject_id == subject_id,
         WorkflowExecution.workflow_type == "DefinitionWorkflow", WorkflowExecution.status == "running")).all()
@@ -115,13 +118,14 @@ def _dispatch(session: Session, client: Client, task_queue: str, tenant_id: str,
             execution.status, execution.closed_at = "closed", utcnow()  # finished meanwhile
             session.add(execution)
 
+    published = active(session, tenant_id) if published is None else published
     started: list[str] = []
-    triggered = [d for d in active(session, tenant_id) if d.subject == kind and d.trigger_event == name
-                 and matches(d.trigger_when, views, data)]
-    replaced = {key for d in triggered for key in d.replaces}
-    for definition in triggered:
-        if definition.key in replaced:
-            continue  # another definition this event triggers takes its place
+    eligible: list[tuple[Definition, int]] = []
+    for definition in published:
+        if definition.subject != kind or definition.trigger_event != name:
+            continue
+        if not matches(definition.trigger_when, views, data):
+            continue
         # One read decides both whether to enroll and the run's workflow id (the n-th enrollment's id ends in
         # -n): two requests enrolling the same subject at once compute the same id, and Temporal starts it once.
         earlier = session.exec(select(WorkflowExecution).where(
@@ -131,8 +135,18 @@ def _dispatch(session: Session, client: Client, task_queue: str, tenant_id: str,
         if earlier and (definition.reenroll_after_seconds is None or utcnow() - earlier[0].started_at
                         < timedelta(seconds=definition.reenroll_after_seconds)):
             continue  # never re-enroll, or not yet
-        enrollment = f"e{len(earlier) + 1}" if earlier else ""
-        workflow_id = f"def-{tenant_id}-{definition.key}-{subject_id}" + (f"-{len(earlier) + 1}" if earlier else "")
+        eligible.append((definition, len(earlier)))
+    # A definition another one replaces does not start when that one starts for this event, nor while a run of
+    # that one is still going for the subject (it took the subject over, whichever event started it).
+    by_key = {d.key: d for d in published}
+    still_running = {e.definition_key for e in running if e.status == "running"}
+    replaced = {key for d, _ in eligible for key in d.replaces} | {
+        key for running_key in still_running if running_key in by_key for key in by_key[running_key].replaces}
+    for definition, earlier in eligible:
+        if definition.key in replaced:
+            continue
+        enrollment = f"e{earlier + 1}" if earlier else ""
+        workflow_id = f"def-{tenant_id}-{definition.key}-{subject_id}" + (f"-{earlier + 1}" if earlier else "")
         started.append(enroll(session, client, task_queue, tenant_id, kind, subject_id, views, definition, call,
                               workflow_id, enrollment))
         hand_over(session, client, tenant_id, subject_id, definition, workflow_id, call)

@@ -1,10 +1,11 @@
 """The relay: drains the event outbox into Temporal, at least once, in order per subject.
 
-Runs in the worker process (several workers may run it at once). Each pass lists the subjects with
-undelivered events, oldest first, and delivers each subject's events in a thread of its own while it holds
-that subject's claim: on Postgres a transaction-scoped advisory lock (`pg_try_advisory_xact_lock`, the
-lock-free variant of FOR UPDATE SKIP LOCKED for a key rather than a row), so no two relays deliver one
-subject's events at the same time; on SQLite there is one relay (`dealflow up` runs one worker).
+Runs in the worker process (several workers may run it at once). It lists the subjects with undelivered
+events, oldest first, and delivers each subject's events in a thread of its own (up to `concurrency` at
+once, a free thread taking the next subject at once) while it holds that subject's claim: on Postgres a
+transaction-scoped advisory lock (`pg_try_advisory_xact_lock`, the lock-free variant of FOR UPDATE SKIP
+LOCKED for a key rather than a row), so no two relays deliver one subject's events at the same time; on
+SQLite there is one relay (`dealflow up` runs one worker).
 
 Delivering an event means: the subject's own workflow hears it when the event names a signal (signal-with-start
 of LeadWorkflow for a lead's first event, a plain signal otherwise; a closed workflow is not restarted), then
@@ -75,60 +76,74 @@ class Relay:
         self._postgres = engine.dialect.name == "postgresql"
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency,
                                                                thread_name_prefix="relay")
+        self._scanner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-scan")
         self._loop: asyncio.AbstractEventLoop | None = None
         self.delivered = 0
 
     # -- the loop --------------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set. Never raises: an outage is waited out with backoff."""
-        self._loop = asyncio.get_running_loop()
-        pause = self._poll
+        """Deliver until `stop` is set. Never raises: an outage is waited out with backoff.
+
+        Streamed, not in passes: up to `concurrency` subjects are delivered at once, and a free slot takes the
+        next due subject at once instead of waiting for the slowest subject of a pass (which held events of
+        other subjects back for seconds). The outbox is scanned again when the subjects found last are used up,
+        or every `poll_seconds` while slots are free."""
+        self._loop = loop = asyncio.get_running_loop()
+        pause, queue, last_scan, productive = self._poll, [], 0.0, True
+        busy: dict[asyncio.Future, tuple[str, str]] = {}
+        stopping = asyncio.ensure_future(stop.wait())
         log.info("event relay started (%s)", "per-subject advisory locks" if self._postgres else "single relay")
         try:
             while not stop.is_set():
-                try:
-                    delivered = await self.drain_once()
-                    pause = self._poll
-                except TemporalUnavailable as exc:
-                    delivered = 0
-                    pause = min(max(pause * 2, 1.0), 30.0)
-                    log.warning("relay: Temporal unavailable (%s); retrying in %.0f s", exc, pause)
-                except Exception as exc:  # noqa: BLE001 - the relay must outlive any single failure
-                    delivered = 0
-                    pause = min(max(pause * 2, 1.0), 30.0)
-                    log.warning("relay pass failed (%s: %s); retrying in %.0f s", type(exc).__name__, exc, pause)
+                free = self._concurrency - len(busy)
+                if free and not queue and (productive or time.monotonic() - last_scan >= pause):
+                    try:
+                        found = await loop.run_in_executor(self._scanner, self._due_subjects)
+                    except Exception as exc:  # noqa: BLE001 - the database is down: wait it out
+                        pause = _backoff(pause)
+                        log.warning("relay: cannot read the outbox (%s: %s); retrying in %.0f s",
+                                    type(exc).__name__, exc, pause)
+                        await _sleep(stop, pause)
+                        continue
+                    in_flight = set(busy.values())
+                    queue = [subject for subject in found if subject not in in_flight]
+                    last_scan, productive = time.monotonic(), False
+                while queue and len(busy) < self._concurrency:
+                    subject = queue.pop(0)
+                    busy[loop.run_in_executor(self._executor, self._deliver_subject, *subject)] = subject
+                if not busy:
+                    await _sleep(stop, pause)  # nothing due
+                    continue
+                wake = None if queue else max(pause - (time.monotonic() - last_scan), 0.01)
+                done, _ = await asyncio.wait([*busy, stopping], timeout=wake, return_when=asyncio.FIRST_COMPLETED)
+                delivered, unavailable = 0, None
+                for future in done:
+                    if future is stopping:
+                        continue
+                    busy.pop(future)
+                    failure = future.exception()
+                    if failure is None:
+                        delivered += future.result()
+                    elif is_transient(failure):
+                        unavailable = failure
+                    else:
+                        log.error("relay: delivering a subject failed: %r", failure)
+                self.delivered += delivered
                 if delivered:
-                    continue  # more may be waiting: go again at once
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=pause)
-                except TimeoutError:
-                    pass
+                    productive, pause = True, self._poll
+                elif unavailable is not None:  # Temporal (or the database) is down: back off, keep the order
+                    pause = _backoff(pause)
+                    queue.clear()
+                    log.warning("relay: Temporal unavailable (%s); retrying in %.0f s",
+                                str(unavailable) or type(unavailable).__name__, pause)
+                    await _sleep(stop, pause)
         finally:
+            stopping.cancel()
+            for future in busy:
+                future.cancel()
             self._executor.shutdown(wait=True, cancel_futures=True)
-
-    async def drain_once(self) -> int:
-        """One pass over the subjects with due events. Returns how many events were delivered."""
-        self._loop = asyncio.get_running_loop()
-        subjects = await self._loop.run_in_executor(self._executor, self._due_subjects)
-        if not subjects:
-            return 0
-        results = await asyncio.gather(
-            *(self._loop.run_in_executor(self._executor, self._deliver_subject, kind, subject_id)
-              for kind, subject_id in subjects), return_exceptions=True)
-        delivered, unavailable = 0, None
-        for result in results:
-            if isinstance(result, BaseException):
-                if is_transient(result):
-                    unavailable = result
-                else:
-                    log.error("relay: delivering a subject failed: %r", result)
-            else:
-                delivered += result
-        self.delivered += delivered
-        if unavailable is not None and not delivered:
-            raise TemporalUnavailable(str(unavailable) or type(unavailable).__name__)
-        return delivered
+            self._scanner.shutdown(wait=True, cancel_futures=True)
 
     def _due_subjects(self) -> list[tuple[str, str]]:
         with Session(self._engine) as session:
@@ -252,6 +267,17 @@ class Relay:
 
     async def _signal(self, workflow_id: str, signal: str, event: LeadEvent) -> None:
         await self._client.get_workflow_handle(workflow_id).signal(signal, event, rpc_timeout=RPC_TIMEOUT)
+
+
+def _backoff(pause: float) -> float:
+    return min(max(pause * 2, 1.0), 30.0)
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
 
 
 # The events definitions hear (triggers, wait_for, exit_when); the rest only reach the subject's workflow.

@@ -53,9 +53,10 @@ class Event(SQLModel, table=True):
 
 def emit(session: Session, *, tenant_id: str, subject_type: str, subject_id: str, name: str, event_id: str,
          data: dict[str, Any] | None = None, workflow_signal: str | None = None,
-         signal_payload: dict[str, Any] | None = None, start: bool = False) -> bool:
+         signal_payload: dict[str, Any] | None = None, start: bool = False, new_subject: bool = False) -> bool:
     """Add the event to the caller's transaction. False when this event id was already recorded for the
-    subject (the database decides, so two concurrent writers of one event store one row)."""
+    subject (the database decides, so two concurrent writers of one event store one row). `new_subject`: the
+    subject was inserted by this same transaction, so no other writer can emit for it before the commit."""
     from core.tracing import current_traceparent
 
     values = dict(event_id=event_id[:300], tenant_id=tenant_id, subject_type=subject_type, subject_id=subject_id,
@@ -63,7 +64,7 @@ def emit(session: Session, *, tenant_id: str, subject_type: str, subject_id: str
                   start=start, traceparent=current_traceparent(), occurred_at=utcnow(), next_attempt_at=utcnow(),
                   attempts=0)
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
+    if dialect == "postgresql" and not new_subject:
         # `seq` is taken at insert, not at commit: without this, two transactions writing events of one subject
         # at once could commit in the other order and be delivered out of order. Writers of one subject wait
         # for each other here, until commit (the relay's claim is another key: delivering never blocks this).

@@ -240,7 +240,7 @@ class DefinitionRunRef(BaseModel):
     key: str
     version: int | None
     workflow_id: str
-    status: str  # running, closed
+    status: str  # Temporal's status for a run recorded as running (running, completed, ...); else closed
     started_at: datetime
 
 

@@ -169,6 +169,9 @@ class ScoreInput(BaseModel):
     # Set by LeadWorkflow: the score is also written as a `lead.scored` event with this id (in the same
     # transaction), which definitions hear (speed-to-lead starts from the intake one). None: no event.
     event_id: str | None = None
+    # The lead replied, opted out, was closed or merged before this score: the event says so (`stopped`), and the
+    # shipped first-touch definitions do not start for it.
+    stopped: bool = False
 
 
 class ScoreResult(BaseModel):

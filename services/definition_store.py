@@ -3,8 +3,6 @@ retiring stops new enrollments. Every version stored has passed validation."""
 
 from __future__ import annotations
 
-import functools
-
 from sqlmodel import Session, col, select
 
 from definitions.loader import load
@@ -52,7 +50,11 @@ def publish(session: Session, tenant_id: str, key: str, version: int) -> Workflo
         WorkflowDefinition.status == "published").order_by(col(WorkflowDefinition.version).desc())).first()
     if newest and newest.version > version:
         raise DefinitionConflict(f"version {newest.version} of {key} is already published; publish a newer version")
-    load(row.source, f"{key}.yaml")  # still valid under today's vocabulary
+    definition = load(row.source, f"{key}.yaml")  # still valid under today's vocabulary
+    for other in active(session, tenant_id):
+        if other.key != key and other.key in definition.replaces and key in other.replaces:
+            raise DefinitionConflict(f"{key} and {other.key} replace each other, so neither would ever start: "
+                                     f"take one out of the other's 'replaces'")
     row.status, row.published_at = "published", utcnow()
     session.add(row)
     return row
@@ -70,19 +72,29 @@ def retire(session: Session, tenant_id: str, key: str) -> int:
 
 
 def active(session: Session, tenant_id: str) -> list[Definition]:
-    """The newest published version of each key: what new enrollments use."""
-    rows = session.exec(select(WorkflowDefinition).where(
-        WorkflowDefinition.tenant_id == tenant_id, WorkflowDefinition.status == "published")
-        .order_by(WorkflowDefinition.key, col(WorkflowDefinition.version).desc())).all()
-    newest: dict[str, WorkflowDefinition] = {}
-    for row in rows:
-        newest.setdefault(row.key, row)
-    return [_compiled(row.key, row.version, row.content_hash, row.source) for row in newest.values()]
+    """The newest published version of each key: what new enrollments use. Reads the versions' ids and
+    fingerprints only; the source of a version this process has not compiled yet is read once."""
+    rows = session.exec(select(WorkflowDefinition.key, WorkflowDefinition.id, WorkflowDefinition.content_hash)
+                        .where(WorkflowDefinition.tenant_id == tenant_id, WorkflowDefinition.status == "published")
+                        .order_by(WorkflowDefinition.key, col(WorkflowDefinition.version).desc())).all()
+    newest: dict[str, tuple[str, str]] = {}
+    for key, row_id, content_hash in rows:
+        newest.setdefault(key, (row_id, content_hash))
+    return [_compiled(session, row_id, content_hash) for row_id, content_hash in newest.values()]
 
 
-@functools.lru_cache(maxsize=1024)
-def _compiled(key: str, version: int, content_hash: str, source: str) -> Definition:
-    """A published version never changes, so it is parsed and checked once per process, not once per event
-    the relay delivers (parsing and compiling the CEL of every published definition took most of a delivery)."""
-    del version, content_hash  # part of the cache key only
-    return load(source, f"{key}.yaml")
+# A published version never changes, so it is parsed and checked once per process, not once per event the relay
+# delivers (parsing and compiling the CEL of every published definition took most of a delivery).
+_COMPILED: dict[tuple[str, str], Definition] = {}
+_COMPILED_LIMIT = 1024
+
+
+def _compiled(session: Session, row_id: str, content_hash: str) -> Definition:
+    definition = _COMPILED.get((row_id, content_hash))
+    if definition is None:
+        row = session.get(WorkflowDefinition, row_id)
+        definition = load(row.source, f"{row.key}.yaml")
+        if len(_COMPILED) >= _COMPILED_LIMIT:
+            _COMPILED.clear()
+        _COMPILED[(row_id, content_hash)] = definition
+    return definition

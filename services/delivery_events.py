@@ -211,7 +211,9 @@ def apply_and_commit(session: Session, apply: Callable[[Effects], T]) -> T:
     effects = Effects()
     try:
         result = apply(effects)
-        for e in effects.events:
+        # Grouped by subject (stable: a subject's events keep their order): `emit` locks each subject on Postgres,
+        # and two transactions taking the same subjects' locks in different orders could deadlock.
+        for e in sorted(effects.events, key=lambda e: (e.subject_type, e.subject_id)):
             emit(session, tenant_id=e.tenant_id, subject_type=e.subject_type, subject_id=e.subject_id, name=e.name,
                  event_id=e.event_id, data=e.data, workflow_signal=e.signal,
                  signal_payload=e.payload.model_dump() if e.payload else None)

@@ -103,7 +103,8 @@ def store_lead(session: Session, tenant_id: str, actor: str, body: LeadCreate, *
     if original is None:
         emit(session, tenant_id=tenant_id, subject_type="lead", subject_id=lead.id, name="lead.created",
              event_id=f"{lead.id}:created", data={"channel": channel}, workflow_signal="submitted",
-             signal_payload=LeadEvent(event_id=lead.id, actor=actor, data=data).model_dump(), start=True)
+             signal_payload=LeadEvent(event_id=lead.id, actor=actor, data=data).model_dump(), start=True,
+             new_subject=True)
     else:
         note = f"Submitted again as {lead.id} via {str(body.source).replace('_', ' ')}"
         emit(session, tenant_id=tenant_id, subject_type="lead", subject_id=original.id,

@@ -245,7 +245,7 @@ class LeadWorkflow:
         try:
             self._score = await workflow.execute_activity(
                 "score_lead", ScoreInput(tenant_id=self._input.tenant_id, lead_id=self._input.lead_id, reason=reason,
-                                         event_id=event_id),
+                                         event_id=event_id, stopped=self._cadence_stopped),
                 result_type=ScoreResult, start_to_close_timeout=timedelta(minutes=2), retry_policy=SCORE_RETRY,
                 summary=f"score ({reason})")
         except ActivityError as exc:

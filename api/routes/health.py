@@ -11,11 +11,11 @@ import asyncio
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlmodel import Session
 
-from core.metrics import RELAY_BACKLOG, RELAY_OLDEST, RELAY_PARKED
+from core.metrics import RELAY_BACKLOG, RELAY_OLDEST, RELAY_PARKED, exposition
 from models.event import backlog
 
 router = APIRouter(tags=["health"])
@@ -66,4 +66,4 @@ def metrics(request: Request) -> Response:
         _database(request.app.state.engine)  # the relay gauges are read when scraped
     except Exception:  # noqa: BLE001 - metrics still answer without the database
         pass
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)

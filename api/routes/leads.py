@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import timedelta
@@ -144,7 +145,24 @@ async def get_lead(lead_id: str, session: SessionDep, principal: PrincipalDep, c
             extra.update(cadence_step=state.step, next_action=state.next_action, cadence_stopped=state.cadence_stopped)
         except Exception:  # noqa: BLE001 - the CRM row is still worth returning
             extra["workflow_status"] = extra["workflow_status"] or "UNKNOWN"
+    extra["definitions"] = await _with_temporal_status(client, runs)
     return await run_in_threadpool(lambda: _public(session, lead, **extra))
+
+
+async def _with_temporal_status(client, runs: list[DefinitionRunRef], limit: int = 5) -> list[DefinitionRunRef]:
+    """The database knows a run ended only once an event for it found it closed: ask Temporal about the few runs
+    recorded as running (a run that cannot be described keeps the recorded status)."""
+    async def status(ref: DefinitionRunRef) -> DefinitionRunRef:
+        try:
+            description = await client.get_workflow_handle(ref.workflow_id).describe(rpc_timeout=QUERY_TIMEOUT)
+        except Exception:  # noqa: BLE001 - Temporal down or the run unknown: say what the database says
+            return ref
+        name = description.status.name.lower() if description.status else ref.status
+        return ref.model_copy(update={"status": name})
+
+    checked = await asyncio.gather(*(status(r) for r in runs[:limit] if r.status == "running"))
+    by_id = {r.workflow_id: r for r in checked}
+    return [by_id.get(r.workflow_id, r) for r in runs]
 
 
 async def _update(client, lead: Lead, update, argument):

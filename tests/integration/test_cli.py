@@ -104,6 +104,11 @@ def test_up_runs_everything_and_ctrl_c_stops_it(tmp_path):
             time.sleep(0.2)
         assert described["status"] == "RUNNING"
         assert described["search_attributes"]["TenantId"] == "demo"
+        # The relay runs in the worker process; its deliveries show on the API's /metrics all the same.
+        metrics = httpx.get(f"{base}/metrics").text
+        delivered = [line for line in metrics.splitlines()
+                     if line.startswith('dealflow_events_delivered_total{event="lead.created"}')]
+        assert delivered and float(delivered[0].split()[-1]) >= 1, metrics[-3000:]
         assert httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=5).status_code == 200  # Temporal Web UI
         assert httpx.get(f"{base}/docs").status_code == 200
         assert (tmp_path / ".dealflow" / "temporal.db").exists() and (tmp_path / ".dealflow" / "crm.db").exists()

@@ -68,9 +68,10 @@ async def test_lead_continues_as_new_after_its_lifecycle_and_during_the_old_cade
 async def _burst_of_notes(env, engine, handle, lead_id: str, step: str):
     first_run = (await handle.describe()).run_id
 
-    async def at_step():
+    async def at_step():  # (a run that is handing over to the next one has stopped waiting already)
         state = await handle.query(LeadWorkflow.state)
-        return state if state.step == step else None
+        waiting = step != "wait_for_reply" or state.next_action.startswith("wait for a reply")
+        return state if state.step == step and waiting else None
 
     await eventually(at_step, timeout=60)
     for burst in range(0, NOTES, 10):  # bursts: some arrive while a run is handing over

@@ -88,6 +88,16 @@ async def test_a_reply_in_the_dry_run_changes_the_path():
     assert "day 1 09:00 nudge skipped (if was false)" in result["lines"]
 
 
+async def test_cant_reach_stops_its_attempts_when_the_lead_answers_and_hands_them_to_a_rep():
+    path = next(p for p in LIBRARY if p.name == "cant-reach.yaml")
+    result = await dry_run(load(path.read_text(), path.name), {**SAMPLE, "status": "contacted"},
+                           [{"after": "4d", "name": "lead.replied", "data": {"text": "who is this?"}}], weekday=MONDAY)
+    lines = result["lines"]
+    assert "day 2 09:00 attempt_1 send_sms nudge_1: sent" in lines, lines
+    assert any(line.startswith("day 4 09:00 call_back create_task") for line in lines), lines
+    assert not any(" attempt_3 " in line for line in lines), lines  # the attempts lane stopped at the answer
+
+
 async def test_capital_raise_meeting_and_commitment_paths():
     path = next(p for p in LIBRARY if p.name == "investor-capital-raise.yaml")
     definition = load(path.read_text(), path.name)

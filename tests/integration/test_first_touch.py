@@ -99,8 +99,11 @@ async def test_the_whole_library_published_together_messages_a_lead_once(api, ma
             DefinitionWorkflow.run, runs[first].workflow_id).result()
         assert handed.status == "exited" and handed.path[-1]["detail"] == "exited: handed over to cant-reach"
         taking_over = temporal_client.get_workflow_handle_for(DefinitionWorkflow.run, runs["cant-reach"].workflow_id)
-        await eventually(lambda handle=taking_over: _current(handle, "gap_0"))
+        # waiting: two days before its first attempt, and for an answer (its parallel lanes)
+        await eventually(lambda handle=taking_over: _current(handle, "gap_0", "answer"))
         assert _messages(engine, lead["id"]) == {"welcome": 1, "first_touch": 1}, lead["source"]
+        shown = (await api.get(f"/api/v1/leads/{lead['id']}", headers=staff)).json()["definitions"]
+        assert sorted((d["key"], d["status"]) for d in shown) == [("cant-reach", "running"), (first, "completed")]
 
 
 def _scored(engine, lead_id: str) -> bool:
@@ -115,5 +118,43 @@ async def _status(api, staff, lead_id: str, status: str) -> bool:
     return (await api.get(f"/api/v1/leads/{lead_id}", headers=staff)).json()["status"] == status
 
 
-async def _current(handle, step: str) -> bool:
-    return (await handle.query(DefinitionWorkflow.state)).current_step == step
+async def _current(handle, *steps: str) -> bool:
+    return (await handle.query(DefinitionWorkflow.state)).current_step in steps
+
+
+OWN_FIRST_TOUCH = """schema: dealflow/v1
+key: our-welcome
+trigger: {event: lead.created}
+replaces: [speed-to-lead]
+steps:
+  - {id: hello, action: send_email, with: {template: welcome}}
+  - {id: wait, wait: 3d}
+"""
+
+
+async def test_a_replacement_that_started_earlier_keeps_the_replaced_first_touch_out(api, make_key, engine):
+    """The tenant's own first touch starts on lead.created; speed-to-lead's trigger (lead.scored) comes later and
+    finds the lead taken over: it does not start, and the lead is welcomed once."""
+    tenant, staff, ops = _tenant(make_key, engine)
+    saved = await api.post("/api/v1/definitions", content=OWN_FIRST_TOUCH.encode(),
+                           headers={**ops, "Content-Type": "application/yaml"})
+    assert saved.status_code == 201, saved.text
+    assert (await api.post("/api/v1/definitions/our-welcome/versions/1/publish", headers=ops)).status_code == 200
+    lead = await _lead(api, staff, "ppc")
+    await eventually(lambda: _scored(engine, lead["id"]), timeout=30)
+    await eventually(lambda: _messages(engine, lead["id"]) == {"welcome": 1}, timeout=30)
+    await asyncio.sleep(1.0)
+    assert set(_runs(engine, lead["id"])) == {"our-welcome"} and _messages(engine, lead["id"]) == {"welcome": 1}
+
+
+async def test_two_definitions_that_replace_each_other_cannot_both_be_published(api, make_key, engine):
+    tenant, staff, ops = _tenant(make_key, engine)
+    mutual = OWN_FIRST_TOUCH.replace("trigger: {event: lead.created}", "trigger: {event: lead.scored}")
+    speed = (LIBRARY / "speed-to-lead.yaml").read_text().replace("version: 1", "version: 2")
+    speed = speed.replace("settings:", "replaces: [our-welcome]\nsettings:")
+    for source in (mutual, speed):
+        assert (await api.post("/api/v1/definitions", content=source.encode(),
+                               headers={**ops, "Content-Type": "application/yaml"})).status_code == 201
+    assert (await api.post("/api/v1/definitions/our-welcome/versions/1/publish", headers=ops)).status_code == 200
+    refused = await api.post("/api/v1/definitions/speed-to-lead/versions/2/publish", headers=ops)
+    assert refused.status_code == 409 and "replace each other" in refused.json()["detail"]

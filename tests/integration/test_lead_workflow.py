@@ -23,6 +23,7 @@ from temporalio.worker import Replayer, Worker
 from activities.lead import LeadActivities
 from core import search_attributes as sa
 from core.devserver import time_skipping_environment
+from definitions.loader import load
 from models.payloads import (
     EnrichmentInput, EnrichmentResult, LeadEvent, LeadStatusInput, LeadWorkflowInput, MessageRequest, MessageResult,
     PropertyLookup, ScoreInput, ScoreResult, SendPlan, SendPlanInput, SourceOutcome, TaskInput, TimelineEntryInput,
@@ -207,6 +208,29 @@ async def test_speed_to_lead_first_touch_then_nudge_and_a_reply_stops_it(skippin
         state = await answering.result()
     assert state.status == "exited" and "lead.replied" in state.path[-1]["detail"]
     assert [r.template for r in recorded.sends] == ["welcome", "first_touch"]
+
+
+async def test_a_lead_that_answered_before_it_was_scored_is_scored_as_stopped(skipping_env):
+    """The reply arrives with the start (before enrichment and scoring): the intake score's event says
+    `stopped`, and the shipped first touch does not start for it."""
+    from events.enrollment import matches
+
+    client: Client = skipping_env.client
+    recorded, queue = Recorded(score=0.3), f"tq-{uuid.uuid4().hex[:6]}"
+    lead_id = f"ld_{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, workflows=WORKFLOWS, activities=recorded.activities()):
+        handle = await client.start_workflow(
+            LeadWorkflow.run, LeadWorkflowInput(tenant_id="acme", lead_id=lead_id, source="ppc"),
+            start_signal="replied", start_signal_args=[LeadEvent(event_id="early", data={"text": "call me"})],
+            **_start_args(lead_id, queue))
+        await eventually(lambda: _state_is(handle, lambda s: s.step == "done"))
+        await handle.terminate("test done")
+    intake = next(s for s in recorded.scores if s.reason == "intake")  # (the reply re-scored first)
+    assert (intake.reason, intake.event_id, intake.stopped) == ("intake", "intake", True)
+    trigger = load(SPEED_TO_LEAD, "speed-to-lead.yaml").trigger_when
+    lead = {"lead": {"id": lead_id, "status": "new"}}
+    assert not matches(trigger, lead, {"reason": "intake", "probability": 0.3, "stopped": True})
+    assert matches(trigger, lead, {"reason": "intake", "probability": 0.3, "stopped": False})
 
 
 async def test_receipt_signals_dedupe_and_close(skipping_env):

@@ -113,16 +113,15 @@ def test_0006_links_the_duplicate_originals_a_database_already_holds(settings):
 
 def test_0007_publishes_speed_to_lead_for_existing_tenants(settings):
     """Every tenant the database already holds gets the speed-to-lead first touch published; one that had
-    published the shipped web-lead-nurture v1 (which doubled the first touch) gets its v2 (replaces speed-to-lead),
-    one that wrote its own web-lead-nurture keeps it, and one that retired speed-to-lead keeps it retired."""
+    published the shipped web-lead-nurture or cant-reach v1 (which doubled a message beside it) gets the shipped
+    v2, one that wrote its own web-lead-nurture keeps it, and one that retired speed-to-lead keeps it retired.
+    Downgrading takes back what the older code could not read."""
     import hashlib
-    import subprocess
 
     from tests.integration.stack import own_database
 
-    repo = Path(__file__).resolve().parents[2]
-    shipped_v1 = subprocess.run(["git", "show", "f81f4ec:definitions/library/web-lead-nurture.yaml"], cwd=repo,
-                                capture_output=True, text=True, check=True).stdout
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "library-v1"  # as shipped at f81f4ec
+    shipped_v1 = (fixtures / "web-lead-nurture.yaml").read_text()
     own = shipped_v1.replace("name: Web lead nurture", "name: Our own web nurture")
     with own_database(settings.database_url) as url:
         migrate(url, "0006", downgrade=True)
@@ -132,21 +131,34 @@ def test_0007_publishes_speed_to_lead_for_existing_tenants(settings):
                 conn.execute(text("INSERT INTO tenants (id, name, timezone, send_window_days, send_window_start, "
                                   "send_window_end, created_at) VALUES (:id, :id, 'America/Chicago', 'mon-sat', "
                                   "'08:00', '20:00', CURRENT_TIMESTAMP)"), {"id": tenant})
-            for tenant, key, source, status in (("shipped", "web-lead-nurture", shipped_v1, "published"),
-                                                ("custom", "web-lead-nurture", own, "published"),
-                                                ("retired", "speed-to-lead", "schema: dealflow/v1", "retired")):
+            for tenant, key, source, status in (
+                    ("shipped", "web-lead-nurture", shipped_v1, "published"),
+                    ("shipped", "cant-reach", (fixtures / "cant-reach.yaml").read_text(), "published"),
+                    ("custom", "web-lead-nurture", own, "published"),
+                    ("retired", "speed-to-lead", "schema: dealflow/v1", "retired")):
                 conn.execute(text("INSERT INTO workflow_definitions (id, tenant_id, key, version, source, content_hash,"
                                   " status, created_at) VALUES (:id, :t, :k, 1, :s, :h, :st, CURRENT_TIMESTAMP)"),
-                             {"id": f"wd_{tenant}", "t": tenant, "k": key, "s": source, "st": status,
+                             {"id": f"wd_{tenant}_{key}", "t": tenant, "k": key, "s": source, "st": status,
                               "h": hashlib.sha256(source.encode()).hexdigest()})
+
+        def definitions():
+            with engine.connect() as conn:
+                return [tuple(r) for r in conn.execute(text(
+                    "SELECT tenant_id, key, version, status FROM workflow_definitions "
+                    "ORDER BY tenant_id, key, version"))]
+
         migrate(url)
-        with engine.connect() as conn:
-            rows = conn.execute(text("SELECT tenant_id, key, version, status FROM workflow_definitions "
-                                     "ORDER BY tenant_id, key, version")).all()
+        upgraded = definitions()
+        migrate(url, "0006", downgrade=True)
+        downgraded = definitions()
         engine.dispose()
-    assert [tuple(r) for r in rows] == [
+    assert upgraded == [
         ("custom", "speed-to-lead", 1, "published"), ("custom", "web-lead-nurture", 1, "published"),
         ("plain", "speed-to-lead", 1, "published"),
         ("retired", "speed-to-lead", 1, "retired"),
+        ("shipped", "cant-reach", 1, "published"), ("shipped", "cant-reach", 2, "published"),
         ("shipped", "speed-to-lead", 1, "published"), ("shipped", "web-lead-nurture", 1, "published"),
         ("shipped", "web-lead-nurture", 2, "published")]
+    assert downgraded == [
+        ("custom", "web-lead-nurture", 1, "published"), ("retired", "speed-to-lead", 1, "retired"),
+        ("shipped", "cant-reach", 1, "published"), ("shipped", "web-lead-nurture", 1, "published")]

@@ -119,9 +119,12 @@ async def test_leads_posted_while_temporal_is_down_or_paused_all_get_their_workf
         assert received() == 120  # once each
 
 
+# A 5 s action timeout: the worker may be killed while it runs the task's activity, which Temporal then gives
+# to the next worker after that timeout (the default 2 minutes would outlast the test).
 DEFINITION = """schema: dealflow/v1
 key: call-new-ppc
 trigger: {event: lead.created}
+settings: {defaults: {timeout: 5s}}
 steps:
   - {id: call, action: create_task, with: {title: Call the new lead}}
 """

@@ -30,3 +30,19 @@ def test_import_contracts_hold():
     result = subprocess.run([str(Path(sys.executable).parent / "lint-imports")], cwd=ROOT, capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_the_image_holds_every_package_and_module_the_project_installs():
+    """The Dockerfile copies its files one by one: a package added to pyproject.toml but not to the image builds
+    an image whose worker cannot import it (services/ and events/ were missing)."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    modules = {f"{m}.py" for m in project["tool"]["setuptools"]["py-modules"]}
+    copied = set()
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY ") and "--from" not in line:
+            copied.update(line.split()[1:-1])
+    assert packages - copied == set() and modules - copied == set()
+    assert set(PACKAGES) <= packages  # and the layout's packages are the installed ones
