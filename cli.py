@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
 import signal
 import sys
 from pathlib import Path
@@ -152,6 +153,8 @@ def api_command(
     host: str = typer.Option(None, help="bind address (default DEALFLOW_API_HOST)"),
     port: int = typer.Option(None, help="port (default DEALFLOW_API_PORT)"),
     workers: int = typer.Option(1, help="uvicorn worker processes"),
+    fd: int = typer.Option(None, hidden=True, help="serve on this inherited listening socket (dealflow up)"),
+    ready_file: Path = typer.Option(None, hidden=True, help="touched once the API serves (dealflow up)"),
 ) -> None:
     """Run the API alone (production)."""
     import uvicorn
@@ -160,8 +163,22 @@ def api_command(
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    uvicorn.run("api.app:create_app", factory=True, host=host or settings.api_host, port=port or settings.api_port,
-                workers=workers, log_config=None, proxy_headers=True)
+    if fd is None:
+        uvicorn.run("api.app:create_app", factory=True, host=host or settings.api_host,
+                    port=port or settings.api_port, workers=workers, log_config=None, proxy_headers=True)
+        return
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if ready_file and not self.should_exit:
+                ready_file.touch()
+
+    # One of `dealflow up`'s API processes: the socket is the parent's, shared by all of them (the kernel hands
+    # each connection to one); its family and type are read from the descriptor.
+    config = uvicorn.Config("api.app:create_app", factory=True, log_config=None, proxy_headers=True,
+                            log_level="warning", timeout_keep_alive=75)
+    Server(config).run(sockets=[socket.socket(fileno=fd)])
 
 
 @app.command("seed")
@@ -261,7 +278,7 @@ async def _up(settings: Settings, demo: bool) -> None:
                 devserver.start()  # from the main thread: the child dies with this process, even on SIGKILL
             except DevServerError as exc:
                 raise CliError(str(exc)) from None
-    supervisor = None
+    supervisor = listener = None
     try:
         with console.status("Migrating the CRM database"):
             await asyncio.to_thread(migrate_database, settings)
@@ -269,7 +286,13 @@ async def _up(settings: Settings, demo: bool) -> None:
         if demo:
             await _seed(settings, settings.default_tenant, 40)
 
-        supervisor = Supervisor(_children(settings, api_host), _announce)
+        # The API's socket is bound here, once: every API process serves on it, and one that restarts
+        # takes up where it left without the port ever being free for someone else.
+        try:
+            listener = socket.create_server((settings.api_host, settings.api_port), backlog=2048)
+        except OSError as exc:
+            raise CliError(f"cannot listen on {settings.api_host}:{settings.api_port}: {exc.strerror}") from None
+        supervisor = Supervisor(_children(settings, listener), _announce)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -296,15 +319,17 @@ async def _up(settings: Settings, demo: bool) -> None:
         if supervisor:
             with console.status("Stopping the API and the worker"):
                 supervisor.stop_all()
+        if listener:
+            listener.close()
         if devserver:
             with console.status("Stopping the Temporal dev server"):
                 devserver.stop()
     console.print("[green]✓[/] stopped")
 
 
-def _children(settings: Settings, api_host: str):
-    """The worker (with the event relay) and the API, each a process of its own with the embedded settings."""
-    from core.devserver import port_in_use
+def _children(settings: Settings, listener):
+    """The worker (with the event relay) and the API processes (serving on `listener`, the socket `dealflow up`
+    bound), each a process of its own with the embedded settings."""
     from core.supervisor import Child
 
     # The worker's metrics (the relay's deliveries, activities) reach the API's /metrics through files both
@@ -322,12 +347,15 @@ def _children(settings: Settings, api_host: str):
                    {**env, "DEALFLOW_WORKER_READY_FILE": str(ready_file)},
                    ready=lambda: ready_file.exists(), log_file=settings.home / "worker.log",
                    before_start=lambda: ready_file.unlink(missing_ok=True))  # a killed worker leaves it behind
-    api = Child("api", [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
-                        settings.api_host, "--port", str(settings.api_port), "--log-level", "warning"],
-                {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))},
-                ready=lambda: port_in_use(settings.api_port, api_host), log_file=settings.home / "api.log",
-                stop_timeout=15)
-    return [api, worker]  # stopped in this order: the API stops taking requests, then the worker finishes
+    apis = []
+    for n in range(1, settings.api_processes + 1):
+        ready = settings.home / f"api-{n}.ready"
+        apis.append(Child(
+            f"api-{n}" if settings.api_processes > 1 else "api",
+            [sys.executable, str(root / "cli.py"), "api", "--fd", str(listener.fileno()), "--ready-file", str(ready)],
+            env, ready=ready.exists, log_file=settings.home / "api.log", stop_timeout=15,
+            before_start=lambda ready=ready: ready.unlink(missing_ok=True), pass_fds=(listener.fileno(),)))
+    return [*apis, worker]  # stopped in this order: the API stops taking requests, then the worker finishes
 
 
 def _announce(child, note: str) -> None:

@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeating
 from activities.rows import owned
 
 from models.base import utcnow
@@ -28,6 +29,10 @@ class ScoringActivities:
 
     @activity.defn
     def score_lead(self, request: ScoreInput) -> ScoreResult:
+        with heartbeating():  # a cold-start model trains here: the beats tell Temporal this worker is alive
+            return self._score(request)
+
+    def _score(self, request: ScoreInput) -> ScoreResult:
         with Session(self._engine) as session:
             lead = owned(session, Lead, request.lead_id, request.tenant_id, "lead")
             row = lead_features(lead.model_dump(), lead.enrichment, engagement(session, lead), utcnow())

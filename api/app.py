@@ -7,8 +7,9 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from sqlalchemy import Engine
+from starlette.datastructures import Headers, MutableHeaders
 from temporalio.client import Client
 
 from api import errors
@@ -23,6 +24,40 @@ from core.temporal import connect
 from core.tracing import request_trace
 
 log = logging.getLogger("dealflow.api")
+
+
+class RequestContext:
+    """Per request: its id (X-Request-ID, taken from the caller or made) for the logs and the answer, its trace
+    (every event the request writes carries its traceparent), and the HTTP metrics. Plain ASGI: Starlette's
+    BaseHTTPMiddleware ran the app in a task of its own and re-wrapped the body, a fifth of a lead intake's CPU."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        request_id = (headers.get("x-request-id") or uuid.uuid4().hex)[:64]
+        status = 500  # unless the app answers: an exception escaping it becomes the server's 500
+
+        async def answer(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+            await send(message)
+
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            with request_trace(headers):
+                await self.app(scope, receive, answer)
+        finally:
+            request_id_var.reset(token)
+            path = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_REQUESTS.labels(scope["method"], path, str(status)).inc()
+            HTTP_LATENCY.labels(scope["method"], path).observe(time.perf_counter() - started)
 
 
 def create_app(settings: Settings | None = None, *, temporal_client: Client | None = None,
@@ -50,22 +85,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.state.settings = settings
     errors.install(app)
 
-    @app.middleware("http")
-    async def request_context(request: Request, call_next):
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        token = request_id_var.set(request_id[:64])
-        started = time.perf_counter()
-        try:
-            with request_trace(request.headers):  # every event the request writes carries its traceparent
-                response = await call_next(request)
-        finally:
-            request_id_var.reset(token)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
-        HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
-        response.headers["X-Request-ID"] = request_id[:64]
-        return response
+    app.add_middleware(RequestContext)
 
     # Routers carry their full /api/v1 prefix (not nested) so the metrics' route label is the full path.
     app.include_router(leads.router)

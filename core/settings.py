@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,6 +32,9 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # `dealflow up`: API processes sharing one listening socket (each supervised and restarted on its own). Two
+    # on a 2-core machine: one Python process tops out near 150 lead intakes/s (docs/benchmarks.md).
+    api_processes: int = Field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)), ge=1, le=32)
     # Public base URL (used in links and by providers' signature checks behind a proxy).
     public_url: str = ""
 

@@ -49,6 +49,7 @@ class Child:
     stop_timeout: float = 30.0
     # Run before every start (e.g. remove the ready file a dead run left, so `ready` waits for the new one).
     before_start: Callable[[], None] | None = None
+    pass_fds: tuple[int, ...] = ()  # inherited by the child under the same numbers (a shared listening socket)
     process: subprocess.Popen | None = None
     state: str = "stopped"  # starting, ready, restarting, stopped
     restarts: int = 0
@@ -63,7 +64,8 @@ class Child:
         try:
             self.process = subprocess.Popen(self.command, env=self.env, stdout=log or subprocess.DEVNULL,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True, preexec_fn=die_with_parent)
+                                            start_new_session=True, preexec_fn=die_with_parent,
+                                            pass_fds=self.pass_fds)
         finally:
             if log:
                 log.close()  # the child has its own copy; one handle per restart would leak otherwise

@@ -81,6 +81,10 @@ DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficien
 # attempts): minutes, not seconds. Only poison input (NotFound, BadFeatures) ends in needs_review at once.
 SCORE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1),
                           maximum_attempts=20, non_retryable_error_types=["NotFound", "BadFeatures"])
+# score_lead heartbeats while it runs (a cold-start model may train for a while): an attempt lost with a killed
+# worker is retried after this, not after the two-minute start-to-close timeout, so the first touch is late by
+# seconds.
+SCORE_HEARTBEAT = timedelta(seconds=10)
 
 
 WORKFLOW_CLOSED = "the lead's workflow is closed"  # the set_status validator's answer once the lead is closed
@@ -247,6 +251,7 @@ class LeadWorkflow:
                 "score_lead", ScoreInput(tenant_id=self._input.tenant_id, lead_id=self._input.lead_id, reason=reason,
                                          event_id=event_id, stopped=self._cadence_stopped),
                 result_type=ScoreResult, start_to_close_timeout=timedelta(minutes=2), retry_policy=SCORE_RETRY,
+                heartbeat_timeout=SCORE_HEARTBEAT,
                 summary=f"score ({reason})")
         except ActivityError as exc:
             if not self._closed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -186,7 +187,8 @@ def _lead_started(base: str, headers: dict, lead_id: str) -> bool:
 def test_up_killed_with_sigkill_leaves_nothing_behind_and_a_dead_part_is_restarted(tmp_path):
     api_port, temporal_port, ui_port = _free_port(), _free_port(), _free_port()
     env = _env(tmp_path, DEALFLOW_API_PORT=str(api_port), DEALFLOW_EMBEDDED_TEMPORAL_PORT=str(temporal_port),
-               DEALFLOW_EMBEDDED_TEMPORAL_UI_PORT=str(ui_port), DEALFLOW_TEMPORAL_TASK_QUEUE="up-kill")
+               DEALFLOW_EMBEDDED_TEMPORAL_UI_PORT=str(ui_port), DEALFLOW_TEMPORAL_TASK_QUEUE="up-kill",
+               DEALFLOW_API_PROCESSES="2")
     base = f"http://127.0.0.1:{api_port}"
     first = subprocess.Popen([*DEALFLOW, "up"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
@@ -211,6 +213,15 @@ def test_up_killed_with_sigkill_leaves_nothing_behind_and_a_dead_part_is_restart
         while not all(_lead_started(base, headers, i) for i in lead_ids):
             assert time.monotonic() < deadline, "a lead accepted before the kill never got its workflow"
             time.sleep(0.3)
+        apis = [pid for pid in _descendants(second.pid) if " api --fd " in _cmdline(pid)]
+        assert len(apis) == 2, [_cmdline(p) for p in _descendants(second.pid)]  # DEALFLOW_API_PROCESSES=2
+        os.kill(apis[0], signal.SIGKILL)  # one API process dies: the other answers meanwhile, and it comes back
+        for _ in range(20):
+            assert httpx.get(f"{base}/health", timeout=10).status_code == 200
+        deadline = time.monotonic() + 30
+        while len([p for p in _descendants(second.pid) if " api --fd " in _cmdline(p) and _alive(p)]) < 2:
+            assert time.monotonic() < deadline, "the API process was not restarted"
+            time.sleep(0.2)
         [worker] = [pid for pid in _descendants(second.pid) if "worker.py" in _cmdline(pid)]
         os.kill(worker, signal.SIGKILL)  # a part that dies is started again
         deadline = time.monotonic() + 30
@@ -227,4 +238,4 @@ def test_up_killed_with_sigkill_leaves_nothing_behind_and_a_dead_part_is_restart
         second.send_signal(signal.SIGINT)
         stdout, stderr = second.communicate(timeout=90)
     assert second.returncode == 0, stderr[-2000:]
-    assert "worker  restarting" in stdout and "stopped" in stdout, stdout
+    assert "worker  restarting" in stdout and re.search(r"api-\d\s+restarting", stdout) and "stopped" in stdout, stdout

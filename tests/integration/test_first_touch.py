@@ -64,7 +64,10 @@ async def test_a_new_tenant_has_speed_to_lead_published_and_the_lead_workflow_se
     assert state.first_touch == {} and state.cadence_done  # the lifecycle is over; it sent nothing itself
     run = temporal_client.get_workflow_handle_for(DefinitionWorkflow.run, _runs(engine, lead["id"])["speed-to-lead"]
                                                   .workflow_id)
-    assert (await run.query(DefinitionWorkflow.state)).current_step == "wait_reply"
+    # the lead's status is set before the set_status activity returns to the run: the run moves on a moment later
+    async def waiting_for_a_reply() -> bool:
+        return (await run.query(DefinitionWorkflow.state)).current_step == "wait_reply"
+    await eventually(waiting_for_a_reply, timeout=10)
 
 
 async def test_a_tenant_that_retires_speed_to_lead_sends_no_first_touch(api, make_key, engine):

@@ -6,15 +6,18 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 from sqlmodel import Session, select
 from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from core import search_attributes as sa
+from models.lead import Lead
 from models.payloads import LeadWorkflowInput
 from models.timeline import TimelineEntry
 from tests.conftest import eventually, insert_lead
@@ -152,3 +155,58 @@ async def test_worker_killed_between_provider_call_and_completion_sends_once(eng
     with Session(engine) as session:
         rows = session.exec(select(Message).where(Message.lead_id == lead_id)).all()
     assert len(rows) == 1 and rows[0].status == "sent"
+
+
+async def test_worker_killed_mid_score_is_retried_in_seconds_not_at_the_timeout(engine, settings, temporal_client):
+    """score_lead heartbeats: when its worker dies, Temporal gives the attempt to the next worker once the 10 s
+    heartbeat timeout passes, not after the 2-minute start-to-close timeout (the first touch waits on it)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("holds a lock on one table while others are written: needs Postgres")
+    task_queue = f"restart-score-{uuid.uuid4().hex[:8]}"
+    tenant, lead_id = insert_lead(engine, first_name="Slow")
+    lock = engine.connect()
+    lock.execute(text("BEGIN"))
+    lock.execute(text("LOCK TABLE scoring_models IN ACCESS EXCLUSIVE MODE"))  # score_lead blocks on its model
+    first, second = _start_worker(settings, task_queue), None
+    try:
+        handle = await temporal_client.start_workflow(
+            LeadWorkflow.run, LeadWorkflowInput(tenant_id=tenant, lead_id=lead_id, source="web_form"),
+            id=f"lead-{tenant}-{lead_id}", task_queue=task_queue,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(sa.TENANT_ID, tenant),
+                                                     SearchAttributePair(sa.LEAD_ID, lead_id)]))
+
+        async def scoring_started():
+            pending = (await handle.describe()).raw_description.pending_activities
+            return any(p.activity_type.name == "score_lead"
+                       and p.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED for p in pending)
+        await eventually(scoring_started, timeout=60)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        killed = time.monotonic()
+        lock.rollback()
+        lock.close()
+        lock = None
+        second = _start_worker(settings, task_queue)
+
+        def scored():
+            with Session(engine) as session:
+                return session.get(Lead, lead_id).scored_at is not None
+        await eventually(scored, timeout=60, interval=0.5)
+        elapsed = time.monotonic() - killed
+        assert elapsed < 45, f"scored {elapsed:.0f} s after the kill"  # the heartbeat timeout, not 2 minutes
+        history = await handle.fetch_history()
+        scheduled = [e.event_id for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                     and e.activity_task_scheduled_event_attributes.activity_type.name == "score_lead"]
+        attempts = [e.activity_task_started_event_attributes.attempt for e in history.events
+                    if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+                    and e.activity_task_started_event_attributes.scheduled_event_id in scheduled]
+        assert len(scheduled) == 1 and attempts == [2]  # the lost attempt timed out; the second one scored
+        await handle.terminate("test done")
+    finally:
+        if lock is not None:
+            lock.rollback()
+            lock.close()
+        for process in (first, second):
+            if process and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(20)
