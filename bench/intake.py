@@ -1,7 +1,7 @@
 """Durable intake and the event relay, each beside an honest baseline measured in the same run. Prints JSON.
 
     python bench/intake.py [--backend sqlite|postgres|both] [--leads 2000] [--clients 32] [--rate 150]
-                           [--seconds 10] [--relay-concurrency 16] [--api-processes 2]
+                           [--seconds 10] [--relay-concurrency 16] [--api-processes 2] [--only relay]
 
 The clients are bench/loadgen.py's minimal keep-alive HTTP client (~0.2 ms of CPU a request; httpx took ~5 ms,
 as much as the API, on the same two cores).
@@ -44,9 +44,12 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from sqlalchemy import func, insert  # noqa: E402
 from sqlmodel import Session, col, select  # noqa: E402
-from temporalio.common import WorkflowIDConflictPolicy  # noqa: E402
+from temporalio.common import (  # noqa: E402
+    SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy,
+)
 
 from api.security import create_api_key  # noqa: E402
+from core import search_attributes as sa  # noqa: E402
 from bench.loadgen import LoadClient  # noqa: E402
 from core.db import make_engine  # noqa: E402
 from core.devserver import DevServer  # noqa: E402
@@ -190,14 +193,15 @@ def undelivered(engine) -> int:
 async def drain(engine, client, queue: str, concurrency: int) -> dict:
     backlog = undelivered(engine)
     relay, stop = Relay(engine, client, queue, poll_seconds=0.05, concurrency=concurrency), asyncio.Event()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     task = asyncio.create_task(relay.run(stop))
     while undelivered(engine):
         await asyncio.sleep(0.05)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     stop.set()
     await task
-    return {"events": backlog, "events_per_s": round(backlog / elapsed, 1)}
+    return {"events": backlog, "events_per_s": round(backlog / elapsed, 1),
+            "cpu_ms_per_event": round(cpu * 1000 / backlog, 2)}  # this process's CPU: the relay's cost
 
 
 async def raw_signal_with_start(client, queue: str, n: int, concurrency: int) -> dict:
@@ -213,11 +217,17 @@ async def raw_signal_with_start(client, queue: str, n: int, concurrency: int) ->
                 LeadWorkflow.run, LeadWorkflowInput(tenant_id="raw", lead_id=f"raw{tag}{i}", source="ppc"),
                 id=f"raw-{tag}-{i}", task_queue=queue, start_signal="submitted",
                 start_signal_args=[LeadEvent(event_id=f"raw{tag}{i}")],
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes([  # the same call as the relay's, attributes and all
+                    SearchAttributePair(sa.TENANT_ID, "raw"), SearchAttributePair(sa.LEAD_ID, f"raw{tag}{i}"),
+                    SearchAttributePair(sa.LEAD_STATUS, "new")]),
+                static_summary=f"Bench Lead {i}, {i} Main St, ppc")
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one(i) for i in range(n)))
-    return {"calls": n, "calls_per_s": round(n / (time.perf_counter() - started), 1)}
+    return {"calls": n, "calls_per_s": round(n / (time.perf_counter() - started), 1),
+            "cpu_ms_per_call": round((time.process_time() - cpu) * 1000 / n, 2)}
 
 
 async def commit_to_delivery(base: str, headers: dict, engine, client, queue: str, concurrency: int,
@@ -238,6 +248,23 @@ async def commit_to_delivery(base: str, headers: dict, engine, client, queue: st
             "intake_p99_ms_meanwhile": result["p99_ms"]}
 
 
+async def relay_rounds_of(args, engine, client, queue: str, base: str, headers: dict) -> dict:
+    """Interleaved: the relay drains the backlog, then the raw baseline makes the same calls, the same number."""
+    rounds = []
+    for r in range(args.rounds):
+        if r:  # a fresh backlog for each round after the first (which drains what the phases before left)
+            await closed_loop(base, headers, args.leads, args.clients, f"refill{uuid.uuid4().hex[:4]}")
+        drained = await drain(engine, client, queue, args.relay_concurrency)
+        raw = await raw_signal_with_start(client, queue, drained["events"], args.relay_concurrency)
+        rounds.append({"relay": drained, "raw_signal_with_start": raw,
+                       "ratio": round(drained["events_per_s"] / raw["calls_per_s"], 3)})
+    median = statistics.median
+    return {"concurrency": args.relay_concurrency, "rounds": rounds,
+            "median_events_per_s": median(r["relay"]["events_per_s"] for r in rounds),
+            "median_raw_calls_per_s": median(r["raw_signal_with_start"]["calls_per_s"] for r in rounds),
+            "median_ratio": median(r["ratio"] for r in rounds)}
+
+
 async def bench_backend(backend: str, args, temporal: DevServer, tmp: Path) -> dict:
     with fresh_database(backend, tmp) as url:
         engine = make_engine(url)
@@ -248,6 +275,9 @@ async def bench_backend(backend: str, args, temporal: DevServer, tmp: Path) -> d
         queue = f"bench-{uuid.uuid4().hex[:6]}"  # nobody polls it: the relay's cost alone
         with api_process(url, temporal.address, free_port(), args.api_processes) as base:
             await closed_loop(base, headers, 100, args.clients, "warm")
+            if args.only == "relay":
+                await closed_loop(base, headers, args.leads, args.clients, "backlog")
+                return {"relay_drain": await relay_rounds_of(args, engine, client, queue, base, headers)}
             rounds = []
             for r in range(args.rounds):  # interleaved: our intake, then the bare INSERT floor
                 ours = await closed_loop(base, headers, args.leads, args.clients, f"r{r}")
@@ -255,14 +285,7 @@ async def bench_backend(backend: str, args, temporal: DevServer, tmp: Path) -> d
                 rounds.append({"intake": ours, "bare_insert": floor,
                                "ratio": round(ours["leads_per_s"] / floor["rows_per_s"], 3)})
             opened = await open_loop(base, headers, args.rate, args.seconds, "open")
-            relay_rounds = []
-            for r in range(args.rounds):
-                if r:  # a fresh backlog for each round after the first (which drains phases 1 and 2)
-                    await closed_loop(base, headers, args.leads, args.clients, f"refill{uuid.uuid4().hex[:4]}")
-                drained = await drain(engine, client, queue, args.relay_concurrency)
-                raw = await raw_signal_with_start(client, queue, drained["events"], args.relay_concurrency)
-                relay_rounds.append({"relay": drained, "raw_signal_with_start": raw,
-                                     "ratio": round(drained["events_per_s"] / raw["calls_per_s"], 3)})
+            relay = await relay_rounds_of(args, engine, client, queue, base, headers)
             # the backlog is empty here: commit-to-delivery is the healthy relay's latency
             latency = await commit_to_delivery(base, headers, engine, client, queue, args.relay_concurrency, "lat")
         engine.dispose()
@@ -274,11 +297,7 @@ async def bench_backend(backend: str, args, temporal: DevServer, tmp: Path) -> d
                                "median_bare_insert_rows_per_s": median(r["bare_insert"]["rows_per_s"] for r in rounds),
                                "median_ratio": median(r["ratio"] for r in rounds)},
         "intake_open_loop": opened,
-        "relay_drain": {"concurrency": args.relay_concurrency, "rounds": relay_rounds,
-                        "median_events_per_s": median(r["relay"]["events_per_s"] for r in relay_rounds),
-                        "median_raw_calls_per_s": median(r["raw_signal_with_start"]["calls_per_s"]
-                                                         for r in relay_rounds),
-                        "median_ratio": median(r["ratio"] for r in relay_rounds)},
+        "relay_drain": relay,
         "commit_to_delivery": latency,
     }
 
@@ -294,6 +313,7 @@ async def main() -> None:
     parser.add_argument("--relay-concurrency", type=int, default=16)
     parser.add_argument("--api-processes", type=int, default=2, help="API processes on one socket (dealflow up's "
                         "default on 2 cores)")
+    parser.add_argument("--only", choices=("relay",), help="one phase alone (its backlog made by --leads intakes)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         temporal = DevServer(Path(tmp) / "temporal.db", port=free_port(), ui_port=None)

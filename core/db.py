@@ -34,7 +34,10 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # Connections kept open cover a process's steady concurrency (the relay's 16 threads, the scanner and the
+    # activities; an API process's requests): the pool closes an overflow connection when it is checked in, and
+    # a new one costs a Postgres backend fork. At most 30 per process, as before (docs/decisions.md).
+    return create_engine(url, pool_pre_ping=True, pool_size=24, max_overflow=6)
 
 
 def is_unique_violation(exc: Exception) -> bool:

@@ -49,17 +49,20 @@ def matches(expression: str | None, views: dict[str, Any], data: dict[str, Any])
 
 
 def dispatch(session: Session, client: Client, task_queue: str, kind: str, subject: Any, name: str,
-             event_id: str, data: dict[str, Any], call: Callable[..., Any]) -> list[str]:
+             event_id: str, data: dict[str, Any], call: Callable[..., Any],
+             published: list[Definition] | None = None,
+             running: list[WorkflowExecution] | None = None) -> list[str]:
     """Something happened to a lead, deal or investor (`kind`): forward it to the subject's running
     definitions, then enroll it in the published definitions about that kind of subject it triggers. Returns
     the workflow ids started; the caller commits the executions recorded. Called by the relay from one of its
-    threads (`call` runs a Temporal call on the worker's event loop)."""
-    published = active(session, subject.tenant_id)
+    threads (`call` runs a Temporal call on the worker's event loop); `published`: the tenant's active
+    definitions when the caller read them already; `running`: the subject's running definition runs, likewise."""
+    published = active(session, subject.tenant_id) if published is None else published
     # The subject's view is read only when a published definition could start (most events start none).
     candidates = any(d.subject == kind and d.trigger_event == name for d in published)
     views = _views(session, kind, subject) if candidates else {}
     return _dispatch(session, client, task_queue, subject.tenant_id, kind, subject.id, views,
-                     name, event_id, data or {}, call=call, published=published)
+                     name, event_id, data or {}, call=call, published=published, running=running)
 
 
 SUBJECT_MODELS: dict[str, type] = {"lead": Lead, "deal": Opportunity, "investor": Investor}
@@ -103,12 +106,14 @@ def run_definition(session: Session, client: Client, task_queue: str, tenant_id:
 def _dispatch(session: Session, client: Client, task_queue: str, tenant_id: str, kind: str, subject_id: str,
               views: dict[str, Any], name: str, event_id: str, data: dict[str, Any],
               call: Callable[..., Any], deliver_to_running: bool = True,
-              published: list[Definition] | None = None) -> list[str]:
+              published: list[Definition] | None = None,
+              running: list[WorkflowExecution] | None = None) -> list[str]:
     """`call(coroutine_function, *args)` runs a Temporal call on the worker's event loop from this thread.
-    `published`: the tenant's active definitions when the caller has them already."""
-    running = session.exec(select(WorkflowExecution).where(
-        WorkflowExecution.tenant_id == tenant_id, WorkflowExecution.subject_id == subject_id,
-        WorkflowExecution.workflow_type == "DefinitionWorkflow", WorkflowExecution.status == "running")).all()
+    `published` and `running`: the tenant's active definitions and the subject's running runs when the caller
+    has them already."""
+    if running is None:
+        running = running_runs(session, tenant_id, [subject_id]).get(subject_id, [])
+    running = [e for e in running if e.status == "running" and e.tenant_id == tenant_id]
     for execution in running if deliver_to_running else []:
         try:
             call(_signal, client, execution.workflow_id, DefinitionEvent(name=name, event_id=event_id, data=data))
@@ -151,6 +156,20 @@ def _dispatch(session: Session, client: Client, task_queue: str, tenant_id: str,
                               workflow_id, enrollment))
         hand_over(session, client, tenant_id, subject_id, definition, workflow_id, call)
     return started
+
+
+def running_runs(session: Session, tenant_id: str | None, subject_ids: list[str]) -> dict[str, list[WorkflowExecution]]:
+    """The running definition runs of these subjects (of any tenant when `tenant_id` is None; subject ids are
+    unique), by subject id."""
+    query = select(WorkflowExecution).where(
+        col(WorkflowExecution.subject_id).in_(subject_ids), WorkflowExecution.workflow_type == "DefinitionWorkflow",
+        WorkflowExecution.status == "running")
+    if tenant_id is not None:
+        query = query.where(WorkflowExecution.tenant_id == tenant_id)
+    runs: dict[str, list[WorkflowExecution]] = {}
+    for execution in session.exec(query).all():
+        runs.setdefault(execution.subject_id, []).append(execution)
+    return runs
 
 
 def hand_over(session: Session, client: Client, tenant_id: str, subject_id: str, definition: Definition,
