@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextvars
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from temporalio import activity
+
+log = logging.getLogger("dealflow.activities")
 
 
 @contextmanager
@@ -21,9 +24,13 @@ def heartbeating(every: float = 2.0) -> Iterator[None]:
     context, stop = contextvars.copy_context(), threading.Event()
 
     def beat() -> None:
-        context.run(activity.heartbeat)
-        while not stop.wait(every):
-            context.run(activity.heartbeat)
+        while True:
+            try:
+                context.run(activity.heartbeat)
+            except Exception as exc:  # noqa: BLE001 - one lost beat is no reason to stop beating
+                log.warning("heartbeat failed (%s: %s); trying again", type(exc).__name__, exc)
+            if stop.wait(every):
+                return
 
     beater = threading.Thread(target=beat, name="heartbeat", daemon=True)
     beater.start()

@@ -11,8 +11,8 @@ Per backend (a fresh database of its own; Postgres from DEALFLOW_TEST_DATABASE_U
    on one socket), no worker and no relay running: `--clients` closed-loop clients POST distinct leads over
    HTTP → leads/s, p50/p99; beside a bare INSERT of the same rows (SQLAlchemy Core, one row per transaction,
    the same number of threads) as the floor.
-2. open loop — a fixed arrival rate (`--rate` leads/s for `--seconds`), latency from each request's scheduled
-   time (queueing counts) → p50/p99.
+2. open loop — a fixed arrival rate (`--rate` leads/s for `--seconds`, `--rounds` times), latency from each
+   request's scheduled time (queueing counts) → p50/p99, medians of the rounds.
 3. relay — the backlog from 1 and 2 drained into a Temporal dev server by the relay alone (no workflow worker,
    so Temporal's own execution is not in the figure) → events/s; beside raw signal-with-start calls of the
    same shape (start LeadWorkflow + `submitted` signal) with the same concurrency, on the same server.
@@ -284,7 +284,7 @@ async def bench_backend(backend: str, args, temporal: DevServer, tmp: Path) -> d
                 floor = await asyncio.to_thread(bare_insert, url, tenant, args.leads, args.clients, f"f{r}")
                 rounds.append({"intake": ours, "bare_insert": floor,
                                "ratio": round(ours["leads_per_s"] / floor["rows_per_s"], 3)})
-            opened = await open_loop(base, headers, args.rate, args.seconds, "open")
+            opened = [await open_loop(base, headers, args.rate, args.seconds, f"open{r}") for r in range(args.rounds)]
             relay = await relay_rounds_of(args, engine, client, queue, base, headers)
             # the backlog is empty here: commit-to-delivery is the healthy relay's latency
             latency = await commit_to_delivery(base, headers, engine, client, queue, args.relay_concurrency, "lat")
@@ -296,7 +296,9 @@ async def bench_backend(backend: str, args, temporal: DevServer, tmp: Path) -> d
                                "median_p99_ms": median(r["intake"]["p99_ms"] for r in rounds),
                                "median_bare_insert_rows_per_s": median(r["bare_insert"]["rows_per_s"] for r in rounds),
                                "median_ratio": median(r["ratio"] for r in rounds)},
-        "intake_open_loop": opened,
+        "intake_open_loop": {"rate_per_s": args.rate, "rounds": opened,
+                             "median_p50_ms": median(r["p50_ms"] for r in opened),
+                             "median_p99_ms": median(r["p99_ms"] for r in opened)},
         "relay_drain": relay,
         "commit_to_delivery": latency,
     }

@@ -31,7 +31,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, bindparam, func, update
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, col, select
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
@@ -68,7 +68,8 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class _BrokenTransaction(Exception):
-    """A delivery failed in the database without a savepoint around it: the batch's transaction is gone."""
+    """A delivery failed without a savepoint around it: the batch was rolled back, to be delivered again with
+    one savepoint per event."""
 
 
 class Relay:
@@ -178,10 +179,11 @@ class Relay:
         marking and the commit are paid once for all of them instead of once per event.
 
         Events are delivered without a savepoint each (two round trips an event, a third of the relay's
-        statements): a delivery that fails outside the database leaves the transaction intact, and what it
-        recorded before failing (a run it started) is true. One that breaks the transaction (a database error)
-        rolls the batch back and the batch is delivered again with a savepoint per event, so a poison event is
-        parked alone; the events delivered before it are delivered twice to Temporal, which dedupes them."""
+        statements) while every delivery succeeds. The first that fails rolls the whole batch back: a transient
+        failure leaves it for the next try; any other failure has the batch delivered again at once with a
+        savepoint per event, so the failing event alone is retried or parked and what it wrote before failing
+        is undone with it. The events delivered before it reach Temporal twice, which at-least-once delivery
+        allows (workflows dedupe by event id, definition runs have deterministic ids)."""
         try:
             return self._deliver_batch(subjects, careful=False)
         except _BrokenTransaction:
@@ -225,9 +227,13 @@ class Relay:
                         with session.begin_nested() if careful else nullcontext():
                             outcome = self._deliver(session, event, published, running)
                     except Exception as exc:  # noqa: BLE001 - classified below
-                        if not careful and isinstance(exc, SQLAlchemyError):
-                            broken = True  # the transaction may be gone: nothing of this batch is marked
-                            session.rollback()  # the claims go with it; the careful pass takes them again
+                        if not careful:
+                            # Without a savepoint, what this delivery wrote before it failed (a run recorded
+                            # before its hand-over failed) would be committed and taken for done on the retry,
+                            # and a database error may have broken the transaction: nothing of this batch is
+                            # kept. The claims go with the rollback; the careful pass takes them again.
+                            broken = True
+                            session.rollback()
                             if is_transient(exc):
                                 raise TemporalUnavailable(str(exc)) from exc
                             raise _BrokenTransaction from exc
@@ -284,11 +290,13 @@ class Relay:
             if subject is not None and event.name in DEFINITION_EVENTS:
                 if subject.tenant_id not in published:
                     published[subject.tenant_id] = active(session, subject.tenant_id)
-                started = dispatch(session, self._client, self._queue, event.subject_type, subject, event.name,
-                                   event.event_id, event.data, call=self._call,
-                                   published=published[subject.tenant_id], running=running.get(subject.id))
+                try:
+                    started = dispatch(session, self._client, self._queue, event.subject_type, subject, event.name,
+                                       event.event_id, event.data, call=self._call,
+                                       published=published[subject.tenant_id], running=running.get(subject.id))
+                finally:  # the subject's next event reads its runs again: a run started here is among them
+                    running.pop(subject.id, None)
                 if started:
-                    running.pop(subject.id, None)  # its next event reads the runs again, the new one with them
                     outcome.append("enrolled " + ",".join(started))
         return "; ".join(outcome) or "no listener"
 

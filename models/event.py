@@ -70,11 +70,22 @@ def emit(session: Session, *, tenant_id: str, subject_type: str, subject_id: str
         # for each other here, until commit (the relay's claim is another key: delivering never blocks this).
         session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(
             f"emit:{subject_type}:{subject_id}", 0))))
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert
-    statement = insert(Event.__table__).values(**values).on_conflict_do_nothing().returning(Event.__table__.c.seq)
-    # Core on the session's connection (same transaction): the ORM's bulk-insert path around it cost more than
-    # the insert. (rowcount is -1 with RETURNING on psycopg, hence the row.)
-    return session.connection().execute(statement).first() is not None
+    # Core on the session's connection (same transaction), one statement built once with the values as
+    # parameters: the ORM's insert path, and building `.values(...)` each time, cost more than the insert.
+    # (rowcount is -1 with RETURNING on psycopg, hence the row.)
+    return session.connection().execute(_insert(dialect), values).first() is not None
+
+
+_INSERTS: dict[str, Any] = {}
+
+
+def _insert(dialect: str):
+    statement = _INSERTS.get(dialect)
+    if statement is None:
+        insert = (postgresql if dialect == "postgresql" else sqlite).insert
+        statement = _INSERTS[dialect] = (insert(Event.__table__).on_conflict_do_nothing()
+                                         .returning(Event.__table__.c.seq))
+    return statement
 
 
 def start_pending(session: Session, subject_type: str, subject_id: str) -> bool:

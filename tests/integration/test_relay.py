@@ -1,8 +1,8 @@
 """The relay's failure paths, on a database of the test's own (no other relay touches it) and the session's dev
 server (a task queue nobody polls: delivery is what is measured here, not the workflows).
 
-- a poison event is retried with backoff, then parked with its error; it never holds back the later events of its
-  subject, and staff can re-drive or discard it;
+- a poison event is retried with backoff, then parked with its error; what it wrote before failing is undone; it
+  never holds back the later events of its subject, and staff can re-drive or discard it;
 - a delivery that breaks the batch's transaction (a database error: no savepoint is taken per event) rolls the
   batch back; the batch is delivered again with a savepoint per event, so the poison event alone fails and every
   other event of the batch is delivered exactly once in the outbox.
@@ -20,6 +20,7 @@ from core.db import make_engine
 from events.relay import Relay
 from models.event import Event, emit
 from models.lead import lead_workflow_id
+from models.task import Task
 from services.outbox import discard, redrive
 from tests.conftest import eventually, insert_lead
 from tests.integration.stack import own_database
@@ -39,6 +40,10 @@ class PoisonRelay(Relay):
         if event.event_id.startswith("poison-db"):
             session.execute(text("INSERT INTO tenants (id, name) VALUES (NULL, NULL)"))  # NOT NULL: refused
         if event.event_id.startswith("poison-app"):
+            # it writes something first (as a delivery that started a run and then failed to hand over would):
+            # a failed delivery must leave nothing behind, or its retry would take the write for done
+            session.add(Task(tenant_id=event.tenant_id, lead_id=event.subject_id, title=f"half of {event.event_id}"))
+            session.flush()
             raise ValueError("the payload makes no sense")
         return super()._deliver(session, event, published, running)
 
@@ -80,13 +85,16 @@ async def test_a_poison_event_is_parked_without_holding_back_its_subject_and_can
             assert poison.attempts == 2 and poison.delivered_at is None
             assert poison.last_error == "ValueError: the payload makes no sense"
             assert [a for a, _ in relay.attempted].count("after-1") == 1
+            with Session(engine) as session:  # what the failed deliveries wrote before failing was undone
+                assert session.exec(select(Task).where(Task.lead_id == lead_id)).all() == []
 
             with Session(engine) as session:  # re-driven: back in line, attempts reset, fails twice more
                 assert [e.event_id for e in redrive(session, tenant_id=tenant, actor="ops")] == ["poison-app-1"]
                 session.commit()
             assert _events(engine, tenant)["poison-app-1"].parked_at is None
             await eventually(lambda: _events(engine, tenant)["poison-app-1"].parked_at is not None, timeout=20)
-            assert [a for a, _ in relay.attempted].count("poison-app-1") == 4
+            # each attempt: the fast pass fails and rolls back, the careful pass fails it alone (and counts it)
+            assert [a for a, careful in relay.attempted if careful].count("poison-app-1") == 4
 
             with Session(engine) as session:  # discarded: dealt with, never delivered to a workflow
                 seq = _events(engine, tenant)["poison-app-1"].seq

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from models.tenant import Role
+from tests.conftest import workflow_running
 
 
 def _body():
@@ -17,6 +18,7 @@ async def test_tenant_b_cannot_see_or_touch_tenant_a(api, make_key):
     bob = make_key(Role.admin, tenant=f"b{uuid.uuid4().hex[:6]}")
     lead = (await api.post("/api/v1/leads", json=_body(), headers=alice)).json()
     wid = lead["workflow_id"]
+    await workflow_running(api, alice, lead["id"])  # the relay has started it: B's 404 is about tenancy
 
     for method, url, body in [
         ("GET", f"/api/v1/leads/{lead['id']}", None),
