@@ -57,7 +57,12 @@ TRANSIENT_RPC = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPC
 
 
 class TemporalUnavailable(Exception):
-    """Temporal (or the database) did not answer: retry the subject later, in order, without counting."""
+    """Temporal (or the database) did not answer: retry the subject later, in order, without counting.
+    `delivered`: the events of the batch delivered (and committed) before it happened."""
+
+    def __init__(self, message: str, delivered: int = 0) -> None:
+        super().__init__(message)
+        self.delivered = delivered
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -137,6 +142,7 @@ class Relay:
                         delivered += future.result()
                     elif is_transient(failure):
                         unavailable = failure
+                        delivered += getattr(failure, "delivered", 0)  # committed before the failure
                     else:
                         log.error("relay: delivering a subject failed: %r", failure)
                 self.delivered += delivered
@@ -240,7 +246,7 @@ class Relay:
                         if is_transient(exc):
                             event.last_error = f"{type(exc).__name__}: {exc}"[:2000]
                             session.add(event)
-                            raise TemporalUnavailable(str(exc)) from exc
+                            raise TemporalUnavailable(str(exc), delivered=len(delivered)) from exc
                         self._failed(event, exc)
                         session.add(event)
                         continue
