@@ -72,6 +72,7 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
         # update (change_lead_status, move_deal_stage) take a slot but no thread, and must not leave the sync
         # activities those updates need (set_lead_status, record_stage_change) without one.
         max_concurrent_activities=256,
+        max_concurrent_workflow_tasks=settings.worker_workflow_tasks,
         # On SIGTERM let in-flight activities finish (compose gives 30 s): cancelling a sync activity raises
         # into its thread, and one raised inside XGBoost's native code was seen to corrupt the heap (SIGABRT).
         graceful_shutdown_timeout=timedelta(seconds=25),

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     api_port: int = 8000
     # `dealflow up`: API processes sharing one listening socket (each supervised and restarted on its own). Two
     # on a 2-core machine: one Python process tops out near 150 lead intakes/s (docs/benchmarks.md).
+    # Workflow tasks the worker runs at once. They share one Python process (the GIL): more than the cores can
+    # run only queue inside the worker, where the server's 10 s workflow-task timeout keeps ticking (tasks were
+    # timed out and redone under load); left on the server they wait with no clock running.
+    worker_workflow_tasks: int = Field(default_factory=lambda: max(8, 4 * (os.cpu_count() or 1)), ge=1, le=1000)
     api_processes: int = Field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)), ge=1, le=32)
     # Public base URL (used in links and by providers' signature checks behind a proxy).
     public_url: str = ""
