@@ -220,7 +220,8 @@ class Relay:
             # the batch, not one per event.
             loaded = session.exec(select(Lead).where(col(Lead.id).in_(leads))).all() if leads else []
             published: dict[str, list] = {}  # each tenant's definitions, read once for this transaction
-            # and the subjects' running definition runs (dropped for a subject once an event of it starts one)
+            # and the subjects' running definition runs (for each subject's first event: dropped after it, so a
+            # later event of the subject reads them again, with any run the first one started)
             running = running_runs(session, None, [subject_id for _, subject_id in subjects])
             for _, subject_id in subjects:
                 running.setdefault(subject_id, [])
