@@ -46,6 +46,39 @@ def _hold_timeline_write_lock(engine):
     return conn
 
 
+async def _start_lead_workflow(client, tenant: str, lead_id: str, task_queue: str):
+    return await client.start_workflow(
+        LeadWorkflow.run, LeadWorkflowInput(tenant_id=tenant, lead_id=lead_id, source="web_form"),
+        id=f"lead-{tenant}-{lead_id}", task_queue=task_queue,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(sa.TENANT_ID, tenant),
+                                                 SearchAttributePair(sa.LEAD_ID, lead_id)]))
+
+
+async def _activity_history(handle, name: str) -> tuple[list[int], list, list]:
+    """One activity's scheduled event ids, started-event attributes (each with its final attempt) and
+    completed events in the workflow's history."""
+    history = await handle.fetch_history()
+    scheduled = [e.event_id for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                 and e.activity_task_scheduled_event_attributes.activity_type.name == name]
+    started = [e.activity_task_started_event_attributes for e in history.events
+               if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+               and e.activity_task_started_event_attributes.scheduled_event_id in scheduled]
+    completed = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+                 and e.activity_task_completed_event_attributes.scheduled_event_id in scheduled]
+    return scheduled, started, completed
+
+
+def _release(lock, *processes) -> None:
+    """End a test's table lock (if still held) and SIGTERM the workers still running."""
+    if lock is not None:
+        lock.rollback()
+        lock.close()
+    for process in processes:
+        if process and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(20)
+
+
 async def test_worker_killed_mid_activity_then_restarted_completes_the_step_once(engine, settings,
                                                                                  temporal_client):
     task_queue = f"restart-{uuid.uuid4().hex[:8]}"
@@ -55,12 +88,7 @@ async def test_worker_killed_mid_activity_then_restarted_completes_the_step_once
     first = _start_worker(settings, task_queue)
     second = None
     try:
-        handle = await temporal_client.start_workflow(
-            LeadWorkflow.run, LeadWorkflowInput(tenant_id=tenant, lead_id=lead_id, source="web_form"),
-            id=f"lead-{tenant}-{lead_id}", task_queue=task_queue,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(sa.TENANT_ID, tenant),
-                                                     SearchAttributePair(sa.LEAD_ID, lead_id)]),
-        )
+        handle = await _start_lead_workflow(temporal_client, tenant, lead_id, task_queue)
 
         async def activity_started():
             pending = (await handle.describe()).raw_description.pending_activities
@@ -80,27 +108,13 @@ async def test_worker_killed_mid_activity_then_restarted_completes_the_step_once
                         if e.kind == "lead.received"]
         assert await eventually(recorded, timeout=60, interval=0.5) == ["lead.received"]
 
-        history = await handle.fetch_history()
-        scheduled = [e.event_id for e in history.events
-                     if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-                     and e.activity_task_scheduled_event_attributes.activity_type.name == "record_timeline_entry"]
-        started = [e.activity_task_started_event_attributes for e in history.events
-                   if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-                   and e.activity_task_started_event_attributes.scheduled_event_id in scheduled]
-        completed = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
-                     and e.activity_task_completed_event_attributes.scheduled_event_id in scheduled]
+        scheduled, started, completed = await _activity_history(handle, "record_timeline_entry")
         assert len(scheduled) == 1 and len(completed) == 1 and started[0].attempt == 2
         state = await handle.query(LeadWorkflow.state)
         assert state.received and not state.closed
         await handle.terminate("test done")
     finally:
-        if lock is not None:
-            lock.rollback()
-            lock.close()
-        for process in (first, second):
-            if process and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                process.wait(20)
+        _release(lock, first, second)
     assert second.returncode == 0  # SIGTERM is a clean shutdown
 
 
@@ -143,10 +157,7 @@ async def test_worker_killed_between_provider_call_and_completion_sends_once(eng
         result = await handle.result()  # the retry runs after the 30 s start-to-close timeout
     finally:
         twilio_fake.hold.set()
-        for process in (first, second):
-            if process and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                process.wait(20)
+        _release(None, first, second)
     creates = [r for r in twilio_fake.calls("POST", "/Messages.json") if r.form().get("To") == phone]
     lookups = [r for r in twilio_fake.calls("GET", "/Messages.json") if r.query.get("To") == [phone]]
     assert len(creates) == 1 and len(lookups) == 1
@@ -169,11 +180,7 @@ async def test_worker_killed_mid_score_is_retried_in_seconds_not_at_the_timeout(
     lock.execute(text("LOCK TABLE scoring_models IN ACCESS EXCLUSIVE MODE"))  # score_lead blocks on its model
     first, second = _start_worker(settings, task_queue), None
     try:
-        handle = await temporal_client.start_workflow(
-            LeadWorkflow.run, LeadWorkflowInput(tenant_id=tenant, lead_id=lead_id, source="web_form"),
-            id=f"lead-{tenant}-{lead_id}", task_queue=task_queue,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(sa.TENANT_ID, tenant),
-                                                     SearchAttributePair(sa.LEAD_ID, lead_id)]))
+        handle = await _start_lead_workflow(temporal_client, tenant, lead_id, task_queue)
 
         async def scoring_started():
             pending = (await handle.describe()).raw_description.pending_activities
@@ -194,19 +201,9 @@ async def test_worker_killed_mid_score_is_retried_in_seconds_not_at_the_timeout(
         await eventually(scored, timeout=60, interval=0.5)
         elapsed = time.monotonic() - killed
         assert elapsed < 45, f"scored {elapsed:.0f} s after the kill"  # the heartbeat timeout, not 2 minutes
-        history = await handle.fetch_history()
-        scheduled = [e.event_id for e in history.events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-                     and e.activity_task_scheduled_event_attributes.activity_type.name == "score_lead"]
-        attempts = [e.activity_task_started_event_attributes.attempt for e in history.events
-                    if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
-                    and e.activity_task_started_event_attributes.scheduled_event_id in scheduled]
+        scheduled, started, _ = await _activity_history(handle, "score_lead")
+        attempts = [attributes.attempt for attributes in started]
         assert len(scheduled) == 1 and attempts == [2]  # the lost attempt timed out; the second one scored
         await handle.terminate("test done")
     finally:
-        if lock is not None:
-            lock.rollback()
-            lock.close()
-        for process in (first, second):
-            if process and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                process.wait(20)
+        _release(lock, first, second)
