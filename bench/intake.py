@@ -1,7 +1,7 @@
 """Durable intake and the event relay, each beside an honest baseline measured in the same run. Prints JSON.
 
     python bench/intake.py [--backend sqlite|postgres|both] [--leads 2000] [--clients 32] [--rate 150]
-                           [--seconds 10] [--relay-concurrency 16] [--api-processes 2] [--only relay]
+                           [--seconds 10] [--relay-concurrency 16] [--api-processes 2] [--only relay|open-loop]
 
 The clients are bench/loadgen.py's minimal keep-alive HTTP client (~0.2 ms of CPU a request; httpx took ~5 ms,
 as much as the API, on the same two cores).
@@ -12,7 +12,8 @@ Per backend (a fresh database of its own; Postgres from DEALFLOW_TEST_DATABASE_U
    HTTP → leads/s, p50/p99; beside a bare INSERT of the same rows (SQLAlchemy Core, one row per transaction,
    the same number of threads) as the floor.
 2. open loop — a fixed arrival rate (`--rate` leads/s for `--seconds`, `--rounds` times), latency from each
-   request's scheduled time (queueing counts) → p50/p99, medians of the rounds.
+   request's scheduled time (queueing counts) → p50/p99, medians of the rounds. Each round starts once the
+   database has settled (a CHECKPOINT, and on Postgres no autovacuum worker still busy with phase 1's rows).
 3. relay — the backlog from 1 and 2 drained into a Temporal dev server by the relay alone (no workflow worker,
    so Temporal's own execution is not in the figure) → events/s; beside raw signal-with-start calls of the
    same shape (start LeadWorkflow + `submitted` signal) with the same concurrency, on the same server.
@@ -185,6 +186,25 @@ def bare_insert(url: str, tenant: str, n: int, threads: int, tag: str) -> dict:
     return {"rows": n, "rows_per_s": round(n / elapsed, 1)}
 
 
+def settle(engine, limit: float = 60.0) -> float:
+    """Let the database finish what the bulk phases left (a checkpoint, autovacuum of the new rows) so the open
+    loop measures steady intake, not the after-effects of 6,000 rows written a moment before. Seconds waited."""
+    from sqlalchemy import text
+
+    started = time.perf_counter()
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("CHECKPOINT"))
+            conn.execute(text("ANALYZE"))
+            while time.perf_counter() - started < limit and conn.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")).scalar():
+                time.sleep(0.5)
+        else:
+            conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    time.sleep(1.0)
+    return round(time.perf_counter() - started, 1)
+
+
 def undelivered(engine) -> int:
     with Session(engine) as session:
         return session.exec(select(func.count()).select_from(Event).where(col(Event.delivered_at).is_(None))).one()
@@ -265,6 +285,17 @@ async def relay_rounds_of(args, engine, client, queue: str, base: str, headers: 
             "median_ratio": median(r["ratio"] for r in rounds)}
 
 
+async def open_rounds(args, engine, base: str, headers: dict) -> dict:
+    """`--rounds` open loops, each after the database has settled (see `settle`)."""
+    rounds = []
+    for r in range(args.rounds):
+        settled = await asyncio.to_thread(settle, engine)
+        rounds.append({**await open_loop(base, headers, args.rate, args.seconds, f"open{r}"), "settled_s": settled})
+    median = statistics.median
+    return {"rate_per_s": args.rate, "rounds": rounds, "median_p50_ms": median(r["p50_ms"] for r in rounds),
+            "median_p99_ms": median(r["p99_ms"] for r in rounds)}
+
+
 async def bench_backend(backend: str, args, temporal: DevServer, tmp: Path) -> dict:
     with fresh_database(backend, tmp) as url:
         engine = make_engine(url)
@@ -278,13 +309,15 @@ async def bench_backend(backend: str, args, temporal: DevServer, tmp: Path) -> d
             if args.only == "relay":
                 await closed_loop(base, headers, args.leads, args.clients, "backlog")
                 return {"relay_drain": await relay_rounds_of(args, engine, client, queue, base, headers)}
+            if args.only == "open-loop":
+                return {"intake_open_loop": await open_rounds(args, engine, base, headers)}
             rounds = []
             for r in range(args.rounds):  # interleaved: our intake, then the bare INSERT floor
                 ours = await closed_loop(base, headers, args.leads, args.clients, f"r{r}")
                 floor = await asyncio.to_thread(bare_insert, url, tenant, args.leads, args.clients, f"f{r}")
                 rounds.append({"intake": ours, "bare_insert": floor,
                                "ratio": round(ours["leads_per_s"] / floor["rows_per_s"], 3)})
-            opened = [await open_loop(base, headers, args.rate, args.seconds, f"open{r}") for r in range(args.rounds)]
+            opened = await open_rounds(args, engine, base, headers)
             relay = await relay_rounds_of(args, engine, client, queue, base, headers)
             # the backlog is empty here: commit-to-delivery is the healthy relay's latency
             latency = await commit_to_delivery(base, headers, engine, client, queue, args.relay_concurrency, "lat")
@@ -296,9 +329,7 @@ async def bench_backend(backend: str, args, temporal: DevServer, tmp: Path) -> d
                                "median_p99_ms": median(r["intake"]["p99_ms"] for r in rounds),
                                "median_bare_insert_rows_per_s": median(r["bare_insert"]["rows_per_s"] for r in rounds),
                                "median_ratio": median(r["ratio"] for r in rounds)},
-        "intake_open_loop": {"rate_per_s": args.rate, "rounds": opened,
-                             "median_p50_ms": median(r["p50_ms"] for r in opened),
-                             "median_p99_ms": median(r["p99_ms"] for r in opened)},
+        "intake_open_loop": opened,
         "relay_drain": relay,
         "commit_to_delivery": latency,
     }
@@ -315,7 +346,8 @@ async def main() -> None:
     parser.add_argument("--relay-concurrency", type=int, default=16)
     parser.add_argument("--api-processes", type=int, default=2, help="API processes on one socket (dealflow up's "
                         "default on 2 cores)")
-    parser.add_argument("--only", choices=("relay",), help="one phase alone (its backlog made by --leads intakes)")
+    parser.add_argument("--only", choices=("relay", "open-loop"),
+                        help="one phase alone (relay: its backlog made by --leads intakes)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         temporal = DevServer(Path(tmp) / "temporal.db", port=free_port(), ui_port=None)
