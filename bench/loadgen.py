@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 
 class LoadClient:
-    """POST JSON over a pool of keep-alive connections (opened as needed, at most `connections`)."""
+    """POST JSON (or GET) over a pool of keep-alive connections (opened as needed, at most `connections`)."""
 
     def __init__(self, base: str, headers: dict[str, str], connections: int) -> None:
         parts = urlsplit(base)
@@ -26,7 +26,14 @@ class LoadClient:
     async def post(self, path: str, body: dict) -> int:
         """The response's status code (the body is read and dropped). Raises OSError when the server is gone."""
         payload = json.dumps(body).encode()
-        request = (f"POST {path} HTTP/1.1\r\n{self._head}Content-Length: {len(payload)}\r\n\r\n").encode() + payload
+        return await self._send(
+            (f"POST {path} HTTP/1.1\r\n{self._head}Content-Length: {len(payload)}\r\n\r\n").encode() + payload)
+
+    async def get(self, path: str) -> int:
+        """GET `path` (with its query string); the response's status code, as for `post`."""
+        return await self._send(f"GET {path} HTTP/1.1\r\n{self._head}\r\n".encode())
+
+    async def _send(self, request: bytes) -> int:
         async with self._slots:
             reader, writer = self._idle.pop() if self._idle else await self._connect()
             try:

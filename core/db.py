@@ -96,3 +96,10 @@ def migrate(url: str, revision: str = "head", *, downgrade: bool = False) -> Non
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     config.attributes["configure_logger"] = False
     (command.downgrade if downgrade else command.upgrade)(config, revision)
+
+
+def like_pattern(text: str) -> str:
+    """`%text%` for `LIKE ... ESCAPE '\\'`, with LIKE's wildcards in `text` taken literally: a search for "%"
+    or "_" finds the rows that contain one, not every row."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic import Field as PydField
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.base import json_field, money_field, new_id, time_field
@@ -21,9 +21,12 @@ class Investor(SQLModel, table=True):
     __tablename__ = "investors"
     # One investor per address: POST /investors deduplicates on them, and these make it hold under races.
     __table_args__ = (UniqueConstraint("tenant_id", "email", name="uq_investors_tenant_email"),
-                      UniqueConstraint("tenant_id", "phone", name="uq_investors_tenant_phone"))
+                      UniqueConstraint("tenant_id", "phone", name="uq_investors_tenant_phone"),
+                      # GET /investors, newest first, all or by status
+                      Index("ix_investors_tenant_created", "tenant_id", "created_at", "id"),
+                      Index("ix_investors_tenant_status", "tenant_id", "status", "created_at", "id"))
     id: str = Field(default_factory=lambda: new_id("iv"), primary_key=True, max_length=40)
-    tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
     name: str = Field(max_length=200)
     company: str | None = Field(default=None, max_length=200)
     email: str | None = Field(default=None, max_length=320)

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field as PydField, field_validator, model_validator
-from sqlalchemy import Index, String, and_, text
+from sqlalchemy import Index, String, and_, literal_column, text
 from sqlmodel import Field, SQLModel
 
 from definitions.vocabulary import LeadStatus  # the language's vocabulary (set_status, lead.status)
@@ -84,13 +84,29 @@ class Property(SQLModel, table=True):
 ORIGINAL = and_(text("duplicate_of IS NULL"), text("deleted_at IS NULL"))  # a live lead that is nobody's duplicate
 
 
+def _list_index(name: str, *columns: str, scored: bool = False) -> Index:
+    where = ORIGINAL & text("score IS NOT NULL") if scored else ORIGINAL
+    return Index(name, "tenant_id", *columns, "id", sqlite_where=where, postgresql_where=where)
+
+
 class Lead(SQLModel, table=True):
     __tablename__ = "leads"
     __table_args__ = (
         Index("ix_leads_tenant_email", "tenant_id", "email"),
         Index("ix_leads_tenant_phone", "tenant_id", "phone"),
-        Index("ix_leads_tenant_status", "tenant_id", "status"),
         Index("ix_leads_tenant_created", "tenant_id", "created_at", "id"),
+        # The lead list (services/lead_lists.py): one index per filter, in (filter, sort key, id) order, over the
+        # live originals the list shows by default; by score only the scored ones. The search's trigram index is
+        # Postgres-only and made by migration 0008 (on LEAD_SEARCH_TEXT; SQLite scans).
+        _list_index("ix_leads_list_created", "created_at"),
+        _list_index("ix_leads_list_score", "score", scored=True),
+        _list_index("ix_leads_list_status", "status", "created_at"),
+        _list_index("ix_leads_list_status_score", "status", "score", scored=True),
+        _list_index("ix_leads_list_source", "source", "created_at"),
+        _list_index("ix_leads_list_assigned", "assigned_to", "created_at"),
+        # The leads linked to an original (its timeline merges theirs; merging and the dedupe migration read it)
+        Index("ix_leads_duplicate_of", "duplicate_of", sqlite_where=text("duplicate_of IS NOT NULL"),
+              postgresql_where=text("duplicate_of IS NOT NULL")),
         # One original lead per person: at most one live, non-duplicate lead per normalised email and per phone.
         # Intake stores a concurrent second submission as a duplicate of the one these let in.
         Index("uq_leads_original_email", "tenant_id", "email", unique=True,
@@ -125,6 +141,12 @@ class Lead(SQLModel, table=True):
     created_at: datetime = time_field()
     updated_at: datetime = time_field()
     deleted_at: datetime | None = time_field(nullable=True, default_now=False)
+
+
+# What the lead search looks in: one expression, so that one trigram index (Postgres) serves it.
+LEAD_SEARCH_TEXT = literal_column(
+    "lower(first_name || ' ' || last_name || ' ' || coalesce(email, '') || ' ' || coalesce(property_address, '')"
+    " || ' ' || coalesce(phone, ''))", String)
 
 
 def lead_workflow_id(tenant_id: str, lead_id: str) -> str:

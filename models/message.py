@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.base import json_field, new_id, time_field
@@ -13,10 +13,14 @@ from models.base import json_field, new_id, time_field
 
 class Message(SQLModel, table=True):
     __tablename__ = "messages"
+    # GET /messages, newest first: the tenant's, a lead's, an investor's (each page an index scan).
+    __table_args__ = (Index("ix_messages_tenant_created", "tenant_id", "created_at", "id"),
+                      Index("ix_messages_lead_created", "lead_id", "created_at", "id"),
+                      Index("ix_messages_investor_created", "investor_id", "created_at", "id"))
     id: str = Field(default_factory=lambda: new_id("ms"), primary_key=True, max_length=40)
-    tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=40)
-    lead_id: str | None = Field(default=None, foreign_key="leads.id", index=True, max_length=40)
-    investor_id: str | None = Field(default=None, foreign_key="investors.id", index=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
+    lead_id: str | None = Field(default=None, foreign_key="leads.id", max_length=40)
+    investor_id: str | None = Field(default=None, foreign_key="investors.id", max_length=40)
     channel: str = Field(max_length=10)  # email, sms
     direction: str = Field(default="outbound", max_length=10)
     to_address: str = Field(max_length=320)

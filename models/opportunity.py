@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import String, UniqueConstraint
+from sqlalchemy import Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from definitions.vocabulary import STAGES, Pipeline  # the language's vocabulary (set_stage, deal.stage)
@@ -33,8 +33,11 @@ def stage_change_problem(pipeline: str, current: str, target: str) -> str | None
 
 class Opportunity(SQLModel, table=True):
     __tablename__ = "opportunities"
+    # GET /opportunities, newest first, all or by stage
+    __table_args__ = (Index("ix_opportunities_tenant_created", "tenant_id", "created_at", "id"),
+                      Index("ix_opportunities_tenant_stage", "tenant_id", "stage", "created_at", "id"))
     id: str = Field(default_factory=lambda: new_id("op"), primary_key=True, max_length=40)
-    tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
     lead_id: str | None = Field(default=None, foreign_key="leads.id", index=True, max_length=40)
     property_id: str | None = Field(default=None, foreign_key="properties.id", max_length=40)
     title: str = Field(max_length=200)

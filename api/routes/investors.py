@@ -19,7 +19,7 @@ from api.deps import PrincipalDep, SessionDep, Staff, audit
 from api.errors import Problem
 from api.paging import page
 from api.routes.leads import EventBody
-from core.db import is_unique_violation
+from core.db import is_unique_violation, like_pattern
 from models.event import emit
 from definitions.language import RECORDED_EVENTS
 from models.investor import Investor, InvestorCreate, InvestorPage, InvestorPublic, InvestorStatus, advance
@@ -102,9 +102,10 @@ def list_investors(
     if accredited is not None:
         query = query.where(Investor.accredited == accredited)
     if q:
-        needle = f"%{q.lower()}%"
-        conditions = [func.lower(col(Investor.name)).like(needle), func.lower(col(Investor.company)).like(needle),
-                      col(Investor.email).like(needle)]
+        needle = like_pattern(q.lower())  # a % or _ in the text is itself
+        conditions = [func.lower(col(Investor.name)).like(needle, escape="\\"),
+                      func.lower(col(Investor.company)).like(needle, escape="\\"),
+                      col(Investor.email).like(needle, escape="\\")]
         digits = "".join(ch for ch in q if ch.isdigit())
         if len(digits) >= 3:
             conditions.append(col(Investor.phone).like(f"%{digits}%"))

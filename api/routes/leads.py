@@ -11,8 +11,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import or_
-from sqlmodel import col, func, select
+from sqlalchemy import inspect
+from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -31,6 +31,7 @@ from models.lead import (
 from models.payloads import ConvertInput, ConvertResult, LeadState, StatusChange
 from models.timeline import TimelineEntry, TimelineEntryPublic
 from services.lead_intake import receive_lead
+from services.lead_lists import LeadFilters, lead_list_query
 from workflows.lead import LeadWorkflow
 
 QUERY_TIMEOUT = timedelta(seconds=3)  # a paused Temporal must not hold a lead's page
@@ -39,11 +40,15 @@ UPDATE_TIMEOUT = timedelta(seconds=20)
 router = APIRouter(prefix="/api/v1/leads", tags=["leads"])
 
 
-def _public(session, lead: Lead, **extra) -> LeadPublic:
-    public = LeadPublic.model_validate(lead, from_attributes=True)
+def _public(session, lead: Lead, properties: dict[str, Property] | None = None, **extra) -> LeadPublic:
+    # A loaded row validates from its attribute dict: a tenth of the cost of from_attributes (a list page of 50
+    # spent 1.8 ms here); an expired or deferred one goes through the attributes, which load it.
+    loaded = not inspect(lead).unloaded
+    public = LeadPublic.model_validate(lead.__dict__ if loaded else lead, from_attributes=not loaded)
     if lead.property_id:
-        public.property = session.get(Property, lead.property_id)
-    return public.model_copy(update=extra)
+        found = properties.get(lead.property_id) if properties is not None else None
+        public.property = found or session.get(Property, lead.property_id)
+    return public.model_copy(update=extra) if extra else public
 
 
 def _get_lead(session, principal, lead_id: str) -> Lead:
@@ -84,39 +89,15 @@ def list_leads(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> LeadPage:
-    query = select(Lead).where(Lead.tenant_id == principal.tenant_id, col(Lead.deleted_at).is_(None))
-    if status:
-        query = query.where(col(Lead.status).in_([s.value for s in status]))
-    if source:
-        query = query.where(col(Lead.source).in_([s.value for s in source]))
-    if not include_duplicates:
-        query = query.where(col(Lead.duplicate_of).is_(None))
-    if q:
-        needle = f"%{q.lower()}%"
-        digits = "".join(ch for ch in q if ch.isdigit())
-        fields = [func.lower(Lead.first_name + " " + Lead.last_name), col(Lead.email),
-                  func.lower(col(Lead.property_address))]
-        conditions = [f.like(needle) for f in fields]
-        if len(digits) >= 3:
-            conditions.append(col(Lead.phone).like(f"%{digits}%"))
-        query = query.where(or_(*conditions))
-    if assigned == "none":
-        query = query.where(col(Lead.assigned_to).is_(None))
-    elif assigned:
-        query = query.where(Lead.assigned_to == assigned)
-    if min_score is not None:
-        query = query.where(col(Lead.score) >= min_score)
-    if max_score is not None:
-        query = query.where(col(Lead.score) <= max_score)
-    by = sort.lstrip("-")
-    if by == "score":
-        query = query.where(col(Lead.score).is_not(None))
-    items, next_cursor = page(session, query, Lead, limit, cursor, by=by, descending=sort.startswith("-"))
-    # One query for the page's properties; session.get then finds them in the identity map.
-    property_ids = [lead.property_id for lead in items if lead.property_id]
-    if property_ids:
-        session.exec(select(Property).where(col(Property.id).in_(property_ids))).all()
-    return LeadPage(items=[_public(session, lead) for lead in items], next_cursor=next_cursor)
+    filters = LeadFilters(status=[s.value for s in status or ()], source=[s.value for s in source or ()], q=q,
+                          assigned=assigned, min_score=min_score, max_score=max_score,
+                          include_duplicates=include_duplicates, sort=sort)
+    items, next_cursor = page(session, lead_list_query(principal.tenant_id, filters), Lead, limit, cursor,
+                              by=filters.sort_key, descending=filters.descending)
+    property_ids = [lead.property_id for lead in items if lead.property_id]  # one query for the page's
+    properties = {row.id: row for row in session.exec(select(Property).where(col(Property.id).in_(property_ids)))
+                  } if property_ids else {}
+    return LeadPage(items=[_public(session, lead, properties) for lead in items], next_cursor=next_cursor)
 
 
 @router.get("/{lead_id}", response_model=LeadPublic)

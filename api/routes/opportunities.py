@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -72,10 +72,17 @@ def _own(session, principal, opportunity_id: str) -> Opportunity:
 
 
 def _public(session, deal: Opportunity) -> OpportunityPublic:
-    history = session.exec(select(StageChange).where(StageChange.opportunity_id == deal.id)
-                           .order_by(StageChange.changed_at)).all()
-    return OpportunityPublic.model_validate(deal).model_copy(
-        update={"history": [StageChangePublic.model_validate(h) for h in history]})
+    return _publics(session, [deal])[0]
+
+
+def _publics(session, deals: list[Opportunity]) -> list[OpportunityPublic]:
+    """The deals with their stage histories, read in one query for the lot (a page of 50 made 50 before)."""
+    history: dict[str, list[StageChangePublic]] = {deal.id: [] for deal in deals}
+    if deals:
+        for change in session.exec(select(StageChange).where(col(StageChange.opportunity_id).in_(list(history)))
+                                   .order_by(col(StageChange.changed_at), col(StageChange.id))):
+            history[change.opportunity_id].append(StageChangePublic.model_validate(change))
+    return [OpportunityPublic.model_validate(deal).model_copy(update={"history": history[deal.id]}) for deal in deals]
 
 
 @router.get("", response_model=OpportunityPage)
@@ -88,7 +95,7 @@ def list_opportunities(session: SessionDep, principal: PrincipalDep, stage: str 
     if pipeline:
         query = query.where(Opportunity.pipeline == pipeline)
     items, next_cursor = page(session, query, Opportunity, limit, cursor)
-    return OpportunityPage(items=[_public(session, d) for d in items], next_cursor=next_cursor)
+    return OpportunityPage(items=_publics(session, items), next_cursor=next_cursor)
 
 
 @router.get("/{opportunity_id}", response_model=OpportunityPublic)

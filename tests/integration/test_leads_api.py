@@ -136,6 +136,20 @@ async def test_list_filters_search_and_cursor_paging(api, make_key):
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "status.0"
 
 
+async def test_search_takes_like_wildcards_literally_and_finds_formatted_phones(api, make_key):
+    headers = make_key(Role.staff)  # a tenant of its own: "%" and "_" would match every lead it holds
+    plain = (await api.post("/api/v1/leads", headers=headers, json=_lead(
+        first_name="Wilma", last_name="Plain", email="wilma.plain@example.com", phone="(281) 555-0140"))).json()
+    odd = (await api.post("/api/v1/leads", headers=headers, json=_lead(
+        first_name="Percy", last_name="100%_Sure", email="percy@example.com", phone="(281) 555-0141"))).json()
+    for q, expected in (("%", [odd["id"]]), ("_", [odd["id"]]), ("100%_s", [odd["id"]]), ("w%a", []),
+                        ("wilma_plain", []), ("wilma.plain", [plain["id"]]), ("(281) 555-0140", [plain["id"]]),
+                        ("281-555-014", [odd["id"], plain["id"]]), ("\\", [])):
+        response = await api.get("/api/v1/leads", headers=headers, params={"q": q})
+        assert response.status_code == 200, (q, response.text)
+        assert [x["id"] for x in response.json()["items"]] == expected, q
+
+
 async def test_every_mutation_writes_the_audit_log(api, make_key, engine):
     headers = make_key(Role.staff)
     lead = (await api.post("/api/v1/leads", json=_lead(), headers=headers)).json()

@@ -18,9 +18,17 @@ HEAD = sorted(p.name.split("_")[0] for p in (Path(__file__).resolve().parents[2]
               .glob("[0-9]*.py"))[-1]
 
 
+# Made by a migration alone, on Postgres only (a trigram GIN index on an expression the models cannot declare
+# for one dialect): see migrations/versions/0008 and models.lead.LEAD_SEARCH_TEXT.
+MIGRATION_ONLY_INDEXES = {"ix_leads_search"}
+
+
 def test_models_and_migration_agree(engine):
+    def include(obj, name, type_, reflected, compare_to) -> bool:
+        return not (type_ == "index" and name in MIGRATION_ONLY_INDEXES)
+
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"include_object": include}), metadata)
     assert diff == []
 
 
