@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 
 from api import errors
@@ -31,33 +32,69 @@ class RequestContext:
     (every event the request writes carries its traceparent), and the HTTP metrics. Plain ASGI: Starlette's
     BaseHTTPMiddleware ran the app in a task of its own and re-wrapped the body, a fifth of a lead intake's CPU."""
 
-    def __init__(self, app) -> None:
-        self.app = app
+    def __init__(self, app, max_body_bytes: int | None = None) -> None:
+        self.app, self.max_body_bytes = app, max_body_bytes
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
         request_id = (headers.get("x-request-id") or uuid.uuid4().hex)[:64]
-        status = 500  # unless the app answers: an exception escaping it becomes the server's 500
+        status, begun = 500, False  # unless the app answers: an exception escaping it becomes a 500 (below)
 
         async def answer(message) -> None:
-            nonlocal status
+            nonlocal status, begun
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, begun = message["status"], True
                 MutableHeaders(scope=message).append("X-Request-ID", request_id)
             await send(message)
 
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         try:
+            if self._too_large(headers):  # said up front; a body without a length is cut off by max_body_size
+                status = 413
+                await errors.problem_response(
+                    413, f"the body is larger than the {self.max_body_bytes:,} bytes allowed",
+                    headers={"X-Request-ID": request_id, "Connection": "close"})(scope, receive, send)
+                return
             with request_trace(headers):
-                await self.app(scope, receive, answer)
+                await self.app(scope, self._limited(receive) if self.max_body_bytes else receive, answer)
+        except Exception as exc:  # noqa: BLE001 — the one place a crash becomes an answer
+            # Here rather than in an exception handler: Starlette runs those outside this middleware, where the
+            # request id is gone and uvicorn then closes the keep-alive connection. Logged once, traceback and id.
+            log.exception("unhandled error: %s", exc)
+            if begun:  # nothing more can be said on an answer already under way
+                raise
+            status = 500
+            response = errors.problem_response(500, f"internal error; quote the request id {request_id} when "
+                                                    "reporting it", headers={"X-Request-ID": request_id})
+            await response(scope, receive, send)
         finally:
             request_id_var.reset(token)
             path = getattr(scope.get("route"), "path", "unmatched")
             HTTP_REQUESTS.labels(scope["method"], path, str(status)).inc()
             HTTP_LATENCY.labels(scope["method"], path).observe(time.perf_counter() - started)
+
+
+    def _limited(self, receive):
+        """`receive`, counting: a body sent without a length (chunked) is refused once it passes the limit, as
+        an HTTPException the app's handlers turn into the same problem document."""
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                raise StarletteHTTPException(413, f"the body is larger than the {self.max_body_bytes:,} bytes allowed")
+            return message
+
+        return counted
+
+    def _too_large(self, headers: Headers) -> bool:
+        length = headers.get("content-length", "")
+        return bool(self.max_body_bytes and length.isdigit() and int(length) > self.max_body_bytes)
 
 
 def create_app(settings: Settings | None = None, *, temporal_client: Client | None = None,
@@ -85,7 +122,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.state.settings = settings
     errors.install(app)
 
-    app.add_middleware(RequestContext)
+    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
 
     # Routers carry their full /api/v1 prefix (not nested) so the metrics' route label is the full path.
     app.include_router(leads.router)

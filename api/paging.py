@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from datetime import datetime
 
 from sqlalchemy import bindparam, tuple_
@@ -19,11 +20,23 @@ def encode_cursor(value: datetime | float, row_id: str) -> str:
 
 
 def decode_cursor(cursor: str, by: str = "created_at") -> tuple[datetime | float, str]:
+    """The (sort value, row id) a cursor carries; 422 for anything `encode_cursor` cannot have made (a naive
+    time, an id longer than ids are, a number that is not finite)."""
     try:
+        if len(cursor) > 400:
+            raise ValueError("too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         value, row_id = json.loads(raw)
-        return (datetime.fromisoformat(value) if by == "created_at" else float(value)), str(row_id)
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        if not isinstance(row_id, str) or not 0 < len(row_id) <= 40:
+            raise ValueError("bad id")
+        if by == "created_at":
+            value = datetime.fromisoformat(value)
+            if value.tzinfo is None:
+                raise ValueError("naive time")
+        elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError("bad number")
+        return value, row_id
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, RecursionError):
         raise Problem(422, "invalid cursor: pass back next_cursor exactly as received",
                       errors=[{"field": "cursor", "message": "malformed cursor"}]) from None
 

@@ -94,6 +94,17 @@ class Settings(BaseSettings):
     # exists, so a test can kill the worker at the worst moment.
     relay_hold_file: Path | None = None
 
+    # Input limits (issue 10): past them a request is refused with a 4xx naming the limit, before anything is
+    # stored. A body larger than max_body_bytes is a 413; free-form JSON (a lead's custom, an event's data)
+    # deeper or larger than the json_ limits, a definition larger or deeper than the definition_ ones, and a
+    # rendered message longer than message_max_chars are 422s.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    json_max_depth: int = Field(default=16, ge=2, le=100)
+    json_max_bytes: int = Field(default=65_536, ge=256)
+    definition_max_bytes: int = Field(default=262_144, ge=1024)
+    definition_max_depth: int = Field(default=32, ge=4, le=200)
+    message_max_chars: int = Field(default=100_000, ge=160)
+
     @field_validator("database_url")
     @classmethod
     def _normalise_database_url(cls, value: str) -> str:

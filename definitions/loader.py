@@ -10,7 +10,9 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
+from ruamel.yaml.reader import ReaderError
 
 from definitions.checker import DefinitionInvalid, Problem, Checker
 from definitions.language import DEFINITION_KEY, REQUIRED_TOP, SCHEMA, SUBJECTS, TOP_KEYS
@@ -19,14 +21,54 @@ from definitions.send_window import SendWindow
 
 __all__ = ["DefinitionInvalid", "Problem", "load"]
 
-def load(source: str, filename: str = "definition.yaml") -> Definition:
-    """Parse, validate and compile. Raises DefinitionInvalid listing every problem."""
+MAX_BYTES = 262_144  # the API passes its settings' limits; these serve the CLI and the shipped library
+MAX_DEPTH = 32
+
+
+def _position(source: str, offset: int) -> tuple[int, int]:
+    line = source.count("\n", 0, offset) + 1
+    return line, offset - (source.rfind("\n", 0, offset) + 1) + 1
+
+
+def _check_shape(source: str, max_bytes: int, max_depth: int) -> None:
+    """Size and nesting before the document is built: ruamel builds nested nodes recursively (10,000 levels
+    took 13 s to end in a RecursionError), its event parser does not, so the depth is counted on events."""
+    size = len(source.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise DefinitionInvalid("definition", [Problem(1, 1, f"{size:,} bytes: a definition may have at most "
+                                                             f"{max_bytes:,}")])
+    depth = 0
+    for event in YAML(typ="rt").parse(source):
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > max_depth:
+                mark = event.start_mark
+                raise DefinitionInvalid("definition", [Problem(
+                    mark.line + 1, mark.column + 1, f"nested deeper than {max_depth} levels")])
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
+
+
+def load(source: str, filename: str = "definition.yaml", *, max_bytes: int = MAX_BYTES,
+         max_depth: int = MAX_DEPTH) -> Definition:
+    """Parse, validate and compile. Raises DefinitionInvalid listing every problem (a YAML error, control
+    characters, a document too large or too deep included: each with its line and column)."""
     try:
+        _check_shape(source, max_bytes, max_depth)
         document = YAML(typ="rt").load(source)
+    except DefinitionInvalid as exc:
+        raise DefinitionInvalid(filename, exc.problems) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         raise DefinitionInvalid(filename, [Problem((mark.line + 1) if mark else 1, (mark.column + 1) if mark else 1,
                                                    f"YAML: {exc.problem or exc.context}")]) from None
+    except ReaderError as exc:  # a control character or bytes that are not text
+        line, column = _position(source, exc.position)
+        raise DefinitionInvalid(filename, [Problem(line, column, f"YAML: {exc.reason} (character "
+                                                                 f"{exc.character!r})")]) from None
+    except (YAMLError, RecursionError) as exc:
+        raise DefinitionInvalid(filename, [Problem(1, 1, f"YAML: {str(exc).splitlines()[0] if str(exc) else exc!r}")]
+                                ) from None
     check = Checker()
     if not isinstance(document, CommentedMap):
         raise DefinitionInvalid(filename, [Problem(1, 1, "a definition is a YAML mapping (schema, key, trigger, "

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic import Field as PydField
@@ -15,6 +15,7 @@ from sqlmodel import Field, SQLModel
 
 from models.base import json_field, money_field, new_id, time_field
 from models.contact import Email, Phone
+from models.input import Input, OneLine
 
 
 class Investor(SQLModel, table=True):
@@ -93,12 +94,12 @@ class BuyBox(BaseModel):
         return markets
 
 
-class InvestorCreate(BaseModel):
+class InvestorCreate(Input):
     """Body of POST /investors. Deduplicated on email, then phone, within the tenant."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    name: str = PydField(min_length=1, max_length=200)
-    company: str | None = PydField(default=None, max_length=200)
+    name: OneLine = PydField(min_length=1, max_length=200)
+    company: OneLine | None = PydField(default=None, max_length=200)
     email: Email | None = None
     phone: Phone | None = None
     accredited: bool = False
@@ -106,7 +107,7 @@ class InvestorCreate(BaseModel):
     capital_available: Decimal | None = PydField(default=None, ge=0, max_digits=14, decimal_places=2)
     preferences: BuyBox = PydField(default_factory=BuyBox)
     source: str | None = PydField(default=None, max_length=64)
-    tags: list[str] = PydField(default_factory=list, max_length=50)
+    tags: list[Annotated[str, PydField(max_length=64)]] = PydField(default_factory=list, max_length=50)
 
     @model_validator(mode="after")
     def _reachable(self) -> InvestorCreate:

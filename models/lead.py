@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field as PydField, field_validator, model_validator
 from sqlalchemy import Index, String, and_, literal_column, text
@@ -14,6 +14,7 @@ from sqlmodel import Field, SQLModel
 from definitions.vocabulary import LeadStatus  # the language's vocabulary (set_status, lead.status)
 from models.base import json_field, money_field, new_id, optional_json_field, time_field
 from models.contact import Email, Phone, PostalAddress, parse_address
+from models.input import Input, OneLine
 
 
 # Status moves staff may make (POST /leads/{id}/status); conversion happens only through /convert.
@@ -153,20 +154,31 @@ def lead_workflow_id(tenant_id: str, lead_id: str) -> str:
     return f"lead-{tenant_id}-{lead_id}"
 
 
-class LeadCreate(BaseModel):
+# The fields POST /leads and PATCH /leads/{id} share, with the same caps (PATCH had none: 5 MB of notes and
+# 10,000 tags went in).
+Name = Annotated[OneLine, PydField(max_length=100)]
+Notes = Annotated[str, PydField(max_length=10_000)]
+Tags = Annotated[list[Annotated[str, PydField(max_length=64)]], PydField(max_length=50)]
+
+
+def normalise_tags(value: list[str] | None) -> list[str] | None:
+    return None if value is None else sorted({t.strip().lower() for t in value if t.strip()})
+
+
+class LeadCreate(Input):
     """Body of POST /leads. Phones in any common format; one-line or structured property address."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    first_name: str = PydField(default="", max_length=100)
-    last_name: str = PydField(default="", max_length=100)
+    first_name: Name = ""
+    last_name: Name = ""
     email: Email | None = None
     phone: Phone | None = None
     source: LeadSource
-    property_address: str | None = PydField(default=None, max_length=400)
+    property_address: OneLine | None = PydField(default=None, max_length=400)
     property: PostalAddress | None = None
-    notes: str | None = PydField(default=None, max_length=10_000)
-    tags: list[str] = PydField(default_factory=list, max_length=50)
+    notes: Notes | None = None
+    tags: Tags = PydField(default_factory=list)
     custom: dict[str, Any] = PydField(default_factory=dict)
 
     @field_validator("property_address")
@@ -177,10 +189,7 @@ class LeadCreate(BaseModel):
         parse_address(value)  # raises ValueError -> 422 on this field
         return value
 
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, value: list[str]) -> list[str]:
-        return sorted({t.strip().lower() for t in value if t.strip()})
+    _tags = field_validator("tags")(normalise_tags)
 
     @model_validator(mode="after")
     def _reachable(self) -> LeadCreate:
@@ -198,17 +207,19 @@ class LeadCreate(BaseModel):
         return parse_address(self.property_address) if self.property_address else None
 
 
-class LeadUpdate(BaseModel):
+class LeadUpdate(Input):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    first_name: str | None = PydField(default=None, max_length=100)
-    last_name: str | None = PydField(default=None, max_length=100)
+    first_name: Name | None = None
+    last_name: Name | None = None
     email: Email | None = None
     phone: Phone | None = None
-    notes: str | None = None
-    tags: list[str] | None = None
+    notes: Notes | None = None
+    tags: Tags | None = None
     custom: dict[str, Any] | None = None
-    assigned_to: str | None = None
+    assigned_to: str | None = PydField(default=None, max_length=40, description="a user id of the tenant")
+
+    _tags = field_validator("tags")(normalise_tags)
 
 
 class PropertyPublic(BaseModel):

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, meta
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from ruamel.yaml import YAML
 from sqlmodel import Session, col, select
 
+from core.settings import get_settings
 from models.message import MessageTemplate
 
 BUILTIN_FILE = Path(__file__).with_name("message_templates.yaml")
@@ -31,8 +32,42 @@ SAMPLE_CONTEXT: dict[str, Any] = {
     "unsubscribe_url": "https://example.com/u/sample",
 }
 
-_text = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-_html = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
+MAX_RENDERED = 100_000  # characters of one rendered part; the settings' message_max_chars when lower
+
+
+class _Sandbox(SandboxedEnvironment):
+    """Jinja's sandbox, plus bounds on what an expression may build: `'a' * 10**7` made a 10 MB message that was
+    "sent", `10 ** 10**6` a number that takes seconds to compute (the sandbox bounds `range` itself)."""
+
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(times, int) and len(seq) * times > MAX_RENDERED:
+                    raise SecurityError(f"a repeated text of more than {MAX_RENDERED:,} characters")
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise SecurityError("an exponent above 64")
+        return super().call_binop(context, operator, left, right)
+
+
+_text = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_html = _Sandbox(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
+
+
+def _render(env: SandboxedEnvironment, source: str, context: dict[str, Any], part: str) -> str:
+    """One part, rendered; every failure is a TemplateError (the sandbox's own `range` bound raises
+    OverflowError), and so is a result longer than the limit."""
+    try:
+        out = env.from_string(source).render(context)
+    except TemplateError:
+        raise
+    except (ArithmeticError, TypeError, ValueError, RecursionError, MemoryError) as exc:
+        raise TemplateError(f"{part}: {exc}") from None
+    limit = min(MAX_RENDERED, get_settings().message_max_chars)
+    if len(out) > limit:
+        raise TemplateError(f"{part} renders to {len(out):,} characters, more than the {limit:,} allowed")
+    return out
 
 GSM7 = set("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
            "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà")
@@ -106,7 +141,7 @@ def validate(template: Template) -> dict[str, Any]:
                 errors.append({"field": field, "message": f"unknown variable(s): {', '.join(sorted(unknown))} "
                                                          f"(known: {', '.join(sorted(VARIABLES))})"})
                 continue
-            env.from_string(source).render(SAMPLE_CONTEXT)
+            _render(env, source, SAMPLE_CONTEXT, field)
         except TemplateError as exc:
             where = f" (line {exc.lineno})" if getattr(exc, "lineno", None) else ""
             errors.append({"field": field, "message": f"{exc.message or exc}{where}"})
@@ -122,9 +157,11 @@ def validate(template: Template) -> dict[str, Any]:
 
 def render(template: Template, context: dict[str, Any]) -> Rendered:
     """Render for a real recipient. A missing variable raises TemplateError: it never sends as ''."""
-    text = _text.from_string(template.text).render(context).strip()
-    subject = _text.from_string(template.subject).render(context).strip() if template.subject else None
-    html = _html.from_string(template.html).render(context) if template.html else None
+    text = _render(_text, template.text, context, "text").strip()
+    subject = _render(_text, template.subject, context, "subject").strip() if template.subject else None
+    if subject:  # a header: a CR or LF from a name stored before names were checked must not start a new one
+        subject = " ".join(subject.splitlines())
+    html = _render(_html, template.html, context, "html") if template.html else None
     return Rendered(text=text, subject=subject, html=html)
 
 

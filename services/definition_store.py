@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
+from core.settings import get_settings
 from definitions.loader import load
 from definitions.model import Definition
 from models.base import utcnow
@@ -15,9 +16,15 @@ class DefinitionConflict(ValueError):
     """A change that publishing rules forbid (409)."""
 
 
+def load_submitted(source: str, filename: str = "definition.yaml") -> Definition:
+    """`load` with the settings' size and depth limits: for what a person submits (the API's drafts and tests)."""
+    settings = get_settings()
+    return load(source, filename, max_bytes=settings.definition_max_bytes, max_depth=settings.definition_max_depth)
+
+
 def save_draft(session: Session, tenant_id: str, source: str, filename: str, actor: str) -> WorkflowDefinition:
     """Validate and store (or replace) a draft. Raises DefinitionInvalid or DefinitionConflict."""
-    definition = load(source, filename)
+    definition = load_submitted(source, filename)
     row = session.exec(select(WorkflowDefinition).where(
         WorkflowDefinition.tenant_id == tenant_id, WorkflowDefinition.key == definition.key,
         WorkflowDefinition.version == definition.version)).first()

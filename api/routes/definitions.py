@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
+from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
@@ -13,7 +14,8 @@ from api.deps import PrincipalDep, SessionDep, audit, require
 from api.errors import Problem
 from services.dry_run import dry_run, sample_subject
 from definitions.loader import DefinitionInvalid, load
-from services.definition_store import DefinitionConflict, publish, retire, save_draft
+from services.definition_store import DefinitionConflict, load_submitted, publish, retire, save_draft
+from models.input import Input
 from models.definition import WorkflowDefinition
 from models.tenant import Role
 
@@ -47,21 +49,25 @@ def _public(row: WorkflowDefinition, with_source: bool = False) -> DefinitionVer
 async def create_definition(request: Request, session: SessionDep, principal: Ops) -> DefinitionVersion:
     """A YAML body. 422 lists every error with its line and column; 409 if that version is published."""
     source = (await request.body()).decode("utf-8", "replace")
-    filename = request.headers.get("X-Filename", "definition.yaml")
-    try:
-        row = save_draft(session, principal.tenant_id, source, filename, principal.actor)
-    except DefinitionInvalid as exc:
-        raise Problem(422, f"{len(exc.problems)} problem(s) in {filename}", title="Invalid definition",
-                      errors=exc.as_errors()) from None
-    except DefinitionConflict as exc:
-        raise Problem(409, str(exc)) from None
-    audit(session, principal, "definition.save", "definition", f"{row.key}@{row.version}",
-          after={"content_hash": row.content_hash})
-    session.commit()
-    return _public(row)
+    filename = request.headers.get("X-Filename", "definition.yaml")[:200]
+
+    def save() -> DefinitionVersion:  # parsing and the database, off the event loop
+        try:
+            row = save_draft(session, principal.tenant_id, source, filename, principal.actor)
+        except DefinitionInvalid as exc:
+            raise Problem(422, f"{len(exc.problems)} problem(s) in {filename}", title="Invalid definition",
+                          errors=exc.as_errors()) from None
+        except DefinitionConflict as exc:
+            raise Problem(409, str(exc)) from None
+        audit(session, principal, "definition.save", "definition", f"{row.key}@{row.version}",
+              after={"content_hash": row.content_hash})
+        session.commit()
+        return _public(row)
+
+    return await run_in_threadpool(save)
 
 
-class TestBody(BaseModel):
+class TestBody(Input):
     source: str
     subject: dict[str, Any] | None = Field(default=None, description="the sample lead, deal or investor; a "
                                                                     "built-in sample of the definition's subject "
@@ -80,7 +86,7 @@ async def test_definition(body: TestBody, principal: PrincipalDep) -> TestResult
     """Dry run ("Test"): the definition runs on the time-skipping test server with side effects recorded,
     not performed; returns the path with simulated times."""
     try:
-        definition = load(body.source, "definition.yaml")
+        definition = await run_in_threadpool(load_submitted, body.source, "definition.yaml")
     except DefinitionInvalid as exc:
         raise Problem(422, f"{len(exc.problems)} problem(s)", title="Invalid definition",
                       errors=exc.as_errors()) from None
@@ -109,7 +115,8 @@ def show_definition(key: str, session: SessionDep, principal: PrincipalDep) -> l
 
 
 @router.post("/{key}/versions/{version}/publish", response_model=DefinitionVersion)
-def publish_definition(key: str, version: int, session: SessionDep, principal: Ops) -> DefinitionVersion:
+def publish_definition(key: str, version: Annotated[int, Path(ge=1, le=2**31 - 1)], session: SessionDep,
+                       principal: Ops) -> DefinitionVersion:
     try:
         row = publish(session, principal.tenant_id, key, version)
     except LookupError as exc:

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sqlalchemy import inspect
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
@@ -22,6 +22,7 @@ from api.errors import Problem
 from api.paging import page
 from core.db import committed, in_transaction
 from definitions.language import RECORDED_EVENTS
+from models.input import Input
 from models.base import utcnow
 from models.event import emit, start_pending
 from models.definition import WorkflowExecution
@@ -29,6 +30,7 @@ from models.lead import (
     DefinitionRunRef, Lead, LeadCreate, LeadPage, LeadPublic, LeadSource, LeadStatus, LeadUpdate, Property,
 )
 from models.payloads import ConvertInput, ConvertResult, LeadState, StatusChange
+from models.tenant import User
 from models.timeline import TimelineEntry, TimelineEntryPublic
 from services.lead_intake import receive_lead
 from services.lead_lists import LeadFilters, lead_list_query
@@ -164,13 +166,13 @@ async def _update(client, lead: Lead, update, argument):
         raise Problem(503, f"Temporal is unavailable: {exc.message}") from exc
 
 
-class StatusBody(BaseModel):
+class StatusBody(Input):
     model_config = ConfigDict(extra="forbid")
     status: LeadStatus
     reason: str | None = Field(default=None, max_length=500)
 
 
-class ConvertBody(BaseModel):
+class ConvertBody(Input):
     model_config = ConfigDict(extra="forbid")
     title: str | None = Field(default=None, max_length=200)
     asking_price: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
@@ -195,7 +197,7 @@ async def change_status(lead_id: str, body: StatusBody, session: SessionDep, cli
     return state
 
 
-class EventBody(BaseModel):
+class EventBody(Input):
     model_config = ConfigDict(extra="forbid")
     event_id: str | None = Field(default=None, max_length=200)
     data: dict = Field(default_factory=dict)
@@ -248,6 +250,11 @@ def update_lead(lead_id: str, body: LeadUpdate, session: SessionDep, principal: 
     changes = body.model_dump(exclude_unset=True)
     if not changes:
         raise Problem(422, "nothing to change", errors=[{"field": "body", "message": "no fields given"}])
+    if changes.get("assigned_to"):
+        user = session.get(User, changes["assigned_to"])
+        if user is None or user.tenant_id != principal.tenant_id:
+            raise Problem(422, f"no user {changes['assigned_to']} in this tenant",
+                          errors=[{"field": "assigned_to", "message": "not a user of this tenant"}])
     before = {k: getattr(lead, k) for k in changes}
     for key, value in changes.items():
         setattr(lead, key, value)

@@ -19,6 +19,7 @@ from api.errors import Problem
 from api.paging import page
 from core import search_attributes as sa
 from core.signing import verify
+from models.input import Input
 from models.lead import Lead
 from models.message import Message, MessageTemplate
 from models.payloads import MessageRequest
@@ -59,7 +60,7 @@ class MessagePage(BaseModel):
     next_cursor: str | None
 
 
-class SendBody(BaseModel):
+class SendBody(Input):
     model_config = ConfigDict(extra="forbid")
     channel: str = Field(pattern="^(email|sms)$")
     template: str | None = Field(default=None, max_length=100)
@@ -75,7 +76,7 @@ class SendAccepted(BaseModel):
     detail: str = "sent inside the recipient's send window, unless they opted out"
 
 
-class TemplateBody(BaseModel):
+class TemplateBody(Input):
     model_config = ConfigDict(extra="forbid")
     key: str = Field(pattern=r"^[a-z0-9_\-]{1,100}$")
     channel: str = Field(pattern="^(email|sms)$")

@@ -16,6 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit
 from api.errors import Problem
 from api.paging import page
+from models.input import Input
 from models.investor import Investor
 from models.matching import match_investors
 from models.opportunity import Opportunity, OpportunityMatch, StageChange
@@ -58,7 +59,7 @@ class OpportunityPage(BaseModel):
     next_cursor: str | None
 
 
-class StageBody(BaseModel):
+class StageBody(Input):
     model_config = ConfigDict(extra="forbid")
     stage: str = Field(min_length=1, max_length=40)
     reason: str | None = Field(default=None, max_length=500)
@@ -139,7 +140,7 @@ class MatchPublic(BaseModel):
     status: str
 
 
-class MatchBody(BaseModel):
+class MatchBody(Input):
     model_config = ConfigDict(extra="forbid")
     limit: int = Field(default=10, ge=1, le=100)
     accredited_only: bool = False

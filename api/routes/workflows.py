@@ -17,6 +17,7 @@ from api.deps import ClientDep, PrincipalDep, SessionDep, Staff, audit
 from api.errors import Problem
 from api.security import Principal
 from core import search_attributes as sa
+from models.input import Input
 from models.event import emit
 from models.lead import Lead
 from models.payloads import LeadEvent
@@ -44,7 +45,7 @@ class WorkflowPublic(BaseModel):
     signals: list[str]
 
 
-class SignalBody(BaseModel):
+class SignalBody(Input):
     event_id: str | None = Field(default=None, max_length=200,
                                  description="makes re-sending harmless; defaults to the Idempotency-Key header")
     data: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,206 @@
+"""Bad input gets a clear 4xx problem document and leaves nothing behind (issue 10's list, each once a 500)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+import uuid
+
+import pytest
+from sqlmodel import Session, select
+
+from models.audit import AuditLog
+from models.definition import WorkflowDefinition
+from models.lead import Lead
+from models.tenant import Role, User
+from providers.templates import Template, TemplateError, render
+
+PROBLEM = "application/problem+json"
+
+
+def _lead(**overrides) -> dict:
+    return {"first_name": "Nora", "last_name": "Input", "email": f"nora.{uuid.uuid4().hex[:8]}@example.com",
+            "source": "web_form", **overrides}
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+def _cursor(value, row_id) -> str:
+    return base64.urlsafe_b64encode(json.dumps([value, row_id]).encode()).decode().rstrip("=")
+
+
+def _problem(response, status: int, field: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM), response.headers
+    body = response.json()
+    assert body["status"] == status and body["request_id"] == response.headers["x-request-id"]
+    if field is not None:
+        assert field in [e.get("field") for e in body.get("errors", [])], body
+    return body
+
+
+async def test_definition_bodies_that_are_not_text_or_too_deep_answer_422_with_line_and_column(api, make_key,
+                                                                                               engine):
+    headers = {**make_key(Role.ops), "Content-Type": "application/yaml"}
+    cases = {
+        "control character": ("schema: dealflow/v1\nkey: a\x10b\n", 2),
+        "binary": (b"\xff\xfe\x00\x01\x02", 1),
+        "nested 10,000 deep": ("[" * 10_000 + "]" * 10_000, 1),
+        "nested 40 deep in blocks": ("schema: dealflow/v1\nx:\n" + "".join(" " * (2 * i) + "- \n" for i in
+                                                                          range(1, 41)), None),
+    }
+    for name, (content, line) in cases.items():
+        started = time.perf_counter()
+        response = await api.post("/api/v1/definitions", headers=headers,
+                                  content=content if isinstance(content, bytes) else content.encode())
+        body = _problem(response, 422)
+        assert time.perf_counter() - started < 5, name  # the 10,000-deep one took 13.5 s to fail
+        error = body["errors"][0]
+        assert error["line"] >= 1 and error["column"] >= 1 and error["message"], (name, body)
+        if line:
+            assert error["line"] == line, (name, body)
+    with Session(engine) as session:
+        assert session.exec(select(WorkflowDefinition).where(WorkflowDefinition.key == "ab")).first() is None
+
+
+async def test_out_of_range_path_numbers_and_forged_cursors_answer_422(api, make_key):
+    headers = make_key(Role.ops)
+    response = await api.post("/api/v1/definitions/x/versions/6786378238691898861478802882560/publish",
+                              headers=headers)
+    _problem(response, 422, "version")
+    for cursor in (_cursor("2020-01-01T00:00:00", "ld_x"),  # a naive time: no cursor we make has one
+                   _cursor("2020-01-01T00:00:00+00:00", "x" * 12_000),
+                   "A" * 5_000, _cursor("2020-01-01T00:00:00+00:00", 7)):
+        _problem(await api.get("/api/v1/leads", headers=headers, params={"cursor": cursor}), 422, "cursor")
+    for cursor in (_cursor("NaN", "ld_x"), _cursor(True, "ld_x")):
+        _problem(await api.get("/api/v1/leads", headers=headers, params={"cursor": cursor, "sort": "-score"}), 422,
+                 "cursor")
+
+
+async def test_deep_or_oversized_json_is_refused_on_create_and_patch_and_the_lead_stays_readable(api, make_key,
+                                                                                                 engine):
+    headers = make_key(Role.staff)
+    _problem(await api.post("/api/v1/leads", headers=headers, json=_lead(custom=_nested(300))), 422, "custom")
+    lead = (await api.post("/api/v1/leads", headers=headers, json=_lead(custom={"keep": 1}))).json()
+    for change, field in (({"custom": _nested(1000)}, "custom"), ({"custom": {"x": "a" * 70_000}}, "custom"),
+                          ({"notes": "a" * 10_001}, "notes"), ({"tags": [f"t{i}" for i in range(51)]}, "tags"),
+                          ({"tags": ["x" * 65]}, "tags.0"), ({"first_name": "a" * 101}, "first_name")):
+        _problem(await api.patch(f"/api/v1/leads/{lead['id']}", headers=headers, json=change), 422, field)
+    again = await api.get(f"/api/v1/leads/{lead['id']}", headers=headers)
+    assert again.status_code == 200 and again.json()["custom"] == {"keep": 1}
+    assert (await api.get("/api/v1/leads", headers=headers)).status_code == 200
+    with Session(engine) as session:  # the refused changes wrote no audit row
+        actions = session.exec(select(AuditLog.action).where(AuditLog.entity_id == lead["id"])).all()
+    assert actions == ["lead.create"]
+
+
+async def test_header_bound_names_refuse_cr_lf_and_no_text_takes_nul(api, make_key, engine):
+    headers = make_key(Role.staff)
+    _problem(await api.post("/api/v1/leads", headers=headers,
+                            json=_lead(first_name="Ann\r\nBcc: all@example.com")), 422, "first_name")
+    _problem(await api.post("/api/v1/leads", headers=headers, json=_lead(notes="a\x00b")), 422, "notes")
+    _problem(await api.post("/api/v1/leads", headers=headers, json=_lead(custom={"k\x00": 1})), 422, "custom")
+    _problem(await api.post("/api/v1/investors", headers=headers,
+                            json={"name": "Fund\nBcc: x", "email": "f@example.com"}), 422, "name")
+    lead = (await api.post("/api/v1/leads", headers=headers, json=_lead())).json()
+    _problem(await api.patch(f"/api/v1/leads/{lead['id']}", headers=headers, json={"last_name": "X\nY"}), 422,
+             "last_name")
+    _problem(await api.post(f"/api/v1/leads/{lead['id']}/events/appointment.booked", headers=headers,
+                            json={"data": {"note": "\x00"}}), 422, "data")
+    with Session(engine) as session:
+        assert session.exec(select(Lead).where(Lead.first_name.startswith("Ann"))).first() is None
+
+
+async def test_an_unknown_assignee_is_a_422_and_a_user_of_the_tenant_is_taken(api, make_key, engine):
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    headers = make_key(Role.staff, tenant)
+    other = make_key(Role.staff)
+    lead = (await api.post("/api/v1/leads", headers=headers, json=_lead())).json()
+    with Session(engine) as session:
+        mine = User(tenant_id=tenant, email="rep@example.com", name="Rep")
+        session.add(mine)
+        session.commit()
+        mine_id = mine.id
+    _problem(await api.patch(f"/api/v1/leads/{lead['id']}", headers=headers, json={"assigned_to": "us_nobody"}),
+             422, "assigned_to")
+    theirs = (await api.post("/api/v1/leads", headers=other, json=_lead())).json()
+    _problem(await api.patch(f"/api/v1/leads/{theirs['id']}", headers=other, json={"assigned_to": mine_id}), 422,
+             "assigned_to")  # another tenant's user
+    response = await api.patch(f"/api/v1/leads/{lead['id']}", headers=headers, json={"assigned_to": mine_id})
+    assert response.status_code == 200 and response.json()["assigned_to"] == mine_id
+
+
+async def test_bodies_over_the_limit_are_413_with_or_without_a_length(api, make_key):
+    headers = make_key(Role.staff)
+    big = json.dumps(_lead(custom={"x": "a" * 1_100_000})).encode()
+    _problem(await api.post("/api/v1/leads", headers={**headers, "Content-Type": "application/json"}, content=big),
+             413)
+
+    async def chunks():  # no Content-Length: counted as it arrives
+        for i in range(0, len(big), 65_536):
+            yield big[i:i + 65_536]
+
+    _problem(await api.post("/api/v1/leads", headers={**headers, "Content-Type": "application/json"},
+                            content=chunks()), 413)
+
+
+async def test_templates_that_would_build_huge_texts_are_refused(api, make_key):
+    headers = make_key(Role.ops)
+    for text in ("{{ range(10**9) | list }}", "{{ 'a' * 10**7 }}", "{{ 10 ** (10 ** 6) }}"):
+        body = _problem(await api.post("/api/v1/templates", headers=headers,
+                                       json={"key": "huge", "channel": "sms", "text": text}), 422)
+        assert body["errors"][0]["field"] == "text", body
+    ok = await api.post("/api/v1/templates", headers=headers,
+                        json={"key": "fine", "channel": "sms", "text": "Hi {{ lead.first_name }} {{ 'x' * 3 }}"})
+    assert ok.status_code == 201, ok.text
+
+
+def test_a_message_rendering_past_the_limit_fails_instead_of_sending():
+    template = Template(key="k", version=1, channel="email", subject="Hi", text="{{ lead.notes }}")
+    with pytest.raises(TemplateError, match="more than"):
+        render(template, {"lead": {"notes": "a" * 200_000}})
+    subject = Template(key="k", version=1, channel="email", subject="Hi {{ lead.first_name }}", text="x")
+    assert render(subject, {"lead": {"first_name": "Ann\r\nBcc: x"}}).subject == "Hi Ann Bcc: x"
+
+
+async def test_a_crash_answers_a_problem_with_the_request_id_and_is_counted(app, api, make_key):
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/api/v1/_test_boom", boom, methods=["GET"])
+    response = await api.get("/api/v1/_test_boom", headers={"X-Request-ID": "req-boom-1"})
+    body = _problem(response, 500)
+    assert body["request_id"] == "req-boom-1" and "req-boom-1" in body["detail"]
+    metrics = (await api.get("/metrics")).text
+    assert 'dealflow_http_requests_total{method="GET",route="/api/v1/_test_boom",status="500"}' in metrics
+
+
+async def test_a_slow_definition_does_not_hold_back_health(api, make_key):
+    """YAML parsing runs off the event loop: /health answers while a large definition is being validated."""
+    headers = {**make_key(Role.ops), "Content-Type": "application/yaml"}
+    steps = "".join(f"  - id: s{i}\n    wait: 1h\n" for i in range(3000))
+    source = f"schema: dealflow/v1\nkey: slow-one\nname: Slow\ntrigger: {{event: lead.created}}\nsteps:\n{steps}"
+    started_post = time.perf_counter()
+    post = asyncio.create_task(api.post("/api/v1/definitions", headers=headers, content=source.encode()))
+    await asyncio.sleep(0.05)
+    health_times = []
+    while not post.done():
+        started = time.perf_counter()
+        await api.get("/health")
+        health_times.append(time.perf_counter() - started)
+        await asyncio.sleep(0.02)
+    validation = time.perf_counter() - started_post
+    assert (await post).status_code == 201
+    assert validation > 2, validation  # slow enough to have held /health back
+    # The validation took seconds, and /health kept answering (slowed only by the GIL the parsing thread shares;
+    # on the event loop, the first /health waited for the whole validation).
+    print(f"validation {validation:.2f} s; /health: {len(health_times)} answers, slowest {max(health_times):.2f} s")
+    assert len(health_times) >= 5, health_times
+    assert max(health_times) < validation / 3, (validation, health_times)
