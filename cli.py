@@ -262,7 +262,7 @@ async def _up(settings: Settings, demo: bool) -> None:
     from core.logging import configure_logging
     from core.supervisor import Supervisor, die_with_parent
 
-    configure_logging(settings.log_level, "text" if sys.stderr.isatty() else settings.log_format)
+    configure_logging(settings.log_level, settings.log_format)
     settings.home.mkdir(parents=True, exist_ok=True)
     api_host = settings.api_host if settings.api_host != "0.0.0.0" else "127.0.0.1"
     if port_in_use(settings.api_port, api_host):
