@@ -4,6 +4,7 @@ events (the outbox) in cli_events."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -194,7 +195,8 @@ def seed_command(
     asyncio.run(_seed(settings, tenant or settings.default_tenant, leads))
 
 
-async def _seed(settings: Settings, tenant: str, leads: int) -> None:
+async def _seed(settings: Settings, tenant: str, leads: int, display=None) -> None:
+    """With `display` (dealflow up's start display), the progress is its `demo` line, not a bar of its own."""
     from sqlmodel import Session
 
     from api.demo_book import seed_demo_book
@@ -207,16 +209,29 @@ async def _seed(settings: Settings, tenant: str, leads: int) -> None:
         with Session(engine) as session:
             if session.get(Tenant, tenant) is None:
                 create_api_key(engine, tenant, Role.admin, "created by seed")
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      console=console, transient=True) as progress:
-            task = progress.add_task("Seeding demo leads", total=leads)
+        with contextlib.ExitStack() as stack:
+            if display is None:
+                progress = stack.enter_context(Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                                        MofNCompleteColumn(), console=console, transient=True))
+                task = progress.add_task("Seeding demo leads", total=leads)
+                advance = lambda: progress.advance(task)  # noqa: E731
+            else:
+                done = [0]
+
+                def advance() -> None:
+                    done[0] += 1
+                    if done[0] % 5 == 0 or done[0] == leads:  # a line each time off a terminal: every fifth
+                        display.set("demo", "starting", f"seeding the demo book: {done[0]}/{leads} leads")
             with Session(engine, expire_on_commit=False) as session:
-                counts = await asyncio.to_thread(seed_demo_book, session, tenant, leads,
-                                                 progress=lambda: progress.advance(task))
+                counts = await asyncio.to_thread(seed_demo_book, session, tenant, leads, progress=advance)
     finally:
         engine.dispose()
-    console.print(f"[green]✓[/] demo book for {tenant}: {counts['leads']} new leads, "
-                  f"{counts['investors']} investors, {counts['opportunities']} opportunities")
+    summary = (f"demo book for {tenant}: {counts['leads']} new leads, {counts['investors']} investors, "
+               f"{counts['opportunities']} opportunities")
+    if display is None:
+        console.print(f"[green]✓[/] {summary}")
+    else:
+        display.set("demo", "ready", summary)
 
 
 def _dev_key(settings: Settings) -> str:
@@ -295,6 +310,9 @@ async def _up(settings: Settings, demo: bool) -> None:
             await migration
             display.set("database", "ready", _safe_url(settings.effective_database_url))
             key = await asyncio.to_thread(_dev_key, settings)
+            if demo:  # through the real intake; the worker's relay starts their workflows once it runs
+                display.set("demo", "starting", "seeding the demo book")
+                await _seed(settings, settings.default_tenant, 40, display)
 
             # The API's socket is bound here, once: every API process serves on it, and one that restarts
             # takes up where it left without the port ever being free for someone else.
@@ -324,8 +342,6 @@ async def _up(settings: Settings, demo: bool) -> None:
                 await asyncio.sleep(0.1)
         starting = False
         if not stop.is_set():
-            if demo:
-                await _seed(settings, settings.default_tenant, 40)
             banner(console, api=settings.effective_public_url, ui=ui if devserver else None,
                    external_temporal=settings.effective_temporal_address,
                    database=_safe_url(settings.effective_database_url), tenant=settings.default_tenant,
