@@ -7,9 +7,12 @@ STAMP  := $(VENV)/.installed-stamp
 .PHONY: run demo test bench worker api migrate clean
 
 $(STAMP): pyproject.toml
+	@echo "==> Installing Dealflow into $(VENV) (once; about 2 minutes): FastAPI, the Temporal SDK and the"
+	@echo "    Temporal CLI (dev server + Web UI), SQLAlchemy, XGBoost, the provider SDKs and the test tools."
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	@$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $(STAMP)
+	@echo "==> Installed. Next: make run starts everything, make test runs the suite."
 
 run: $(STAMP)            ## Temporal dev server + database + worker + API (Ctrl-C stops all)
 	$(BIN)/dealflow up $(ARGS)

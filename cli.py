@@ -4,6 +4,7 @@ events (the outbox) in cli_events."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -12,12 +13,12 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
 from cli_common import CliError, console, err, load_settings, migrate_database
 from cli_definitions import definitions_app
 from cli_events import events_app
+from cli_status import status_command
 from core.settings import Settings
 from models.tenant import Role
 
@@ -31,6 +32,7 @@ scoring_app = typer.Typer(help="Lead scoring models.", no_args_is_help=True)
 app.add_typer(scoring_app, name="scoring")
 app.add_typer(definitions_app, name="definitions")
 app.add_typer(events_app, name="events")
+app.command("status")(status_command)
 
 
 @app.command("migrate")
@@ -193,7 +195,8 @@ def seed_command(
     asyncio.run(_seed(settings, tenant or settings.default_tenant, leads))
 
 
-async def _seed(settings: Settings, tenant: str, leads: int) -> None:
+async def _seed(settings: Settings, tenant: str, leads: int, display=None) -> None:
+    """With `display` (dealflow up's start display), the progress is its `demo` line, not a bar of its own."""
     from sqlmodel import Session
 
     from api.demo_book import seed_demo_book
@@ -206,16 +209,29 @@ async def _seed(settings: Settings, tenant: str, leads: int) -> None:
         with Session(engine) as session:
             if session.get(Tenant, tenant) is None:
                 create_api_key(engine, tenant, Role.admin, "created by seed")
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      console=console, transient=True) as progress:
-            task = progress.add_task("Seeding demo leads", total=leads)
+        with contextlib.ExitStack() as stack:
+            if display is None:
+                progress = stack.enter_context(Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                                        MofNCompleteColumn(), console=console, transient=True))
+                task = progress.add_task("Seeding demo leads", total=leads)
+                advance = lambda: progress.advance(task)  # noqa: E731
+            else:
+                done = [0]
+
+                def advance() -> None:
+                    done[0] += 1
+                    if done[0] % 5 == 0 or done[0] == leads:  # a line each time off a terminal: every fifth
+                        display.set("demo", "starting", f"seeding the demo book: {done[0]}/{leads} leads")
             with Session(engine, expire_on_commit=False) as session:
-                counts = await asyncio.to_thread(seed_demo_book, session, tenant, leads,
-                                                 progress=lambda: progress.advance(task))
+                counts = await asyncio.to_thread(seed_demo_book, session, tenant, leads, progress=advance)
     finally:
         engine.dispose()
-    console.print(f"[green]✓[/] demo book for {tenant}: {counts['leads']} new leads, "
-                  f"{counts['investors']} investors, {counts['opportunities']} opportunities")
+    summary = (f"demo book for {tenant}: {counts['leads']} new leads, {counts['investors']} investors, "
+               f"{counts['opportunities']} opportunities")
+    if display is None:
+        console.print(f"[green]✓[/] {summary}")
+    else:
+        display.set("demo", "ready", summary)
 
 
 def _dev_key(settings: Settings) -> str:
@@ -260,60 +276,76 @@ def up_command(
 async def _up(settings: Settings, demo: bool) -> None:
     from core.devserver import DevServer, DevServerError, port_in_use
     from core.logging import configure_logging
+    from cli_startup import StartupDisplay, banner
+    from cli_status import STATE_FILE, write_up_state
     from core.supervisor import Supervisor, die_with_parent
 
-    configure_logging(settings.log_level, "text" if sys.stderr.isatty() else settings.log_format)
+    configure_logging(settings.log_level, settings.log_format)
     settings.home.mkdir(parents=True, exist_ok=True)
     api_host = settings.api_host if settings.api_host != "0.0.0.0" else "127.0.0.1"
     if port_in_use(settings.api_port, api_host):
         raise CliError(f"port {settings.api_port} is already in use (set DEALFLOW_API_PORT or --port)")
 
-    devserver = None
-    if not settings.temporal_address:
-        devserver = DevServer(settings.home / "temporal.db", settings.embedded_temporal_port,
-                              settings.embedded_temporal_ui_port, settings.home / "temporal.log",
-                              preexec_fn=die_with_parent)
-        with console.status("Starting the Temporal dev server"):
-            try:
-                devserver.start()  # from the main thread: the child dies with this process, even on SIGKILL
-            except DevServerError as exc:
-                raise CliError(str(exc)) from None
-    supervisor = listener = None
+    devserver = supervisor = listener = None
+    ui = f"http://127.0.0.1:{settings.embedded_temporal_ui_port}"
+    display = StartupDisplay(console)
     try:
-        with console.status("Migrating the CRM database"):
-            await asyncio.to_thread(migrate_database, settings)
-        key = await asyncio.to_thread(_dev_key, settings)
-        if demo:
-            await _seed(settings, settings.default_tenant, 40)
+        with display:
+            display.set("database", "starting", "migrating " + _safe_url(settings.effective_database_url))
+            migration = asyncio.create_task(asyncio.to_thread(migrate_database, settings))
+            if settings.temporal_address:
+                display.set("temporal", "ready", f"external, {settings.effective_temporal_address}")
+            else:
+                devserver = DevServer(settings.home / "temporal.db", settings.embedded_temporal_port,
+                                      settings.embedded_temporal_ui_port, settings.home / "temporal.log",
+                                      preexec_fn=die_with_parent)
+                display.set("temporal", "starting", f"dev server on {devserver.address}")
+                try:
+                    # From the main thread (the child dies with this process, even on SIGKILL), while the
+                    # migration runs on its own.
+                    devserver.start()
+                except DevServerError as exc:
+                    raise CliError(str(exc)) from None
+                display.set("temporal", "ready", f"{devserver.address}, UI {ui}")
+            await migration
+            display.set("database", "ready", _safe_url(settings.effective_database_url))
+            key = await asyncio.to_thread(_dev_key, settings)
+            if demo:  # through the real intake; the worker's relay starts their workflows once it runs
+                display.set("demo", "starting", "seeding the demo book")
+                await _seed(settings, settings.default_tenant, 40, display)
 
-        # The API's socket is bound here, once: every API process serves on it, and one that restarts
-        # takes up where it left without the port ever being free for someone else.
-        try:
-            listener = socket.create_server((settings.api_host, settings.api_port), backlog=2048)
-        except OSError as exc:
-            raise CliError(f"cannot listen on {settings.api_host}:{settings.api_port}: {exc.strerror}") from None
-        supervisor = Supervisor(_children(settings, listener), _announce)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        supervisor.start_all()
-        with console.status("Starting the worker and the API"):
+            # The API's socket is bound here, once: every API process serves on it, and one that restarts
+            # takes up where it left without the port ever being free for someone else.
+            try:
+                listener = socket.create_server((settings.api_host, settings.api_port), backlog=2048)
+            except OSError as exc:
+                raise CliError(f"cannot listen on {settings.api_host}:{settings.api_port}: {exc.strerror}") from None
+            children = _children(settings, listener)
+            starting = True
+
+            def on_change(child, note: str) -> None:
+                if starting:
+                    display.set(child.name, child.state, note or (f"pid {child.process.pid}" if child.process
+                                                                   else ""))
+                else:
+                    _announce(child, note)
+                write_up_state(settings, children, ui if devserver else None)
+
+            supervisor = Supervisor(children, on_change)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            supervisor.start_all()
             while not stop.is_set() and not all(c.state == "ready" for c in supervisor.children):
                 supervisor.check()
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.1)
+        starting = False
         if not stop.is_set():
-            ui = (f"http://127.0.0.1:{settings.embedded_temporal_ui_port}" if devserver
-                  else f"(external Temporal at {settings.effective_temporal_address})")
-            console.print(Panel.fit(
-                f"[bold]API[/]          {settings.effective_public_url}  (docs: {settings.effective_public_url}/docs)\n"
-                f"[bold]Temporal UI[/]  {ui}\n"
-                f"[bold]Database[/]     {_safe_url(settings.effective_database_url)}\n"
-                f"[bold]Tenant[/]       {settings.default_tenant}\n"
-                f"[bold]Admin key[/]    {key}\n\n"
-                f"curl -H 'Authorization: Bearer {key}' {settings.effective_public_url}/api/v1/leads\n"
-                "Ctrl-C stops everything.",
-                title="Dealflow is up", border_style="green"))
+            banner(console, api=settings.effective_public_url, ui=ui if devserver else None,
+                   external_temporal=settings.effective_temporal_address,
+                   database=_safe_url(settings.effective_database_url), tenant=settings.default_tenant,
+                   namespace=settings.temporal_namespace, key=key, key_file=settings.home / "dev-admin-key")
             await supervisor.watch(stop)
     finally:
         if supervisor:
@@ -324,6 +356,7 @@ async def _up(settings: Settings, demo: bool) -> None:
         if devserver:
             with console.status("Stopping the Temporal dev server"):
                 devserver.stop()
+        (settings.home / STATE_FILE).unlink(missing_ok=True)  # last: stopping the children rewrote it
     console.print("[green]✓[/] stopped")
 
 

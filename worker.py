@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import signal
+import warnings
 from datetime import timedelta
 import sys
 from pathlib import Path
@@ -55,28 +56,31 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
     deal = DealActivities(engine)
     outbound = OutboundActivities(OutboundHttp(settings.http_call_hosts, settings.provider_timeout_seconds))
     enrollment = EnrollmentActivities(engine, client, settings.temporal_task_queue, asyncio.get_running_loop())
-    return Worker(
-        client,
-        task_queue=settings.temporal_task_queue,
-        workflows=WORKFLOWS,
-        activities=[lead.record_timeline_entry, lead.set_lead_status, lead.load_lead, lead.load_deal,
-                    lead.load_investor, messaging.plan_send, messaging.send_message,
-                    enrichment.validate_contact, enrichment.standardize_address, enrichment.lookup_county_records,
-                    enrichment.lookup_property_api, enrichment.save_enrichment, enrichment.link_duplicates,
-                    scoring.score_lead, scoring.create_task, deal.open_opportunity, deal.record_stage_change,
-                    deal.match_investors,
-                    enrollment.fire_daily_triggers, enrollment.change_lead_status, enrollment.move_deal_stage,
-                    enrollment.start_definition, outbound.http_call],
-        activity_executor=executor,
-        # Slots well above the executor's 32 threads: the async activities that wait on another workflow's
-        # update (change_lead_status, move_deal_stage) take a slot but no thread, and must not leave the sync
-        # activities those updates need (set_lead_status, record_stage_change) without one.
-        max_concurrent_activities=256,
-        max_concurrent_workflow_tasks=settings.worker_workflow_tasks,
-        # On SIGTERM let in-flight activities finish (compose gives 30 s): cancelling a sync activity raises
-        # into its thread, and one raised inside XGBoost's native code was seen to corrupt the heap (SIGABRT).
-        graceful_shutdown_timeout=timedelta(seconds=25),
-    )
+    with warnings.catch_warnings():
+        # More activity slots than threads is on purpose (below); the SDK warns about it on every start.
+        warnings.filterwarnings("ignore", "Worker max_concurrent_activities is", UserWarning)
+        return Worker(
+            client,
+            task_queue=settings.temporal_task_queue,
+            workflows=WORKFLOWS,
+            activities=[lead.record_timeline_entry, lead.set_lead_status, lead.load_lead, lead.load_deal,
+                        lead.load_investor, messaging.plan_send, messaging.send_message,
+                        enrichment.validate_contact, enrichment.standardize_address, enrichment.lookup_county_records,
+                        enrichment.lookup_property_api, enrichment.save_enrichment, enrichment.link_duplicates,
+                        scoring.score_lead, scoring.create_task, deal.open_opportunity, deal.record_stage_change,
+                        deal.match_investors,
+                        enrollment.fire_daily_triggers, enrollment.change_lead_status, enrollment.move_deal_stage,
+                        enrollment.start_definition, outbound.http_call],
+            activity_executor=executor,
+            # Slots well above the executor's 32 threads: the async activities that wait on another workflow's
+            # update (change_lead_status, move_deal_stage) take a slot but no thread, and must not leave the sync
+            # activities those updates need (set_lead_status, record_stage_change) without one.
+            max_concurrent_activities=256,
+            max_concurrent_workflow_tasks=settings.worker_workflow_tasks,
+            # On SIGTERM let in-flight activities finish (compose gives 30 s): cancelling a sync activity raises
+            # into its thread, and one raised inside XGBoost's native code was seen to corrupt the heap (SIGABRT).
+            graceful_shutdown_timeout=timedelta(seconds=25),
+        )
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None, client: Client | None = None) -> None:

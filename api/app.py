@@ -8,6 +8,7 @@ import uuid
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -112,12 +113,15 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
         if owns_engine:
             app.state.engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc from the Swagger UI and ReDoc files installed with fastapi-offline (FastAPI's own pages
+    # load them from a CDN: a blank page on a network without one).
+    app = FastAPIOffline(
         title="Dealflow",
         version="0.1.0",
         description="Durable lead, deal and document workflows for real-estate investors. "
                     "Authenticate with `Authorization: Bearer <api key>` (`dealflow keys create`).",
         lifespan=lifespan,
+        static_url="/docs-assets",
     )
     app.state.settings = settings
     errors.install(app)

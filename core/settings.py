@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     public_url: str = ""
 
     log_level: str = "INFO"
-    log_format: str = Field(default="json", pattern="^(json|text)$")
+    # auto: readable and coloured on a terminal (Rich), JSON lines otherwise; json or text to force one.
+    log_format: str = Field(default="auto", pattern="^(auto|json|text)$")
 
     default_tenant: str = "demo"
     default_region: str = "US"  # phone numbers without a country code are read in this region

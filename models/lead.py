@@ -123,8 +123,10 @@ class Lead(SQLModel, table=True):
     phone: str | None = Field(default=None, max_length=20)  # E.164
     property_id: str | None = Field(default=None, foreign_key="properties.id", max_length=40)
     property_address: str | None = Field(default=None, max_length=400)  # normalised one line
-    source: LeadSource = Field(sa_type=String(32))
-    status: LeadStatus = Field(default=LeadStatus.new, sa_type=String(20))
+    # Plain strings in the table (a row read back holds str, not the enum): typed as the enum, every dump of a
+    # lead warned PydanticSerializationUnexpectedValue. The API schemas (LeadCreate, LeadPublic) keep the enums.
+    source: str = Field(sa_type=String(32))  # a LeadSource
+    status: str = Field(default=LeadStatus.new.value, sa_type=String(20))  # a LeadStatus
     status_reason: str | None = Field(default=None, max_length=500)
     score: float | None = None
     score_model_version: str | None = Field(default=None, max_length=64)

@@ -41,7 +41,7 @@ class Opportunity(SQLModel, table=True):
     lead_id: str | None = Field(default=None, foreign_key="leads.id", index=True, max_length=40)
     property_id: str | None = Field(default=None, foreign_key="properties.id", max_length=40)
     title: str = Field(max_length=200)
-    pipeline: Pipeline = Field(default=Pipeline.acquisition, sa_type=String(20))
+    pipeline: str = Field(default=Pipeline.acquisition.value, sa_type=String(20))  # a Pipeline (str: see Lead.source)
     stage: str = Field(default="new", max_length=40)
     asking_price: Decimal | None = money_field()
     offer_price: Decimal | None = money_field()

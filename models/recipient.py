@@ -42,7 +42,7 @@ class Recipient:
                                  "company": investor.company, "email": investor.email, "phone": investor.phone,
                                  "status": investor.status, "tags": investor.tags}}
         return {
-            "lead": self.lead.model_dump(mode="json", warnings=False,
+            "lead": self.lead.model_dump(mode="json",
                                          include={"id", "first_name", "last_name", "email", "phone", "source",
                                                   "status", "tags", "property_address"}),
             "property": self.prop.model_dump(include={"street", "unit", "city", "state", "zip"}) if self.prop else None,

@@ -40,7 +40,7 @@ class User(SQLModel, table=True):
     tenant_id: str = Field(foreign_key="tenants.id", index=True, max_length=40)
     email: str = Field(max_length=320)
     name: str = Field(default="", max_length=200)
-    role: Role = Field(default=Role.staff, sa_type=String(16))
+    role: str = Field(default=Role.staff.value, sa_type=String(16))  # a Role (str: see Lead.source)
     created_at: datetime = time_field()
 
 
@@ -52,7 +52,7 @@ class ApiKey(SQLModel, table=True):
     name: str = Field(default="", max_length=200)
     prefix: str = Field(unique=True, max_length=32)  # public part, used to find the row
     key_hash: str = Field(max_length=128)  # sha256 of the whole key
-    role: Role = Field(sa_type=String(16))
+    role: str = Field(sa_type=String(16))  # a Role
     created_at: datetime = time_field()
     last_used_at: datetime | None = time_field(nullable=True, default_now=False)
     revoked_at: datetime | None = time_field(nullable=True, default_now=False)

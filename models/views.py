@@ -13,7 +13,7 @@ from models.opportunity import Opportunity
 
 
 def lead_view(session: Session, lead: Lead) -> dict[str, Any]:
-    data = lead.model_dump(mode="json", warnings=False, include={
+    data = lead.model_dump(mode="json", include={
         "id", "first_name", "last_name", "email", "phone", "source", "status", "score", "tags", "custom",
         "property_address", "assigned_to", "created_at"})
     prop = session.get(Property, lead.property_id) if lead.property_id else None
@@ -23,7 +23,7 @@ def lead_view(session: Session, lead: Lead) -> dict[str, Any]:
 
 
 def deal_view(session: Session, deal: Opportunity) -> dict[str, Any]:
-    data = deal.model_dump(mode="json", warnings=False, include={
+    data = deal.model_dump(mode="json", include={
         "id", "lead_id", "title", "pipeline", "stage", "asking_price", "offer_price", "contract_price", "arv",
         "repair_estimate", "assigned_to", "created_at"})
     return data
@@ -31,7 +31,7 @@ def deal_view(session: Session, deal: Opportunity) -> dict[str, Any]:
 
 def investor_view(investor: Investor) -> dict[str, Any]:
     """What definitions about investors see as `investor` (money as numbers, so conditions can compare)."""
-    data = investor.model_dump(mode="json", warnings=False, include={
+    data = investor.model_dump(mode="json", include={
         "id", "name", "company", "email", "phone", "accredited", "accreditation_method", "preferences", "status",
         "source", "tags", "created_at"})
     data["capital_available"] = float(investor.capital_available) if investor.capital_available is not None else None

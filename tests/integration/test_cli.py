@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -239,3 +240,82 @@ def test_up_killed_with_sigkill_leaves_nothing_behind_and_a_dead_part_is_restart
         stdout, stderr = second.communicate(timeout=90)
     assert second.returncode == 0, stderr[-2000:]
     assert "worker  restarting" in stdout and re.search(r"api-\d\s+restarting", stdout) and "stopped" in stdout, stdout
+
+
+def _read_pty(fd: int, sink: bytearray, until: bytes, timeout: float, process: subprocess.Popen) -> None:
+    import select
+
+    deadline = time.monotonic() + timeout
+    while until not in sink:
+        assert process.poll() is None, bytes(sink).decode(errors="replace")[-3000:]
+        assert time.monotonic() < deadline, f"{until!r} not seen: " + bytes(sink).decode(errors="replace")[-3000:]
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                sink.extend(os.read(fd, 65536))
+            except OSError:  # the other end closed
+                return
+
+
+def _plain(raw: bytes) -> str:
+    return re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", raw.decode(errors="replace"))
+
+
+def test_up_on_a_terminal_shows_progress_a_banner_and_next_steps_and_status_answers(tmp_path):
+    """What a newcomer sees: each part's state while it starts, the banner, the next steps, no log dump; then
+    `dealflow status` says what runs (exit 0) and, once it is stopped, that it is down (exit 1)."""
+    import pty
+
+    api_port, temporal_port, ui_port = _free_port(), _free_port(), _free_port()
+    env = _env(tmp_path, DEALFLOW_API_PORT=str(api_port), DEALFLOW_EMBEDDED_TEMPORAL_PORT=str(temporal_port),
+               DEALFLOW_EMBEDDED_TEMPORAL_UI_PORT=str(ui_port), DEALFLOW_TEMPORAL_TASK_QUEUE="up-terminal",
+               DEALFLOW_API_PROCESSES="1", COLUMNS="200", TERM="xterm-256color")
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([*DEALFLOW, "up"], cwd=tmp_path, env=env, stdin=follower, stdout=follower,
+                               stderr=follower)
+    os.close(follower)
+    seen = bytearray()
+    try:
+        _read_pty(leader, seen, b"Ctrl-C stops everything", 180, process)
+        screen = _plain(bytes(seen))
+        for part in ("database", "temporal", "api", "worker"):  # the live display's lines, each at ready
+            assert re.search(rf"✓ {part}\s+ready", screen), screen
+        assert "starting" in screen  # shown while they started
+        assert "Dealflow is up" in screen and f"http://127.0.0.1:{api_port}/docs" in screen
+        key = (tmp_path / ".dealflow" / "dev-admin-key").read_text().strip()
+        assert key in screen and "kept in .dealflow/dev-admin-key" in screen
+        assert f"curl -s -X POST http://127.0.0.1:{api_port}/api/v1/leads" in screen
+        assert f"http://127.0.0.1:{ui_port}/namespaces/default/workflows?query=TenantId%3D%22demo%22" in screen
+        assert "definitions publish" in screen and "investor-capital-raise.yaml" in screen
+        for noise in ('{"time"', "alembic", "setup plugin", "Traceback", "Warning"):
+            assert noise not in screen, screen
+
+        status_env = {**env, "COLUMNS": "200"}
+        out = subprocess.run([*DEALFLOW, "status", "--json"], cwd=tmp_path, env=status_env, capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        body = json.loads(out.stdout)
+        assert body["ok"] is True
+        assert {name: part["state"] for name, part in body["parts"].items()} == {
+            "temporal": "up", "worker": "up", "api": "up", "relay": "up", "database": "up"}
+        assert body["parts"]["temporal"]["address"] == f"127.0.0.1:{temporal_port}"
+        assert body["parts"]["api"]["address"] == f"http://127.0.0.1:{api_port}"
+        assert body["relay"]["backlog"] >= 0 and body["relay"]["parked"] == 0
+        assert set(body["workflows"]) >= {"LeadWorkflow", "DefinitionWorkflow"}
+        assert body["scoring_model"]["tenant"] == "demo"
+        table = subprocess.run([*DEALFLOW, "status"], cwd=tmp_path, env=status_env, capture_output=True, text=True,
+                               timeout=60)
+        assert table.returncode == 0 and "everything is up" in table.stdout, table.stdout + table.stderr
+        assert re.search(r"worker\s+│\s+up", table.stdout), table.stdout
+    finally:
+        process.send_signal(signal.SIGINT)
+        _read_pty(leader, seen, b"stopped", 60, process) if process.poll() is None else None
+        process.wait(60)
+        os.close(leader)
+    assert process.returncode == 0, _plain(bytes(seen))[-2000:]
+    down = subprocess.run([*DEALFLOW, "status", "--json"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert down.returncode == 1, down.stdout + down.stderr
+    parts = json.loads(down.stdout)["parts"]
+    assert parts["temporal"]["state"] == "down" and parts["api"]["state"] == "down"
+    assert parts["worker"]["state"] == "down"
