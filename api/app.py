@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 
 from api import errors
+from api.openapi import document as openapi_document
 from api.routes import (
     definitions, events, health, investors, leads, messages, opportunities, webhooks, workflows,
 )
@@ -125,6 +126,13 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     )
     app.state.settings = settings
     errors.install(app)
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi_document(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi
 
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
 

@@ -83,3 +83,4 @@ def install(app: FastAPI) -> None:
     async def _crash(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error: %s", exc)
         return problem_response(500, "internal error; quote the request id when reporting it")
+

@@ -53,8 +53,10 @@ def normalise_phone(value: str, region: str = "US") -> str:
 
 
 # Field types for API schemas: a bad value is a 422 naming the field.
-Email = Annotated[str, Field(max_length=320), AfterValidator(normalise_email)]
-Phone = Annotated[str, Field(max_length=40), AfterValidator(normalise_phone)]
+Email = Annotated[str, Field(max_length=320, json_schema_extra={"format": "email"},
+                                examples=["maria.garcia@example.com"]), AfterValidator(normalise_email)]
+Phone = Annotated[str, Field(max_length=40, examples=["(512) 555-0142", "+15125550142"]),
+                  AfterValidator(normalise_phone)]
 
 
 class PostalAddress(BaseModel):

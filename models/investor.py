@@ -97,7 +97,9 @@ class BuyBox(BaseModel):
 class InvestorCreate(Input):
     """Body of POST /investors. Deduplicated on email, then phone, within the tenant."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [
+        {"name": "Ada Capital", "email": "ada@example.com", "accredited": True,
+         "preferences": {"markets": ["TX"], "strategies": ["flip"]}}]})
     name: OneLine = PydField(min_length=1, max_length=200)
     company: OneLine | None = PydField(default=None, max_length=200)
     email: Email | None = None

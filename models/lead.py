@@ -170,7 +170,10 @@ def normalise_tags(value: list[str] | None) -> list[str] | None:
 class LeadCreate(Input):
     """Body of POST /leads. Phones in any common format; one-line or structured property address."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [
+        {"first_name": "Maria", "last_name": "Garcia", "email": "maria.garcia@example.com",
+         "phone": "(512) 555-0142", "source": "web_form", "property_address": "4500 Oak Ridge Dr, Austin, TX 78731"},
+        {"first_name": "Sam", "phone": "+17135550188", "source": "ppc", "tags": ["vacant"]}]})
 
     first_name: Name = ""
     last_name: Name = ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlmodel import Session
@@ -60,7 +60,7 @@ async def health(request: Request) -> JSONResponse:
                         status_code=503, media_type="application/problem+json")
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)  # the Prometheus text format
 def metrics(request: Request) -> Response:
     try:
         _database(request.app.state.engine)  # the relay gauges are read when scraped

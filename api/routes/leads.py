@@ -250,7 +250,16 @@ def update_lead(lead_id: str, body: LeadUpdate, session: SessionDep, principal: 
     changes = body.model_dump(exclude_unset=True)
     if not changes:
         raise Problem(422, "nothing to change", errors=[{"field": "body", "message": "no fields given"}])
-    if changes.get("assigned_to"):
+    refused = [{"field": k, "message": "may not be null (send \"\" or [] or {} to clear it)"}
+               for k in ("first_name", "last_name", "tags", "custom") if k in changes and changes[k] is None]
+    if refused:
+        raise Problem(422, "invalid request: " + ", ".join(e["field"] for e in refused) + " may not be null",
+                      errors=refused)
+    if not ((changes["email"] if "email" in changes else lead.email)
+            or (changes["phone"] if "phone" in changes else lead.phone)):
+        raise Problem(422, "a lead needs an email or a phone", errors=[
+            {"field": k, "message": "a lead needs an email or a phone"} for k in ("email", "phone") if k in changes])
+    if changes.get("assigned_to") is not None:
         user = session.get(User, changes["assigned_to"])
         if user is None or user.tenant_id != principal.tenant_id:
             raise Problem(422, f"no user {changes['assigned_to']} in this tenant",

@@ -133,8 +133,25 @@ async def test_an_unknown_assignee_is_a_422_and_a_user_of_the_tenant_is_taken(ap
     theirs = (await api.post("/api/v1/leads", headers=other, json=_lead())).json()
     _problem(await api.patch(f"/api/v1/leads/{theirs['id']}", headers=other, json={"assigned_to": mine_id}), 422,
              "assigned_to")  # another tenant's user
+    _problem(await api.patch(f"/api/v1/leads/{lead['id']}", headers=headers, json={"assigned_to": ""}), 422,
+             "assigned_to")  # found by schemathesis: an empty id went to the foreign key
     response = await api.patch(f"/api/v1/leads/{lead['id']}", headers=headers, json={"assigned_to": mine_id})
     assert response.status_code == 200 and response.json()["assigned_to"] == mine_id
+    response = await api.patch(f"/api/v1/leads/{lead['id']}", headers=headers, json={"assigned_to": None})
+    assert response.status_code == 200 and response.json()["assigned_to"] is None  # unassigned
+
+
+async def test_patch_refuses_null_for_fields_that_cannot_be_empty_and_keeps_a_way_to_reach_the_lead(api, make_key):
+    """Found by schemathesis: `first_name: null` reached a NOT NULL column (500)."""
+    headers = make_key(Role.staff)
+    lead = (await api.post("/api/v1/leads", headers=headers, json=_lead(phone=None))).json()
+    for field in ("first_name", "last_name", "tags", "custom"):
+        _problem(await api.patch(f"/api/v1/leads/{lead['id']}", headers=headers, json={field: None}), 422, field)
+    _problem(await api.patch(f"/api/v1/leads/{lead['id']}", headers=headers, json={"email": None}), 422, "email")
+    cleared = await api.patch(f"/api/v1/leads/{lead['id']}", headers=headers,
+                              json={"email": None, "phone": "(512) 555-0199", "last_name": ""})
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["email"] is None and cleared.json()["last_name"] == ""
 
 
 async def test_bodies_over_the_limit_are_413_with_or_without_a_length(api, make_key):
