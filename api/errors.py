@@ -11,8 +11,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.service import RPCError
 
 from core.logging import request_id_var
+from core.temporal import temporal_unreachable
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("dealflow.api")
@@ -78,6 +80,17 @@ def install(app: FastAPI) -> None:
         log.warning("database pool exhausted: %s", exc)
         return problem_response(503, "the service is busy; retry shortly", title="Service Unavailable",
                                 headers={"Retry-After": "1"})
+
+    @app.exception_handler(RPCError)
+    @app.exception_handler(RuntimeError)
+    async def _temporal(_: Request, exc: Exception) -> JSONResponse:
+        # A route that needs Temporal's answer (a stage update, a workflow's state) while Temporal is down or
+        # paused: 503 with Retry-After, never a 500. Anything else is a bug: re-raised for the 500 path.
+        if not temporal_unreachable(exc):
+            raise exc
+        log.warning("Temporal unreachable: %s", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return problem_response(503, "Temporal is unavailable; retry shortly (leads, events and signals are "
+                                     "still accepted)", title="Service Unavailable", headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _crash(_: Request, exc: Exception) -> JSONResponse:

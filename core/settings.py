@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     definition_max_bytes: int = Field(default=262_144, ge=1024)
     definition_max_depth: int = Field(default=32, ge=4, le=200)
     message_max_chars: int = Field(default=100_000, ge=160)
+    # The definition dry run ("Test"): each starts a time-skipping test server of its own; at most this many at
+    # once per API process (more get a 429), each stopped after this many seconds of real time.
+    dry_run_concurrency: int = Field(default=2, ge=1, le=16)
+    dry_run_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
 
     @field_validator("database_url")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.service import TLSConfig
+from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from core.settings import Settings
 
@@ -27,3 +27,14 @@ async def connect(settings: Settings, *, address: str | None = None, lazy: bool 
         data_converter=pydantic_data_converter,
         lazy=lazy,
     )
+
+
+_UNREACHABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED}
+
+
+def temporal_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says Temporal could not be reached (down, paused, a timeout), as opposed to an answer.
+    A lazy client that never connected raises a RuntimeError ("Failed client connect") on its first call."""
+    if isinstance(exc, RPCError):
+        return exc.status in _UNREACHABLE
+    return isinstance(exc, RuntimeError) and "client connect" in str(exc)

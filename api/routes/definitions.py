@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -10,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from api.deps import PrincipalDep, SessionDep, audit, require
+from api.deps import PrincipalDep, SessionDep, SettingsDep, audit, require
 from api.errors import Problem
 from services.dry_run import dry_run, sample_subject
 from definitions.loader import DefinitionInvalid, load
@@ -20,6 +22,13 @@ from models.definition import WorkflowDefinition
 from models.tenant import Role
 
 router = APIRouter(prefix="/api/v1/definitions", tags=["definitions"])
+
+
+def _dry_run_slots(app, size: int) -> asyncio.Semaphore:
+    """The app's dry-run slots (made on first use, inside the app's event loop)."""
+    if getattr(app.state, "dry_run_slots", None) is None:
+        app.state.dry_run_slots = asyncio.Semaphore(size)
+    return app.state.dry_run_slots
 Ops = Annotated[Any, require(Role.ops)]
 
 
@@ -82,16 +91,28 @@ class TestResult(BaseModel):
 
 
 @router.post("/test", response_model=TestResult)
-async def test_definition(body: TestBody, principal: PrincipalDep) -> TestResult:
-    """Dry run ("Test"): the definition runs on the time-skipping test server with side effects recorded,
-    not performed; returns the path with simulated times."""
+async def test_definition(body: TestBody, request: Request, settings: SettingsDep, principal: Ops) -> TestResult:
+    """Dry run ("Test"): the definition runs on a time-skipping test server of its own (its own simulated
+    clock) with side effects recorded, not performed; returns the path with simulated times. Ops only; at
+    most `DEALFLOW_DRY_RUN_CONCURRENCY` at once (429 past it), each stopped after
+    `DEALFLOW_DRY_RUN_TIMEOUT_SECONDS` (a 422: a step that waits forever never ends)."""
     try:
         definition = await run_in_threadpool(load_submitted, body.source, "definition.yaml")
     except DefinitionInvalid as exc:
         raise Problem(422, f"{len(exc.problems)} problem(s)", title="Invalid definition",
                       errors=exc.as_errors()) from None
+    slots = _dry_run_slots(request.app, settings.dry_run_concurrency)
+    if slots.locked():
+        raise Problem(429, f"{settings.dry_run_concurrency} dry runs are already running; retry shortly",
+                      headers={"Retry-After": "5"})
     try:
-        result = await dry_run(definition, body.subject or sample_subject(definition.subject), body.events)
+        async with slots:
+            result = await asyncio.wait_for(
+                dry_run(definition, body.subject or sample_subject(definition.subject), body.events),
+                timeout=settings.dry_run_timeout_seconds)
+    except TimeoutError:
+        raise Problem(422, f"the dry run did not finish within {settings.dry_run_timeout_seconds:g} s: does a "
+                           "step wait with no timeout for an event the test does not send?") from None
     except (ValueError, KeyError) as exc:
         raise Problem(422, f"bad sample or events: {exc}") from None
     return TestResult(status=result["status"], zone=result["zone"], lines=result["lines"])

@@ -163,7 +163,7 @@ async def _update(client, lead: Lead, update, argument):
             raise Problem(409, f"lead {lead.id}'s workflow is not running (it starts moments after intake; "
                                "GET the lead: workflow_status PENDING means not yet)", headers={"Retry-After": "1"}
                           ) from None
-        raise Problem(503, f"Temporal is unavailable: {exc.message}") from exc
+        raise Problem(503, f"Temporal is unavailable: {exc.message}", headers={"Retry-After": "5"}) from exc
 
 
 class StatusBody(Input):

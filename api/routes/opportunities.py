@@ -119,7 +119,7 @@ async def move_stage(opportunity_id: str, body: StageBody, session: SessionDep, 
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise Problem(409, f"opportunity {opportunity_id}'s workflow is not running") from None
-        raise Problem(503, f"Temporal is unavailable: {exc.message}") from exc
+        raise Problem(503, f"Temporal is unavailable: {exc.message}", headers={"Retry-After": "5"}) from exc
 
     previous = deal.stage
 

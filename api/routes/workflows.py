@@ -17,6 +17,7 @@ from api.deps import ClientDep, PrincipalDep, SessionDep, Staff, audit
 from api.errors import Problem
 from api.security import Principal
 from core import search_attributes as sa
+from core.temporal import temporal_unreachable
 from models.input import Input
 from models.event import emit
 from models.lead import Lead
@@ -64,7 +65,7 @@ async def _describe_own(client, principal: Principal, workflow_id: str) -> Workf
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise Problem(404, f"workflow {workflow_id} not found") from None
-        raise Problem(503, f"Temporal is unavailable: {exc.message}") from exc
+        raise Problem(503, f"Temporal is unavailable: {exc.message}", headers={"Retry-After": "5"}) from exc
     if description.typed_search_attributes.get(sa.TENANT_ID) != principal.tenant_id:
         # Indistinguishable from a missing workflow: no probing other tenants' ids.
         raise Problem(404, f"workflow {workflow_id} not found")
@@ -114,6 +115,9 @@ async def signal_workflow(
             raise Problem(409, f"workflow {workflow_id} is {description.status.name.lower()}, not running")
     except RPCError:
         pass  # not started yet (the relay starts it first) or Temporal unreachable: accepted all the same
+    except RuntimeError as exc:
+        if not temporal_unreachable(exc):  # a client that could not connect at all; anything else is a bug
+            raise
     event_id = body.event_id or idempotency_key or uuid.uuid4().hex
     event = LeadEvent(event_id=event_id, data=body.data, note=body.note, actor=principal.actor)
 

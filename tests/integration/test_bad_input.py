@@ -16,6 +16,7 @@ from models.definition import WorkflowDefinition
 from models.lead import Lead
 from models.tenant import Role, User
 from providers.templates import Template, TemplateError, render
+from tests.integration.stack import free_port
 
 PROBLEM = "application/problem+json"
 
@@ -221,3 +222,88 @@ async def test_a_slow_definition_does_not_hold_back_health(api, make_key):
     print(f"validation {validation:.2f} s; /health: {len(health_times)} answers, slowest {max(health_times):.2f} s")
     assert len(health_times) >= 5, health_times
     assert max(health_times) < validation / 3, (validation, health_times)
+
+
+async def test_with_temporal_unreachable_what_needs_its_answer_is_503_and_the_rest_is_accepted(settings, engine,
+                                                                                             make_key):
+    """A client that cannot connect at all (no server at the address): a 500 before (RuntimeError "Failed client
+    connect"); now 503 with Retry-After where Temporal's answer is needed, and intake and signals still work."""
+    import httpx
+
+    from api.app import create_app
+
+    down = settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"})
+    app = create_app(down, engine=engine)
+    headers = make_key(Role.staff)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t") as api:
+        lead = (await api.post("/api/v1/leads", headers=headers, json=_lead())).json()
+        assert lead["workflow_id"]
+        for response in (await api.get(f"/api/v1/workflows/{lead['workflow_id']}", headers=headers),
+                         await api.post(f"/api/v1/leads/{lead['id']}/status", headers=headers,
+                                        json={"status": "qualified"})):
+            _problem(response, 503)
+            assert response.headers["retry-after"]
+        signal = await api.post(f"/api/v1/workflows/{lead['workflow_id']}/signals/note", headers=headers,
+                                json={"note": "called back"})
+        assert signal.status_code == 202, signal.text
+        shown = await api.get(f"/api/v1/leads/{lead['id']}", headers=headers)
+        assert shown.status_code == 200 and shown.json()["workflow_status"] == "PENDING", shown.text
+
+
+_NURTURE = """schema: dealflow/v1
+key: dry-guard
+name: Dry guard
+trigger: {event: lead.created}
+steps:
+  - {id: wait_reply, wait_for: {event: lead.replied, timeout: 3d}}
+  - {id: later, wait: 2d}
+"""
+
+
+def _test_servers() -> int:
+    """Time-skipping test servers running on this machine (their command lines, from /proc)."""
+    from pathlib import Path
+
+    count = 0
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            count += b"temporal-test-server" in cmdline.read_bytes()
+        except OSError:  # gone meanwhile
+            pass
+    return count
+
+
+async def test_the_dry_run_is_for_ops_bounded_in_number_and_in_time(app, api, make_key):
+    body = {"source": _NURTURE}
+    _problem(await api.post("/api/v1/definitions/test", headers=make_key(Role.staff), json=body), 403)
+    ops = make_key(Role.ops)
+    settings = app.state.settings
+    old = settings.dry_run_timeout_seconds
+    app.state.dry_run_slots = None
+    servers = _test_servers()
+    try:
+        first = asyncio.create_task(api.post("/api/v1/definitions/test", headers=ops, json=body))
+        second = asyncio.create_task(api.post("/api/v1/definitions/test", headers=ops, json=body))
+        await asyncio.sleep(0.2)  # both are starting their test servers
+        third = await api.post("/api/v1/definitions/test", headers=ops, json=body)
+        _problem(third, 429)
+        assert third.headers["retry-after"]
+        for response in await asyncio.gather(first, second):
+            assert response.status_code == 200 and response.json()["status"] == "completed", response.text
+        settings.dry_run_timeout_seconds = 0.02  # less than a test server takes to start
+        slow = _problem(await api.post("/api/v1/definitions/test", headers=ops, json=body), 422)
+        assert "did not finish within 0.02 s" in slow["detail"]
+        assert await _eventually_equal(_test_servers, servers)  # the stopped run left no test server behind
+    finally:
+        settings.dry_run_timeout_seconds = old
+        app.state.dry_run_slots = None
+
+
+async def _eventually_equal(read, expected, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while read() != expected:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.2)
+    return True
