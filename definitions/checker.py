@@ -10,7 +10,7 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from definitions.cel import ENVIRONMENT
+from definitions.cel import ENVIRONMENT, bounds_problem
 from definitions.language import (
     ACTIONS, COMMON_VARIABLES, DEAL_ACTIONS, EVENTS, KIND_EXTRAS, LEAD_ACTIONS, STEP_COMMON, STEP_KINDS,
     SUBJECT_EVENTS, SUBJECT_VARIABLES, UNAVAILABLE, VARIABLES, parse_duration,
@@ -362,11 +362,19 @@ class Checker:
     def check_expressions(self) -> None:
         known = SUBJECT_VARIABLES[self.subject] | COMMON_VARIABLES | self.names
         for text, line, col in self.expressions:
+            too_big = bounds_problem(text)
+            if too_big:
+                self.problems.append(Problem(line, col, too_big))
+                continue
             try:
                 tree = ENVIRONMENT.compile(text)
-            except Exception as exc:  # noqa: BLE001 - celpy raises its own parse errors
-                first = str(exc).strip().splitlines()[0]
+            except Exception as exc:  # noqa: BLE001 - celpy raises its own parse errors (RecursionError too)
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 self.problems.append(Problem(line, col, f"expression does not compile: {first}"))
+                continue
+            too_big = bounds_problem(text, tree)
+            if too_big:
+                self.problems.append(Problem(line, col, too_big))
                 continue
             for node in tree.iter_subtrees():
                 if node.data == "ident":

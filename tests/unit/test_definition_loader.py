@@ -206,3 +206,21 @@ def test_lead_scored_is_a_lead_event_with_its_reason():
     assert load(header + steps, "t.yaml").trigger_event == "lead.scored"
     found = problems(steps, header=header.replace("key: scored\n", "key: scored\nsubject: investor\n"))
     assert len(found) == 1 and "event 'lead.scored' never happens to an investor" in found[0]
+
+
+def test_expressions_too_long_too_deep_or_with_too_many_calls_are_refused_at_their_line():
+    """A CEL program cannot be interrupted inside a workflow task: its size is bounded before it is published."""
+    long_one = " || ".join(f'lead.source == "s{i}"' for i in range(60))
+    deep = "(" * 30 + "lead.score > 0.5" + ")" * 30
+    calls = " && ".join(["size(lead.tags) > 0"] * 20)
+    found = problems(f"""
+        steps:
+          - {{id: a, if: '{long_one}', action: score_lead}}
+          - {{id: b, if: '{deep}', action: score_lead}}
+          - {{id: c, if: '{calls}', action: score_lead}}
+          - {{id: d, if: 'size(lead.tags) > 0 && lead.score > 0.5', action: score_lead}}
+    """)
+    assert len(found) == 3, found
+    assert found[0].startswith("t.yaml:6:") and "characters (at most 1,000)" in found[0]
+    assert found[1].startswith("t.yaml:7:") and "nested 30 deep (at most 24)" in found[1]
+    assert found[2].startswith("t.yaml:8:") and "20 function calls (at most 16)" in found[2]
