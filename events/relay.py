@@ -44,14 +44,15 @@ from core import search_attributes as sa
 from core.metrics import EVENT_DELIVERY_LATENCY, EVENTS_DELIVERED
 from core.tracing import resumed_trace
 from models.base import utcnow
-from models.event import Event
+from models.event import STAFF_MESSAGE_EVENT, Event
 from models.lead import Lead, LeadStatus, lead_workflow_id
-from models.payloads import LeadEvent, LeadWorkflowInput
+from models.payloads import LeadEvent, LeadWorkflowInput, MessageRequest
 from services.definition_store import active
 
 log = logging.getLogger("dealflow.relay")
 
 RPC_TIMEOUT = timedelta(seconds=10)
+
 TRANSIENT_RPC = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
                  RPCStatusCode.CANCELLED, RPCStatusCode.UNKNOWN, RPCStatusCode.ABORTED, RPCStatusCode.INTERNAL}
 
@@ -291,6 +292,8 @@ class Relay:
 
         outcome = []
         with resumed_trace(event.traceparent):
+            if event.name == STAFF_MESSAGE_EVENT:
+                outcome.append(self._start_message(event))
             if event.workflow_signal:
                 outcome.append(self._to_lead_workflow(session, event))
             subject = session.get(SUBJECT_MODELS[event.subject_type], event.subject_id)
@@ -306,6 +309,27 @@ class Relay:
                 if started:
                     outcome.append("enrolled " + ",".join(started))
         return "; ".join(outcome) or "no listener"
+
+    def _start_message(self, event: Event) -> str:
+        """A staff message accepted by the API: its MessageWorkflow, under the id the API answered with (started
+        once: a second delivery finds it, running or done)."""
+        workflow_id = event.data["workflow_id"]
+        try:
+            self._call(self._start_message_workflow, workflow_id, MessageRequest.model_validate(event.data["request"]))
+        except WorkflowAlreadyStartedError:
+            return f"{workflow_id} already sent"
+        return f"started {workflow_id}"
+
+    async def _start_message_workflow(self, workflow_id: str, request: MessageRequest) -> WorkflowHandle:
+        from workflows.messaging import MessageWorkflow
+
+        return await self._client.start_workflow(
+            MessageWorkflow.run, request, id=workflow_id, task_queue=self._queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(sa.TENANT_ID, request.tenant_id),
+                                                     SearchAttributePair(sa.LEAD_ID, request.lead_id or "")]),
+            rpc_timeout=RPC_TIMEOUT)
 
     def _to_lead_workflow(self, session: Session, event: Event) -> str:
         lead = session.get(Lead, event.subject_id)

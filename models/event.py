@@ -51,6 +51,9 @@ class Event(SQLModel, table=True):
     outcome: str | None = Field(default=None, max_length=200)  # what delivery did: started, signalled, closed
 
 
+STAFF_MESSAGE_EVENT = "message.requested"  # a staff send (POST /leads/{id}/messages): the relay starts its workflow
+
+
 def emit(session: Session, *, tenant_id: str, subject_type: str, subject_id: str, name: str, event_id: str,
          data: dict[str, Any] | None = None, workflow_signal: str | None = None,
          signal_payload: dict[str, Any] | None = None, start: bool = False, new_subject: bool = False) -> bool:

@@ -11,21 +11,19 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col, func, select
 from starlette.concurrency import run_in_threadpool
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
 from services.delivery_events import Effects, apply_and_commit, opt_out
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit, require
 from api.errors import Problem
 from api.paging import page
-from core import search_attributes as sa
 from core.signing import verify
+from models.event import STAFF_MESSAGE_EVENT, emit
 from models.input import Input
 from models.lead import Lead
 from models.message import Message, MessageTemplate
 from models.payloads import MessageRequest
 from models.tenant import Role
 from providers.templates import Template, TemplateInvalid, builtin_templates, latest_template, validate
-from workflows.messaging import MessageWorkflow
 
 router = APIRouter(prefix="/api/v1", tags=["messages"])
 
@@ -157,11 +155,11 @@ def _check_sendable(session, principal, lead_id: str, body: SendBody) -> Lead:
 
 
 @router.post("/leads/{lead_id}/messages", status_code=202, response_model=SendAccepted)
-async def send_to_lead(lead_id: str, body: SendBody, session: SessionDep, client: ClientDep,
-                       settings: SettingsDep, principal: Staff,
+async def send_to_lead(lead_id: str, body: SendBody, session: SessionDep, principal: Staff,
                        idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> SendAccepted:
     """A one-off message through the same activity path and rules as cadences (consent, quiet hours,
-    exactly once per idempotency key)."""
+    exactly once per idempotency key). Stored with its event and answered from the database: the relay starts
+    the MessageWorkflow (so a send accepted while Temporal is down goes out once it is back)."""
     await run_in_threadpool(_check_sendable, session, principal, lead_id, body)
     key = body.idempotency_key or idempotency_key or uuid.uuid4().hex
     business_key = f"{lead_id}:staff:{key}"
@@ -169,15 +167,13 @@ async def send_to_lead(lead_id: str, body: SendBody, session: SessionDep, client
     request = MessageRequest(tenant_id=principal.tenant_id, lead_id=lead_id, channel=body.channel,
                              template=body.template, text=body.text, subject=body.subject,
                              idempotency_key=business_key, actor=principal.actor)
-    await client.start_workflow(
-        MessageWorkflow.run, request, id=workflow_id, task_queue=settings.temporal_task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        search_attributes=TypedSearchAttributes([SearchAttributePair(sa.TENANT_ID, principal.tenant_id),
-                                                 SearchAttributePair(sa.LEAD_ID, lead_id)]))
 
-    def record() -> None:
-        audit(session, principal, "message.send", "lead", lead_id,
-              after={"channel": body.channel, "template": body.template, "idempotency_key": business_key})
+    def record() -> None:  # the request and its event in one transaction; the relay starts the workflow
+        if emit(session, tenant_id=principal.tenant_id, subject_type="lead", subject_id=lead_id,
+                name=STAFF_MESSAGE_EVENT, event_id=f"send:{business_key}"[:300],
+                data={"workflow_id": workflow_id, "request": request.model_dump(mode="json")}):
+            audit(session, principal, "message.send", "lead", lead_id,
+                  after={"channel": body.channel, "template": body.template, "idempotency_key": business_key})
         session.commit()
 
     await run_in_threadpool(record)

@@ -247,6 +247,9 @@ async def test_with_temporal_unreachable_what_needs_its_answer_is_503_and_the_re
         signal = await api.post(f"/api/v1/workflows/{lead['workflow_id']}/signals/note", headers=headers,
                                 json={"note": "called back"})
         assert signal.status_code == 202, signal.text
+        sent = await api.post(f"/api/v1/leads/{lead['id']}/messages", headers=headers,
+                              json={"channel": "email", "subject": "Your call", "text": "We will call at 3pm"})
+        assert sent.status_code == 202, sent.text  # stored with its event; the relay starts it when it can
         shown = await api.get(f"/api/v1/leads/{lead['id']}", headers=headers)
         assert shown.status_code == 200 and shown.json()["workflow_status"] == "PENDING", shown.text
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from temporalio.service import RPCError
+
 import uuid
 
 from sqlmodel import Session
@@ -59,7 +61,16 @@ async def test_staff_one_off_message_is_sent_once_per_idempotency_key(api, make_
                            headers={**headers, "Idempotency-Key": "call-3pm"})
     assert first.status_code == again.status_code == 202
     assert first.json()["workflow_id"] == again.json()["workflow_id"]
-    result = await temporal_client.get_workflow_handle(first.json()["workflow_id"]).result()
+    handle = temporal_client.get_workflow_handle(first.json()["workflow_id"])
+
+    async def started():  # the relay starts it from the request's event, moments after the answer
+        try:
+            return await handle.describe()
+        except RPCError:
+            return None
+
+    await eventually(started)
+    result = await handle.result()
     assert result["status"] == "sent"
     page = (await api.get(f"/api/v1/messages?lead_id={lead['id']}", headers=headers)).json()
     staff = [m for m in page["items"] if m["idempotency_key"] == first.json()["idempotency_key"]]
