@@ -146,8 +146,17 @@ def worker_command() -> None:
     """Run the Temporal worker alone (production; same as `python worker.py`)."""
     import worker
 
-    load_settings()  # configuration errors are one line, before anything connects
+    _check_secret_key(load_settings())  # configuration errors are one line, before anything connects
     worker.main()
+
+
+def _check_secret_key(settings: Settings) -> None:
+    from core.settings import ConfigError
+
+    try:
+        settings.check_secret_key()
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
 
 
 @app.command("api")
@@ -164,6 +173,7 @@ def api_command(
     from core.logging import configure_logging
 
     settings = load_settings()
+    _check_secret_key(settings)
     configure_logging(settings.log_level, settings.log_format)
     if fd is None:
         uvicorn.run("api.app:create_app", factory=True, host=host or settings.api_host,
@@ -240,6 +250,7 @@ def _dev_key(settings: Settings) -> str:
 
     from api.security import authenticate, create_api_key
     from core.db import make_engine
+    from core.state import write_private
 
     path = settings.home / "dev-admin-key"
     engine = make_engine(settings.effective_database_url)
@@ -253,8 +264,7 @@ def _dev_key(settings: Settings) -> str:
         _, key = create_api_key(engine, settings.default_tenant, Role.admin, "dev admin (dealflow up)")
     finally:
         engine.dispose()
-    path.write_text(key + "\n")
-    path.chmod(0o600)
+    write_private(path, key + "\n")
     return key
 
 
@@ -278,10 +288,18 @@ async def _up(settings: Settings, demo: bool) -> None:
     from core.logging import configure_logging
     from cli_startup import StartupDisplay, banner
     from cli_status import STATE_FILE, write_up_state
+    from core.state import private_folder, secret_key_in
     from core.supervisor import Supervisor, die_with_parent
 
     configure_logging(settings.log_level, settings.log_format)
-    settings.home.mkdir(parents=True, exist_ok=True)
+    # Everything the embedded setup and its children create under home is theirs alone: files 0600, folders 0700
+    # (the databases, their WAL files, logs, models, the keys).
+    os.umask(0o077)
+    private_folder(settings.home)
+    if settings.secret_key:
+        _check_secret_key(settings)  # one set by hand must be a proper one
+    else:  # made once and kept in home, handed to the children
+        settings.secret_key = secret_key_in(settings.home)
     api_host = settings.api_host if settings.api_host != "0.0.0.0" else "127.0.0.1"
     if port_in_use(settings.api_port, api_host):
         raise CliError(f"port {settings.api_port} is already in use (set DEALFLOW_API_PORT or --port)")
@@ -372,7 +390,8 @@ def _children(settings: Settings, listener):
     metrics_dir.mkdir(parents=True)
     env = {**os.environ, "DEALFLOW_DATABASE_URL": settings.effective_database_url,
            "DEALFLOW_TEMPORAL_ADDRESS": settings.effective_temporal_address,
-           "DEALFLOW_PUBLIC_URL": settings.effective_public_url, "PYTHONUNBUFFERED": "1",
+           "DEALFLOW_PUBLIC_URL": settings.effective_public_url, "DEALFLOW_SECRET_KEY": settings.secret_key,
+           "PYTHONUNBUFFERED": "1",
            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     ready_file = settings.home / "worker.ready"
     root = Path(__file__).resolve().parent

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 
 from api import errors
+from api.headers import SecurityHeaders
 from api.routes import (
     definitions, events, health, investors, leads, messages, opportunities, webhooks, workflows,
 )
@@ -101,6 +102,7 @@ class RequestContext:
 def create_app(settings: Settings | None = None, *, temporal_client: Client | None = None,
                engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
+    settings.check_secret_key()  # before serving anything: a server without a proper key does not start
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -127,6 +129,8 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     errors.install(app)
 
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    # Outermost: the headers go on every answer, the 413s and 500s RequestContext writes itself included.
+    app.add_middleware(SecurityHeaders, https=settings.effective_public_url.startswith("https://"))
 
     # Routers carry their full /api/v1 prefix (not nested) so the metrics' route label is the full path.
     app.include_router(leads.router)

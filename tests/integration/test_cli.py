@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import stat
 import socket
 import subprocess
 import sys
@@ -52,6 +53,10 @@ def test_python_worker_py_reports_configuration_errors_in_one_line(tmp_path):
     assert out.returncode == 1
     assert out.stderr.strip() == ("error: bad configuration: DEALFLOW_TWILIO_ACCOUNT_SID is required: sms provider "
                                   "'twilio' is selected (default)")
+    short = subprocess.run([sys.executable, str(ROOT / "worker.py")], cwd=tmp_path, capture_output=True, text=True,
+                           env=_env(tmp_path, DEALFLOW_SECRET_KEY="short"), timeout=120)
+    assert short.returncode == 1
+    assert short.stderr.strip().startswith("error: DEALFLOW_SECRET_KEY is too short (5 characters)"), short.stderr
 
 
 def test_keys_create_prints_the_key_last(tmp_path):
@@ -71,6 +76,10 @@ def test_keys_create_prints_the_key_last(tmp_path):
     (["api"], {"DEALFLOW_TENANT_PROVIDERS": '{"acme": {"sms": "twilio"}}'},
      "error: bad configuration: DEALFLOW_TWILIO_ACCOUNT_SID is required: sms provider 'twilio' is selected "
      "(tenant acme)"),
+    # Outside `dealflow up`, a server without a proper secret key does not start (issue 10).
+    (["api"], {}, "error: DEALFLOW_SECRET_KEY is not set: set it to a random value of at least 32 characters"),
+    (["worker"], {"DEALFLOW_SECRET_KEY": "dev-only-change-me"},
+     "error: DEALFLOW_SECRET_KEY is too short (18 characters)"),
 ])
 def test_errors_are_one_clear_line(tmp_path, args, env, message):
     out = subprocess.run([*DEALFLOW, *args], cwd=tmp_path, env=_env(tmp_path, **env), capture_output=True,
@@ -114,6 +123,13 @@ def test_up_runs_everything_and_ctrl_c_stops_it(tmp_path):
         assert httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=5).status_code == 200  # Temporal Web UI
         assert httpx.get(f"{base}/docs").status_code == 200
         assert (tmp_path / ".dealflow" / "temporal.db").exists() and (tmp_path / ".dealflow" / "crm.db").exists()
+        # Embedded state is the user's alone (issue 10): the folder 0700, its files 0600, the key made once.
+        home = tmp_path / ".dealflow"
+        assert stat.S_IMODE(home.stat().st_mode) == 0o700
+        for name in ("secret-key", "dev-admin-key", "crm.db", "temporal.db", "api.log", "worker.log"):
+            assert stat.S_IMODE((home / name).stat().st_mode) == 0o600, name
+        assert len((home / "secret-key").read_text().strip()) == 64
+        assert stat.S_IMODE((home / "metrics").stat().st_mode) == 0o700
     finally:
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=60)
