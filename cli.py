@@ -49,10 +49,15 @@ def keys_create(
     tenant: str = typer.Option(..., "--tenant", "-t", help="tenant slug; created if new"),
     role: Role = typer.Option(Role.staff, "--role", "-r", help="admin, staff, ops or readonly"),
     name: str = typer.Option("", "--name", "-n", help="what the key is for"),
+    key_file: Path = typer.Option(None, "--key-file", dir_okay=False,
+                                  help="write the key here (0600) instead of showing it; off a terminal the "
+                                       "default is <home>/keys/<key id>.key"),
 ) -> None:
-    """Create an API key. The key is printed once, as the last word of the output."""
+    """Create an API key. On a terminal the key is printed once, as the last word of the output; otherwise (a
+    script, a log, CI) it is written to a file only its owner can read, and the file's path is the last word."""
     from api.security import create_api_key
     from core.db import make_engine
+    from core.state import write_private
 
     if not tenant.replace("-", "").replace("_", "").isalnum() or len(tenant) > 40:
         raise CliError(f"tenant {tenant!r} must be letters, digits, '-' or '_' (at most 40)")
@@ -61,8 +66,79 @@ def keys_create(
     engine = make_engine(settings.effective_database_url)
     row, key = create_api_key(engine, tenant, role, name)
     engine.dispose()
-    console.print(f"Created {role.value} key {row.id} for tenant {tenant}. It is shown once:", highlight=False)
-    print(key)
+    if key_file is None and console.is_terminal:
+        console.print(f"Created {role.value} key {row.id} for tenant {tenant}. It is shown once:", highlight=False)
+        print(key)
+        return
+    path = key_file or settings.home / "keys" / f"{row.id}.key"
+    try:
+        write_private(path, key + "\n")
+    except OSError as exc:
+        raise CliError(f"cannot write the key to {path}: {exc.strerror} (key {row.id} was created: revoke it "
+                       f"with `dealflow keys revoke {row.id}`)") from None
+    console.print(f"Created {role.value} key {row.id} for tenant {tenant}, written (readable by you only) to:",
+                  highlight=False)
+    print(path)
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: str = typer.Option(..., "--tenant", "-t", help="tenant slug"),
+) -> None:
+    """The tenant's keys (never the secret): id, prefix, name, role, created, last used, revoked."""
+    from rich.table import Table
+    from sqlmodel import Session
+
+    from api.security import list_api_keys
+    from core.db import make_engine
+
+    settings = load_settings()
+    migrate_database(settings)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with Session(engine) as session:
+            rows = list_api_keys(session, tenant)
+    finally:
+        engine.dispose()
+    if not rows:
+        raise CliError(f"tenant {tenant!r} has no keys")
+    table = Table("id", "prefix", "name", "role", "created", "last used", "revoked", box=None, pad_edge=False)
+
+    def when(moment) -> str:
+        return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+    for row in rows:
+        table.add_row(row.id, row.prefix, row.name or "-", row.role, when(row.created_at), when(row.last_used_at),
+                      when(row.revoked_at))
+    console.print(table, soft_wrap=True)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: str = typer.Argument(..., help="the key's id (ak_...) or prefix (dfk_<prefix>_...)"),
+    tenant: str = typer.Option(None, "--tenant", "-t", help="only a key of this tenant"),
+) -> None:
+    """Revoke a key: refused from the next request on, by every API process. Audited."""
+    from sqlmodel import Session
+
+    from api.security import find_api_key, revoke_api_key
+    from core.db import make_engine
+
+    settings = load_settings()
+    migrate_database(settings)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            row = find_api_key(session, tenant, key.removeprefix("dfk_").split("_")[0] if key.startswith("dfk_")
+                               else key)
+            if row is None:
+                raise CliError(f"no key {key!r}" + (f" in tenant {tenant!r}" if tenant else ""))
+            already = row.revoked_at is not None
+            revoke_api_key(session, row, "cli")
+    finally:
+        engine.dispose()
+    console.print(f"key {row.id} ({row.prefix}, tenant {row.tenant_id}) " +
+                  ("was already revoked" if already else "revoked"), highlight=False)
 
 
 @enrichment_app.command("import")

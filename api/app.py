@@ -17,7 +17,7 @@ from temporalio.client import Client
 from api import errors
 from api.headers import SecurityHeaders
 from api.routes import (
-    definitions, events, health, investors, leads, messages, opportunities, webhooks, workflows,
+    definitions, events, health, investors, keys, leads, messages, opportunities, webhooks, workflows,
 )
 from core.db import make_engine
 from core.logging import request_id_var
@@ -141,6 +141,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.include_router(definitions.router)
     app.include_router(webhooks.router)
     app.include_router(events.router)
+    app.include_router(keys.router)
     app.include_router(health.router, prefix="/api/v1")
     app.include_router(health.router)  # /health and /metrics at the root too, for probes
     return app

@@ -59,12 +59,59 @@ def test_python_worker_py_reports_configuration_errors_in_one_line(tmp_path):
     assert short.stderr.strip().startswith("error: DEALFLOW_SECRET_KEY is too short (5 characters)"), short.stderr
 
 
-def test_keys_create_prints_the_key_last(tmp_path):
-    out = subprocess.run([*DEALFLOW, "keys", "create", "--tenant", "acme", "--role", "ops"], cwd=tmp_path,
-                         env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+def test_keys_create_off_a_terminal_writes_the_key_to_a_private_file_and_lists_revoke_it(tmp_path):
+    """Off a terminal (a script, CI, a log) the key is never printed: the last word is the path of a 0600 file."""
+    out = subprocess.run([*DEALFLOW, "keys", "create", "--tenant", "acme", "--role", "ops", "--name", "zapier"],
+                         cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    key = out.stdout.split()[-1]
-    assert key.startswith("dfk_") and "Created ops key" in out.stdout
+    path = Path(out.stdout.split()[-1])
+    assert "dfk_" not in out.stdout and "Created ops key" in out.stdout
+    assert path.parent == tmp_path / ".dealflow" / "keys" and path.name.startswith("ak_")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    key = path.read_text().strip()
+    assert key.startswith("dfk_")
+    listed = subprocess.run([*DEALFLOW, "keys", "list", "--tenant", "acme"], cwd=tmp_path,
+                            env={**_env(tmp_path), "COLUMNS": "200"}, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert key.split("_")[1] in listed.stdout and "zapier" in listed.stdout and "ops" in listed.stdout
+    assert key.split("_", 2)[2] not in listed.stdout  # never the secret
+    revoked = subprocess.run([*DEALFLOW, "keys", "revoke", key], cwd=tmp_path, env=_env(tmp_path),
+                             capture_output=True, text=True, timeout=120)
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout, revoked.stderr
+    listed = subprocess.run([*DEALFLOW, "keys", "list", "--tenant", "acme"], cwd=tmp_path,
+                            env={**_env(tmp_path), "COLUMNS": "200"}, capture_output=True, text=True, timeout=120)
+    [line] = [line for line in listed.stdout.splitlines() if key.split("_")[1] in line]
+    assert line.rstrip()[-1].isdigit()  # the revoked column has a time now, not "-"
+    unknown = subprocess.run([*DEALFLOW, "keys", "revoke", "ak_nope"], cwd=tmp_path, env=_env(tmp_path),
+                             capture_output=True, text=True, timeout=120)
+    assert unknown.returncode == 1 and unknown.stderr.strip() == "error: no key 'ak_nope'"
+
+
+def test_keys_create_on_a_terminal_prints_the_key_last(tmp_path):
+    import pty
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([*DEALFLOW, "keys", "create", "--tenant", "acme", "--role", "staff"], cwd=tmp_path,
+                               env={**_env(tmp_path), "TERM": "xterm"}, stdin=follower, stdout=follower,
+                               stderr=follower)
+    os.close(follower)
+    seen = bytearray()
+    try:
+        process.wait(120)  # a few lines: they wait in the terminal's buffer
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen.extend(chunk)
+    finally:
+        os.close(leader)
+    assert process.returncode == 0
+    words = _plain(bytes(seen)).split()
+    assert words[-1].startswith("dfk_") and "shown once" in _plain(bytes(seen))
+    assert not (tmp_path / ".dealflow" / "keys").exists()
 
 
 @pytest.mark.parametrize("args, env, message", [
