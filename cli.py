@@ -49,10 +49,15 @@ def keys_create(
     tenant: str = typer.Option(..., "--tenant", "-t", help="tenant slug; created if new"),
     role: Role = typer.Option(Role.staff, "--role", "-r", help="admin, staff, ops or readonly"),
     name: str = typer.Option("", "--name", "-n", help="what the key is for"),
+    key_file: Path = typer.Option(None, "--key-file", dir_okay=False,
+                                  help="write the key here (0600) instead of showing it; off a terminal the "
+                                       "default is <home>/keys/<key id>.key"),
 ) -> None:
-    """Create an API key. The key is printed once, as the last word of the output."""
+    """Create an API key. On a terminal the key is printed once, as the last word of the output; otherwise (a
+    script, a log, CI) it is written to a file only its owner can read, and the file's path is the last word."""
     from api.security import create_api_key
     from core.db import make_engine
+    from core.state import write_private
 
     if not tenant.replace("-", "").replace("_", "").isalnum() or len(tenant) > 40:
         raise CliError(f"tenant {tenant!r} must be letters, digits, '-' or '_' (at most 40)")
@@ -61,8 +66,79 @@ def keys_create(
     engine = make_engine(settings.effective_database_url)
     row, key = create_api_key(engine, tenant, role, name)
     engine.dispose()
-    console.print(f"Created {role.value} key {row.id} for tenant {tenant}. It is shown once:", highlight=False)
-    print(key)
+    if key_file is None and console.is_terminal:
+        console.print(f"Created {role.value} key {row.id} for tenant {tenant}. It is shown once:", highlight=False)
+        print(key)
+        return
+    path = key_file or settings.home / "keys" / f"{row.id}.key"
+    try:
+        write_private(path, key + "\n")
+    except OSError as exc:
+        raise CliError(f"cannot write the key to {path}: {exc.strerror} (key {row.id} was created: revoke it "
+                       f"with `dealflow keys revoke {row.id}`)") from None
+    console.print(f"Created {role.value} key {row.id} for tenant {tenant}, written (readable by you only) to:",
+                  highlight=False)
+    print(path)
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: str = typer.Option(..., "--tenant", "-t", help="tenant slug"),
+) -> None:
+    """The tenant's keys (never the secret): id, prefix, name, role, created, last used, revoked."""
+    from rich.table import Table
+    from sqlmodel import Session
+
+    from api.security import list_api_keys
+    from core.db import make_engine
+
+    settings = load_settings()
+    migrate_database(settings)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with Session(engine) as session:
+            rows = list_api_keys(session, tenant)
+    finally:
+        engine.dispose()
+    if not rows:
+        raise CliError(f"tenant {tenant!r} has no keys")
+    table = Table("id", "prefix", "name", "role", "created", "last used", "revoked", box=None, pad_edge=False)
+
+    def when(moment) -> str:
+        return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+    for row in rows:
+        table.add_row(row.id, row.prefix, row.name or "-", row.role, when(row.created_at), when(row.last_used_at),
+                      when(row.revoked_at))
+    console.print(table, soft_wrap=True)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: str = typer.Argument(..., help="the key's id (ak_...) or prefix (dfk_<prefix>_...)"),
+    tenant: str = typer.Option(None, "--tenant", "-t", help="only a key of this tenant"),
+) -> None:
+    """Revoke a key: refused from the next request on, by every API process. Audited."""
+    from sqlmodel import Session
+
+    from api.security import find_api_key, revoke_api_key
+    from core.db import make_engine
+
+    settings = load_settings()
+    migrate_database(settings)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            row = find_api_key(session, tenant, key.removeprefix("dfk_").split("_")[0] if key.startswith("dfk_")
+                               else key)
+            if row is None:
+                raise CliError(f"no key {key!r}" + (f" in tenant {tenant!r}" if tenant else ""))
+            already = row.revoked_at is not None
+            revoke_api_key(session, row, "cli")
+    finally:
+        engine.dispose()
+    console.print(f"key {row.id} ({row.prefix}, tenant {row.tenant_id}) " +
+                  ("was already revoked" if already else "revoked"), highlight=False)
 
 
 @enrichment_app.command("import")
@@ -146,8 +222,17 @@ def worker_command() -> None:
     """Run the Temporal worker alone (production; same as `python worker.py`)."""
     import worker
 
-    load_settings()  # configuration errors are one line, before anything connects
+    _check_secret_key(load_settings())  # configuration errors are one line, before anything connects
     worker.main()
+
+
+def _check_secret_key(settings: Settings) -> None:
+    from core.settings import ConfigError
+
+    try:
+        settings.check_secret_key()
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
 
 
 @app.command("api")
@@ -164,6 +249,7 @@ def api_command(
     from core.logging import configure_logging
 
     settings = load_settings()
+    _check_secret_key(settings)
     configure_logging(settings.log_level, settings.log_format)
     if fd is None:
         uvicorn.run("api.app:create_app", factory=True, host=host or settings.api_host,
@@ -240,6 +326,7 @@ def _dev_key(settings: Settings) -> str:
 
     from api.security import authenticate, create_api_key
     from core.db import make_engine
+    from core.state import write_private
 
     path = settings.home / "dev-admin-key"
     engine = make_engine(settings.effective_database_url)
@@ -253,8 +340,7 @@ def _dev_key(settings: Settings) -> str:
         _, key = create_api_key(engine, settings.default_tenant, Role.admin, "dev admin (dealflow up)")
     finally:
         engine.dispose()
-    path.write_text(key + "\n")
-    path.chmod(0o600)
+    write_private(path, key + "\n")
     return key
 
 
@@ -278,10 +364,18 @@ async def _up(settings: Settings, demo: bool) -> None:
     from core.logging import configure_logging
     from cli_startup import StartupDisplay, banner
     from cli_status import STATE_FILE, write_up_state
+    from core.state import private_folder, secret_key_in
     from core.supervisor import Supervisor, die_with_parent
 
     configure_logging(settings.log_level, settings.log_format)
-    settings.home.mkdir(parents=True, exist_ok=True)
+    # Everything the embedded setup and its children create under home is theirs alone: files 0600, folders 0700
+    # (the databases, their WAL files, logs, models, the keys).
+    os.umask(0o077)
+    private_folder(settings.home)
+    if settings.secret_key:
+        _check_secret_key(settings)  # one set by hand must be a proper one
+    else:  # made once and kept in home, handed to the children
+        settings.secret_key = secret_key_in(settings.home)
     api_host = settings.api_host if settings.api_host != "0.0.0.0" else "127.0.0.1"
     if port_in_use(settings.api_port, api_host):
         raise CliError(f"port {settings.api_port} is already in use (set DEALFLOW_API_PORT or --port)")
@@ -372,7 +466,8 @@ def _children(settings: Settings, listener):
     metrics_dir.mkdir(parents=True)
     env = {**os.environ, "DEALFLOW_DATABASE_URL": settings.effective_database_url,
            "DEALFLOW_TEMPORAL_ADDRESS": settings.effective_temporal_address,
-           "DEALFLOW_PUBLIC_URL": settings.effective_public_url, "PYTHONUNBUFFERED": "1",
+           "DEALFLOW_PUBLIC_URL": settings.effective_public_url, "DEALFLOW_SECRET_KEY": settings.secret_key,
+           "PYTHONUNBUFFERED": "1",
            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
     ready_file = settings.home / "worker.ready"
     root = Path(__file__).resolve().parent

@@ -26,5 +26,7 @@ def migrate_database(settings: Settings) -> None:
     """Bring the CRM database (DEALFLOW_DATABASE_URL or the embedded SQLite file) to the newest migration."""
     from core.db import migrate
 
-    settings.home.mkdir(parents=True, exist_ok=True)
+    from core.state import private_folder
+
+    private_folder(settings.home)
     migrate(settings.effective_database_url)

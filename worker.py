@@ -146,6 +146,7 @@ async def run_until_signalled(settings: Settings) -> None:
 def main() -> None:
     try:
         settings = get_settings()
+        settings.check_secret_key()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None

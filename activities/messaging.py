@@ -41,7 +41,7 @@ FINAL = {"sent", "delivered", "opened", "clicked", "bounced", "failed", "suppres
 
 
 def unsubscribe_url(settings: Settings, tenant_id: str, channel: str, address: str) -> str:
-    token = sign(settings.secret_key, "unsubscribe", {"t": tenant_id, "c": channel, "a": address})
+    token = sign(settings, "unsubscribe", {"t": tenant_id, "c": channel, "a": address})
     return f"{settings.effective_public_url}/api/v1/unsubscribe/{token}"
 
 

@@ -15,9 +15,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
 
 from api import errors
+from api.headers import SecurityHeaders
 from api.openapi import document as openapi_document
 from api.routes import (
-    definitions, events, health, investors, leads, messages, opportunities, webhooks, workflows,
+    definitions, events, health, investors, keys, leads, messages, opportunities, webhooks, workflows,
 )
 from core.db import make_engine
 from core.logging import request_id_var
@@ -102,6 +103,7 @@ class RequestContext:
 def create_app(settings: Settings | None = None, *, temporal_client: Client | None = None,
                engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
+    settings.check_secret_key()  # before serving anything: a server without a proper key does not start
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -135,6 +137,8 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.openapi = openapi
 
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    # Outermost: the headers go on every answer, the 413s and 500s RequestContext writes itself included.
+    app.add_middleware(SecurityHeaders, https=settings.effective_public_url.startswith("https://"))
 
     # Routers carry their full /api/v1 prefix (not nested) so the metrics' route label is the full path.
     app.include_router(leads.router)
@@ -145,6 +149,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.include_router(definitions.router)
     app.include_router(webhooks.router)
     app.include_router(events.router)
+    app.include_router(keys.router)
     app.include_router(health.router, prefix="/api/v1")
     app.include_router(health.router)  # /health and /metrics at the root too, for probes
     return app

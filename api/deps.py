@@ -14,7 +14,7 @@ from api.errors import Problem
 from api.security import Principal, authenticate
 from core.logging import request_id_var
 from core.settings import Settings
-from models.audit import AuditLog
+from models.audit import AuditLog, compact
 from models.tenant import Role
 
 
@@ -75,5 +75,5 @@ def audit(session: Session, principal: Principal | None, action: str, entity_typ
         tenant_id=tenant_id or (principal.tenant_id if principal else None),
         actor=actor or (principal.actor if principal else "system"),
         action=action, entity_type=entity_type, entity_id=entity_id,
-        before=before, after=after, request_id=request_id_var.get(),
+        before=compact(before), after=compact(after), request_id=request_id_var.get(),
     ))

@@ -18,6 +18,7 @@ import concurrent.futures
 import json
 import os
 import platform
+import secrets
 import socket
 import statistics
 import sys
@@ -110,7 +111,8 @@ async def leads_round(http: httpx.AsyncClient, engine, headers, tenant: str, n: 
 
 async def main(args) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="dealflow-bench-"))
-    settings = Settings(home=workdir, temporal_task_queue=f"bench-{uuid.uuid4().hex[:6]}")
+    settings = Settings(home=workdir, temporal_task_queue=f"bench-{uuid.uuid4().hex[:6]}",
+                        secret_key=os.environ.get("DEALFLOW_SECRET_KEY") or secrets.token_hex(32))
     devserver = None
     if not settings.temporal_address:
         devserver = DevServer(workdir / "temporal.db", _free_port(), None, workdir / "temporal.log")

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+MIN_SECRET_KEY_LENGTH = 32  # the old default "dev-only-change-me" and the usual "changeme"s are shorter
 
 
 class Settings(BaseSettings):
@@ -48,8 +52,9 @@ class Settings(BaseSettings):
 
     default_tenant: str = "demo"
     default_region: str = "US"  # phone numbers without a country code are read in this region
-    # Signs unsubscribe links. Set it in production; the default only suits the embedded setup.
-    secret_key: str = "dev-only-change-me"
+    # Signs links sent to recipients (unsubscribe): at least 32 characters. `dealflow up` makes one in
+    # <home>/secret-key when none is set; everything else refuses to start without one (check_secret_key).
+    secret_key: str = ""
 
     # Messaging providers: "outbox" (embedded: stored and shown by the API, nothing leaves the machine),
     # "sendgrid"/"smtp" for email, "twilio" for SMS. Per-tenant overrides, e.g.
@@ -109,6 +114,13 @@ class Settings(BaseSettings):
     # once per API process (more get a 429), each stopped after this many seconds of real time.
     dry_run_concurrency: int = Field(default=2, ge=1, le=16)
     dry_run_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
+    # Security defaults (issue 10). Old secret keys still accepted on signed links after a rotation (sign with
+    # secret_key, verify with it or these); how long an unsubscribe link works (CAN-SPAM asks for 30 days after
+    # the send); until when links signed by hand before itsdangerous are still honoured (they carry no date).
+    secret_key_fallbacks: list[str] = Field(default_factory=list)
+    unsubscribe_link_max_age_days: int = Field(default=60, ge=30, le=3650)
+    legacy_links_until: date = date(2027, 2, 1)
 
     @field_validator("database_url")
     @classmethod
@@ -177,6 +189,16 @@ class Settings(BaseSettings):
             raise ValueError("DEALFLOW_TWILIO_MESSAGING_SERVICE_SID or DEALFLOW_TWILIO_FROM_NUMBER is required "
                              "when SMS goes through Twilio")
         return self
+
+    def check_secret_key(self) -> None:
+        """A server (API, worker) signs links with the key: a missing, default or short one is a one-line error."""
+        if not self.secret_key:
+            raise ConfigError("DEALFLOW_SECRET_KEY is not set: set it to a random value of at least "
+                              f"{MIN_SECRET_KEY_LENGTH} characters (e.g. `openssl rand -hex 32`); `dealflow up` "
+                              "makes one by itself")
+        if len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+            raise ConfigError(f"DEALFLOW_SECRET_KEY is too short ({len(self.secret_key)} characters): use a random "
+                              f"value of at least {MIN_SECRET_KEY_LENGTH} (e.g. `openssl rand -hex 32`)")
 
     @property
     def effective_database_url(self) -> str:

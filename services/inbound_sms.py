@@ -3,7 +3,8 @@ an investor's definitions that the investor replied)."""
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from sqlalchemy import and_, or_
+from sqlmodel import Session, col, select
 
 from services.delivery_events import Effects, claim_event, investors_at, leads_at, opt_out
 from core.settings import Settings
@@ -11,7 +12,7 @@ from models.base import utcnow
 from models.consent import record_consent
 from models.investor import advance
 from models.lead import Lead
-from models.message import Message
+from models.message import Consent, Message
 from models.payloads import ConsentChange, LeadEvent
 from models.tenant import Tenant
 from models.timeline import TimelineEntry
@@ -39,6 +40,24 @@ def tenant_for(session: Session, settings: Settings, to_number: str) -> str:
     return owner.id if owner else settings.default_tenant
 
 
+def _opted_out_by_keyword(session: Session, tenant_id: str, address: str) -> bool:
+    row = session.exec(select(Consent).where(Consent.tenant_id == tenant_id, Consent.channel == "sms",
+                                             Consent.address == address)).first()
+    return row is not None and row.status == "opted_out" and row.source == "inbound_sms"
+
+
+def tenants_that_texted(session: Session, owner: str, sender: str, to_number: str) -> list[str]:
+    """The tenant owning the number and every other tenant that texted `sender` from it (or through the shared
+    messaging service, which sends from a pool and stores no number): a carrier's STOP blocks the number for all
+    of them, so each must record the opt-out and stop its cadences."""
+    through_number = or_(Message.from_address == to_number,
+                         and_(col(Message.from_address).is_(None), Message.provider == "twilio"))
+    others = session.exec(select(Message.tenant_id).where(
+        Message.channel == "sms", Message.direction == "outbound", Message.to_address == sender, through_number,
+        Message.tenant_id != owner).distinct()).all()
+    return [owner, *sorted(others)]
+
+
 def apply_inbound_sms(session: Session, settings: Settings, form: dict[str, str],
                       effects: Effects) -> tuple[str, str | None]:
     """Returns (outcome, reply text or None)."""
@@ -58,12 +77,19 @@ def apply_inbound_sms(session: Session, settings: Settings, form: dict[str, str]
     action = keyword(body)
     reply = None
     if action == "stop":
-        opt_out(session, effects, tenant_id, "sms", sender, "inbound_sms", sid,
-                {"provider": "twilio", "message_sid": sid, "body": body[:160]})
+        for texted_by in tenants_that_texted(session, tenant_id, sender, form.get("To", "")):
+            opt_out(session, effects, texted_by, "sms", sender, "inbound_sms", sid,
+                    {"provider": "twilio", "message_sid": sid, "body": body[:160], "to": form.get("To", "")})
     elif action == "start":
-        record_consent(session, ConsentChange(tenant_id=tenant_id, channel="sms", address=sender,
-                                              status="opted_in", source="inbound_sms",
-                                              evidence={"message_sid": sid, "body": body[:160]}))
+        # The owner always; the other tenants only where a keyword had opted them out (a staff or provider
+        # opt-out is not undone by a text to a number another tenant owns).
+        for texted_by in tenants_that_texted(session, tenant_id, sender, form.get("To", "")):
+            if texted_by != tenant_id and not _opted_out_by_keyword(session, texted_by, sender):
+                continue
+            record_consent(session, ConsentChange(tenant_id=texted_by, channel="sms", address=sender,
+                                                  status="opted_in", source="inbound_sms",
+                                                  evidence={"message_sid": sid, "body": body[:160],
+                                                            "to": form.get("To", "")}))
         tenant = session.get(Tenant, tenant_id)
         reply = f"{tenant.name if tenant else 'We'}: you are subscribed again. Reply STOP to opt out."
     elif action == "help":

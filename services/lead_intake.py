@@ -97,8 +97,11 @@ def store_lead(session: Session, tenant_id: str, actor: str, body: LeadCreate, *
         lead.duplicate_of = original
     session.add(lead)
     session.flush()  # the unique indexes speak here: a concurrent original makes this one a duplicate
+    # What the new row holds, its empty fields left out; a large custom or notes is kept as its digest (record_audit).
+    after = {k: v for k, v in lead.model_dump(mode="json", exclude={"score_explanation"}).items()
+             if v not in (None, "", [], {})}
     record_audit(session, tenant_id=tenant_id, actor=actor, action="lead.create", entity_type="lead",
-                 entity_id=lead.id, after=lead.model_dump(mode="json", exclude={"score_explanation"}))
+                 entity_id=lead.id, after=after)
     data = {"channel": channel, "lead_id": lead.id, "source": str(body.source)}
     if original is None:
         emit(session, tenant_id=tenant_id, subject_type="lead", subject_id=lead.id, name="lead.created",

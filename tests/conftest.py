@@ -29,6 +29,10 @@ from tests.fakes.twilio import TwilioFake
 from worker import build_worker, running_relay
 
 
+# The servers the tests build (create_app, worker.py, uvicorn subprocesses) refuse to start without a proper key.
+TEST_SECRET_KEY = "test-secret-key-" + "0123456789abcdef" * 2
+
+
 def _fresh_database_url(tmp_path_factory) -> str:
     url = os.environ.get("DEALFLOW_TEST_DATABASE_URL", "").strip()
     if url:
@@ -125,7 +129,7 @@ def settings(database_url, temporal_env, task_queue, sendgrid_fake, twilio_fake,
     address = temporal_env.client.service_client.config.target_host
     return Settings(
         database_url=database_url, temporal_address=address, temporal_task_queue=task_queue,
-        public_url="https://crm.example.com",
+        public_url="https://crm.example.com", secret_key=TEST_SECRET_KEY,
         tenant_providers={FAKE_TENANT: {"email": "sendgrid", "sms": "twilio"}},
         sendgrid_api_key=SENDGRID_KEY, sendgrid_host=sendgrid_fake.url,
         sendgrid_webhook_public_key=sendgrid_public_key(sendgrid_signing_key),

@@ -220,9 +220,9 @@ _PAGE = """<!doctype html><html><head><meta charset="utf-8"><meta name="viewport
 
 
 def _unsubscribe_target(settings, token: str) -> dict:
-    payload = verify(settings.secret_key, "unsubscribe", token)
+    payload = verify(settings, "unsubscribe", token, settings.unsubscribe_link_max_age_days * 86400)
     if not payload or not {"t", "c", "a"} <= set(payload):
-        raise Problem(400, "this unsubscribe link is not valid")
+        raise Problem(400, "this unsubscribe link is not valid or has expired")
     return payload
 
 

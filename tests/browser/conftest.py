@@ -15,6 +15,7 @@ import pytest
 
 from api.app import create_app
 from core.settings import Settings
+from tests.conftest import TEST_SECRET_KEY
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -32,7 +33,7 @@ def served_api(tmp_path_factory):
     import uvicorn
 
     home = tmp_path_factory.mktemp("home")
-    app = create_app(Settings(home=home, database_url=f"sqlite:///{home / 'crm.db'}"))
+    app = create_app(Settings(home=home, database_url=f"sqlite:///{home / 'crm.db'}", secret_key=TEST_SECRET_KEY))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -106,7 +106,10 @@ def own_database(base_url: str) -> Iterator[str]:
 
 
 def process_env(**settings: str) -> dict[str, str]:
-    return {**os.environ, "DEALFLOW_LOG_LEVEL": "WARNING", **{f"DEALFLOW_{k.upper()}": v for k, v in settings.items()}}
+    from tests.conftest import TEST_SECRET_KEY  # the servers refuse to start without a proper key
+
+    return {**os.environ, "DEALFLOW_LOG_LEVEL": "WARNING", "DEALFLOW_SECRET_KEY": TEST_SECRET_KEY,
+            **{f"DEALFLOW_{k.upper()}": v for k, v in settings.items()}}
 
 
 def start_worker(**settings: str) -> subprocess.Popen:

@@ -103,7 +103,8 @@ async def test_deep_or_oversized_json_is_refused_on_create_and_patch_and_the_lea
 
 
 async def test_header_bound_names_refuse_cr_lf_and_no_text_takes_nul(api, make_key, engine):
-    headers = make_key(Role.staff)
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    headers = make_key(Role.staff, tenant)
     _problem(await api.post("/api/v1/leads", headers=headers,
                             json=_lead(first_name="Ann\r\nBcc: all@example.com")), 422, "first_name")
     _problem(await api.post("/api/v1/leads", headers=headers, json=_lead(notes="a\x00b")), 422, "notes")
@@ -116,7 +117,8 @@ async def test_header_bound_names_refuse_cr_lf_and_no_text_takes_nul(api, make_k
     _problem(await api.post(f"/api/v1/leads/{lead['id']}/events/appointment.booked", headers=headers,
                             json={"data": {"note": "\x00"}}), 422, "data")
     with Session(engine) as session:
-        assert session.exec(select(Lead).where(Lead.first_name.startswith("Ann"))).first() is None
+        names = session.exec(select(Lead.first_name).where(Lead.tenant_id == tenant)).all()
+    assert names == ["Nora"]  # the refused ones stored nothing; the one accepted lead is there
 
 
 async def test_an_unknown_assignee_is_a_422_and_a_user_of_the_tenant_is_taken(api, make_key, engine):
@@ -251,7 +253,9 @@ async def test_with_temporal_unreachable_what_needs_its_answer_is_503_and_the_re
                               json={"channel": "email", "subject": "Your call", "text": "We will call at 3pm"})
         assert sent.status_code == 202, sent.text  # stored with its event; the relay starts it when it can
         shown = await api.get(f"/api/v1/leads/{lead['id']}", headers=headers)
-        assert shown.status_code == 200 and shown.json()["workflow_status"] == "PENDING", shown.text
+        # PENDING until a relay delivers it (the suite's worker relays this database to its own server), then
+        # UNKNOWN: this app cannot ask Temporal. Either way answered, not a 5xx.
+        assert shown.status_code == 200 and shown.json()["workflow_status"] in ("PENDING", "UNKNOWN"), shown.text
 
 
 _NURTURE = """schema: dealflow/v1
@@ -288,7 +292,10 @@ async def test_the_dry_run_is_for_ops_bounded_in_number_and_in_time(app, api, ma
     try:
         first = asyncio.create_task(api.post("/api/v1/definitions/test", headers=ops, json=body))
         second = asyncio.create_task(api.post("/api/v1/definitions/test", headers=ops, json=body))
-        await asyncio.sleep(0.2)  # both are starting their test servers
+        deadline = time.monotonic() + 10  # both hold their slot (starting their test servers)
+        while not (app.state.dry_run_slots is not None and app.state.dry_run_slots.locked()):
+            assert time.monotonic() < deadline, "the two dry runs never both started"
+            await asyncio.sleep(0.01)
         third = await api.post("/api/v1/definitions/test", headers=ops, json=body)
         _problem(third, 429)
         assert third.headers["retry-after"]

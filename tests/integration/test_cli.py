@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import stat
 import socket
 import subprocess
 import sys
@@ -52,14 +53,65 @@ def test_python_worker_py_reports_configuration_errors_in_one_line(tmp_path):
     assert out.returncode == 1
     assert out.stderr.strip() == ("error: bad configuration: DEALFLOW_TWILIO_ACCOUNT_SID is required: sms provider "
                                   "'twilio' is selected (default)")
+    short = subprocess.run([sys.executable, str(ROOT / "worker.py")], cwd=tmp_path, capture_output=True, text=True,
+                           env=_env(tmp_path, DEALFLOW_SECRET_KEY="short"), timeout=120)
+    assert short.returncode == 1
+    assert short.stderr.strip().startswith("error: DEALFLOW_SECRET_KEY is too short (5 characters)"), short.stderr
 
 
-def test_keys_create_prints_the_key_last(tmp_path):
-    out = subprocess.run([*DEALFLOW, "keys", "create", "--tenant", "acme", "--role", "ops"], cwd=tmp_path,
-                         env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+def test_keys_create_off_a_terminal_writes_the_key_to_a_private_file_and_lists_revoke_it(tmp_path):
+    """Off a terminal (a script, CI, a log) the key is never printed: the last word is the path of a 0600 file."""
+    out = subprocess.run([*DEALFLOW, "keys", "create", "--tenant", "acme", "--role", "ops", "--name", "zapier"],
+                         cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    key = out.stdout.split()[-1]
-    assert key.startswith("dfk_") and "Created ops key" in out.stdout
+    path = Path(out.stdout.split()[-1])
+    assert "dfk_" not in out.stdout and "Created ops key" in out.stdout
+    assert path.parent == tmp_path / ".dealflow" / "keys" and path.name.startswith("ak_")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    key = path.read_text().strip()
+    assert key.startswith("dfk_")
+    listed = subprocess.run([*DEALFLOW, "keys", "list", "--tenant", "acme"], cwd=tmp_path,
+                            env={**_env(tmp_path), "COLUMNS": "200"}, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert key.split("_")[1] in listed.stdout and "zapier" in listed.stdout and "ops" in listed.stdout
+    assert key.split("_", 2)[2] not in listed.stdout  # never the secret
+    revoked = subprocess.run([*DEALFLOW, "keys", "revoke", key], cwd=tmp_path, env=_env(tmp_path),
+                             capture_output=True, text=True, timeout=120)
+    assert revoked.returncode == 0 and "revoked" in revoked.stdout, revoked.stderr
+    listed = subprocess.run([*DEALFLOW, "keys", "list", "--tenant", "acme"], cwd=tmp_path,
+                            env={**_env(tmp_path), "COLUMNS": "200"}, capture_output=True, text=True, timeout=120)
+    [line] = [line for line in listed.stdout.splitlines() if key.split("_")[1] in line]
+    assert line.rstrip()[-1].isdigit()  # the revoked column has a time now, not "-"
+    unknown = subprocess.run([*DEALFLOW, "keys", "revoke", "ak_nope"], cwd=tmp_path, env=_env(tmp_path),
+                             capture_output=True, text=True, timeout=120)
+    assert unknown.returncode == 1 and unknown.stderr.strip() == "error: no key 'ak_nope'"
+
+
+def test_keys_create_on_a_terminal_prints_the_key_last(tmp_path):
+    import pty
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([*DEALFLOW, "keys", "create", "--tenant", "acme", "--role", "staff"], cwd=tmp_path,
+                               env={**_env(tmp_path), "TERM": "xterm"}, stdin=follower, stdout=follower,
+                               stderr=follower)
+    os.close(follower)
+    seen = bytearray()
+    try:
+        process.wait(120)  # a few lines: they wait in the terminal's buffer
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen.extend(chunk)
+    finally:
+        os.close(leader)
+    assert process.returncode == 0
+    words = _plain(bytes(seen)).split()
+    assert words[-1].startswith("dfk_") and "shown once" in _plain(bytes(seen))
+    assert not (tmp_path / ".dealflow" / "keys").exists()
 
 
 @pytest.mark.parametrize("args, env, message", [
@@ -71,6 +123,10 @@ def test_keys_create_prints_the_key_last(tmp_path):
     (["api"], {"DEALFLOW_TENANT_PROVIDERS": '{"acme": {"sms": "twilio"}}'},
      "error: bad configuration: DEALFLOW_TWILIO_ACCOUNT_SID is required: sms provider 'twilio' is selected "
      "(tenant acme)"),
+    # Outside `dealflow up`, a server without a proper secret key does not start (issue 10).
+    (["api"], {}, "error: DEALFLOW_SECRET_KEY is not set: set it to a random value of at least 32 characters"),
+    (["worker"], {"DEALFLOW_SECRET_KEY": "dev-only-change-me"},
+     "error: DEALFLOW_SECRET_KEY is too short (18 characters)"),
 ])
 def test_errors_are_one_clear_line(tmp_path, args, env, message):
     out = subprocess.run([*DEALFLOW, *args], cwd=tmp_path, env=_env(tmp_path, **env), capture_output=True,
@@ -114,6 +170,13 @@ def test_up_runs_everything_and_ctrl_c_stops_it(tmp_path):
         assert httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=5).status_code == 200  # Temporal Web UI
         assert httpx.get(f"{base}/docs").status_code == 200
         assert (tmp_path / ".dealflow" / "temporal.db").exists() and (tmp_path / ".dealflow" / "crm.db").exists()
+        # Embedded state is the user's alone (issue 10): the folder 0700, its files 0600, the key made once.
+        home = tmp_path / ".dealflow"
+        assert stat.S_IMODE(home.stat().st_mode) == 0o700
+        for name in ("secret-key", "dev-admin-key", "crm.db", "temporal.db", "api.log", "worker.log"):
+            assert stat.S_IMODE((home / name).stat().st_mode) == 0o600, name
+        assert len((home / "secret-key").read_text().strip()) == 64
+        assert stat.S_IMODE((home / "metrics").stat().st_mode) == 0o700
     finally:
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=60)

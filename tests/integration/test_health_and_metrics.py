@@ -18,7 +18,7 @@ async def test_health_reports_database_and_temporal(api):
 
 async def test_health_is_503_when_the_database_is_unreachable(temporal_env, settings):
     broken = Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
-                      temporal_address=settings.temporal_address)
+                      temporal_address=settings.temporal_address, secret_key=settings.secret_key)
     app = create_app(broken, temporal_client=temporal_env.client)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:

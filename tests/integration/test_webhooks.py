@@ -15,8 +15,10 @@ from sqlmodel import Session, func, select
 from twilio.request_validator import RequestValidator
 
 from api.routes.webhooks import verify_sendgrid, verify_twilio
-from models.consent import is_opted_out
+from models.consent import is_opted_out, record_consent
+from models.event import Event
 from models.message import Message
+from models.payloads import ConsentChange
 from models.tenant import Role
 from models.timeline import TimelineEntry
 from models.webhook import WebhookEvent
@@ -279,3 +281,50 @@ async def test_an_sms_reply_pauses_the_cadence_and_is_recorded(api, engine, make
     assert len(replied) == 1 and replied[0]["data"]["text"] == "Yes, call me after 5"
     with Session(engine) as session:
         assert not is_opted_out(session, tenant, "sms", lead["phone"])
+
+
+def _texted(engine, tenant: str, to: str, from_number: str | None) -> None:
+    """A text the tenant sent `to` from `from_number` (None: through the shared messaging service)."""
+    with Session(engine) as session:
+        session.add(Message(tenant_id=tenant, channel="sms", direction="outbound", to_address=to,
+                            from_address=from_number, body="Still interested in selling?", provider="twilio",
+                            status="delivered", idempotency_key=f"test:{uuid.uuid4().hex}"))
+        session.commit()
+
+
+async def test_stop_applies_to_every_tenant_that_texted_the_number_from_that_line(api, engine, make_key):
+    """Twilio blocks a line for a recipient who texted STOP to it, whichever tenant sends on it next: every tenant
+    that texted them from that line (or through the shared messaging service) records the opt-out."""
+    phone, line, other_line = toll_free(), toll_free(), toll_free()
+    owner, shared, service, elsewhere, staff_stopped = (f"o{uuid.uuid4().hex[:6]}" for _ in range(5))
+    for tenant in (owner, shared, service, elsewhere, staff_stopped):
+        make_key(Role.staff, tenant=tenant)
+    set_tenant(engine, owner, sms_from=line)
+    _texted(engine, owner, phone, line)
+    _texted(engine, shared, phone, line)  # another tenant on the same line
+    _texted(engine, service, phone, None)  # through the messaging service
+    _texted(engine, elsewhere, phone, other_line)  # a line of its own: Twilio does not block it
+    _texted(engine, staff_stopped, phone, line)
+    lead = (await api.post("/api/v1/leads", headers=make_key(Role.staff, tenant=shared), json={
+        "first_name": "Shared", "phone": phone, "source": "cold_call"})).json()
+    with Session(engine) as session:  # opted out by staff before the text: a START must not undo that
+        record_consent(session, ConsentChange(tenant_id=staff_stopped, channel="sms", address=phone,
+                                              status="opted_out", source="staff", evidence={}))
+        session.commit()
+
+    stop = await _twilio_post(api, "/api/v1/webhooks/twilio/sms", {
+        "MessageSid": f"SM{uuid.uuid4().hex}", "From": phone, "To": line, "Body": "STOP"})
+    assert stop.status_code == 200
+    with Session(engine) as session:
+        stopped = {t for t in (owner, shared, service, elsewhere, staff_stopped)
+                   if is_opted_out(session, t, "sms", phone)}
+        lead_events = session.exec(select(Event.name).where(Event.subject_id == lead["id"])).all()
+    assert stopped == {owner, shared, service, staff_stopped}
+    assert "lead.opted_out" in lead_events  # the shared tenant's lead hears it, so its cadences stop
+
+    start = await _twilio_post(api, "/api/v1/webhooks/twilio/sms", {
+        "MessageSid": f"SM{uuid.uuid4().hex}", "From": phone, "To": line, "Body": "START"})
+    assert "subscribed again" in start.text
+    with Session(engine) as session:
+        still = {t for t in (owner, shared, service, elsewhere, staff_stopped) if is_opted_out(session, t, "sms", phone)}
+    assert still == {staff_stopped}

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _start_worker(settings, task_queue: str, extra: dict[str, str] | None = None) -> subprocess.Popen:
     env = {**os.environ, "DEALFLOW_DATABASE_URL": settings.database_url,
            "DEALFLOW_TEMPORAL_ADDRESS": settings.temporal_address, "DEALFLOW_TEMPORAL_TASK_QUEUE": task_queue,
-           "DEALFLOW_LOG_LEVEL": "WARNING",
+           "DEALFLOW_LOG_LEVEL": "WARNING", "DEALFLOW_SECRET_KEY": settings.secret_key,
            # the session's relay delivers this database's events; a second one would send them to this queue
            "DEALFLOW_RELAY_ENABLED": "false", **(extra or {})}
     return subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=env)
