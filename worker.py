@@ -26,9 +26,11 @@ from activities.outbound import OutboundActivities
 from activities.scoring import ScoringActivities
 from core.db import make_engine
 from core.logging import configure_logging
+from core.metrics import serve
 from core.process import exit_now
 from core.settings import ConfigError, Settings, get_settings
-from core.temporal import connect
+from core.tracing import configure_tracing
+from core.temporal import connect, prometheus_runtime
 from events.relay import Relay
 from providers.enrichment import CountyRecordsSource, PropertyApiSource
 from providers.http_call import OutboundHttp
@@ -85,7 +87,9 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None, client: Client | None = None) -> None:
     """Run until `stop` is set (or forever); shuts the worker down inside the event loop."""
-    client = client or await connect(settings)
+    if client is None:
+        runtime = prometheus_runtime(settings.temporal_metrics_address) if settings.temporal_metrics_address else None
+        client = await connect(settings, runtime=runtime)
     engine = make_engine(settings.effective_database_url)
     with concurrent.futures.ThreadPoolExecutor(max_workers=32) as executor:
         worker = build_worker(client, engine, settings, executor)
@@ -150,6 +154,14 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     configure_logging(settings.log_level, settings.log_format)
+    configure_tracing(settings, "dealflow-worker")
+    if settings.metrics_address:  # (empty under `dealflow up`, which serves every process's metrics itself)
+        try:
+            serve(settings.metrics_address)
+        except OSError as exc:
+            print(f"error: cannot serve metrics on {settings.metrics_address}: {exc.strerror} (set "
+                  "DEALFLOW_METRICS_ADDRESS, or empty to turn them off)", file=sys.stderr)
+            raise SystemExit(1) from None
     asyncio.run(run_until_signalled(settings))
     exit_now(0)
 

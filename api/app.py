@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from opentelemetry import trace
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy import Engine
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -60,6 +62,7 @@ class RequestContext:
                     headers={"X-Request-ID": request_id, "Connection": "close"})(scope, receive, send)
                 return
             with request_trace(headers):
+                trace.get_current_span().set_attribute("dealflow.request_id", request_id)
                 await self.app(scope, self._limited(receive) if self.max_body_bytes else receive, answer)
         except Exception as exc:  # noqa: BLE001 — the one place a crash becomes an answer
             # Here rather than in an exception handler: Starlette runs those outside this middleware, where the
@@ -127,6 +130,10 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     errors.install(app)
 
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    # The request's server span (outside RequestContext: its trace is current there, so the events the request
+    # writes carry it). Plain ASGI like RequestContext; spans are recorded only when DEALFLOW_OTEL_EXPORTER
+    # installs a provider (core/tracing.py). Probes are not traced.
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="/health$,/api/v1/health$")
 
     # Routers carry their full /api/v1 prefix (not nested) so the metrics' route label is the full path.
     app.include_router(leads.router)
@@ -138,5 +145,5 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.include_router(webhooks.router)
     app.include_router(events.router)
     app.include_router(health.router, prefix="/api/v1")
-    app.include_router(health.router)  # /health and /metrics at the root too, for probes
+    app.include_router(health.router)  # /health at the root too, for probes (metrics: their own address)
     return app

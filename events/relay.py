@@ -290,7 +290,8 @@ class Relay:
         from events.enrollment import SUBJECT_MODELS, dispatch
 
         outcome = []
-        with resumed_trace(event.traceparent):
+        with resumed_trace(event.traceparent, f"relay.deliver {event.name}", {
+                "dealflow.event_id": event.event_id, "dealflow.subject": f"{event.subject_type}:{event.subject_id}"}):
             if event.workflow_signal:
                 outcome.append(self._to_lead_workflow(session, event))
             subject = session.get(SUBJECT_MODELS[event.subject_type], event.subject_id)

@@ -28,6 +28,11 @@ from tests.fakes.sendgrid import SendGridFake
 from tests.fakes.twilio import TwilioFake
 from worker import build_worker, running_relay
 
+# Processes the tests start (workers, `dealflow api`) serve no metrics unless a test asks: the default addresses
+# (127.0.0.1:9464/9465) are shared by every checkout on the machine.
+os.environ.setdefault("DEALFLOW_METRICS_ADDRESS", "")
+os.environ.setdefault("DEALFLOW_TEMPORAL_METRICS_ADDRESS", "")
+
 
 def _fresh_database_url(tmp_path_factory) -> str:
     url = os.environ.get("DEALFLOW_TEST_DATABASE_URL", "").strip()
