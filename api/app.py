@@ -132,8 +132,8 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
     # The request's server span (outside RequestContext: its trace is current there, so the events the request
     # writes carry it). Plain ASGI like RequestContext; spans are recorded only when DEALFLOW_OTEL_EXPORTER
-    # installs a provider (core/tracing.py). Probes are not traced.
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="/health$,/api/v1/health$")
+    # installs a provider (core/tracing.py). Probes are not traced, nor each body chunk read and written.
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="/health$,/api/v1/health$", exclude_spans=["receive", "send"])
 
     # Routers carry their full /api/v1 prefix (not nested) so the metrics' route label is the full path.
     app.include_router(leads.router)
