@@ -82,6 +82,20 @@ def test_errors_are_one_clear_line(tmp_path, args, env, message):
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.parametrize("variable", ["DEALFLOW_METRICS_ADDRESS", "DEALFLOW_TEMPORAL_METRICS_ADDRESS"])
+def test_a_metrics_port_in_use_is_one_clear_line(tmp_path, variable):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        address = "127.0.0.1:%d" % busy.getsockname()[1]
+        out = subprocess.run([*DEALFLOW, "worker"], cwd=tmp_path, env=_env(tmp_path, **{variable: address}),
+                             capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert lines == [f"error: cannot serve metrics on {address}: Address already in use (set {variable}, or "
+                     "empty to turn them off)"], out.stderr
+
+
 def test_up_runs_everything_and_ctrl_c_stops_it(tmp_path):
     api_port, temporal_port, ui_port = _free_port(), _free_port(), _free_port()
     metrics_port, sdk_metrics_port = _free_port(), _free_port()
