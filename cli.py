@@ -247,11 +247,15 @@ def api_command(
     import uvicorn
 
     from core.logging import configure_logging
+    from core.tracing import configure_tracing
 
     settings = load_settings()
     _check_secret_key(settings)
     configure_logging(settings.log_level, settings.log_format)
+    configure_tracing(settings, "dealflow-api")
     if fd is None:
+        # This process serves the metrics (with --workers > 1 set PROMETHEUS_MULTIPROC_DIR so it adds theirs up).
+        _serve_metrics(settings)
         uvicorn.run("api.app:create_app", factory=True, host=host or settings.api_host,
                     port=port or settings.api_port, workers=workers, log_config=None, proxy_headers=True)
         return
@@ -267,6 +271,22 @@ def api_command(
     config = uvicorn.Config("api.app:create_app", factory=True, log_config=None, proxy_headers=True,
                             log_level="warning", timeout_keep_alive=75)
     Server(config).run(sockets=[socket.socket(fileno=fd)])
+
+
+def _serve_metrics(settings: Settings, multiprocess_dir: Path | None = None):
+    """Dealflow's metrics and the relay's backlog on DEALFLOW_METRICS_ADDRESS (unless empty), from a thread."""
+    if not settings.metrics_address:
+        return None
+    from api.routes.health import read_backlog
+    from core.db import make_engine
+    from core.metrics import serve
+
+    engine = make_engine(settings.effective_database_url)
+    try:
+        return serve(settings.metrics_address, backlog=lambda: read_backlog(engine), multiprocess_dir=multiprocess_dir)
+    except OSError as exc:
+        raise CliError(f"cannot serve metrics on {settings.metrics_address}: {exc.strerror} "
+                       "(set DEALFLOW_METRICS_ADDRESS, or empty to turn them off)") from None
 
 
 @app.command("seed")
@@ -380,7 +400,7 @@ async def _up(settings: Settings, demo: bool) -> None:
     if port_in_use(settings.api_port, api_host):
         raise CliError(f"port {settings.api_port} is already in use (set DEALFLOW_API_PORT or --port)")
 
-    devserver = supervisor = listener = None
+    devserver = supervisor = listener = metrics_server = None
     ui = f"http://127.0.0.1:{settings.embedded_temporal_ui_port}"
     display = StartupDisplay(console)
     try:
@@ -415,6 +435,8 @@ async def _up(settings: Settings, demo: bool) -> None:
             except OSError as exc:
                 raise CliError(f"cannot listen on {settings.api_host}:{settings.api_port}: {exc.strerror}") from None
             children = _children(settings, listener)
+            # One scrape for all of them: this process adds up what the API processes and the worker write.
+            metrics_server = _serve_metrics(settings, multiprocess_dir=settings.home / "metrics")
             starting = True
 
             def on_change(child, note: str) -> None:
@@ -447,6 +469,9 @@ async def _up(settings: Settings, demo: bool) -> None:
                 supervisor.stop_all()
         if listener:
             listener.close()
+        if metrics_server:
+            metrics_server.shutdown()
+            metrics_server.server_close()
         if devserver:
             with console.status("Stopping the Temporal dev server"):
                 devserver.stop()
@@ -459,8 +484,8 @@ def _children(settings: Settings, listener):
     bound), each a process of its own with the embedded settings."""
     from core.supervisor import Child
 
-    # The worker's metrics (the relay's deliveries, activities) reach the API's /metrics through files both
-    # processes write (prometheus-client's multiprocess mode); a new start begins with none.
+    # Every child writes its metrics to files here (prometheus-client's multiprocess mode) and this process serves
+    # their sum on DEALFLOW_METRICS_ADDRESS (the children serve none themselves); a new start begins with none.
     metrics_dir = settings.home / "metrics"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
@@ -468,7 +493,7 @@ def _children(settings: Settings, listener):
            "DEALFLOW_TEMPORAL_ADDRESS": settings.effective_temporal_address,
            "DEALFLOW_PUBLIC_URL": settings.effective_public_url, "DEALFLOW_SECRET_KEY": settings.secret_key,
            "PYTHONUNBUFFERED": "1",
-           "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+           "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "DEALFLOW_METRICS_ADDRESS": ""}
     ready_file = settings.home / "worker.ready"
     root = Path(__file__).resolve().parent
     worker = Child("worker", [sys.executable, str(root / "worker.py")],

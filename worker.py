@@ -7,6 +7,7 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import re
 import signal
 import warnings
 from datetime import timedelta
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.deal import DealActivities
@@ -26,9 +28,11 @@ from activities.outbound import OutboundActivities
 from activities.scoring import ScoringActivities
 from core.db import make_engine
 from core.logging import configure_logging
+from core.metrics import serve
 from core.process import exit_now
 from core.settings import ConfigError, Settings, get_settings
-from core.temporal import connect
+from core.tracing import configure_tracing
+from core.temporal import connect, prometheus_runtime
 from events.relay import Relay
 from providers.enrichment import CountyRecordsSource, PropertyApiSource
 from providers.http_call import OutboundHttp
@@ -83,9 +87,11 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
         )
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event | None = None, client: Client | None = None) -> None:
-    """Run until `stop` is set (or forever); shuts the worker down inside the event loop."""
-    client = client or await connect(settings)
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None, client: Client | None = None,
+                     runtime: Runtime | None = None) -> None:
+    """Run until `stop` is set (or forever); shuts the worker down inside the event loop. `runtime`: the
+    process's Temporal Runtime (main's serves the SDK's metrics)."""
+    client = client or await connect(settings, runtime=runtime)
     engine = make_engine(settings.effective_database_url)
     with concurrent.futures.ThreadPoolExecutor(max_workers=32) as executor:
         worker = build_worker(client, engine, settings, executor)
@@ -134,13 +140,13 @@ async def ensure_daily_schedule(client: Client, task_queue: str) -> None:
         pass
 
 
-async def run_until_signalled(settings: Settings) -> None:
+async def run_until_signalled(settings: Settings, runtime: Runtime | None = None) -> None:
     """Run the worker until SIGINT/SIGTERM, then finish in-flight tasks and stop (docker stop, Ctrl-C)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await run_worker(settings, stop)
+    await run_worker(settings, stop, runtime=runtime)
 
 
 def main() -> None:
@@ -151,7 +157,22 @@ def main() -> None:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     configure_logging(settings.log_level, settings.log_format)
-    asyncio.run(run_until_signalled(settings))
+    configure_tracing(settings, "dealflow-worker")
+    runtime = None
+    try:
+        if settings.metrics_address:  # (empty under `dealflow up`, which serves every process's metrics itself)
+            address, variable = settings.metrics_address, "DEALFLOW_METRICS_ADDRESS"
+            serve(address)
+        if settings.temporal_metrics_address:
+            address, variable = settings.temporal_metrics_address, "DEALFLOW_TEMPORAL_METRICS_ADDRESS"
+            runtime = prometheus_runtime(address)
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or re.sub(r"^Failed starting Prometheus exporter: | \(os error \d+\)$",
+                                                          "", str(exc))
+        print(f"error: cannot serve metrics on {address}: {reason} (set {variable}, or empty to turn them off)",
+              file=sys.stderr)
+        raise SystemExit(1) from None
+    asyncio.run(run_until_signalled(settings, runtime))
     exit_now(0)
 
 

@@ -19,6 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from core.db import is_unique_violation
+from core.metrics import MESSAGES
 from core.settings import Settings
 from core.signing import sign
 from models.base import utcnow
@@ -37,6 +38,7 @@ from providers.sms import is_opt_out
 from providers.templates import Template, latest_template, render
 
 log = logging.getLogger("dealflow.messaging")
+COUNTED = ("sent", "suppressed", "failed")  # dealflow_messages_total's outcomes
 FINAL = {"sent", "delivered", "opened", "clicked", "bounced", "failed", "suppressed", "undelivered"}
 
 
@@ -65,6 +67,12 @@ class MessagingActivities:
 
     @activity.defn
     def send_message(self, request: MessageRequest) -> MessageResult:
+        result = self._send(request)
+        if result.status in COUNTED:
+            MESSAGES.labels(request.channel, result.status).inc()
+        return result
+
+    def _send(self, request: MessageRequest) -> MessageResult:
         message = self._claim(request)
         if message.status in FINAL:
             return _result(message)

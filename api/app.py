@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from opentelemetry import trace
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy import Engine
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -62,6 +64,7 @@ class RequestContext:
                     headers={"X-Request-ID": request_id, "Connection": "close"})(scope, receive, send)
                 return
             with request_trace(headers):
+                trace.get_current_span().set_attribute("dealflow.request_id", request_id)
                 await self.app(scope, self._limited(receive) if self.max_body_bytes else receive, answer)
         except Exception as exc:  # noqa: BLE001 — the one place a crash becomes an answer
             # Here rather than in an exception handler: Starlette runs those outside this middleware, where the
@@ -137,6 +140,10 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.openapi = openapi
 
     app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    # The request's server span (outside RequestContext: its trace is current there, so the events the request
+    # writes carry it). Plain ASGI like RequestContext; spans are recorded only when DEALFLOW_OTEL_EXPORTER
+    # installs a provider (core/tracing.py). Probes are not traced, nor each body chunk read and written.
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="/health$,/api/v1/health$", exclude_spans=["receive", "send"])
     # Outermost: the headers go on every answer, the 413s and 500s RequestContext writes itself included.
     app.add_middleware(SecurityHeaders, https=settings.effective_public_url.startswith("https://"))
 
@@ -151,5 +158,5 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.include_router(events.router)
     app.include_router(keys.router)
     app.include_router(health.router, prefix="/api/v1")
-    app.include_router(health.router)  # /health and /metrics at the root too, for probes
+    app.include_router(health.router)  # /health at the root too, for probes (metrics: their own address)
     return app

@@ -84,7 +84,8 @@ def fresh_database(backend: str, tmp: Path):
 def api_process(url: str, temporal: str, port: int, processes: int = 1):
     """The API as `dealflow up` runs it: `processes` API processes serving one listening socket bound here."""
     env = {**os.environ, "DEALFLOW_DATABASE_URL": url, "DEALFLOW_TEMPORAL_ADDRESS": temporal,
-           "DEALFLOW_LOG_LEVEL": "WARNING", "DEALFLOW_SECRET_KEY": os.environ.get("DEALFLOW_SECRET_KEY") or "b" * 64}
+           "DEALFLOW_LOG_LEVEL": "WARNING", "DEALFLOW_METRICS_ADDRESS": "",
+           "DEALFLOW_SECRET_KEY": os.environ.get("DEALFLOW_SECRET_KEY") or "b" * 64}
     listener = socket.create_server(("127.0.0.1", port), backlog=2048)
     children = [subprocess.Popen([sys.executable, str(ROOT / "cli.py"), "api", "--fd", str(listener.fileno())],
                                  cwd=ROOT, env=env, pass_fds=(listener.fileno(),)) for _ in range(processes)]

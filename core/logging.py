@@ -1,6 +1,7 @@
 """Logging: readable and coloured on a terminal (Rich), JSON lines everywhere else (files, containers, CI).
 
-Every JSON line carries the request id and, inside Temporal code, the workflow id. On a terminal the libraries
+Every JSON line carries the request id, the trace id (the same as in the request's trace: core/tracing.py) and,
+inside Temporal code, the workflow id. On a terminal the libraries
 (alembic, uvicorn's access log, temporalio, httpx) only speak at WARNING and above, unless DEALFLOW_LOG_LEVEL is
 DEBUG: a newcomer's terminal shows what Dealflow does, not how its libraries start up.
 """
@@ -14,6 +15,8 @@ from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
+from core.tracing import current_trace_id
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 FORMATS = ("auto", "json", "text")
@@ -26,6 +29,7 @@ NOISE = ("alembic.runtime.plugins", "uvicorn.access", "httpx", "temporalio.worke
 class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
+        record.trace_id = current_trace_id()
         workflow_id = None
         # temporalio's workflow.logger / activity.logger put their context in these extras.
         for attr in ("temporal_workflow", "temporal_activity"):
@@ -69,7 +73,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
         handler: logging.Handler = logging.StreamHandler(stream)
         handler.setFormatter(
             JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(workflow_id)s",
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(trace_id)s %(workflow_id)s",
                 rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
             )
         )

@@ -122,6 +122,25 @@ class Settings(BaseSettings):
     unsubscribe_link_max_age_days: int = Field(default=60, ge=30, le=3650)
     legacy_links_until: date = date(2027, 2, 1)
 
+    # Telemetry (issue 10). Metrics are served on their own bind address, never the API's port: Dealflow's own
+    # (prometheus-client) on metrics_address — by `dealflow api` and `dealflow worker`, or by `dealflow up` alone
+    # for all its processes — and the Temporal SDK's (the worker's Runtime) on temporal_metrics_address. Empty
+    # turns one off. Traces: none (the default; trace ids still reach the logs and the outbox), otlp (to
+    # OTEL_EXPORTER_OTLP_ENDPOINT, OpenTelemetry's own variable, default http://localhost:4318) or console.
+    metrics_address: str = "127.0.0.1:9464"
+    temporal_metrics_address: str = "127.0.0.1:9465"
+    otel_exporter: str = Field(default="none", pattern="^(none|otlp|console)$")
+    otel_service_name: str = "dealflow"
+
+    @field_validator("metrics_address", "temporal_metrics_address")
+    @classmethod
+    def _check_metrics_address(cls, value: str) -> str:
+        value = value.strip()
+        host, _, port = value.rpartition(":")
+        if value and (not host or "://" in value or not port.isdigit() or not 0 < int(port) < 65536):
+            raise ValueError("must be host:port, e.g. 127.0.0.1:9464 (empty turns it off)")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _normalise_database_url(cls, value: str) -> str:

@@ -1,17 +1,49 @@
-"""W3C trace context (OpenTelemetry's propagator): the API adopts a request's `traceparent` or starts one,
-every event row written in the request carries it, and the relay makes it current again while it delivers
-the event, so one trace id follows a lead from the HTTP request across the outbox into Temporal."""
+"""Tracing (OpenTelemetry): one trace id follows a lead from the HTTP request across the outbox into Temporal.
+
+The API's server span comes from opentelemetry-instrumentation-fastapi (a child of the caller's `traceparent`,
+or a new trace); every event row written in the request stores the span's traceparent; the relay makes it
+current again while it delivers the event, in a span of its own, and the Temporal SDK's TracingInterceptor
+(core/temporal.py) carries it on to the workflow and its activities.
+
+DEALFLOW_OTEL_EXPORTER picks where spans go: `none` (the default) installs no SDK — spans are not recorded, yet a
+request without a trace still gets a trace id of its own, for its events and the logs — `otlp` (OTLP over HTTP, to
+OTEL_EXPORTER_OTLP_ENDPOINT) or `console`."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from opentelemetry import context, trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+if TYPE_CHECKING:
+    from core.settings import Settings
+
 _propagator = TraceContextTextMapPropagator()
+tracer = trace.get_tracer("dealflow")  # a proxy: it records once a provider is installed
+
+
+def configure_tracing(settings: Settings, service_name: str) -> None:
+    """Install the tracer provider DEALFLOW_OTEL_EXPORTER asks for (once per process; `none` installs nothing)."""
+    if settings.otel_exporter == "none":
+        return
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    if settings.otel_exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter()
+    else:
+        exporter = ConsoleSpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": f"{settings.otel_service_name}"
+                                                        f"{service_name.removeprefix('dealflow')}"}))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
 
 
 def _new_span_context() -> trace.SpanContext:
@@ -21,7 +53,12 @@ def _new_span_context() -> trace.SpanContext:
 
 @contextmanager
 def request_trace(headers: Mapping[str, str]) -> Iterator[str]:
-    """Within the block, the request's trace is current: a child of its `traceparent`, or a new trace."""
+    """Within the block, the request has a trace: the instrumentation's server span when one is current, else a
+    child of the caller's `traceparent`, or a new trace (spans not recorded: the trace id is for the events and
+    the logs). Yields the traceparent."""
+    if trace.get_current_span().get_span_context().is_valid:
+        yield current_traceparent() or ""
+        return
     parent = trace.get_current_span(_propagator.extract(dict(headers))).get_span_context()
     span_context = _new_span_context()
     if parent.is_valid:
@@ -35,19 +72,24 @@ def request_trace(headers: Mapping[str, str]) -> Iterator[str]:
 
 
 @contextmanager
-def resumed_trace(traceparent: str | None) -> Iterator[None]:
-    """Make a stored traceparent current again (the relay delivering an event written by a request)."""
-    if not traceparent:
-        yield
-        return
-    token = context.attach(_propagator.extract({"traceparent": traceparent}))
+def resumed_trace(traceparent: str | None, name: str = "relay.deliver",
+                  attributes: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Continue a stored traceparent (the relay delivering an event written by a request) in a span `name`."""
+    token = context.attach(_propagator.extract({"traceparent": traceparent})) if traceparent else None
     try:
-        yield
+        with tracer.start_as_current_span(name, kind=trace.SpanKind.PRODUCER, attributes=dict(attributes or {})):
+            yield
     finally:
-        context.detach(token)
+        if token is not None:
+            context.detach(token)
 
 
 def current_traceparent() -> str | None:
     carrier: dict[str, str] = {}
     _propagator.inject(carrier)
     return carrier.get("traceparent")
+
+
+def current_trace_id() -> str | None:
+    span_context = trace.get_current_span().get_span_context()
+    return format(span_context.trace_id, "032x") if span_context.is_valid else None

@@ -291,7 +291,8 @@ class Relay:
         from events.enrollment import SUBJECT_MODELS, dispatch
 
         outcome = []
-        with resumed_trace(event.traceparent):
+        with resumed_trace(event.traceparent, f"relay.deliver {event.name}", {
+                "dealflow.event_id": event.event_id, "dealflow.subject": f"{event.subject_type}:{event.subject_id}"}):
             if event.name == STAFF_MESSAGE_EVENT:
                 outcome.append(self._start_message(event))
             if event.workflow_signal:

@@ -28,6 +28,11 @@ from tests.fakes.sendgrid import SendGridFake
 from tests.fakes.twilio import TwilioFake
 from worker import build_worker, running_relay
 
+# Processes the tests start (workers, `dealflow api`) serve no metrics unless a test asks: the default addresses
+# (127.0.0.1:9464/9465) are shared by every checkout on the machine.
+os.environ.setdefault("DEALFLOW_METRICS_ADDRESS", "")
+os.environ.setdefault("DEALFLOW_TEMPORAL_METRICS_ADDRESS", "")
+
 
 # The servers the tests build (create_app, worker.py, uvicorn subprocesses) refuse to start without a proper key.
 TEST_SECRET_KEY = "test-secret-key-" + "0123456789abcdef" * 2

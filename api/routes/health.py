@@ -1,4 +1,5 @@
-"""Liveness of the pieces the API depends on, the event relay's backlog, and Prometheus metrics.
+"""Liveness of the pieces the API depends on and the event relay's backlog. (Prometheus metrics are not served
+here, on the public port, but on their own bind address: core/metrics.py.)
 
 200 `ok` when everything answers; 200 `degraded` naming the failing part when Temporal is down or the relay
 lags (intake still works: leads are stored with their events and delivered later); 503 only when the
@@ -9,26 +10,27 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy import text
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine, text
 from sqlmodel import Session
 
-from core.metrics import RELAY_BACKLOG, RELAY_OLDEST, RELAY_PARKED, exposition
 from models.event import backlog
 
 router = APIRouter(tags=["health"])
 RELAY_LAG_SECONDS = 60  # an undelivered event older than this means no relay is keeping up
 
 
+def read_backlog(engine: Engine) -> tuple[int, float | None, int]:
+    """(undelivered events, the oldest one's age in seconds, parked events): /health and the metrics' reading."""
+    with Session(engine) as session:
+        return backlog(session)
+
+
 def _database(engine) -> dict:
     with Session(engine) as session:
         session.exec(text("SELECT 1"))
         count, oldest, parked = backlog(session)
-    RELAY_BACKLOG.set(count)
-    RELAY_OLDEST.set(oldest or 0)
-    RELAY_PARKED.set(parked)
     return {"backlog": count, "oldest_seconds": round(oldest, 3) if oldest is not None else None, "parked": parked}
 
 
@@ -58,12 +60,3 @@ async def health(request: Request) -> JSONResponse:
     return JSONResponse({"type": "about:blank", "title": "Service Unavailable", "status": 503,
                          "detail": "the database is unreachable", **body},
                         status_code=503, media_type="application/problem+json")
-
-
-@router.get("/metrics", response_class=PlainTextResponse)  # the Prometheus text format
-def metrics(request: Request) -> Response:
-    try:
-        _database(request.app.state.engine)  # the relay gauges are read when scraped
-    except Exception:  # noqa: BLE001 - metrics still answer without the database
-        pass
-    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -28,7 +28,8 @@ def _free_port() -> int:
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DEALFLOW_")}
-    env.update({"DEALFLOW_HOME": str(tmp_path / ".dealflow"), "PYTHONPATH": str(ROOT), **extra})
+    env.update({"DEALFLOW_HOME": str(tmp_path / ".dealflow"), "PYTHONPATH": str(ROOT),
+                "DEALFLOW_METRICS_ADDRESS": "", "DEALFLOW_TEMPORAL_METRICS_ADDRESS": "", **extra})
     return env
 
 
@@ -137,10 +138,27 @@ def test_errors_are_one_clear_line(tmp_path, args, env, message):
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.parametrize("variable", ["DEALFLOW_METRICS_ADDRESS", "DEALFLOW_TEMPORAL_METRICS_ADDRESS"])
+def test_a_metrics_port_in_use_is_one_clear_line(tmp_path, variable):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        address = "127.0.0.1:%d" % busy.getsockname()[1]
+        out = subprocess.run([*DEALFLOW, "worker"], cwd=tmp_path, env=_env(tmp_path, **{variable: address}),
+                             capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert lines == [f"error: cannot serve metrics on {address}: Address already in use (set {variable}, or "
+                     "empty to turn them off)"], out.stderr
+
+
 def test_up_runs_everything_and_ctrl_c_stops_it(tmp_path):
     api_port, temporal_port, ui_port = _free_port(), _free_port(), _free_port()
+    metrics_port, sdk_metrics_port = _free_port(), _free_port()
     env = _env(tmp_path, DEALFLOW_API_PORT=str(api_port), DEALFLOW_EMBEDDED_TEMPORAL_PORT=str(temporal_port),
-               DEALFLOW_EMBEDDED_TEMPORAL_UI_PORT=str(ui_port), DEALFLOW_TEMPORAL_TASK_QUEUE="up-test")
+               DEALFLOW_EMBEDDED_TEMPORAL_UI_PORT=str(ui_port), DEALFLOW_TEMPORAL_TASK_QUEUE="up-test",
+               DEALFLOW_METRICS_ADDRESS=f"127.0.0.1:{metrics_port}",
+               DEALFLOW_TEMPORAL_METRICS_ADDRESS=f"127.0.0.1:{sdk_metrics_port}")
     process = subprocess.Popen([*DEALFLOW, "up", "--demo"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{api_port}"
@@ -162,11 +180,18 @@ def test_up_runs_everything_and_ctrl_c_stops_it(tmp_path):
             time.sleep(0.2)
         assert described["status"] == "RUNNING"
         assert described["search_attributes"]["TenantId"] == "demo"
-        # The relay runs in the worker process; its deliveries show on the API's /metrics all the same.
-        metrics = httpx.get(f"{base}/metrics").text
+        # Metrics are not on the API's port but on their own address, served by `dealflow up` for every process:
+        # the relay's deliveries (counted in the worker) and the API processes' requests in one scrape.
+        assert httpx.get(f"{base}/metrics").status_code == 404
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         delivered = [line for line in metrics.splitlines()
                      if line.startswith('dealflow_events_delivered_total{event="lead.created"}')]
         assert delivered and float(delivered[0].split()[-1]) >= 1, metrics[-3000:]
+        assert 'dealflow_http_requests_total{method="POST",route="/api/v1/leads",status="201"}' in metrics
+        assert "dealflow_relay_backlog_events " in metrics
+        # and the worker's Temporal SDK metrics on theirs
+        sdk = httpx.get(f"http://127.0.0.1:{sdk_metrics_port}/metrics").text
+        assert "temporal_workflow_task_execution_latency" in sdk, sdk[:2000]
         assert httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=5).status_code == 200  # Temporal Web UI
         assert httpx.get(f"{base}/docs").status_code == 200
         assert (tmp_path / ".dealflow" / "temporal.db").exists() and (tmp_path / ".dealflow" / "crm.db").exists()
@@ -182,7 +207,7 @@ def test_up_runs_everything_and_ctrl_c_stops_it(tmp_path):
         stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr[-2000:]
     assert "Dealflow is up" in stdout and "stopped" in stdout
-    for port in (api_port, temporal_port, ui_port):  # nothing left running
+    for port in (api_port, temporal_port, ui_port, metrics_port, sdk_metrics_port):  # nothing left running
         with socket.socket() as sock:
             assert sock.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
 
