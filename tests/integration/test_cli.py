@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.conftest import TEST_SECRET_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 DEALFLOW = [sys.executable, "-c", "import cli; cli.main()"]
@@ -144,7 +145,8 @@ def test_a_metrics_port_in_use_is_one_clear_line(tmp_path, variable):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         address = "127.0.0.1:%d" % busy.getsockname()[1]
-        out = subprocess.run([*DEALFLOW, "worker"], cwd=tmp_path, env=_env(tmp_path, **{variable: address}),
+        out = subprocess.run([*DEALFLOW, "worker"], cwd=tmp_path,
+                             env=_env(tmp_path, DEALFLOW_SECRET_KEY=TEST_SECRET_KEY, **{variable: address}),
                              capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
     lines = out.stderr.strip().splitlines()
