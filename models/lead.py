@@ -213,15 +213,18 @@ class LeadCreate(Input):
 
 
 class LeadUpdate(Input):
+    """Only the fields sent change. Names, tags and custom cannot be null (their columns are not): send "", []
+    or {} to clear them; email and phone can, as long as the lead keeps one of them."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    first_name: Name | None = None
-    last_name: Name | None = None
+    first_name: Name = PydField(default=None)  # type: ignore[assignment]  # None: not sent
+    last_name: Name = PydField(default=None)  # type: ignore[assignment]
     email: Email | None = None
     phone: Phone | None = None
     notes: Notes | None = None
-    tags: Tags | None = None
-    custom: dict[str, Any] | None = None
+    tags: Tags = PydField(default=None)  # type: ignore[assignment]
+    custom: dict[str, Any] = PydField(default=None)  # type: ignore[assignment]
     assigned_to: str | None = PydField(default=None, max_length=40, description="a user id of the tenant")
 
     _tags = field_validator("tags")(normalise_tags)

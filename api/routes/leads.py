@@ -250,11 +250,6 @@ def update_lead(lead_id: str, body: LeadUpdate, session: SessionDep, principal: 
     changes = body.model_dump(exclude_unset=True)
     if not changes:
         raise Problem(422, "nothing to change", errors=[{"field": "body", "message": "no fields given"}])
-    refused = [{"field": k, "message": "may not be null (send \"\" or [] or {} to clear it)"}
-               for k in ("first_name", "last_name", "tags", "custom") if k in changes and changes[k] is None]
-    if refused:
-        raise Problem(422, "invalid request: " + ", ".join(e["field"] for e in refused) + " may not be null",
-                      errors=refused)
     if not ((changes["email"] if "email" in changes else lead.email)
             or (changes["phone"] if "phone" in changes else lead.phone)):
         raise Problem(422, "a lead needs an email or a phone", errors=[
