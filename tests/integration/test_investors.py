@@ -109,9 +109,10 @@ async def test_capital_raise_runs_for_an_investor_hears_a_reply_and_ends_on_comm
         with Session(engine) as session:
             return session.exec(select(Message).where(Message.investor_id == investor["id"],
                                                       Message.direction == "outbound")).all()
-    # a message row is written before the provider answers, then marked sent: wait for both to be sent
+    # a message row is written before the provider answers (pending, then sending), then marked sent: wait
+    # for both to have an outcome
     messages = await eventually(lambda: (rows := sent()) and len(rows) == 2
-                                and all(m.status != "pending" for m in rows) and rows)
+                                and all(m.status not in ("pending", "sending") for m in rows) and rows)
     by_channel = {m.channel: m for m in messages}
     assert by_channel["email"].to_address == investor["email"] and by_channel["sms"].to_address == phone
     assert all(m.status == "sent" and m.lead_id is None for m in messages)
