@@ -4,8 +4,6 @@ reached over https. Plain ASGI, like RequestContext: a header list added to each
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
-
 # JSON and the small pages (unsubscribe): nothing but their own inline style and a form posting back.
 STRICT_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
                  "frame-ancestors 'none'; base-uri 'none'")
@@ -23,8 +21,9 @@ class SecurityHeaders:
                   ("X-Frame-Options", "DENY"), ("Cross-Origin-Opener-Policy", "same-origin")]
         if https:  # only a site reached over https may say so (a browser ignores it over http anyway)
             common.append(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
-        self.strict = [*common, ("Content-Security-Policy", STRICT_POLICY)]
-        self.docs = [*common, ("Content-Security-Policy", DOCS_POLICY)]
+        # Encoded once: a response start gets them appended as raw pairs (MutableHeaders was 5% of an intake)
+        self.strict = _raw([*common, ("Content-Security-Policy", STRICT_POLICY)])
+        self.docs = _raw([*common, ("Content-Security-Policy", DOCS_POLICY)])
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -34,10 +33,13 @@ class SecurityHeaders:
 
         async def answer(message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in extra:
-                    if name not in headers:  # a route that set its own keeps it
-                        headers.append(name, value)
+                headers = message.setdefault("headers", [])
+                own = {name.lower() for name, _ in headers}
+                headers.extend(pair for pair in extra if pair[0] not in own)  # a route that set its own keeps it
             await send(message)
 
         await self.app(scope, receive, answer)
+
+
+def _raw(pairs: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in pairs]

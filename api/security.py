@@ -83,11 +83,28 @@ def revoke_api_key(session: Session, row: ApiKey, actor: str) -> ApiKey:
 
 
 # Verified keys, briefly: loading the key row (and its last-used write) was a sixth of an intake's CPU. A cached
-# key is still checked against its row's revoked_at on every request (one primary-key read, no ORM), so a key
-# revoked by any process is refused at once; a wrong key is never cached.
+# key is still checked against its row's revoked_at on every request (one primary-key read, no ORM, outside a
+# transaction: no COMMIT round trip), so a key revoked by any process is refused at once; a wrong key is never
+# cached.
 CACHE_SECONDS = 10.0
 _verified: dict[str, tuple[Principal, float]] = {}
 _REVOKED = text("SELECT revoked_at FROM api_keys WHERE id = :id")
+
+
+def cached_principal(key: str) -> Principal | None:
+    """The principal of a key verified less than CACHE_SECONDS ago (its revocation still to be read)."""
+    cached = _verified.get(hash_key(key))
+    return cached[0] if cached and cached[1] > time.monotonic() else None
+
+
+def still_valid(engine: Engine, key: str, principal: Principal) -> bool:
+    """Whether the cached key's row still stands unrevoked (blocking: one autocommit read)."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        row = connection.execute(_REVOKED, {"id": principal.key_id}).first()
+    if row is not None and row[0] is None:
+        return True
+    _verified.pop(hash_key(key), None)
+    return False
 
 
 def authenticate(session: Session, key: str) -> Principal | None:
@@ -97,10 +114,8 @@ def authenticate(session: Session, key: str) -> Principal | None:
     digest = hash_key(key)
     cached = _verified.get(digest)
     if cached and cached[1] > time.monotonic():
-        row = session.connection().execute(_REVOKED, {"id": cached[0].key_id}).first()
-        if row is not None and row[0] is None:
+        if still_valid(session.get_bind(), key, cached[0]):
             return cached[0]
-        _verified.pop(digest, None)
         return None
     principal = _authenticate(session, parts[1], digest)
     if principal is not None:

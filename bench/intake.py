@@ -1,7 +1,8 @@
 """Durable intake and the event relay, each beside an honest baseline measured in the same run. Prints JSON.
 
     python bench/intake.py [--backend sqlite|postgres|both] [--leads 2000] [--clients 32] [--rate 150]
-                           [--seconds 10] [--relay-concurrency 16] [--api-processes 2] [--only relay|open-loop]
+                           [--seconds 10] [--relay-concurrency 16] [--api-processes 2]
+                           [--only relay|open-loop|closed-loop]
 
 The clients are bench/loadgen.py's minimal keep-alive HTTP client (~0.2 ms of CPU a request; httpx took ~5 ms,
 as much as the API, on the same two cores).
@@ -297,6 +298,15 @@ async def open_rounds(args, engine, base: str, headers: dict) -> dict:
             "median_p99_ms": median(r["p99_ms"] for r in rounds)}
 
 
+def closed_summary(args, rounds: list[dict]) -> dict:
+    median = statistics.median
+    return {"clients": args.clients, "rounds": rounds,
+            "median_leads_per_s": median(r["intake"]["leads_per_s"] for r in rounds),
+            "median_p99_ms": median(r["intake"]["p99_ms"] for r in rounds),
+            "median_bare_insert_rows_per_s": median(r["bare_insert"]["rows_per_s"] for r in rounds),
+            "median_ratio": median(r["ratio"] for r in rounds)}
+
+
 async def bench_backend(backend: str, args, temporal: DevServer, tmp: Path) -> dict:
     with fresh_database(backend, tmp) as url:
         engine = make_engine(url)
@@ -318,18 +328,15 @@ async def bench_backend(backend: str, args, temporal: DevServer, tmp: Path) -> d
                 floor = await asyncio.to_thread(bare_insert, url, tenant, args.leads, args.clients, f"f{r}")
                 rounds.append({"intake": ours, "bare_insert": floor,
                                "ratio": round(ours["leads_per_s"] / floor["rows_per_s"], 3)})
+            if args.only == "closed-loop":
+                return {"intake_closed_loop": closed_summary(args, rounds)}
             opened = await open_rounds(args, engine, base, headers)
             relay = await relay_rounds_of(args, engine, client, queue, base, headers)
             # the backlog is empty here: commit-to-delivery is the healthy relay's latency
             latency = await commit_to_delivery(base, headers, engine, client, queue, args.relay_concurrency, "lat")
         engine.dispose()
-    median = statistics.median
     return {
-        "intake_closed_loop": {"clients": args.clients, "rounds": rounds,
-                               "median_leads_per_s": median(r["intake"]["leads_per_s"] for r in rounds),
-                               "median_p99_ms": median(r["intake"]["p99_ms"] for r in rounds),
-                               "median_bare_insert_rows_per_s": median(r["bare_insert"]["rows_per_s"] for r in rounds),
-                               "median_ratio": median(r["ratio"] for r in rounds)},
+        "intake_closed_loop": closed_summary(args, rounds),
         "intake_open_loop": opened,
         "relay_drain": relay,
         "commit_to_delivery": latency,
@@ -347,7 +354,7 @@ async def main() -> None:
     parser.add_argument("--relay-concurrency", type=int, default=16)
     parser.add_argument("--api-processes", type=int, default=2, help="API processes on one socket (dealflow up's "
                         "default on 2 cores)")
-    parser.add_argument("--only", choices=("relay", "open-loop"),
+    parser.add_argument("--only", choices=("relay", "open-loop", "closed-loop"),
                         help="one phase alone (relay: its backlog made by --leads intakes)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

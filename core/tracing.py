@@ -46,6 +46,11 @@ def configure_tracing(settings: Settings, service_name: str) -> None:
     trace.set_tracer_provider(provider)
 
 
+def tracing_recorded() -> bool:
+    """Whether this process records spans (a provider is installed: configure_tracing, or a test's own)."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
 def _new_span_context() -> trace.SpanContext:
     return trace.SpanContext(trace_id=random.getrandbits(128) or 1, span_id=random.getrandbits(64) or 1,
                              is_remote=False, trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))

@@ -19,10 +19,11 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import or_
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import make_transient_to_detached
+from sqlmodel import Session, select
 
-from core.db import in_transaction, is_unique_violation
+from core.db import in_transaction
 from core.metrics import LEADS_RECEIVED
 from models.audit import record_audit
 from models.base import utcnow
@@ -36,48 +37,51 @@ log = logging.getLogger("dealflow.intake")
 
 def find_original(session: Session, tenant_id: str, body: LeadCreate, address: str | None) -> str | None:
     """The id of the earliest live, non-duplicate lead of the tenant with the same email, phone, or
-    name+address (the id alone: loading the whole row was a tenth of an intake's CPU)."""
+    name+address (the id alone, in Core: loading the whole row was a tenth of an intake's CPU, and the ORM's
+    scalar result another tenth)."""
+    leads = Lead.__table__.c
     matches = []
     if body.email:
-        matches.append(Lead.email == body.email)
+        matches.append(leads.email == body.email)
     if body.phone:
-        matches.append(Lead.phone == body.phone)
+        matches.append(leads.phone == body.phone)
     if address and body.last_name:
-        matches.append((Lead.property_address == address) & (Lead.last_name == body.last_name))
+        matches.append((leads.property_address == address) & (leads.last_name == body.last_name))
     if not matches:
         return None
     query = (
-        select(Lead.id)
-        .where(Lead.tenant_id == tenant_id, col(Lead.deleted_at).is_(None), col(Lead.duplicate_of).is_(None))
+        select(leads.id)
+        .where(leads.tenant_id == tenant_id, leads.deleted_at.is_(None), leads.duplicate_of.is_(None))
         .where(or_(*matches))
-        .order_by(col(Lead.created_at), col(Lead.id))
+        .order_by(leads.created_at, leads.id)
+        .limit(1)
     )
-    return session.exec(query).first()
+    row = session.connection().execute(query).first()
+    return row[0] if row else None
 
 
 def _property(session: Session, tenant_id: str, body: LeadCreate) -> Property | None:
+    """The property at the lead's address: stored now, or the one an earlier (or concurrent) intake stored. One
+    statement when it is new — INSERT … ON CONFLICT DO NOTHING on the unique (tenant, address), which waits
+    for a concurrent writer of the same address — instead of a read, a savepoint and an insert."""
     postal = body.postal_address()
     if not postal:
         return None
     address = postal.one_line
-
-    def existing() -> Property | None:
-        return session.exec(select(Property).where(Property.tenant_id == tenant_id,
-                                                   Property.normalized_address == address)).first()
-
-    row = existing()
-    if row is not None:
-        return row
     row = Property(tenant_id=tenant_id, normalized_address=address,
                    **postal.model_dump(include={"street", "unit", "city", "state", "zip"}))
-    try:
-        with session.begin_nested():  # unique (tenant, address): a concurrent intake may have stored it
-            session.add(row)
-    except IntegrityError as exc:
-        if not is_unique_violation(exc):
-            raise
-        return existing()
-    return row
+    connection = session.connection()
+    table = Property.__table__
+    insert = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert
+    values = {column.name: getattr(row, column.name) for column in table.columns}
+    stored = connection.execute(insert(table).values(values).on_conflict_do_nothing(
+        index_elements=["tenant_id", "normalized_address"]).returning(table.c.id)).first()
+    if stored is not None:
+        make_transient_to_detached(row)  # the row as inserted: the session knows it without reading it back
+        session.add(row)
+        return row
+    return session.exec(select(Property).where(Property.tenant_id == tenant_id,
+                                               Property.normalized_address == address)).one()
 
 
 def store_lead(session: Session, tenant_id: str, actor: str, body: LeadCreate, *,
