@@ -20,7 +20,8 @@ from models.timeline import TimelineEntry
 from models.webhook import WebhookEvent
 
 __all__ = [
-    "ApiKey", "AssignmentCursor", "AuditLog", "Consent", "Document", "Event", "Investor", "Lead", "LeadSource", "LeadStatus", "Message",
+    "ApiKey", "AssignmentCursor", "AuditLog", "Consent", "Document", "Event", "Investor", "Lead", "LeadSource",
+    "LeadStatus", "Message",
     "MessageTemplate", "Notification", "Parcel", "ScoringModel",
     "Opportunity", "OpportunityMatch", "Pipeline", "Property", "Role", "StageChange", "Task", "Tenant",
     "TimelineEntry", "User", "WebhookEvent", "WorkflowDefinition", "WorkflowExecution", "metadata",
