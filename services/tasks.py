@@ -76,6 +76,7 @@ def create_task(session: Session, *, tenant_id: str, title: str, actor: str, des
         existing = session.exec(select(Task).where(Task.idempotency_key == idempotency_key)).first()
         if existing is not None:
             return existing
+    lead_id, opportunity_id, investor_id = lead_id or None, opportunity_id or None, investor_id or None
     title = " ".join(title.split())
     if not title or len(title) > 300:
         raise Invalid("a task's title has 1 to 300 characters", field="title")

@@ -46,7 +46,7 @@ def list_audit(session: SessionDep, principal: Admin,
                entity_type: Annotated[str | None, Query(max_length=40)] = None,
                entity_id: Annotated[str | None, Query(max_length=200)] = None,
                actor: Annotated[str | None, Query(max_length=200, description="e.g. user:us_... or key:ak_...")] = None,
-               before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+               before: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
                limit: Annotated[int, Query(ge=1, le=200)] = 50) -> AuditPage:
     query = select(AuditLog).where(AuditLog.tenant_id == principal.tenant_id)
     if entity_type:
