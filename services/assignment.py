@@ -137,3 +137,26 @@ def hand_lead(session: Session, caller: Acting, lead: Lead, user: User | None) -
                body=f"{name} ({str(lead.source).replace('_', ' ')}) is yours now."
                     + (f" Property: {lead.property_address}." if lead.property_address else ""),
                key=f"lead.assigned:{lead.id}:{lead.updated_at.isoformat()}", lead_id=lead.id)
+
+
+def assign_deal(session: Session, caller: Acting, deal: Opportunity, assignee: str | None, *,
+                team: str | None = None) -> Opportunity:
+    """The deal's counterpart of `assign_lead` (for the deal routes): `assignee` as in `resolve` (round robin in
+    `team`, by default dispositions for a disposition deal, acquisitions otherwise), audited `deal.assign`, the new
+    owner notified; commits. A staff member may assign a deal that is theirs or no one's."""
+    check_owner(caller, deal.assigned_to, f"deal {deal.id}")
+    user = resolve(session, caller.tenant_id, assignee, team=team, subject=deal)
+    before = deal.assigned_to
+    deal.assigned_to = user.id if user else None
+    deal.updated_at = utcnow()
+    session.add(deal)
+    record_audit(session, tenant_id=caller.tenant_id, actor=caller.actor, action="deal.assign", entity_type="deal",
+                 entity_id=deal.id, before={"assigned_to": before},
+                 after={"assigned_to": deal.assigned_to, **({"round_robin": team or default_team(deal)}
+                                                            if assignee == ROUND_ROBIN else {})})
+    if user is not None and user.id != before and user.id != caller.user_id:
+        notify(session, user, kind="deal.assigned", title=f"Deal for you: {deal.title}",
+               body=f"{deal.title} ({deal.pipeline}, {deal.stage}) is yours now.",
+               key=f"deal.assigned:{deal.id}:{deal.updated_at.isoformat()}", opportunity_id=deal.id)
+    session.commit()
+    return deal

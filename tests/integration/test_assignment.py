@@ -108,3 +108,32 @@ def test_a_cursor_read_then_written_back_is_unfair(settings, worker, engine, mak
     with Session(engine) as session:
         owners = Counter(session.exec(select(Lead.assigned_to).where(col(Lead.id).in_(leads))).all())
     assert max(owners.values()) > N // len(members), owners  # some rep got far more than their share
+
+
+def test_a_deal_takes_its_turn_in_its_pipelines_team_and_staff_keep_to_their_own(engine):
+    """assign_deal, for the deal routes: a disposition deal goes to dispositions by default; staff cannot take a
+    colleague's deal, a manager can move it."""
+    from models.opportunity import Opportunity
+    from services.acting import Caller, Forbidden
+    from services.assignment import assign_deal
+
+    tenant, _ = insert_lead(engine)
+    with Session(engine, expire_on_commit=False) as session:
+        dispo = User(tenant_id=tenant, email=f"d@{tenant}.example.com", name="Dee", team="dispositions")
+        acq = User(tenant_id=tenant, email=f"a@{tenant}.example.com", name="Al", team="acquisitions")
+        boss = User(tenant_id=tenant, email=f"b@{tenant}.example.com", name="Bo", role="manager", team="dispositions")
+        deal = Opportunity(tenant_id=tenant, title="12 Elm St", pipeline="disposition", stage="marketing")
+        session.add_all([dispo, acq, boss, deal])
+        session.commit()
+        assign_deal(session, Caller(tenant_id=tenant, actor="test"), deal, "round_robin")
+        assert deal.assigned_to == dispo.id  # dispositions' first in turn (Dee joined before Bo)
+        with pytest.raises(Forbidden):
+            assign_deal(session, Caller(tenant_id=tenant, actor=f"user:{acq.id}", role="staff", user_id=acq.id),
+                        deal, acq.id)
+        assign_deal(session, Caller(tenant_id=tenant, actor=f"user:{boss.id}", role="manager", user_id=boss.id),
+                    deal, acq.email)
+        assert deal.assigned_to == acq.id
+        notes = session.exec(select(Notification.user_id).where(Notification.opportunity_id == deal.id)
+                             .order_by(Notification.created_at)).all()
+        actions = session.exec(select(AuditLog.action).where(AuditLog.entity_id == deal.id)).all()
+    assert notes == [dispo.id, acq.id] and actions == ["deal.assign", "deal.assign"]

@@ -249,3 +249,43 @@ async def test_a_definitions_round_robin_task_and_notify_to_managers_run_end_to_
                                                       Message.status == "sent")).all()
 
     assert len(await eventually(lambda: len(emails()) == 2 and emails(), timeout=30)) == 2
+
+
+def test_the_create_task_activity_is_once_per_key_goes_to_the_owner_and_refuses_a_name_it_cannot_use(engine):
+    """The activity behind LeadWorkflow's call-now task and definitions' create_task: a retried attempt finds the
+    first one's task; no assignee means the lead's owner; an unknown or deactivated user, or a team with nobody in
+    it, is a final failure with the reason (the step fails, nothing is retried forever)."""
+    import pytest
+    from temporalio.exceptions import ApplicationError
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.staff import StaffActivities
+    from models.lead import Lead
+    from models.payloads import TaskInput
+    from models.tenant import User
+    from tests.conftest import insert_lead
+
+    tenant, lead_id = insert_lead(engine)
+    with Session(engine) as session:
+        owner = User(tenant_id=tenant, email=f"o@{tenant}.example.com", name="Olga", team="acquisitions")
+        gone = User(tenant_id=tenant, email=f"g@{tenant}.example.com", name="Gus", active=False)
+        session.add_all([owner, gone])
+        session.flush()
+        session.get(Lead, lead_id).assigned_to = owner.id
+        session.commit()
+        owner_id = owner.id
+    activities, env = StaffActivities(engine), ActivityEnvironment()
+    call_now = TaskInput(tenant_id=tenant, lead_id=lead_id, title="Call now", due_in_hours=1,
+                         idempotency_key=f"{lead_id}:call-now")
+    first, again = env.run(activities.create_task, call_now), env.run(activities.create_task, call_now)
+    with Session(engine) as session:
+        task = session.get(Task, first)
+        notes = session.exec(select(Notification).where(Notification.task_id == first)).all()
+    assert first == again and task.assignee == owner_id and len(notes) == 1
+    for assignee, team, reason in ((f"g@{tenant}.example.com", None, "deactivated"),
+                                   ("nobody@example.com", None, "no user"),
+                                   ("round_robin", "dispositions", "no active staff")):
+        with pytest.raises(ApplicationError, match=reason) as failure:
+            env.run(activities.create_task, TaskInput(tenant_id=tenant, lead_id=lead_id, title="X", assignee=assignee,
+                                                      team=team, idempotency_key=f"{lead_id}:{assignee}"))
+        assert failure.value.non_retryable
