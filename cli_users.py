@@ -53,9 +53,8 @@ def users_create(
     try:
         with Session(engine, expire_on_commit=False) as session:
             new_tenant = session.get(Tenant, tenant) is None
-            if new_tenant:
+            if new_tenant:  # committed with the user, or not at all
                 create_tenant(session, tenant, None, "cli")
-                session.commit()
             user = create_user(session, tenant, email=email, name=name, role=role.value, team=team,
                                password=_password(password), actor="cli")
     except ServiceError as exc:
