@@ -461,7 +461,8 @@ async def _up(settings: Settings, demo: bool) -> None:
             banner(console, api=settings.effective_public_url, ui=ui if devserver else None,
                    external_temporal=settings.effective_temporal_address,
                    database=_safe_url(settings.effective_database_url), tenant=settings.default_tenant,
-                   namespace=settings.temporal_namespace, key=key, key_file=settings.home / "dev-admin-key")
+                   namespace=settings.temporal_namespace, key=key, key_file=settings.home / "dev-admin-key",
+                   metrics=settings.metrics_address, temporal_metrics=settings.temporal_metrics_address)
             await supervisor.watch(stop)
     finally:
         if supervisor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -25,7 +26,7 @@ from api.routes import (
 from core.db import make_engine
 from core.logging import request_id_var
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from core.settings import Settings, get_settings
+from core.settings import ConfigError, Settings, get_settings
 from core.temporal import connect
 from core.tracing import request_trace, tracing_recorded
 
@@ -164,3 +165,14 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.include_router(health.router, prefix="/api/v1")
     app.include_router(health.router)  # /health at the root too, for probes (metrics: their own address)
     return app
+
+
+def serve() -> FastAPI:
+    """The factory for running the API under uvicorn directly (`uvicorn --factory api.app:serve`; `dealflow api`
+    is the usual way): a configuration error — no secret key, a bad setting — is one line and exit status 2,
+    not a traceback."""
+    try:
+        return create_app()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

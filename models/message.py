@@ -16,7 +16,9 @@ class Message(SQLModel, table=True):
     # GET /messages, newest first: the tenant's, a lead's, an investor's (each page an index scan).
     __table_args__ = (Index("ix_messages_tenant_created", "tenant_id", "created_at", "id"),
                       Index("ix_messages_lead_created", "lead_id", "created_at", "id"),
-                      Index("ix_messages_investor_created", "investor_id", "created_at", "id"))
+                      Index("ix_messages_investor_created", "investor_id", "created_at", "id"),
+                      # who texted this number (a STOP opts it out for each of them: services/inbound_sms.py)
+                      Index("ix_messages_to_address", "to_address", "channel", "direction"))
     id: str = Field(default_factory=lambda: new_id("ms"), primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
     lead_id: str | None = Field(default=None, foreign_key="leads.id", max_length=40)

@@ -50,12 +50,17 @@ def tenants_that_texted(session: Session, owner: str, sender: str, to_number: st
     """The tenant owning the number and every other tenant that texted `sender` from it (or through the shared
     messaging service, which sends from a pool and stores no number): a carrier's STOP blocks the number for all
     of them, so each must record the opt-out and stop its cadences."""
+    others = session.exec(texted_by_query(owner, sender, to_number)).all()
+    return [owner, *sorted(others)]
+
+
+def texted_by_query(owner: str, sender: str, to_number: str):
+    """The other tenants' ids that texted `sender` from `to_number` (ix_messages_to_address serves it)."""
     through_number = or_(Message.from_address == to_number,
                          and_(col(Message.from_address).is_(None), Message.provider == "twilio"))
-    others = session.exec(select(Message.tenant_id).where(
+    return select(Message.tenant_id).where(
         Message.channel == "sms", Message.direction == "outbound", Message.to_address == sender, through_number,
-        Message.tenant_id != owner).distinct()).all()
-    return [owner, *sorted(others)]
+        Message.tenant_id != owner).distinct()
 
 
 def apply_inbound_sms(session: Session, settings: Settings, form: dict[str, str],

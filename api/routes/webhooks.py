@@ -44,11 +44,13 @@ def verify_twilio(auth_token: str, url: str, params: dict[str, str], signature: 
     return RequestValidator(auth_token).validate(url, params, signature)
 
 
-def _refuse(provider: str, request: Request, reason: str) -> Problem:
+def _refuse(provider: str, request: Request, reason: str, public: str | None = None) -> Problem:
+    """403. The log keeps the reason; the caller is told `public` when the reason would tell it something it
+    should not learn (which tenants exist, which sources they configured)."""
     client = request.client.host if request.client else "?"
     security_log.warning("refused %s webhook from %s: %s", provider, client, reason)
     WEBHOOK_EVENTS.labels(provider, "refused").inc()
-    return Problem(403, f"{provider} webhook refused: {reason}")
+    return Problem(403, f"{provider} webhook refused: {public or reason}")
 
 
 def _public_url(settings, request: Request) -> str:
@@ -145,11 +147,14 @@ async def lead_source_webhook(source: str, request: Request, session: SessionDep
     Unreadable leads are kept as needs_review with the reason (202)."""
     body = await request.body()
     secret = settings.lead_source_secrets.get(tenant, {}).get(source)
+    # An unknown tenant or source is refused exactly like a bad signature: the answer must not tell a prober
+    # which tenants exist (the log says which it was).
+    unverified = "the signature could not be verified"
     if not secret:
-        raise _refuse(f"lead_source:{source}", request, f"no secret configured for tenant {tenant!r}")
+        raise _refuse(f"lead_source:{source}", request, f"no secret configured for tenant {tenant!r}", unverified)
     refused = verify_lead_source(secret, body, request.headers)
     if refused:
-        raise _refuse(f"lead_source:{source}", request, f"bad signature ({refused})")
+        raise _refuse(f"lead_source:{source}", request, f"bad signature ({refused})", unverified)
     event_id = request.headers["webhook-id"][:300]
     outcome = await run_in_threadpool(receive_source_lead, session, tenant, source, event_id, body)
     WEBHOOK_EVENTS.labels("lead_source", outcome.status).inc()

@@ -21,6 +21,7 @@ from models.lead import Lead
 from models.message import Message
 from models.opportunity import Opportunity
 from models.timeline import TimelineEntry
+from services.inbound_sms import texted_by_query
 from services.lead_lists import LeadFilters, lead_list_query
 from services.tenants import create_tenant
 from sqlmodel import Session
@@ -135,3 +136,10 @@ def test_the_other_lists_staff_use_are_index_scans(engine, book):
     assert_index_scan(engine, select(TimelineEntry).where(
         TimelineEntry.tenant_id == tenant, col(TimelineEntry.lead_id).in_([ids["lead"]])).order_by(
         col(TimelineEntry.occurred_at), col(TimelineEntry.id)), "ix_timeline_lead", ordered=False)
+
+
+def test_a_stop_finds_the_tenants_that_texted_the_number_by_index(engine, book):
+    """An inbound STOP looks, across tenants, for who texted the number: by ix_messages_to_address, not a scan of
+    every tenant's messages."""
+    assert_index_scan(engine, texted_by_query("someone-else", "+15122004242", "+15125550100"),
+                      "ix_messages_to_address", ordered=False)
