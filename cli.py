@@ -217,6 +217,29 @@ def scoring_train(
     console.print(f"  {'active now' if row.active else 'not activated (the active model is at least as good)'}")
 
 
+@scoring_app.command("intent-train")
+def scoring_intent_train() -> None:
+    """Retrain the reply-intent model on the shipped labelled set plus every correction staff made, and save it
+    where the API and the worker load it (each process picks the new file up on its next reply)."""
+    from sqlmodel import Session
+
+    from core.db import make_engine
+    from services.reply_intent import retrain
+
+    settings = load_settings()
+    migrate_database(settings)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with console.status("Training the reply-intent model"), Session(engine) as session:
+            model, corrections = retrain(session, settings)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
+    console.print(f"[green]✓[/] reply-intent model {model.version}: the shipped set and {corrections} staff "
+                  f"correction(s), saved in {settings.effective_models_dir}")
+
+
 @app.command("worker")
 def worker_command() -> None:
     """Run the Temporal worker alone (production; same as `python worker.py`)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
@@ -104,6 +105,15 @@ class RequestContext:
         return bool(self.max_body_bytes and length.isdigit() and int(length) > self.max_body_bytes)
 
 
+def _warm_intent_model(settings: Settings) -> None:
+    from scoring.intent import text_model
+
+    try:
+        text_model(settings.effective_models_dir)
+    except Exception:  # noqa: BLE001 — the first reply will say what is wrong, in its own request
+        log.warning("the reply-intent model could not be loaded", exc_info=True)
+
+
 def create_app(settings: Settings | None = None, *, temporal_client: Client | None = None,
                engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
@@ -114,6 +124,8 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
         owns_engine = engine is None
         app.state.engine = engine or make_engine(settings.effective_database_url)
         app.state.temporal = temporal_client or await connect(settings, lazy=True)
+        # The reply-intent model, trained (or loaded) in the background: the first inbound SMS need not wait for it
+        asyncio.get_running_loop().run_in_executor(None, _warm_intent_model, settings)
         log.info("API ready (Temporal %s, task queue %s)", settings.effective_temporal_address,
                  settings.temporal_task_queue)
         yield

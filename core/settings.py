@@ -82,6 +82,13 @@ class Settings(BaseSettings):
     property_api_key: str | None = None
     # Scoring: model files live here (metadata in the scoring_models table). Default: <home>/models.
     models_dir: Path | None = None
+    # Reply intent (scoring/intent.py): an optional LLM behind the same interface as the shipped text model, any
+    # OpenAI-compatible chat-completions API (e.g. https://api.openai.com/v1, a local vLLM or Ollama); off when
+    # the URL is empty. A failed or unreadable answer falls back to the text model.
+    intent_llm_url: str | None = None
+    intent_llm_model: str = "gpt-4o-mini"
+    intent_llm_api_key: str | None = None
+    intent_llm_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     # Lead-source webhooks (POST /api/v1/webhooks/leads/{source}), signed the Standard Webhooks way; secrets e.g.
     # DEALFLOW_LEAD_SOURCE_SECRETS='{"acme": {"zapier": "whsec_..."}}' (tenant -> source -> secret).
     lead_source_secrets: dict[str, dict[str, str]] = Field(default_factory=dict)

@@ -20,7 +20,8 @@ from api.deps import SessionDep, SettingsDep
 from api.errors import Problem
 from core.metrics import WEBHOOK_EVENTS
 from services.delivery_events import Effects, apply_and_commit, apply_sendgrid_event, apply_twilio_status
-from services.inbound_sms import apply_inbound_sms
+from services.inbound_sms import apply_inbound_sms, keyword
+from services.reply_intent import classify_reply
 from services.lead_intake import receive_source_lead
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
@@ -107,8 +108,11 @@ async def _twilio_form(request: Request, settings) -> dict[str, str]:
 @router.post("/twilio/sms")
 async def twilio_inbound_sms(request: Request, session: SessionDep, settings: SettingsDep):
     form = await _twilio_form(request, settings)
+    text = form.get("Body", "")
+    # Classified before the transaction: an LLM's answer can take seconds, which no transaction should wait on
+    intent = None if keyword(text) or not text.strip() else await run_in_threadpool(classify_reply, settings, text)
     outcome, reply = await run_in_threadpool(
-        apply_and_commit, session, lambda effects: apply_inbound_sms(session, settings, form, effects))
+        apply_and_commit, session, lambda effects: apply_inbound_sms(session, settings, form, effects, intent))
     WEBHOOK_EVENTS.labels("twilio_sms", outcome).inc()
     twiml = MessagingResponse()
     if reply and outcome != "duplicate":
