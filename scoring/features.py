@@ -91,6 +91,8 @@ def describe(feature: str, value: Any) -> str:
              "year_built": "built", "assessed_value": "assessed value"}
     if feature == "year_built":
         return f"built {int(value)}"
+    if feature == "days_since_created":
+        return "arrived just now" if value < 1 / 24 else f"arrived {value:.0f} day{'s' * (round(value) != 1)} ago"
     if feature == "assessed_value":
         return f"assessed at ${value:,.0f}"
     return f"{value:g} {units.get(feature, feature.replace('_', ' '))}"
