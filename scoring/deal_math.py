@@ -201,9 +201,14 @@ def check_sign_change(amounts: Sequence[Decimal], field: str = "cash_flows") -> 
                                    "without a sign change there is no rate of return")
 
 
+MAX_RATE = 1e9  # 100,000,000,000 % a period: past that a "rate" says only that the flows are not an investment
+
+
 def _rate(value: float | None, field: str) -> Decimal:
     if value is None or not math.isfinite(value):
         raise DealMathError(field, "the rate of return does not converge for these cash flows")
+    if abs(value) > MAX_RATE:
+        raise DealMathError(field, f"the rate of return ({value:.3g}) is beyond ±{MAX_RATE:.0e}: check the amounts")
     return Decimal(repr(value)).quantize(RATE, rounding=ROUND_HALF_EVEN)
 
 

@@ -99,6 +99,7 @@ def test_irr_and_xirr():
     (lambda: irr([100, 110]), "cash_flows"),         # no sign change
     (lambda: irr([-100, -110]), "cash_flows"),
     (lambda: irr([-100]), "cash_flows"),
+    (lambda: irr([D("-0.01"), 10**12]), "cash_flows"),  # a "rate" of 10^14: not an investment
     (lambda: equity_multiple_of([10, 20]), "cash_flows"),
     (lambda: xirr([(date(2021, 1, 1), 1000), (date(2022, 1, 1), 1100)]), "dated_cash_flows"),
     (lambda: xirr([(date(2021, 1, 1), -1000), (date(2021, 1, 1), 1100)]), "dated_cash_flows"),

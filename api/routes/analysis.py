@@ -1,0 +1,23 @@
+"""Deal math on numbers that are not saved (yet): what an acquisition rep types in while on the phone."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import PrincipalDep
+from models.input import Input
+from scoring.deal_analysis import Analysis, DealNumbers, analyse
+
+router = APIRouter(prefix="/api/v1/analysis", tags=["analysis"])
+
+
+class AnalysisRequest(Input, DealNumbers):
+    """DealNumbers with the limits every request body obeys."""
+
+
+@router.post("", response_model=Analysis)
+def analyse_numbers(body: AnalysisRequest, principal: PrincipalDep) -> Analysis:
+    """Every metric the numbers allow (ARV, MAO, flip profit and ROI, NOI, cap rate, debt service, DSCR, cash
+    flow, cash-on-cash, equity multiple, IRR, XIRR), each with its formula and the values used; `unavailable`
+    says for each other metric what it needs. Nothing is stored. Out-of-bounds input is a 422 naming the field."""
+    return analyse(body)
