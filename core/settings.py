@@ -122,6 +122,17 @@ class Settings(BaseSettings):
     unsubscribe_link_max_age_days: int = Field(default=60, ge=30, le=3650)
     legacy_links_until: date = date(2027, 2, 1)
 
+    # Document signing (issue 11): the final signed PDFs and certificates of completion are PAdES-signed. Embedded
+    # default: each tenant's own self-signed root and signing certificate, made on first use in
+    # <home>/signing/<tenant>/ (0600). Production: one PKCS#12 (certificate, key and chain) for every tenant, with
+    # the root(s) verification pins (default: the self-signed certificate in the PKCS#12's chain); and a timestamp
+    # authority (RFC 3161) to make the signatures PAdES B-T, with the roots its tokens are checked against.
+    signing_pkcs12: Path | None = None
+    signing_pkcs12_password: str | None = None
+    signing_trust_roots: Path | None = None
+    signing_timestamp_url: str | None = None
+    signing_timestamp_roots: Path | None = None
+
     # Telemetry (issue 10). Metrics are served on their own bind address, never the API's port: Dealflow's own
     # (prometheus-client) on metrics_address — by `dealflow api` and `dealflow worker`, or by `dealflow up` alone
     # for all its processes — and the Temporal SDK's (the worker's Runtime) on temporal_metrics_address. Empty
