@@ -178,6 +178,14 @@ class Settings(BaseSettings):
             raise ValueError("temporal address must be host:port, e.g. 127.0.0.1:7233")
         return value
 
+    @field_validator("signing_timestamp_url")
+    @classmethod
+    def _check_timestamp_url(cls, value: str | None) -> str | None:
+        value = (value or "").strip()
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("the timestamp authority's URL must start with http:// or https:// (RFC 3161 over HTTP)")
+        return value or None
+
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, value: str) -> str:

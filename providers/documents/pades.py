@@ -12,8 +12,11 @@ Verification (`verify_pdf`) passes only when all of these hold, and otherwise sa
 - nothing was changed after the last signature: it covers the whole file, or what follows it is only
   pyHanko-recognised long-term-validation data (DSS, document timestamps); an appended incremental update that
   changes content, even a harmless-looking one, fails (pyHanko's difference analysis grades what the earlier
-  signatures allow);
+  signatures allow), and so do bytes appended after the signed file that make no revision at all;
 - a timestamp, when present, is valid and chains to `DEALFLOW_SIGNING_TIMESTAMP_ROOTS`.
+
+Both functions are synchronous and run pyHanko's coroutines with `asyncio.run`: call them from a sync activity,
+a thread (`run_in_threadpool`) or the CLI, never from a coroutine on a running event loop.
 """
 
 from __future__ import annotations
@@ -156,6 +159,11 @@ def verify_pdf(data: bytes, roots: tuple[asn1_x509.Certificate, ...],
             return _fail(f"{name}: its timestamp is not valid or not from a trusted timestamp authority", data, title)
         level = status.modification_level
         whole = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
+        if last and not whole and level == ModificationLevel.NONE:
+            # bytes after the signed revision that make no revision of their own (pyHanko sees "no modification"):
+            # viewers ignore them, but the file is not the one that was signed
+            return _fail(f"{name}: {len(data) - _signed_end(embedded)} bytes were appended after the signed file",
+                         data, title)
         if last and not whole and (level is None or level > ModificationLevel.LTA_UPDATES):
             return _fail(f"{name}: the file was changed after the last signature (an incremental update adds "
                          f"{_what_changed(level)})", data, title)
@@ -169,6 +177,11 @@ def verify_pdf(data: bytes, roots: tuple[asn1_x509.Certificate, ...],
         reports.append(SignatureReport(field=name, signer=signer, signed_at=signed_at, timestamped=ts is not None,
                                        reason=str(reason) if reason is not None else None, covers_whole_file=whole))
     return Verification(ok=True, problem=None, title=title, sha256=sha256(data), signatures=tuple(reports))
+
+
+def _signed_end(embedded) -> int:
+    byte_range = embedded.sig_object["/ByteRange"]
+    return int(byte_range[2]) + int(byte_range[3])
 
 
 def _what_changed(level: ModificationLevel | None) -> str:

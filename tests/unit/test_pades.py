@@ -82,6 +82,10 @@ def test_changed_bytes_fail(settings, signed):
     assert not verify_pdf(flipped, pinned_roots(settings, "demo")).ok
     # cut short
     assert not verify_pdf(signed[: len(signed) // 2], pinned_roots(settings, "demo")).ok
+    # bytes appended that make no revision: viewers ignore them, pyHanko calls them "no modification"; still not
+    # the file that was signed
+    junk = verify_pdf(signed + b"\n% nothing to see\n", pinned_roots(settings, "demo"))
+    assert junk.problem == "DealflowSeal: 18 bytes were appended after the signed file"
 
 
 def test_an_appended_incremental_update_that_changes_content_fails(settings, signed):
