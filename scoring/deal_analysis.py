@@ -135,7 +135,7 @@ def _n(value: Decimal) -> str:
 
 
 def _pct(value: Decimal) -> str:
-    return f"{value * 100:g} %"
+    return f"{(value * 100).normalize():f} %"
 
 
 def analyse(numbers: DealNumbers) -> Analysis:
@@ -165,7 +165,7 @@ def analyse(numbers: DealNumbers) -> Analysis:
                                 f"sqft = {_n(estimate.price_per_sqft)} × {n.subject_sqft:,}")
 
     from_comps = put("arv_from_comparables", "money", arv_comps)
-    arv = put("arv", "money", lambda: (n.arv, "as estimated") if n.arv is not None else
+    arv = put("arv", "money", lambda: (dm.money(n.arv), "as estimated") if n.arv is not None else
               (from_comps, "from comparables") if from_comps is not None else
               "needs arv, or comparables and subject_sqft")
 
@@ -212,7 +212,7 @@ def analyse(numbers: DealNumbers) -> Analysis:
 
     def debt_service():
         if n.annual_debt_service is not None:
-            return n.annual_debt_service, "as given"
+            return dm.money(n.annual_debt_service), "as given"
         if n.loan_amount is None or n.interest_rate is None or n.amortization_years is None:
             return "needs annual_debt_service (0 for an all-cash deal), or loan_amount, interest_rate and " \
                    "amortization_years"

@@ -177,7 +177,7 @@ def _long_date(value: Any) -> str:
 def _percent(value: Any) -> str:
     if isinstance(value, Undefined):
         return str(value)
-    return f"{Decimal(str(value)) * 100:g} %"
+    return f"{(Decimal(str(value)) * 100).normalize():f} %"
 
 
 def _environment() -> SandboxedEnvironment:
