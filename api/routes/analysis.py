@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from pydantic import ConfigDict
 
 from api.deps import PrincipalDep
 from models.input import Input
@@ -13,6 +14,13 @@ router = APIRouter(prefix="/api/v1/analysis", tags=["analysis"])
 
 class AnalysisRequest(Input, DealNumbers):
     """DealNumbers with the limits every request body obeys."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "arv": "300000", "repair_estimate": "50000", "mao_percentage": "0.70", "wholesale_fee": "10000",
+        "purchase_price": "150000", "closing_costs": "6000", "gross_annual_income": "36000", "vacancy_rate": "0.05",
+        "annual_operating_expenses": "12000", "loan_amount": "120000", "interest_rate": "0.065",
+        "amortization_years": 30, "cash_flows": ["-40000", "3700", "3700", "62000"],
+    }]})
 
 
 @router.post("", response_model=Analysis)
