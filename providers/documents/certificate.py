@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from fpdf.enums import TableCellFillMode
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from providers.documents.pades import sign_pdf
 from providers.documents.pdf import FONT, new_pdf
@@ -26,16 +26,16 @@ class SignerRecord(BaseModel):
     user_agent: str | None = None
     timezone: str | None = None
     consent_version: str | None = None  # the ESIGN consumer disclosure accepted
-    consented_at: datetime | None = None
-    viewed_at: datetime | None = None
-    signed_at: datetime | None = None
+    consented_at: AwareDatetime | None = None
+    viewed_at: AwareDatetime | None = None
+    signed_at: AwareDatetime | None = None
     signature: str | None = None  # "typed: Maria Garcia", "drawn", or the provider's own description
-    declined_at: datetime | None = None
+    declined_at: AwareDatetime | None = None
     decline_reason: str | None = None
 
 
 class AuditEvent(BaseModel):
-    at: datetime
+    at: AwareDatetime
     event: str  # sent, delivered, viewed, consented, signed, completed, declined, voided, reminded, ...
     actor: str | None = None
     ip: str | None = None
@@ -53,8 +53,8 @@ class CompletionRecord(BaseModel):
     original_sha256: str = Field(pattern="^[0-9a-f]{64}$")
     final_sha256: str | None = Field(default=None, pattern="^[0-9a-f]{64}$")
     signing_order: str = "sequential"  # or parallel
-    sent_at: datetime | None = None
-    completed_at: datetime | None = None
+    sent_at: AwareDatetime | None = None
+    completed_at: AwareDatetime | None = None
     signers: list[SignerRecord]
     events: list[AuditEvent]
 
