@@ -1,5 +1,5 @@
 """The `dealflow` command: up, worker, api, migrate, keys, seed, enrichment, scoring; definitions in cli_definitions,
-events (the outbox) in cli_events."""
+events (the outbox) in cli_events, documents (verify a signed PDF) in cli_documents."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from cli_common import CliError, console, err, load_settings, migrate_database
 from cli_definitions import definitions_app
+from cli_documents import documents_app
 from cli_events import events_app
 from cli_status import status_command
 from core.settings import Settings
@@ -32,6 +33,7 @@ scoring_app = typer.Typer(help="Lead scoring models.", no_args_is_help=True)
 app.add_typer(scoring_app, name="scoring")
 app.add_typer(definitions_app, name="definitions")
 app.add_typer(events_app, name="events")
+app.add_typer(documents_app, name="documents")
 app.command("status")(status_command)
 
 

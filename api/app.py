@@ -22,7 +22,7 @@ from api import errors
 from api.headers import SecurityHeaders
 from api.openapi import document as openapi_document
 from api.routes import (
-    definitions, events, health, investors, keys, leads, messages, opportunities, webhooks, workflows,
+    analysis, definitions, events, health, investors, keys, leads, messages, opportunities, webhooks, workflows,
 )
 from core.db import make_engine
 from core.logging import request_id_var
@@ -169,6 +169,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.include_router(workflows.router)
     app.include_router(messages.router)
     app.include_router(opportunities.router)
+    app.include_router(analysis.router)
     app.include_router(investors.router)
     app.include_router(definitions.router)
     app.include_router(webhooks.router)
