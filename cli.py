@@ -1,5 +1,5 @@
 """The `dealflow` command: up, worker, api, migrate, keys, seed, enrichment, scoring; definitions in cli_definitions,
-events (the outbox) in cli_events."""
+events (the outbox) in cli_events, documents (verify a signed PDF) in cli_documents."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from cli_common import CliError, console, err, load_settings, migrate_database
 from cli_definitions import definitions_app
+from cli_documents import documents_app
 from cli_events import events_app
 from cli_status import status_command
 from cli_users import users_app
@@ -33,6 +34,7 @@ scoring_app = typer.Typer(help="Lead scoring models.", no_args_is_help=True)
 app.add_typer(scoring_app, name="scoring")
 app.add_typer(definitions_app, name="definitions")
 app.add_typer(events_app, name="events")
+app.add_typer(documents_app, name="documents")
 app.add_typer(users_app, name="users")
 app.command("status")(status_command)
 
@@ -240,6 +242,29 @@ def scoring_train(
     if ignored:
         console.print(f"  columns ignored (not known features): {', '.join(ignored)}")
     console.print(f"  {'active now' if row.active else 'not activated (the active model is at least as good)'}")
+
+
+@scoring_app.command("intent-train")
+def scoring_intent_train() -> None:
+    """Retrain the reply-intent model on the shipped labelled set plus every correction staff made, and save it
+    where the API and the worker load it (each process picks the new file up on its next reply)."""
+    from sqlmodel import Session
+
+    from core.db import make_engine
+    from services.reply_intent import retrain
+
+    settings = load_settings()
+    migrate_database(settings)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with console.status("Training the reply-intent model"), Session(engine) as session:
+            model, corrections = retrain(session, settings)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
+    console.print(f"[green]✓[/] reply-intent model {model.version}: the shipped set and {corrections} staff "
+                  f"correction(s), saved in {settings.effective_models_dir}")
 
 
 @app.command("worker")
@@ -486,7 +511,8 @@ async def _up(settings: Settings, demo: bool) -> None:
             banner(console, api=settings.effective_public_url, ui=ui if devserver else None,
                    external_temporal=settings.effective_temporal_address,
                    database=_safe_url(settings.effective_database_url), tenant=settings.default_tenant,
-                   namespace=settings.temporal_namespace, key=key, key_file=settings.home / "dev-admin-key")
+                   namespace=settings.temporal_namespace, key=key, key_file=settings.home / "dev-admin-key",
+                   metrics=settings.metrics_address, temporal_metrics=settings.temporal_metrics_address)
             await supervisor.watch(stop)
     finally:
         if supervisor:

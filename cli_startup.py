@@ -83,13 +83,17 @@ def _shown(path: Path) -> str:
 
 
 def banner(console: Console, *, api: str, ui: str | None, external_temporal: str | None, database: str,
-           tenant: str, namespace: str, key: str, key_file: Path) -> None:
+           tenant: str, namespace: str, key: str, key_file: Path, metrics: str = "",
+           temporal_metrics: str = "") -> None:
     rows = Table.grid(padding=(0, 2))
     rows.add_column(style="bold")
     rows.add_column()
     rows.add_row("API", f"{api}   (docs: {api}/docs)")
     rows.add_row("Temporal UI", ui if ui else f"(external Temporal at {external_temporal})")
     rows.add_row("Database", database)
+    if metrics or temporal_metrics:  # Prometheus scrapes these (ops/prometheus.yml); not on the API's port
+        shown = [f"http://{a}/metrics" for a in (metrics, temporal_metrics) if a]
+        rows.add_row("Metrics", "   ".join(shown) + "   (Temporal SDK: the second)" * (len(shown) == 2))
     rows.add_row("Tenant", tenant)
     # The key itself only on a terminal (a log file or CI output keeps no secret); its file always.
     rows.add_row("Admin key", f"{key}\n(kept in {_shown(key_file)})" if console.is_terminal

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -20,13 +22,13 @@ from api import errors
 from api.headers import SecurityHeaders
 from api.openapi import document as openapi_document
 from api.routes import (
-    audit, definitions, events, health, investors, keys, leads, messages, notifications, opportunities, tasks, users,
-    webhooks, workflows,
+    analysis, audit, definitions, events, health, investors, keys, leads, messages, notifications, opportunities,
+    tasks, users, webhooks, workflows,
 )
 from core.db import make_engine
 from core.logging import request_id_var
 from core.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from core.settings import Settings, get_settings
+from core.settings import ConfigError, Settings, get_settings
 from core.temporal import connect
 from core.tracing import request_trace, tracing_recorded
 
@@ -104,6 +106,15 @@ class RequestContext:
         return bool(self.max_body_bytes and length.isdigit() and int(length) > self.max_body_bytes)
 
 
+def _warm_intent_model(settings: Settings) -> None:
+    from scoring.intent import text_model
+
+    try:
+        text_model(settings.effective_models_dir)
+    except Exception:  # noqa: BLE001 — the first reply will say what is wrong, in its own request
+        log.warning("the reply-intent model could not be loaded", exc_info=True)
+
+
 def create_app(settings: Settings | None = None, *, temporal_client: Client | None = None,
                engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
@@ -114,6 +125,8 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
         owns_engine = engine is None
         app.state.engine = engine or make_engine(settings.effective_database_url)
         app.state.temporal = temporal_client or await connect(settings, lazy=True)
+        # The reply-intent model, trained (or loaded) in the background: the first inbound SMS need not wait for it
+        asyncio.get_running_loop().run_in_executor(None, _warm_intent_model, settings)
         log.info("API ready (Temporal %s, task queue %s)", settings.effective_temporal_address,
                  settings.temporal_task_queue)
         yield
@@ -157,6 +170,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.include_router(workflows.router)
     app.include_router(messages.router)
     app.include_router(opportunities.router)
+    app.include_router(analysis.router)
     app.include_router(investors.router)
     app.include_router(definitions.router)
     app.include_router(webhooks.router)
@@ -169,3 +183,14 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.include_router(health.router, prefix="/api/v1")
     app.include_router(health.router)  # /health at the root too, for probes (metrics: their own address)
     return app
+
+
+def serve() -> FastAPI:
+    """The factory for running the API under uvicorn directly (`uvicorn --factory api.app:serve`; `dealflow api`
+    is the usual way): a configuration error — no secret key, a bad setting — is one line and exit status 2,
+    not a traceback."""
+    try:
+        return create_app()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

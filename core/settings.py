@@ -82,6 +82,13 @@ class Settings(BaseSettings):
     property_api_key: str | None = None
     # Scoring: model files live here (metadata in the scoring_models table). Default: <home>/models.
     models_dir: Path | None = None
+    # Reply intent (scoring/intent.py): an optional LLM behind the same interface as the shipped text model, any
+    # OpenAI-compatible chat-completions API (e.g. https://api.openai.com/v1, a local vLLM or Ollama); off when
+    # the URL is empty. A failed or unreadable answer falls back to the text model.
+    intent_llm_url: str | None = None
+    intent_llm_model: str = "gpt-4o-mini"
+    intent_llm_api_key: str | None = None
+    intent_llm_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     # Lead-source webhooks (POST /api/v1/webhooks/leads/{source}), signed the Standard Webhooks way; secrets e.g.
     # DEALFLOW_LEAD_SOURCE_SECRETS='{"acme": {"zapier": "whsec_..."}}' (tenant -> source -> secret).
     lead_source_secrets: dict[str, dict[str, str]] = Field(default_factory=dict)
@@ -121,6 +128,17 @@ class Settings(BaseSettings):
     secret_key_fallbacks: list[str] = Field(default_factory=list)
     unsubscribe_link_max_age_days: int = Field(default=60, ge=30, le=3650)
     legacy_links_until: date = date(2027, 2, 1)
+
+    # Document signing (issue 11): the final signed PDFs and certificates of completion are PAdES-signed. Embedded
+    # default: each tenant's own self-signed root and signing certificate, made on first use in
+    # <home>/signing/<tenant>/ (0600). Production: one PKCS#12 (certificate, key and chain) for every tenant, with
+    # the root(s) verification pins (default: the self-signed certificate in the PKCS#12's chain); and a timestamp
+    # authority (RFC 3161) to make the signatures PAdES B-T, with the roots its tokens are checked against.
+    signing_pkcs12: Path | None = None
+    signing_pkcs12_password: str | None = None
+    signing_trust_roots: Path | None = None
+    signing_timestamp_url: str | None = None
+    signing_timestamp_roots: Path | None = None
 
     # Telemetry (issue 10). Metrics are served on their own bind address, never the API's port: Dealflow's own
     # (prometheus-client) on metrics_address — by `dealflow api` and `dealflow worker`, or by `dealflow up` alone
@@ -166,6 +184,14 @@ class Settings(BaseSettings):
         if value and ("://" in value or ":" not in value):
             raise ValueError("temporal address must be host:port, e.g. 127.0.0.1:7233")
         return value
+
+    @field_validator("signing_timestamp_url")
+    @classmethod
+    def _check_timestamp_url(cls, value: str | None) -> str | None:
+        value = (value or "").strip()
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("the timestamp authority's URL must start with http:// or https:// (RFC 3161 over HTTP)")
+        return value or None
 
     @field_validator("public_url")
     @classmethod

@@ -41,3 +41,17 @@ STAGES: dict[str, dict[str, set[str]]] = {
         "closed_lost": {"marketing"},
     },
 }
+
+
+class ReplyIntent(StrEnum):
+    """What a lead's or investor's reply means (scoring/intent.py classifies every inbound SMS; staff correct it).
+    A definition reads it on the reply it waited for (`wait_for: {event: lead.replied}, save_as: reply`, then
+    `reply.intent`) or as `event.intent` in a trigger or exit_when on `lead.replied` / `investor.replied`."""
+
+    interested = "interested"
+    not_interested = "not_interested"
+    wrong_number = "wrong_number"
+    call_later = "call_later"
+    asks_offer = "asks_offer"  # asks for a price or an offer
+    opt_out = "opt_out"  # revokes consent in plain words: honoured like STOP
+    other = "other"

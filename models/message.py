@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.base import json_field, new_id, time_field
@@ -16,7 +16,13 @@ class Message(SQLModel, table=True):
     # GET /messages, newest first: the tenant's, a lead's, an investor's (each page an index scan).
     __table_args__ = (Index("ix_messages_tenant_created", "tenant_id", "created_at", "id"),
                       Index("ix_messages_lead_created", "lead_id", "created_at", "id"),
-                      Index("ix_messages_investor_created", "investor_id", "created_at", "id"))
+                      Index("ix_messages_investor_created", "investor_id", "created_at", "id"),
+                      # who texted this number (a STOP opts it out for each of them: services/inbound_sms.py)
+                      Index("ix_messages_to_address", "to_address", "channel", "direction"),
+                      # staff corrections of reply intents: the next intent model's extra training rows
+                      Index("ix_messages_intent_corrected", "intent_source",
+                            sqlite_where=text("intent_source = 'staff'"),
+                            postgresql_where=text("intent_source = 'staff'")))
     id: str = Field(default_factory=lambda: new_id("ms"), primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
     lead_id: str | None = Field(default=None, foreign_key="leads.id", max_length=40)
@@ -41,6 +47,12 @@ class Message(SQLModel, table=True):
     created_at: datetime = time_field()
     sent_at: datetime | None = time_field(nullable=True, default_now=False)
     delivered_at: datetime | None = time_field(nullable=True, default_now=False)
+    # An inbound reply's meaning (scoring/intent.py): the label, how sure, who said so (model, llm, staff) and
+    # which model or person; a staff correction keeps what the model had said in `events`.
+    intent: str | None = Field(default=None, max_length=20)
+    intent_confidence: float | None = None
+    intent_source: str | None = Field(default=None, max_length=10)
+    intent_version: str | None = Field(default=None, max_length=100)
 
 
 class Consent(SQLModel, table=True):

@@ -48,6 +48,12 @@ class Opportunity(SQLModel, table=True):
     contract_price: Decimal | None = money_field()
     arv: Decimal | None = money_field()  # after-repair value
     repair_estimate: Decimal | None = money_field()
+    # The disposition and what the deal cost (issue 11; scoring/deal_analysis.py reads them): a flip's resale
+    # price, or for an assigned contract the fee the end buyer pays us (the seller still gets the contract price).
+    sale_price: Decimal | None = money_field()
+    assignment_fee: Decimal | None = money_field()
+    closing_costs: Decimal | None = money_field()
+    repairs_spent: Decimal | None = money_field()
     assigned_to: str | None = Field(default=None, foreign_key="users.id", max_length=40)
     workflow_id: str | None = Field(default=None, max_length=200)
     created_at: datetime = time_field()

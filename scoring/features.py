@@ -47,11 +47,20 @@ def lead_features(lead: dict[str, Any], enrichment: dict[str, Any] | None, engag
         "tags_count": float(len(tags)),
         **{f"tag_{t.replace('-', '_')}": _flag(t in tags) for t in TAGS},
         "messages_sent": float(engagement.get("messages_sent", 0)), "replies": float(engagement.get("replies", 0)),
-        "replied_within_1d": _flag(engagement.get("replied_within_1d", False)),
+        # Point in time: "no reply within a day" is only known once the day has passed (NaN, missing, before)
+        "replied_within_1d": 1.0 if engagement.get("replied_within_1d") else (
+            0.0 if created and (now - created).total_seconds() >= 86400 else None),
         "days_since_created": ((now - created).total_seconds() / 86400) if created else None,
         "source": lead.get("source"), "state": address.get("state") or (lead.get("state")),
         "property_type": facts.get("property_type"),
     }
+
+
+# Features that only a lead we have written to can have: never a reason for one we have not
+ENGAGEMENT = {"messages_sent", "replies", "replied_within_1d"}
+# Features read from the county record: missing together when no record was found, and said once
+COUNTY = {"absentee_owner", "tax_delinquent", "years_owned", "assessed_value", "sqft", "year_built", "beds",
+          "property_type"}
 
 
 def describe(feature: str, value: Any) -> str:
@@ -68,8 +77,8 @@ def describe(feature: str, value: Any) -> str:
         "has_email": ("has an email", "no email"), "has_phone": ("has a phone", "no phone"),
         "phone_mobile": ("mobile phone", "not a mobile phone"),
         "email_disposable": ("disposable email", "real email domain"),
-        "absentee_owner": ("absentee owner", "owner lives there"),
-        "tax_delinquent": ("behind on property taxes", "taxes current"),
+        "absentee_owner": ("owner lives elsewhere (absentee)", "owner lives there"),
+        "tax_delinquent": ("owner is tax delinquent", "property taxes paid up"),
         "replied_within_1d": ("replied within 1 day", "no reply within 1 day"),
     }
     if feature in words:
@@ -82,6 +91,8 @@ def describe(feature: str, value: Any) -> str:
              "year_built": "built", "assessed_value": "assessed value"}
     if feature == "year_built":
         return f"built {int(value)}"
+    if feature == "days_since_created":
+        return "arrived just now" if value < 1 / 24 else f"arrived {value:.0f} day{'s' * (round(value) != 1)} ago"
     if feature == "assessed_value":
         return f"assessed at ${value:,.0f}"
     return f"{value:g} {units.get(feature, feature.replace('_', ' '))}"

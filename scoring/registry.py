@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from models.enrichment import ScoringModel
-from scoring.features import describe
+from scoring.features import COUNTY, ENGAGEMENT, describe
 from scoring.synthetic import synthetic_book
 from scoring.training import Trained, prepare, train
 
@@ -49,17 +49,31 @@ class LoadedModel:
         booster = self.model.get_booster()
         contribs = booster.predict(xgb.DMatrix(frame, enable_categorical=True), pred_contribs=True)[0]
         probability = float(self.model.predict_proba(frame)[0, 1])
-        order = np.argsort(-np.abs(contribs[:-1]))[:top]
+        return probability, self._reasons(row, contribs[:-1], top)
+
+    def _reasons(self, row: dict[str, Any], contribs: np.ndarray, top: int) -> list[dict[str, Any]]:
+        """The largest contributions in words a rep can act on: nothing about engagement for a lead nobody has
+        written to yet (it could not have replied), and the county facts a missing record leaves unknown said
+        once, as "no county record found", with their contributions summed."""
+        contacted = bool(row.get("messages_sent")) or bool(row.get("replies"))
+        missing_county = [i for i, f in enumerate(self.features)
+                          if f in COUNTY and _plain(row.get(f)) is None]
+        items: list[tuple[float, str, Any, str]] = []  # (size, feature, value, words)
+        if missing_county:
+            items.append((float(sum(contribs[i] for i in missing_county)), "county_record", None,
+                          "no county record found"))
+        for index, feature in enumerate(self.features):
+            if index in missing_county or (feature in ENGAGEMENT and not contacted):
+                continue
+            value = row.get(feature)
+            items.append((float(contribs[index]), feature, _plain(value), describe(feature, value)))
         reasons = []
-        for index in order:
-            size = float(contribs[index])
+        for size, feature, value, words in sorted(items, key=lambda item: -abs(item[0]))[:top]:
             if abs(size) < 0.005:
                 continue
-            feature = self.features[index]
-            words = describe(feature, row.get(feature))
-            reasons.append({"feature": feature, "value": _plain(row.get(feature)), "size": round(size, 2),
+            reasons.append({"feature": feature, "value": value, "size": round(size, 2),
                             "direction": "up" if size > 0 else "down", "text": f"{words} {size:+.2f}"})
-        return probability, reasons
+        return reasons
 
 
 def _plain(value: Any) -> Any:

@@ -8,6 +8,13 @@ hand-set effects: a reply within a day (+1.6) or any reply (+0.9), absentee owne
 (+0.3), referral (+0.8) or direct mail (+0.3) sources vs PPC (-0.2), long ownership (+0.04 per year up
 to 20), a disposable email (-1.0), no phone (-0.6). Outcomes are Bernoulli draws, so the model has to
 learn the effects back from noise: expect a cross-validated AUC around 0.75-0.8, not 1.0.
+
+Point in time: a fifth of the rows are the same kind of lead as seen when it arrived (scored at intake) —
+created moments ago, nothing sent, no reply, and "replied within a day" not yet known (missing) — with the
+outcome it went on to have. So the model learns what a brand-new lead is worth before anyone has written to it,
+instead of reading its missing engagement as "never replied" (or, worse, as whatever the trees default to).
+Likewise facts are blanked as they go missing in practice (no county record: all county facts at once; no
+email to check; no state), after the outcome was drawn from the true values, so "unknown" means "unknown".
 """
 
 from __future__ import annotations
@@ -57,4 +64,16 @@ def synthetic_book(n: int = 5000, seed: int = 7) -> tuple[pd.DataFrame, np.ndarr
              + np.select([source == "referral", source == "direct_mail", source == "ppc"], [0.8, 0.3, -0.2], 0.0)
              + 0.04 * np.minimum(years, 20) - 1.0 * disposable - 0.6 * ~has_phone)
     target = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    # What is not known about a lead, blanked after its outcome was drawn from what was true: no county record
+    # found for a fifth (every county fact missing together), no email to check, no state given.
+    no_record = rng.random(n) < 0.2
+    frame.loc[no_record, ["absentee_owner", "tax_delinquent", "years_owned", "assessed_value", "sqft",
+                          "year_built", "beds"]] = np.nan
+    frame.loc[no_record, "property_type"] = None
+    frame.loc[frame["has_email"] == 0.0, "email_disposable"] = np.nan
+    frame.loc[rng.random(n) < 0.1, "state"] = None
+    at_intake = rng.random(n) < 0.2  # the same leads as scored the moment they arrived
+    frame.loc[at_intake, ["messages_sent", "replies"]] = 0.0
+    frame.loc[at_intake, "replied_within_1d"] = np.nan
+    frame.loc[at_intake, "days_since_created"] = rng.uniform(0, 0.01, int(at_intake.sum()))
     return frame[FEATURES], target

@@ -7,7 +7,9 @@ from sqlalchemy import and_, or_
 from sqlmodel import Session, col, select
 
 from services.delivery_events import Effects, claim_event, investors_at, leads_at, opt_out
+from services.reply_intent import classify_reply, record_intent
 from core.settings import Settings
+from definitions.vocabulary import ReplyIntent
 from models.base import utcnow
 from models.consent import record_consent
 from models.investor import advance
@@ -17,6 +19,7 @@ from models.payloads import ConsentChange, LeadEvent
 from models.tenant import Tenant
 from models.timeline import TimelineEntry
 from providers.templates import builtin_templates, render
+from scoring.intent import Intent
 
 OPT_OUT = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"}
 OPT_IN = {"START", "UNSTOP"}
@@ -50,17 +53,24 @@ def tenants_that_texted(session: Session, owner: str, sender: str, to_number: st
     """The tenant owning the number and every other tenant that texted `sender` from it (or through the shared
     messaging service, which sends from a pool and stores no number): a carrier's STOP blocks the number for all
     of them, so each must record the opt-out and stop its cadences."""
-    through_number = or_(Message.from_address == to_number,
-                         and_(col(Message.from_address).is_(None), Message.provider == "twilio"))
-    others = session.exec(select(Message.tenant_id).where(
-        Message.channel == "sms", Message.direction == "outbound", Message.to_address == sender, through_number,
-        Message.tenant_id != owner).distinct()).all()
+    others = session.exec(texted_by_query(owner, sender, to_number)).all()
     return [owner, *sorted(others)]
 
 
+def texted_by_query(owner: str, sender: str, to_number: str):
+    """The other tenants' ids that texted `sender` from `to_number` (ix_messages_to_address serves it)."""
+    through_number = or_(Message.from_address == to_number,
+                         and_(col(Message.from_address).is_(None), Message.provider == "twilio"))
+    return select(Message.tenant_id).where(
+        Message.channel == "sms", Message.direction == "outbound", Message.to_address == sender, through_number,
+        Message.tenant_id != owner).distinct()
+
+
 def apply_inbound_sms(session: Session, settings: Settings, form: dict[str, str],
-                      effects: Effects) -> tuple[str, str | None]:
-    """Returns (outcome, reply text or None)."""
+                      effects: Effects, intent: Intent | None = None) -> tuple[str, str | None]:
+    """Returns (outcome, reply text or None). A text that is no keyword is classified (`intent`, when the caller
+    classified it already, outside the transaction: services.reply_intent.classify_reply); one that revokes
+    consent in plain words ("please stop texting me") opts the number out exactly as STOP does."""
     sid, sender, body = form.get("MessageSid", ""), form.get("From", ""), form.get("Body", "")
     tenant_id = tenant_for(session, settings, form.get("To", ""))
     row = claim_event(session, "twilio", f"{sid}:inbound", "inbound", form, tenant_id)
@@ -76,10 +86,19 @@ def apply_inbound_sms(session: Session, settings: Settings, form: dict[str, str]
     session.add(message)
     action = keyword(body)
     reply = None
-    if action == "stop":
+    evidence = {"provider": "twilio", "message_sid": sid, "body": body[:160], "to": form.get("To", "")}
+    if action is None and body.strip():
+        intent = intent or classify_reply(settings, body)
+        record_intent(message, intent)
+        evidence.update(intent=intent.label.value, intent_confidence=intent.confidence)
+        if intent.label == ReplyIntent.opt_out:  # the FCC: a revocation in any reasonable words counts
+            action = "opt_out_words"
+            tenant = session.get(Tenant, tenant_id)
+            reply = (f"{tenant.name if tenant else 'We'}: you will get no more texts from us. "
+                     "Reply START to subscribe again.")
+    if action in ("stop", "opt_out_words"):
         for texted_by in tenants_that_texted(session, tenant_id, sender, form.get("To", "")):
-            opt_out(session, effects, texted_by, "sms", sender, "inbound_sms", sid,
-                    {"provider": "twilio", "message_sid": sid, "body": body[:160], "to": form.get("To", "")})
+            opt_out(session, effects, texted_by, "sms", sender, "inbound_sms", sid, evidence)
     elif action == "start":
         # The owner always; the other tenants only where a keyword had opted them out (a staff or provider
         # opt-out is not undone by a text to a number another tenant owns).
@@ -96,21 +115,25 @@ def apply_inbound_sms(session: Session, settings: Settings, form: dict[str, str]
         tenant = session.get(Tenant, tenant_id)
         reply = (tenant.sms_help_text if tenant and tenant.sms_help_text else
                  render(builtin_templates()["help_reply"], {"tenant": {"name": tenant.name if tenant else ""}}).text)
-    else:
+    elif action is None:
+        said = {"channel": "sms", "text": body, "intent": message.intent,
+                "intent_confidence": message.intent_confidence}
+        meaning = f" ({message.intent.replace('_', ' ')})" if message.intent else ""
         for lead in leads:
-            effects.add(tenant_id, "lead", lead.id, "lead.replied", sid, {"channel": "sms", "text": body},
-                        signal="replied", payload=LeadEvent(
-                            event_id=sid, actor="webhook:twilio", note=f"Replied by SMS: {body[:200]}",
-                            data={"channel": "sms", "text": body, "message_sid": sid}))
+            effects.add(tenant_id, "lead", lead.id, "lead.replied", sid, said, signal="replied", payload=LeadEvent(
+                event_id=sid, actor="webhook:twilio", note=f"Replied by SMS{meaning}: {body[:200]}",
+                data={**said, "message_sid": sid}))
         for investor in investors:
             if advance(investor, "investor.replied"):
                 session.add(investor)
-            effects.add(tenant_id, "investor", investor.id, "investor.replied", sid, {"channel": "sms", "text": body})
+            effects.add(tenant_id, "investor", investor.id, "investor.replied", sid, said)
     for person in [*leads, *investors]:
         is_lead = isinstance(person, Lead)
         session.add(TimelineEntry(tenant_id=tenant_id, lead_id=person.id if is_lead else None,
                                   investor_id=None if is_lead else person.id, kind="message.received",
                                   summary=f"SMS from {sender}: {body[:200]}",
-                                  data={"message_sid": sid, "keyword": action}, idempotency_key=f"{sid}:{person.id}"))
+                                  data={"message_sid": sid, "message_id": message.id, "keyword": action,
+                                        "intent": message.intent, "intent_confidence": message.intent_confidence},
+                                  idempotency_key=f"{sid}:{person.id}"))
     row.status, row.processed_at = "applied", utcnow()
     return action or ("reply" if leads or investors else "unknown_sender"), reply

@@ -8,6 +8,7 @@ import concurrent.futures
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -36,6 +37,8 @@ os.environ.setdefault("DEALFLOW_TEMPORAL_METRICS_ADDRESS", "")
 
 # The servers the tests build (create_app, worker.py, uvicorn subprocesses) refuse to start without a proper key.
 TEST_SECRET_KEY = "test-secret-key-" + "0123456789abcdef" * 2
+# The SDK waits 5 s for a dev server to listen by default; a loaded 2-core machine can take longer than that
+DEV_SERVER_STARTUP = timedelta(seconds=60)
 
 
 def _fresh_database_url(tmp_path_factory) -> str:
@@ -71,6 +74,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=temporal_cli(),
         data_converter=pydantic_data_converter,
         search_attributes=sa.ALL,
+        dev_server_startup_timeout=DEV_SERVER_STARTUP,
     )
     yield env
     await env.shutdown()

@@ -17,12 +17,14 @@ from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, au
 from api.errors import Problem
 from api.paging import page
 from core.signing import verify
+from definitions.vocabulary import ReplyIntent
 from models.event import STAFF_MESSAGE_EVENT, emit
 from models.input import Input
 from models.lead import Lead
 from models.message import Message, MessageTemplate
 from models.payloads import MessageRequest
 from models.tenant import Role
+from services.reply_intent import correct_intent
 from providers.templates import Template, TemplateInvalid, builtin_templates, latest_template, validate
 
 router = APIRouter(prefix="/api/v1", tags=["messages"])
@@ -52,6 +54,10 @@ class MessagePublic(BaseModel):
     created_at: datetime
     sent_at: datetime | None
     delivered_at: datetime | None
+    intent: ReplyIntent | None = None
+    intent_confidence: float | None = None
+    intent_source: str | None = None
+    intent_version: str | None = None
 
 
 class MessagePage(BaseModel):
@@ -130,6 +136,34 @@ def get_message(message_id: str, session: SessionDep, principal: PrincipalDep) -
     if message is None or message.tenant_id != principal.tenant_id:
         raise Problem(404, f"message {message_id} not found")
     return message
+
+
+class IntentCorrection(Input):
+    intent: ReplyIntent
+
+
+@router.post("/messages/{message_id}/intent", response_model=MessagePublic,
+             responses={409: {"description": "not an inbound reply"}})
+async def correct_message_intent(message_id: str, body: IntentCorrection, session: SessionDep,
+                                 principal: Staff) -> Message:
+    """Staff say what an inbound reply meant. Stored with who said it (the model's answer kept in the message's
+    events), audited, on the timeline, and a training row for the next intent model. Marking a text `opt_out`
+    opts the number out (a revocation staff recognised is honoured); moving away from `opt_out` opts nobody back
+    in — only the person can (START)."""
+
+    def apply(effects: Effects) -> Message:
+        message = session.get(Message, message_id)
+        if message is None or message.tenant_id != principal.tenant_id:
+            raise Problem(404, f"message {message_id} not found")
+        if message.direction != "inbound":
+            raise Problem(409, f"message {message_id} is not an inbound reply: only replies have an intent")
+        correct_intent(session, message, body.intent, principal.actor)
+        if body.intent == ReplyIntent.opt_out and message.from_address:
+            opt_out(session, effects, message.tenant_id, message.channel, message.from_address, "staff",
+                    f"{message.id}:intent", {"message_id": message.id, "by": principal.actor})
+        return message
+
+    return await run_in_threadpool(apply_and_commit, session, apply)
 
 
 def _check_sendable(session, principal, lead_id: str, body: SendBody) -> Lead:

@@ -21,6 +21,7 @@ from models.investor import Investor
 from models.matching import match_investors
 from models.opportunity import Opportunity, OpportunityMatch, StageChange
 from models.payloads import StageMove
+from scoring.deal_analysis import Analysis, analyse_deal
 from workflows.deal import DealState, DealWorkflow
 
 router = APIRouter(prefix="/api/v1/opportunities", tags=["opportunities"])
@@ -48,10 +49,16 @@ class OpportunityPublic(BaseModel):
     contract_price: Decimal | None
     arv: Decimal | None
     repair_estimate: Decimal | None
+    sale_price: Decimal | None
+    assignment_fee: Decimal | None
+    closing_costs: Decimal | None
+    repairs_spent: Decimal | None
     workflow_id: str | None
     created_at: datetime
     closed_at: datetime | None
     history: list[StageChangePublic] = Field(default_factory=list)
+    analysis: Analysis | None = Field(default=None, description="the deal math of its saved prices and costs "
+                                      "(GET /opportunities/{id} only; POST /analysis for unsaved numbers)")
 
 
 class OpportunityPage(BaseModel):
@@ -101,7 +108,8 @@ def list_opportunities(session: SessionDep, principal: PrincipalDep, stage: str 
 
 @router.get("/{opportunity_id}", response_model=OpportunityPublic)
 def get_opportunity(opportunity_id: str, session: SessionDep, principal: PrincipalDep) -> OpportunityPublic:
-    return _public(session, _own(session, principal, opportunity_id))
+    deal = _own(session, principal, opportunity_id)
+    return _public(session, deal).model_copy(update={"analysis": analyse_deal(deal)})
 
 
 @router.post("/{opportunity_id}/stage", response_model=DealState)

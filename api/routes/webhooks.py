@@ -20,7 +20,8 @@ from api.deps import SessionDep, SettingsDep
 from api.errors import Problem
 from core.metrics import WEBHOOK_EVENTS
 from services.delivery_events import Effects, apply_and_commit, apply_sendgrid_event, apply_twilio_status
-from services.inbound_sms import apply_inbound_sms
+from services.inbound_sms import apply_inbound_sms, keyword
+from services.reply_intent import classify_reply
 from services.lead_intake import receive_source_lead
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
@@ -44,11 +45,13 @@ def verify_twilio(auth_token: str, url: str, params: dict[str, str], signature: 
     return RequestValidator(auth_token).validate(url, params, signature)
 
 
-def _refuse(provider: str, request: Request, reason: str) -> Problem:
+def _refuse(provider: str, request: Request, reason: str, public: str | None = None) -> Problem:
+    """403. The log keeps the reason; the caller is told `public` when the reason would tell it something it
+    should not learn (which tenants exist, which sources they configured)."""
     client = request.client.host if request.client else "?"
     security_log.warning("refused %s webhook from %s: %s", provider, client, reason)
     WEBHOOK_EVENTS.labels(provider, "refused").inc()
-    return Problem(403, f"{provider} webhook refused: {reason}")
+    return Problem(403, f"{provider} webhook refused: {public or reason}")
 
 
 def _public_url(settings, request: Request) -> str:
@@ -105,8 +108,11 @@ async def _twilio_form(request: Request, settings) -> dict[str, str]:
 @router.post("/twilio/sms")
 async def twilio_inbound_sms(request: Request, session: SessionDep, settings: SettingsDep):
     form = await _twilio_form(request, settings)
+    text = form.get("Body", "")
+    # Classified before the transaction: an LLM's answer can take seconds, which no transaction should wait on
+    intent = None if keyword(text) or not text.strip() else await run_in_threadpool(classify_reply, settings, text)
     outcome, reply = await run_in_threadpool(
-        apply_and_commit, session, lambda effects: apply_inbound_sms(session, settings, form, effects))
+        apply_and_commit, session, lambda effects: apply_inbound_sms(session, settings, form, effects, intent))
     WEBHOOK_EVENTS.labels("twilio_sms", outcome).inc()
     twiml = MessagingResponse()
     if reply and outcome != "duplicate":
@@ -145,11 +151,14 @@ async def lead_source_webhook(source: str, request: Request, session: SessionDep
     Unreadable leads are kept as needs_review with the reason (202)."""
     body = await request.body()
     secret = settings.lead_source_secrets.get(tenant, {}).get(source)
+    # An unknown tenant or source is refused exactly like a bad signature: the answer must not tell a prober
+    # which tenants exist (the log says which it was).
+    unverified = "the signature could not be verified"
     if not secret:
-        raise _refuse(f"lead_source:{source}", request, f"no secret configured for tenant {tenant!r}")
+        raise _refuse(f"lead_source:{source}", request, f"no secret configured for tenant {tenant!r}", unverified)
     refused = verify_lead_source(secret, body, request.headers)
     if refused:
-        raise _refuse(f"lead_source:{source}", request, f"bad signature ({refused})")
+        raise _refuse(f"lead_source:{source}", request, f"bad signature ({refused})", unverified)
     event_id = request.headers["webhook-id"][:300]
     outcome = await run_in_threadpool(receive_source_lead, session, tenant, source, event_id, body)
     WEBHOOK_EVENTS.labels("lead_source", outcome.status).inc()

@@ -63,7 +63,8 @@ class FakeServer(ABC):
                     if reply.body is not None else b""
                 try:
                     self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
+                    if not any(k.lower() == "content-type" for k in reply.headers):
+                        self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
                     for key, value in reply.headers.items():
                         self.send_header(key, value)

@@ -356,10 +356,11 @@ def test_up_on_a_terminal_shows_progress_a_banner_and_next_steps_and_status_answ
     `dealflow status` says what runs (exit 0) and, once it is stopped, that it is down (exit 1)."""
     import pty
 
-    api_port, temporal_port, ui_port = _free_port(), _free_port(), _free_port()
+    api_port, temporal_port, ui_port, metrics_port = _free_port(), _free_port(), _free_port(), _free_port()
     env = _env(tmp_path, DEALFLOW_API_PORT=str(api_port), DEALFLOW_EMBEDDED_TEMPORAL_PORT=str(temporal_port),
                DEALFLOW_EMBEDDED_TEMPORAL_UI_PORT=str(ui_port), DEALFLOW_TEMPORAL_TASK_QUEUE="up-terminal",
-               DEALFLOW_API_PROCESSES="1", COLUMNS="200", TERM="xterm-256color")
+               DEALFLOW_API_PROCESSES="1", COLUMNS="200", TERM="xterm-256color",
+               DEALFLOW_METRICS_ADDRESS=f"127.0.0.1:{metrics_port}")
     leader, follower = pty.openpty()
     process = subprocess.Popen([*DEALFLOW, "up"], cwd=tmp_path, env=env, stdin=follower, stdout=follower,
                                stderr=follower)
@@ -372,6 +373,7 @@ def test_up_on_a_terminal_shows_progress_a_banner_and_next_steps_and_status_answ
             assert re.search(rf"✓ {part}\s+ready", screen), screen
         assert "starting" in screen  # shown while they started
         assert "Dealflow is up" in screen and f"http://127.0.0.1:{api_port}/docs" in screen
+        assert f"http://127.0.0.1:{metrics_port}/metrics" in screen  # where Prometheus scrapes
         key = (tmp_path / ".dealflow" / "dev-admin-key").read_text().strip()
         assert key in screen and "kept in .dealflow/dev-admin-key" in screen
         assert f"curl -s -X POST http://127.0.0.1:{api_port}/api/v1/leads" in screen

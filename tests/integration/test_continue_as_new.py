@@ -22,7 +22,7 @@ from core.devserver import temporal_cli
 from models.message import Message
 from models.payloads import LeadEvent, LeadWorkflowInput
 from models.timeline import TimelineEntry
-from tests.conftest import eventually, insert_lead, toll_free
+from tests.conftest import DEV_SERVER_STARTUP, eventually, insert_lead, toll_free
 from worker import build_worker
 from workflows.lead import LeadWorkflow
 
@@ -32,6 +32,7 @@ NOTES = 60
 async def test_lead_continues_as_new_after_its_lifecycle_and_during_the_old_cadence(engine, settings):
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(), data_converter=pydantic_data_converter, search_attributes=sa.ALL,
+        dev_server_startup_timeout=DEV_SERVER_STARTUP,
         dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"])
     queue = f"can-{uuid.uuid4().hex[:6]}"
     own = settings.model_copy(update={"temporal_task_queue": queue})

@@ -166,9 +166,11 @@ steps:
 
 async def test_a_long_run_continues_as_new_without_losing_its_place():
     from core.devserver import temporal_cli
+    from tests.conftest import DEV_SERVER_STARTUP
 
     local = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(), data_converter=pydantic_data_converter, search_attributes=sa.ALL,
+        dev_server_startup_timeout=DEV_SERVER_STARTUP,
         dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"])
     try:
         recorded, queue = Recorded(), f"d-{uuid.uuid4().hex[:6]}"

@@ -23,6 +23,7 @@ from models.opportunity import Opportunity
 from models.timeline import TimelineEntry
 from models.base import utcnow
 from models.task import Task
+from services.inbound_sms import texted_by_query
 from services.lead_lists import LeadFilters, lead_list_query
 from services.tasks import TaskFilters, task_list_query
 from services.tenants import create_tenant
@@ -138,6 +139,13 @@ def test_the_other_lists_staff_use_are_index_scans(engine, book):
     assert_index_scan(engine, select(TimelineEntry).where(
         TimelineEntry.tenant_id == tenant, col(TimelineEntry.lead_id).in_([ids["lead"]])).order_by(
         col(TimelineEntry.occurred_at), col(TimelineEntry.id)), "ix_timeline_lead", ordered=False)
+
+
+def test_a_stop_finds_the_tenants_that_texted_the_number_by_index(engine, book):
+    """An inbound STOP looks, across tenants, for who texted the number: by ix_messages_to_address, not a scan of
+    every tenant's messages."""
+    assert_index_scan(engine, texted_by_query("someone-else", "+15122004242", "+15125550100"),
+                      "ix_messages_to_address", ordered=False)
 
 
 TASK_SHAPES = {  # GET /tasks: a rep's list by status and due, the unassigned, everyone's (a manager's view)

@@ -89,7 +89,7 @@ async def test_poison_lead_is_kept_for_review_with_the_reason(api, make_key, eng
     assert {e.status for e in events} == {"failed"}
 
 
-async def test_lead_source_signatures_are_checked(api, engine):
+async def test_lead_source_signatures_are_checked(api, engine, caplog):
     with Session(engine) as session:
         before = len(session.exec(select(WebhookEvent)).all())
     forged = await _post(api, "zapier", {"email": "x@example.com"}, secret="guess")
@@ -97,7 +97,12 @@ async def test_lead_source_signatures_are_checked(api, engine):
     stale = await _post(api, "zapier", {"email": "x@example.com"}, timestamp=int(time.time()) - 3600)
     future = await _post(api, "zapier", {"email": "x@example.com"}, timestamp=int(time.time()) + 3600)
     unsigned = await api.post(f"/api/v1/webhooks/leads/zapier?tenant={LEAD_SOURCE_TENANT}", content=b"{}")
-    assert {r.status_code for r in (forged, unknown_source, stale, future, unsigned)} == {403}
-    assert "too old" in stale.json()["detail"].lower()
+    unknown_tenant = await api.post("/api/v1/webhooks/leads/zapier?tenant=nobody", content=b"{}")
+    refusals = (forged, unknown_source, stale, future, unsigned, unknown_tenant)
+    assert {r.status_code for r in refusals} == {403}
+    # One answer for all: a prober cannot tell a tenant or source that exists from one that does not
+    assert {r.json()["detail"].rpartition(": ")[2] for r in refusals} == {"the signature could not be verified"}
+    logged = [r.getMessage() for r in caplog.records if "refused lead_source" in r.getMessage()]
+    assert any("too old" in m.lower() for m in logged) and any("'nobody'" in m for m in logged), logged
     with Session(engine) as session:
         assert len(session.exec(select(WebhookEvent)).all()) == before

@@ -30,7 +30,7 @@ from models.payloads import (
     TimelineEntryResult,
 )
 from models.timeline import TimelineEntry
-from tests.conftest import eventually, insert_lead
+from tests.conftest import DEV_SERVER_STARTUP, eventually, insert_lead
 from workflows.deal import DealWorkflow
 from workflows.definition import DefinitionEvent, DefinitionWorkflow
 from workflows.enrichment import EnrichmentWorkflow
@@ -348,6 +348,7 @@ async def test_continue_as_new_carries_the_leads_state():
 
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=temporal_cli(), data_converter=pydantic_data_converter, search_attributes=sa.ALL,
+        dev_server_startup_timeout=DEV_SERVER_STARTUP,
         dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=60"])
     try:
         client, queue = env.client, f"tq-{uuid.uuid4().hex[:6]}"

@@ -85,6 +85,35 @@ def test_cold_start_model_explains_in_plain_words(engine, tmp_path):
     assert registry.ensure_active(tenant).version == 1  # cached, not retrained
 
 
+def test_a_new_lead_s_reasons_are_ones_a_rep_can_act_on(engine, tmp_path):
+    """Scored seconds after it arrived, with no county record: no engagement reason (nobody has written to it, so
+    "no reply within 1 day" cannot have happened), and the missing county facts said once, not one by one."""
+    from datetime import timedelta
+
+    from models.base import utcnow
+    from scoring.features import lead_features
+    from tests.conftest import insert_lead
+
+    tenant, _ = insert_lead(engine)
+    model = ModelRegistry(engine, tmp_path).ensure_active(tenant)
+    now = utcnow()
+    row = lead_features({"email": "new@example.com", "phone": "+15125550142", "source": "web_form", "tags": [],
+                         "created_at": now - timedelta(seconds=5)}, None,
+                        {"messages_sent": 0, "replies": 0, "replied_within_1d": False}, now)
+    assert row["replied_within_1d"] is None  # not "no": the day has not passed
+    _, reasons = model.explain(row, top=10)
+    features = [r["feature"] for r in reasons]
+    assert not {"messages_sent", "replies", "replied_within_1d"} & set(features), reasons
+    from scoring.features import COUNTY
+
+    assert features.count("county_record") <= 1 and not COUNTY & set(features), reasons  # not "tax delinquent unknown"
+    county = [r for r in reasons if r["feature"] == "county_record"]
+    assert all(r["text"].startswith("no county record found") for r in county)
+    assert "arrived just now" in " ".join(r["text"] for r in reasons) or "days_since_created" not in features
+    day_old = lead_features({"created_at": now - timedelta(days=2)}, None, {"replied_within_1d": False}, now)
+    assert day_old["replied_within_1d"] == 0.0  # a day later, "no reply within 1 day" is a fact
+
+
 def test_describe_reads_like_a_rep_would_say_it():
     assert describe("source", "driving_for_dollars") == "source: driving for dollars"
     assert describe("years_owned", 12.5) == "12.5 years owned"

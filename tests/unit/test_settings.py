@@ -26,6 +26,14 @@ def test_temporal_address_must_be_host_port():
     assert Settings(temporal_address="temporal:7233").effective_temporal_address == "temporal:7233"
 
 
+def test_the_timestamp_authority_is_an_http_url():
+    with pytest.raises(ValidationError, match="http:// or https://"):
+        Settings(signing_timestamp_url="tsa.example.com")
+    assert Settings(signing_timestamp_url=" https://tsa.example.com/tsr ").signing_timestamp_url == \
+        "https://tsa.example.com/tsr"
+    assert Settings(signing_timestamp_url="").signing_timestamp_url is None
+
+
 def test_embedded_defaults(tmp_path, monkeypatch):
     monkeypatch.delenv("DEALFLOW_DATABASE_URL", raising=False)
     settings = Settings(home=tmp_path)

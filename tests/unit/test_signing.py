@@ -85,3 +85,19 @@ def test_the_app_does_not_start_without_a_proper_key(tmp_path):
 
     with pytest.raises(ConfigError, match="DEALFLOW_SECRET_KEY"):
         create_app(Settings(home=tmp_path, secret_key="dev-only-change-me"))
+
+
+def test_uvicorn_started_directly_without_a_key_says_so_in_one_line(tmp_path):
+    """`uvicorn --factory api.app:serve`, the way a FastAPI user starts an app, stops with the reason, no traceback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DEALFLOW_HOME": str(tmp_path / ".dealflow"),
+           "DEALFLOW_SECRET_KEY": ""}
+    out = subprocess.run([sys.executable, "-m", "uvicorn", "--app-dir", str(root), "--factory", "api.app:serve"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: DEALFLOW_SECRET_KEY is not set"), out.stderr

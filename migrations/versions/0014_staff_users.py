@@ -1,7 +1,7 @@
 """staff users (team, active, password), round-robin cursors, tasks listed by assignee, notifications
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0014
+Revises: 0013
 
 - users: `team`, `active`, `password_hash`, `updated_at`; emails lower-cased and checked to stay so, which
   makes the existing unique (tenant_id, email) case-insensitive.
@@ -23,8 +23,8 @@ from sqlalchemy.dialects import postgresql
 
 import models.base
 
-revision: str = "0009"
-down_revision: Union[str, None] = "0008"
+revision: str = "0014"
+down_revision: Union[str, None] = "0013"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 
