@@ -20,6 +20,7 @@ from cli_definitions import definitions_app
 from cli_documents import documents_app
 from cli_events import events_app
 from cli_status import status_command
+from cli_users import users_app
 from core.settings import Settings
 from models.tenant import Role
 
@@ -34,6 +35,7 @@ app.add_typer(scoring_app, name="scoring")
 app.add_typer(definitions_app, name="definitions")
 app.add_typer(events_app, name="events")
 app.add_typer(documents_app, name="documents")
+app.add_typer(users_app, name="users")
 app.command("status")(status_command)
 
 
@@ -48,8 +50,12 @@ def migrate_command() -> None:
 
 @keys_app.command("create")
 def keys_create(
-    tenant: str = typer.Option(..., "--tenant", "-t", help="tenant slug; created if new"),
-    role: Role = typer.Option(Role.staff, "--role", "-r", help="admin, staff, ops or readonly"),
+    tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug; created if new (with --user: the "
+                                                            "user's tenant, needed when the email is in several)"),
+    role: Role = typer.Option(None, "--role", "-r", help="admin, manager, staff, ops or readonly (default: staff; "
+                                                          "with --user, the user's role, or a narrower one)"),
+    user: str = typer.Option(None, "--user", "-u", help="the key belongs to this user (email or id): it acts as "
+                                                        "them, audit rows name them"),
     name: str = typer.Option("", "--name", "-n", help="what the key is for"),
     key_file: Path = typer.Option(None, "--key-file", dir_okay=False,
                                   help="write the key here (0600) instead of showing it; off a terminal the "
@@ -61,15 +67,33 @@ def keys_create(
     from core.db import make_engine
     from core.state import write_private
 
-    if not tenant.replace("-", "").replace("_", "").isalnum() or len(tenant) > 40:
+    if tenant is None and user is None:
+        raise CliError("give --tenant (a tenant-level key) or --user (a key of that user)")
+    if tenant is not None and (not tenant.replace("-", "").replace("_", "").isalnum() or len(tenant) > 40):
         raise CliError(f"tenant {tenant!r} must be letters, digits, '-' or '_' (at most 40)")
     settings = load_settings()
     migrate_database(settings)
     engine = make_engine(settings.effective_database_url)
-    row, key = create_api_key(engine, tenant, role, name)
-    engine.dispose()
+    owner = None
+    try:
+        if user is not None:
+            from sqlmodel import Session
+
+            from cli_users import find_user_once
+
+            with Session(engine) as session:
+                owner = find_user_once(session, tenant, user)
+            tenant, role = owner.tenant_id, role or Role(owner.role)
+        role = role or Role.staff
+        try:
+            row, key = create_api_key(engine, tenant, role, name, user_id=owner.id if owner else None)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
+    whose = f"{owner.email} ({tenant})" if owner else f"tenant {tenant}"
     if key_file is None and console.is_terminal:
-        console.print(f"Created {role.value} key {row.id} for tenant {tenant}. It is shown once:", highlight=False)
+        console.print(f"Created {role.value} key {row.id} for {whose}. It is shown once:", highlight=False)
         print(key)
         return
     path = key_file or settings.home / "keys" / f"{row.id}.key"
@@ -78,7 +102,7 @@ def keys_create(
     except OSError as exc:
         raise CliError(f"cannot write the key to {path}: {exc.strerror} (key {row.id} was created: revoke it "
                        f"with `dealflow keys revoke {row.id}`)") from None
-    console.print(f"Created {role.value} key {row.id} for tenant {tenant}, written (readable by you only) to:",
+    console.print(f"Created {role.value} key {row.id} for {whose}, written (readable by you only) to:",
                   highlight=False)
     print(path)
 
@@ -104,14 +128,15 @@ def keys_list(
         engine.dispose()
     if not rows:
         raise CliError(f"tenant {tenant!r} has no keys")
-    table = Table("id", "prefix", "name", "role", "created", "last used", "revoked", box=None, pad_edge=False)
+    table = Table("id", "prefix", "name", "role", "user", "created", "last used", "revoked", box=None,
+                  pad_edge=False)
 
     def when(moment) -> str:
         return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
 
     for row in rows:
-        table.add_row(row.id, row.prefix, row.name or "-", row.role, when(row.created_at), when(row.last_used_at),
-                      when(row.revoked_at))
+        table.add_row(row.id, row.prefix, row.name or "-", row.role, row.user_id or "-", when(row.created_at),
+                      when(row.last_used_at), when(row.revoked_at))
     console.print(table, soft_wrap=True)
 
 

@@ -26,6 +26,7 @@ from activities.messaging import MessagingActivities
 from activities.enrollment import EnrollmentActivities
 from activities.outbound import OutboundActivities
 from activities.scoring import ScoringActivities
+from activities.staff import StaffActivities
 from core.db import make_engine
 from core.logging import configure_logging
 from core.metrics import serve
@@ -58,6 +59,7 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
     enrichment = EnrichmentActivities(engine, CountyRecordsSource(engine), api)
     scoring = ScoringActivities(engine, ModelRegistry(engine, settings.effective_models_dir))
     deal = DealActivities(engine)
+    staff = StaffActivities(engine)
     outbound = OutboundActivities(OutboundHttp(settings.http_call_hosts, settings.provider_timeout_seconds))
     enrollment = EnrollmentActivities(engine, client, settings.temporal_task_queue, asyncio.get_running_loop())
     with warnings.catch_warnings():
@@ -71,8 +73,8 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
                         lead.load_investor, messaging.plan_send, messaging.send_message,
                         enrichment.validate_contact, enrichment.standardize_address, enrichment.lookup_county_records,
                         enrichment.lookup_property_api, enrichment.save_enrichment, enrichment.link_duplicates,
-                        scoring.score_lead, scoring.create_task, deal.open_opportunity, deal.record_stage_change,
-                        deal.match_investors,
+                        scoring.score_lead, deal.open_opportunity, deal.record_stage_change, deal.match_investors,
+                        staff.create_task, staff.notify_staff,
                         enrollment.fire_daily_triggers, enrollment.change_lead_status, enrollment.move_deal_stage,
                         enrollment.start_definition, outbound.http_call],
             activity_executor=executor,

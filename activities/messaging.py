@@ -54,7 +54,7 @@ class MessagingActivities:
     @activity.defn
     def plan_send(self, plan: SendPlanInput) -> SendPlan:
         with Session(self._engine) as session:
-            recipient = self._load(session, plan.tenant_id, plan.lead_id, plan.investor_id)
+            recipient = self._load(session, plan.tenant_id, plan.lead_id, plan.investor_id, plan.user_id)
             tenant, address = recipient.tenant, recipient.address(plan.channel)
             window = SendWindow.parse(*(plan.send_window or (tenant.send_window_days, tenant.send_window_start,
                                                              tenant.send_window_end)))
@@ -107,22 +107,24 @@ class MessagingActivities:
             existing = session.exec(select(Message).where(Message.idempotency_key == request.idempotency_key)).first()
             if existing:
                 return existing
-            recipient = self._load(session, request.tenant_id, request.lead_id, request.investor_id)
+            recipient = self._load(session, request.tenant_id, request.lead_id, request.investor_id,
+                                   request.user_id)
             tenant = recipient.tenant
             message = Message(tenant_id=tenant.id, lead_id=request.lead_id, investor_id=request.investor_id,
+                              user_id=recipient.user.id if recipient.user else None,
                               channel=request.channel, idempotency_key=request.idempotency_key,
                               template=request.template,
                               provider=self._settings.provider_for(tenant.id, request.channel),
                               to_address=recipient.address(request.channel) or "")
             error = None
             if not message.to_address:
-                who = "investor" if request.investor_id else "lead"
+                who = "investor" if request.investor_id else "user" if recipient.user else "lead"
                 error = ("no_address", f"{who} has no {'email' if request.channel == 'email' else 'phone'}")
             else:
                 try:
                     template = self._template(session, request)
                     message.template_version = template.version
-                    context = self._context(recipient, request.channel)
+                    context = self._context(recipient, request)
                     rendered = render(template, context)
                     message.subject, message.body, message.html = rendered.subject, rendered.text, rendered.html
                     message.from_address = self._sender(tenant, request.channel)
@@ -205,9 +207,10 @@ class MessagingActivities:
             except IntegrityError:
                 session.rollback()
 
-    def _load(self, session: Session, tenant_id: str, lead_id: str | None, investor_id: str | None) -> Recipient:
+    def _load(self, session: Session, tenant_id: str, lead_id: str | None, investor_id: str | None,
+              user_id: str | None = None) -> Recipient:
         try:
-            return load_recipient(session, tenant_id, lead_id, investor_id)
+            return load_recipient(session, tenant_id, lead_id, investor_id, user_id)
         except LookupError as exc:
             raise ApplicationError(str(exc), type="NotFound", non_retryable=True) from None
 
@@ -224,13 +227,14 @@ class MessagingActivities:
         return Template(key="inline", version=0, channel=request.channel, text=request.text,
                         subject=request.subject or ("" if request.channel == "sms" else None))
 
-    def _context(self, recipient: Recipient, channel: str) -> dict:
+    def _context(self, recipient: Recipient, request: MessageRequest) -> dict:
         tenant = recipient.tenant
         # The tenant's own sender name when it set one; otherwise the tenant speaks for itself.
         sender_name = (parseaddr(tenant.email_from)[0] if tenant.email_from else "") or tenant.name
-        context = {**recipient.context(), "tenant": {"id": tenant.id, "name": tenant.name},
+        # The request's own variables (a notification) first: the recipient and the tenant are not theirs to change
+        context = {**request.context, **recipient.context(), "tenant": {"id": tenant.id, "name": tenant.name},
                    "sender": {"name": sender_name}}
-        if channel == "email":
+        if request.channel == "email":
             context["unsubscribe_url"] = unsubscribe_url(self._settings, tenant.id, "email",
                                                          recipient.address("email") or "")
         return context
@@ -241,6 +245,9 @@ class MessagingActivities:
         return tenant.sms_from or self._settings.twilio_from_number
 
     def _outgoing(self, message: Message) -> OutgoingEmail | OutgoingSms:
+        if message.channel == "email" and message.user_id:  # a notification to the staff: no marketing headers
+            return OutgoingEmail(message_id=message.id, to=message.to_address, sender=message.from_address or "",
+                                 subject=message.subject or "", text=message.body, html=message.html)
         if message.channel == "email":
             link = unsubscribe_url(self._settings, message.tenant_id, "email", message.to_address)
             return OutgoingEmail(message_id=message.id, to=message.to_address, sender=message.from_address or "",

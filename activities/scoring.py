@@ -1,8 +1,6 @@
-"""Scoring and task activities."""
+"""Scoring activities (tasks are activities/staff.py's)."""
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 from sqlalchemy import Engine
 from sqlmodel import Session, select
@@ -15,8 +13,7 @@ from activities.rows import owned
 from models.base import utcnow
 from models.event import emit
 from models.lead import Lead
-from models.payloads import ScoreInput, ScoreResult, TaskInput
-from models.task import Task
+from models.payloads import ScoreInput, ScoreResult
 from models.timeline import TimelineEntry
 from scoring.engagement import engagement
 from scoring.features import lead_features
@@ -61,22 +58,3 @@ class ScoringActivities:
                            "stopped": request.stopped})
             session.commit()
         return ScoreResult(probability=round(probability, 4), model_version=model.label, reasons=reasons)
-
-    @activity.defn
-    def create_task(self, request: TaskInput) -> str:
-        with Session(self._engine) as session:
-            existing = session.exec(select(Task).where(Task.idempotency_key == request.idempotency_key)).first()
-            if existing:
-                return existing.id
-            task = Task(tenant_id=request.tenant_id, lead_id=request.lead_id, opportunity_id=request.opportunity_id,
-                        investor_id=request.investor_id, title=request.title, description=request.description,
-                        idempotency_key=request.idempotency_key,
-                        due_at=utcnow() + timedelta(hours=request.due_in_hours) if request.due_in_hours else None)
-            session.add(task)
-            if request.lead_id or request.investor_id:
-                session.add(TimelineEntry(tenant_id=request.tenant_id, lead_id=request.lead_id,
-                                          investor_id=request.investor_id, kind="task.created",
-                                          summary=f"Task: {request.title}", data={"task_id": task.id},
-                                          idempotency_key=f"{request.idempotency_key}:timeline"))
-            session.commit()
-            return task.id

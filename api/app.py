@@ -22,7 +22,8 @@ from api import errors
 from api.headers import SecurityHeaders
 from api.openapi import document as openapi_document
 from api.routes import (
-    analysis, definitions, events, health, investors, keys, leads, messages, opportunities, webhooks, workflows,
+    analysis, audit, definitions, events, health, investors, keys, leads, messages, notifications, opportunities,
+    tasks, users, webhooks, workflows,
 )
 from core.db import make_engine
 from core.logging import request_id_var
@@ -175,6 +176,10 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.include_router(webhooks.router)
     app.include_router(events.router)
     app.include_router(keys.router)
+    app.include_router(users.router)
+    app.include_router(tasks.router)
+    app.include_router(notifications.router)
+    app.include_router(audit.router)
     app.include_router(health.router, prefix="/api/v1")
     app.include_router(health.router)  # /health at the root too, for probes (metrics: their own address)
     return app

@@ -16,7 +16,7 @@ from api.security import Principal, authenticate, cached_principal, still_valid
 from core.logging import request_id_var
 from core.settings import Settings
 from models.audit import AuditLog, compact
-from models.tenant import Role
+from models.tenant import INCLUDES, Role
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
@@ -55,9 +55,8 @@ async def get_principal(request: Request, credentials: Annotated[HTTPAuthorizati
         raise Problem(401, "missing API key: send 'Authorization: Bearer <key>'", headers=challenge)
     engine = request.app.state.engine
     cached = cached_principal(credentials.credentials)
-    if cached is not None:  # a key verified moments ago: only its revocation is read (autocommit, one statement)
-        valid = await run_in_threadpool(still_valid, engine, credentials.credentials, cached)
-        principal = cached if valid else None
+    if cached is not None:  # a key verified moments ago: only its standing is read (autocommit, one statement)
+        principal = await run_in_threadpool(still_valid, engine, credentials.credentials, cached)
     else:
         # Its own short session, handed back before the route's thread hop: held across the hop, requests
         # waiting for a thread each held a connection while the threads waited for connections (the pool ran
@@ -76,18 +75,21 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 def require(*roles: Role):
-    """Dependency factory: the caller's role must be one of `roles` (admin always passes)."""
+    """Dependency factory: the caller's role must be one of `roles`, or a role that includes one of them
+    (models.tenant.INCLUDES: admin passes everywhere, a manager wherever staff do)."""
+    allowed = {Role.admin, *roles} | {role for role, included in INCLUDES.items() if included & set(roles)}
+    shown = ", ".join(sorted(allowed))
 
     async def check(principal: PrincipalDep) -> Principal:  # async: no thread hop for a comparison
-        if principal.role != Role.admin and principal.role not in roles:
-            allowed = ", ".join(sorted({Role.admin, *roles}))
-            raise Problem(403, f"role '{principal.role}' may not do this (needs one of: {allowed})")
+        if principal.role not in allowed:
+            raise Problem(403, f"role '{principal.role}' may not do this (needs one of: {shown})")
         return principal
 
     return Depends(check)
 
 
 Staff = Annotated[Principal, require(Role.staff)]
+Admin = Annotated[Principal, require()]  # admins only
 
 
 def audit(session: Session, principal: Principal | None, action: str, entity_type: str, entity_id: str | None,

@@ -15,6 +15,7 @@ from temporalio.service import RPCError
 
 from core.logging import request_id_var
 from core.temporal import temporal_unreachable
+from services.acting import ServiceError
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("dealflow.api")
@@ -59,6 +60,12 @@ def install(app: FastAPI) -> None:
     async def _problem(_: Request, exc: Problem) -> JSONResponse:
         return problem_response(exc.status, exc.detail, title=exc.title, errors=exc.errors,
                                 headers=exc.headers, **exc.extra)
+
+    @app.exception_handler(ServiceError)
+    async def _refused(_: Request, exc: ServiceError) -> JSONResponse:
+        # A staff service's refusal (services/acting.py): 404, 409, 403 or a 422 naming its field.
+        errors = [{"field": exc.field, "message": str(exc)}] if exc.field else None
+        return problem_response(exc.status, str(exc), errors=errors)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

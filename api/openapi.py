@@ -39,7 +39,7 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
             statuses = {500, 503}
             if operation.get("security") or "/webhooks/" in path:  # a key, or a provider's signature
                 statuses |= {401, 403}
-            if "{" in path:
+            if "{" in path or path.endswith("/me"):  # /users/me: a key that belongs to no user
                 statuses.add(404)
             if "requestBody" in operation or method in ("post", "patch", "put"):
                 statuses |= {400, 409, 413}
@@ -60,6 +60,8 @@ LINKS: dict[tuple[str, str], tuple[tuple[str, ...], dict[str, str]]] = {
     ("post", "/api/v1/definitions"): (("201",), {"key": "$response.body#/key",
                                                  "version": "$response.body#/version"}),
     ("post", "/api/v1/leads/{lead_id}/messages"): (("202",), {"workflow_id": "$response.body#/workflow_id"}),
+    ("post", "/api/v1/users"): (("201",), {"user_id": "$response.body#/id"}),
+    ("post", "/api/v1/tasks"): (("201",), {"task_id": "$response.body#/id"}),
 }
 
 

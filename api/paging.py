@@ -29,7 +29,7 @@ def decode_cursor(cursor: str, by: str = "created_at") -> tuple[datetime | float
         value, row_id = json.loads(raw)
         if not isinstance(row_id, str) or not 0 < len(row_id) <= 40:
             raise ValueError("bad id")
-        if by == "created_at":
+        if by.endswith("_at"):  # created_at, due_at: a time
             value = datetime.fromisoformat(value)
             if value.tzinfo is None:
                 raise ValueError("naive time")

@@ -47,6 +47,7 @@ from models.investor import Investor  # noqa: E402
 from models.lead import Lead  # noqa: E402
 from models.message import Message  # noqa: E402
 from models.opportunity import Opportunity  # noqa: E402
+from models.task import Task  # noqa: E402
 from models.tenant import Role, User  # noqa: E402
 from models.timeline import TimelineEntry  # noqa: E402
 from services.lead_lists import LeadFilters, lead_list_query  # noqa: E402
@@ -114,6 +115,17 @@ def seed(url: str, tenant: str, n: int, progress: Progress, prefix: str = "b") -
                    "status": "delivered", "events": [], "idempotency_key": f"{prefix}:{i}",
                    "created_at": now - timedelta(seconds=rng.randrange(730 * 86400))}
 
+    def tasks():
+        for i in range(n):
+            created = now - timedelta(seconds=(n - i) * 730 * 86400 / n)
+            status = rng.choices(["open", "done", "cancelled"], [50, 45, 5])[0]
+            snoozed = now + timedelta(days=rng.randrange(1, 10)) if status == "open" and rng.random() < 0.1 else None
+            yield {"id": f"tk_{prefix}{i:07d}", "tenant_id": tenant, "lead_id": lead_ids[rng.randrange(n)],
+                   "title": "Call now", "assignee": rng.choice(users)["id"] if rng.random() < 0.8 else None,
+                   "status": status, "due_at": snoozed or now + timedelta(hours=rng.randrange(-24 * 60, 24 * 60)),
+                   "snoozed_until": snoozed, "created_at": created,
+                   "completed_at": created if status == "done" else None}
+
     def timeline():
         for i in range(n * 3):
             yield {"id": f"tl_{prefix}{i:08d}", "tenant_id": tenant, "lead_id": lead_ids[i // 3],
@@ -125,6 +137,7 @@ def seed(url: str, tenant: str, n: int, progress: Progress, prefix: str = "b") -
         conn.execute(insert(User.__table__), users)
     for label, table, rows, total in (("leads", Lead, leads, n), ("investors", Investor, investors, n // 10),
                                       ("deals", Opportunity, deals, n // 20), ("messages", Message, messages, n * 2),
+                                      ("tasks", Task, tasks, n),
                                       ("timeline", TimelineEntry, timeline, n * 3)):
         task = progress.add_task(f"seeding {label}", total=total)
         batch = []

@@ -241,6 +241,11 @@ class Checker:
                     step.params[key] = value
                 else:
                     self.error(self.at(params, key, True), message(key, value))
+        # `team` says whose turn (round_robin) or whose managers (notify): with anyone else it would be ignored
+        if "team" in params and ((name == "create_task" and params.get("assignee") != "round_robin")
+                                 or (name == "notify" and params.get("to") not in ("managers", "owner"))):
+            self.error(self.at(params, "team"), "'team' goes with assignee: round_robin" if name == "create_task"
+                       else "'team' goes with to: managers (or owner, whose stand-ins they are)")
 
     def _wait(self, node, step: Step) -> None:
         spec = node["wait"]

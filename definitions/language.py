@@ -46,7 +46,8 @@ HANDED_OVER = "enrollment.handed_over"
 ACTIONS: dict[str, dict[str, tuple[str, bool]]] = {
     "send_email": {"template": ("str", True)},
     "send_sms": {"template": ("str", True)},
-    "create_task": {"title": ("str", True), "description": ("str", False), "due_in": ("duration", False)},
+    "create_task": {"title": ("str", True), "description": ("str", False), "due_in": ("duration", False),
+                    "assignee": ("assignee", False), "team": ("team", False)},
     "set_status": {"status": ("status", True), "reason": ("str", False)},
     "score_lead": {},
     "enrich_lead": {},
@@ -54,13 +55,14 @@ ACTIONS: dict[str, dict[str, tuple[str, bool]]] = {
     "run_definition": {"key": ("definition_key", True)},
     "match_investors": {"limit": ("count", False), "accredited_only": ("bool", False)},
     "http_call": {"url": ("url", True), "method": ("method", False), "body": ("expressions", False)},
+    "notify": {"to": ("recipient", True), "title": ("str", True), "message": ("str", False), "team": ("team", False),
+               "email": ("bool", False)},
 }
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # Actions about a lead: a deal's definition acts on the deal's lead; an investor has none.
 LEAD_ACTIONS = {"set_status", "score_lead", "enrich_lead"}
 DEAL_ACTIONS = {"set_stage", "match_investors"}  # only in definitions about a deal
 UNAVAILABLE = {
-    "notify": "staff notifications (email/Slack to the team) are not built yet",
     "request_signature": "e-signature (DocumentSigningWorkflow) is not built yet",
 }
 STATUSES = {s.value for s in LeadStatus} - {"converted"}  # converting happens only through POST /convert

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from definitions.language import DEFINITION_KEY, HTTP_METHODS, STAGE_NAMES, STATUSES
+from definitions.staff import TEAMS, is_assignee, is_recipient
 
 
 def hint(word: str, options) -> str:
@@ -35,4 +36,9 @@ PARAM_TYPES: dict[str, tuple[Callable[[Any], bool], Callable[[str, Any], str]]] 
     "method": (lambda v: v in HTTP_METHODS, lambda k, v: f"method must be one of {', '.join(HTTP_METHODS)}"),
     "definition_key": (lambda v: isinstance(v, str) and bool(DEFINITION_KEY.match(v)),
                        lambda k, v: "key must be another definition's key (lower-case letters, digits and '-')"),
+    "assignee": (is_assignee, lambda k, v: f"'{k}' is round_robin, owner, or a user's email or id (us_...)"
+                                           + hint(v, ("round_robin", "owner"))),
+    "recipient": (is_recipient, lambda k, v: f"'{k}' is owner, managers, or a user's email or id (us_...)"
+                                             + hint(v, ("owner", "managers"))),
+    "team": (lambda v: v in TEAMS, lambda k, v: f"unknown team '{v}'{hint(v, TEAMS)} (one of {', '.join(TEAMS)})"),
 }

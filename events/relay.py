@@ -297,7 +297,9 @@ class Relay:
                 outcome.append(self._start_message(event))
             if event.workflow_signal:
                 outcome.append(self._to_lead_workflow(session, event))
-            subject = session.get(SUBJECT_MODELS[event.subject_type], event.subject_id)
+            # Definitions hear leads, deals and investors; a user's events (a notification's email) have none.
+            model = SUBJECT_MODELS.get(event.subject_type)
+            subject = session.get(model, event.subject_id) if model is not None else None
             if subject is not None and event.name in DEFINITION_EVENTS:
                 if subject.tenant_id not in published:
                     published[subject.tenant_id] = active(session, subject.tenant_id)
@@ -312,8 +314,8 @@ class Relay:
         return "; ".join(outcome) or "no listener"
 
     def _start_message(self, event: Event) -> str:
-        """A staff message accepted by the API: its MessageWorkflow, under the id the API answered with (started
-        once: a second delivery finds it, running or done)."""
+        """A staff message accepted by the API, or a notification's email to a staff user: its MessageWorkflow,
+        under the id the event carries (started once: a second delivery finds it, running or done)."""
         workflow_id = event.data["workflow_id"]
         try:
             self._call(self._start_message_workflow, workflow_id, MessageRequest.model_validate(event.data["request"]))

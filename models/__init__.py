@@ -12,15 +12,17 @@ from models.event import Event
 from models.investor import Investor
 from models.lead import Lead, LeadSource, LeadStatus, Property
 from models.message import Consent, Message, MessageTemplate
+from models.notification import Notification
 from models.opportunity import Opportunity, OpportunityMatch, Pipeline, StageChange
 from models.task import Task
-from models.tenant import ApiKey, Role, Tenant, User
+from models.tenant import ApiKey, AssignmentCursor, Role, Tenant, User
 from models.timeline import TimelineEntry
 from models.webhook import WebhookEvent
 
 __all__ = [
-    "ApiKey", "AuditLog", "Consent", "Document", "Event", "Investor", "Lead", "LeadSource", "LeadStatus", "Message",
-    "MessageTemplate", "Parcel", "ScoringModel",
+    "ApiKey", "AssignmentCursor", "AuditLog", "Consent", "Document", "Event", "Investor", "Lead", "LeadSource",
+    "LeadStatus", "Message",
+    "MessageTemplate", "Notification", "Parcel", "ScoringModel",
     "Opportunity", "OpportunityMatch", "Pipeline", "Property", "Role", "StageChange", "Task", "Tenant",
     "TimelineEntry", "User", "WebhookEvent", "WorkflowDefinition", "WorkflowExecution", "metadata",
 ]

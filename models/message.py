@@ -27,6 +27,7 @@ class Message(SQLModel, table=True):
     tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
     lead_id: str | None = Field(default=None, foreign_key="leads.id", max_length=40)
     investor_id: str | None = Field(default=None, foreign_key="investors.id", max_length=40)
+    user_id: str | None = Field(default=None, foreign_key="users.id", max_length=40)  # a staff notification's
     channel: str = Field(max_length=10)  # email, sms
     direction: str = Field(default="outbound", max_length=10)
     to_address: str = Field(max_length=320)

@@ -91,6 +91,7 @@ class MessageRequest(BaseModel):
     tenant_id: str
     lead_id: str | None = None
     investor_id: str | None = None  # instead of lead_id
+    user_id: str | None = None  # instead of either: an email to a staff user (a notification)
     channel: str  # email or sms
     template: str | None = None  # template key; or inline text below (rendered the same way)
     text: str | None = None
@@ -100,12 +101,16 @@ class MessageRequest(BaseModel):
     respect_send_window: bool = True
     # A definition's own window (days, HH:MM, HH:MM), stricter or looser than the tenant's; None = tenant's.
     send_window: tuple[str, str, str] | None = None
+    # Template variables beside the recipient's own, as data (never rendered as a template themselves): the
+    # notification a staff email is about.
+    context: dict[str, Any] = Field(default_factory=dict)
 
 
 class SendPlanInput(BaseModel):
     tenant_id: str
     lead_id: str | None = None
     investor_id: str | None = None  # instead of lead_id
+    user_id: str | None = None  # instead of either
     channel: str
     now: datetime
     send_window: tuple[str, str, str] | None = None
@@ -189,6 +194,26 @@ class TaskInput(BaseModel):
     description: str | None = None
     due_in_hours: float | None = None
     idempotency_key: str
+    # round_robin, owner, or a user's email or id; None: the subject's owner when it has one (else nobody)
+    assignee: str | None = None
+    team: str | None = None  # round_robin's team (default: the subject's: see services.assignment)
+    actor: str = "workflow"
+
+
+class NotifyInput(BaseModel):
+    """A definition's `notify`: an in-app notification and an email to a user, the owner or a team's managers."""
+
+    tenant_id: str
+    lead_id: str | None = None
+    opportunity_id: str | None = None
+    investor_id: str | None = None
+    to: str  # owner, managers, or a user's email or id
+    team: str | None = None  # managers' team (default: the owner's, else the subject's)
+    title: str
+    message: str = ""
+    email: bool = True
+    idempotency_key: str
+    actor: str = "workflow"
 
 
 class ConvertInput(BaseModel):

@@ -1,6 +1,6 @@
-"""Who a message goes to: a lead (with its property) or an investor. Messaging reads addresses, the time
-zone hint and the template context from here, so both kinds of recipient follow the same rules (consent,
-quiet hours, exactly-once)."""
+"""Who a message goes to: a lead (with its property), an investor, or a staff user (a notification's email).
+Messaging reads addresses, the time zone hint and the template context from here, so every kind of recipient
+follows the same rules (consent, quiet hours, exactly-once)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from models.investor import Investor
 from models.lead import Lead, Property
-from models.tenant import Tenant
+from models.tenant import Tenant, User
 
 
 @dataclass
@@ -20,12 +20,15 @@ class Recipient:
     lead: Lead | None = None
     investor: Investor | None = None
     prop: Property | None = None
+    user: User | None = None
 
     @property
-    def person(self) -> Lead | Investor:
-        return self.lead or self.investor  # type: ignore[return-value]
+    def person(self) -> Lead | Investor | User:
+        return self.lead or self.investor or self.user  # type: ignore[return-value]
 
     def address(self, channel: str) -> str | None:
+        if self.user is not None:
+            return self.user.email if channel == "email" else None  # staff are told by email (and in the app)
         return self.person.email if channel == "email" else self.person.phone
 
     @property
@@ -34,7 +37,11 @@ class Recipient:
         return self.prop.state if self.prop else None
 
     def context(self) -> dict[str, Any]:
-        """Template variables about the recipient (`lead` + `property`, or `investor`)."""
+        """Template variables about the recipient (`lead` + `property`, `investor`, or `user`)."""
+        if self.user is not None:
+            user = self.user
+            return {"user": {"id": user.id, "name": user.name, "first_name": user.name.split()[0] if user.name.split()
+                             else "", "email": user.email, "role": user.role, "team": user.team}}
         if self.investor is not None:
             investor = self.investor
             return {"investor": {"id": investor.id, "name": investor.name,
@@ -50,9 +57,14 @@ class Recipient:
 
 
 def load_recipient(session: Session, tenant_id: str, lead_id: str | None = None,
-                   investor_id: str | None = None) -> Recipient:
+                   investor_id: str | None = None, user_id: str | None = None) -> Recipient:
     """Raises LookupError when the tenant or the person is missing (or is another tenant's)."""
     tenant = session.get(Tenant, tenant_id)
+    if user_id and not (lead_id or investor_id):
+        user = session.get(User, user_id)
+        if tenant is None or user is None or user.tenant_id != tenant_id:
+            raise LookupError(f"user {user_id} of tenant {tenant_id} not found")
+        return Recipient(tenant=tenant, user=user)
     person = session.get(Lead, lead_id) if lead_id else session.get(Investor, investor_id) if investor_id else None
     if tenant is None or person is None or person.tenant_id != tenant_id:
         what = f"lead {lead_id}" if lead_id else f"investor {investor_id}"

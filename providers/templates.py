@@ -17,7 +17,7 @@ from core.settings import get_settings
 from models.message import MessageTemplate
 
 BUILTIN_FILE = Path(__file__).with_name("message_templates.yaml")
-VARIABLES = {"lead", "property", "tenant", "sender", "unsubscribe_url", "deal", "investor"}
+VARIABLES = {"lead", "property", "tenant", "sender", "unsubscribe_url", "deal", "investor", "user", "notification"}
 
 # A realistic context every template must render against before it is accepted.
 SAMPLE_CONTEXT: dict[str, Any] = {
@@ -27,6 +27,10 @@ SAMPLE_CONTEXT: dict[str, Any] = {
     "property": {"street": "4500 Oak Ridge Dr", "unit": None, "city": "Austin", "state": "TX", "zip": "78731"},
     "investor": {"id": "iv_sample", "name": "Dana Whitfield", "first_name": "Dana", "company": "Whitfield Capital",
                  "email": "dana@example.com", "phone": "+15125550177", "status": "prospect", "tags": ["lender"]},
+    "user": {"id": "us_sample", "name": "Sam Rivera", "first_name": "Sam", "email": "sam@example.com",
+             "role": "staff", "team": "acquisitions"},
+    "notification": {"id": "nt_sample", "kind": "task.assigned", "title": "Task for you: Call now",
+                     "body": "Call now — Maria Garcia, due 2026-06-01 15:00 UTC."},
     "tenant": {"id": "demo", "name": "Lone Star Home Buyers"},
     "sender": {"name": "Sam"},
     "unsubscribe_url": "https://example.com/u/sample",

@@ -19,7 +19,7 @@ from definitions.model import Definition
 from models.payloads import (
     DealStageInput, EnrichmentInput, EnrichmentResult, HttpCallInput, LeadStatusInput, MatchInput, MessageRequest,
     MessageResult, PropertyLookup, ScoreInput, ScoreResult, SendPlan, SendPlanInput, SourceOutcome,
-    StartDefinitionInput, TaskInput,
+    NotifyInput, StartDefinitionInput, TaskInput,
 )
 from definitions.send_window import SendWindow, recipient_zones
 from workflows.definition import DefinitionEvent, DefinitionRun, DefinitionWorkflow
@@ -84,6 +84,10 @@ class _Recorder:
         async def create_task(request: TaskInput) -> str:
             return "dry-task"
 
+        @activity.defn(name="notify_staff")
+        async def notify_staff(request: NotifyInput) -> list[str]:
+            return [f"dry-run-{request.to}"]  # recorded, nobody told
+
         @activity.defn(name="move_deal_stage")
         async def move_deal_stage(move: DealStageInput) -> str:
             self.subject["stage"] = move.stage
@@ -136,7 +140,8 @@ class _Recorder:
         async def link_duplicates(request: EnrichmentInput) -> str | None:
             return None
 
-        return [load_lead, load_deal, load_investor, plan_send, send_message, create_task, move_deal_stage,
+        return [load_lead, load_deal, load_investor, plan_send, send_message, create_task, notify_staff,
+                move_deal_stage,
                 match_investors, http_call, start_definition, change_lead_status, score_lead,
                 validate_contact,
                 standardize_address, lookup_county_records, lookup_property_api, save_enrichment, link_duplicates]

@@ -17,7 +17,7 @@ from definitions.language import LEAD_ACTIONS
 from definitions.model import Retry, Step
 from models.payloads import (
     DealStageInput, EnrichmentInput, HttpCallInput, LeadStatusInput, MatchInput, MessageRequest, MessageResult,
-    ScoreInput, ScoreResult, StartDefinitionInput, TaskInput,
+    NotifyInput, ScoreInput, ScoreResult, StartDefinitionInput, TaskInput,
 )
 from workflows.enrichment import EnrichmentWorkflow
 from workflows.messaging import deliver
@@ -102,11 +102,21 @@ class StepActions:
 
     async def _do_create_task(self, step: Step, call: _Call) -> tuple[Any, str]:
         hours = step.params.get("due_in", 0) / 3600 or None
+        assignee = step.params.get("assignee")
         result = await self._activity("create_task", TaskInput(
             tenant_id=self._run.tenant_id, lead_id=call.lead_id, opportunity_id=call.deal_id,
             investor_id=call.investor_id, title=step.params["title"], description=step.params.get("description"),
-            due_in_hours=hours, idempotency_key=call.key), str, call)
-        return result, f"create_task {step.params['title']!r}"
+            due_in_hours=hours, idempotency_key=call.key, assignee=assignee, team=step.params.get("team"),
+            actor=f"definition:{self._d.key}"), str, call)
+        return result, f"create_task {step.params['title']!r}" + (f" for {assignee}" if assignee else "")
+
+    async def _do_notify(self, step: Step, call: _Call) -> tuple[Any, str]:
+        notified = await self._activity("notify_staff", NotifyInput(
+            tenant_id=self._run.tenant_id, lead_id=call.lead_id, opportunity_id=call.deal_id,
+            investor_id=call.investor_id, to=step.params["to"], team=step.params.get("team"),
+            title=step.params["title"], message=step.params.get("message", ""), email=step.params.get("email", True),
+            idempotency_key=call.key, actor=f"definition:{self._d.key}"), list, call)
+        return notified, f"notify {step.params['to']}: {len(notified)} told"
 
     async def _do_set_status(self, step: Step, call: _Call) -> tuple[Any, str]:
         d = self._d

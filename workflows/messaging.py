@@ -30,7 +30,7 @@ async def deliver(request: MessageRequest, stopped: Callable[[], bool]) -> Messa
             return MessageResult(message_id=None, status="cancelled")
         plan: SendPlan = await workflow.execute_activity(
             "plan_send", SendPlanInput(tenant_id=request.tenant_id, lead_id=request.lead_id,
-                                       investor_id=request.investor_id,
+                                       investor_id=request.investor_id, user_id=request.user_id,
                                        channel=request.channel, now=workflow.now(), send_window=request.send_window),
             result_type=SendPlan, start_to_close_timeout=timedelta(seconds=30), retry_policy=PLAN_RETRY)
         wait = plan.opens_at - workflow.now()

@@ -9,13 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
 
-from api.deps import SessionDep, require
+from api.deps import Admin, SessionDep
 from api.errors import Problem
-from api.security import Principal, find_api_key, list_api_keys, revoke_api_key
+from api.security import find_api_key, list_api_keys, revoke_api_key
 from models.tenant import ApiKey
 
 router = APIRouter(prefix="/api/v1/keys", tags=["keys"])
-Admin = Annotated[Principal, require()]  # admins only
 
 
 class ApiKeyPublic(BaseModel):
@@ -23,13 +22,15 @@ class ApiKeyPublic(BaseModel):
     prefix: str  # the public part of the key: dfk_<prefix>_...
     name: str
     role: str
+    user_id: str | None = None  # the person the key belongs to (null: a tenant-level key)
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
 
 
 def _public(row: ApiKey) -> ApiKeyPublic:
-    return ApiKeyPublic(id=row.id, prefix=row.prefix, name=row.name, role=row.role, created_at=row.created_at,
+    return ApiKeyPublic(id=row.id, prefix=row.prefix, name=row.name, role=row.role, user_id=row.user_id,
+                        created_at=row.created_at,
                         last_used_at=row.last_used_at, revoked_at=row.revoked_at)
 
 

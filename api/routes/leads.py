@@ -22,6 +22,7 @@ from api.errors import Problem
 from api.paging import page
 from core.db import committed, in_transaction
 from definitions.language import RECORDED_EVENTS
+from definitions.staff import Team
 from models.input import Input
 from models.base import utcnow
 from models.event import emit, start_pending
@@ -30,8 +31,8 @@ from models.lead import (
     DefinitionRunRef, Lead, LeadCreate, LeadPage, LeadPublic, LeadSource, LeadStatus, LeadUpdate, Property,
 )
 from models.payloads import ConvertInput, ConvertResult, LeadState, StatusChange
-from models.tenant import User
 from models.timeline import TimelineEntry, TimelineEntryPublic
+from services.assignment import assign_lead, check_lead_assignee, hand_lead
 from services.lead_intake import receive_lead
 from services.lead_lists import LeadFilters, lead_list_query
 from workflows.lead import LeadWorkflow
@@ -254,14 +255,14 @@ def update_lead(lead_id: str, body: LeadUpdate, session: SessionDep, principal: 
             or (changes["phone"] if "phone" in changes else lead.phone)):
         raise Problem(422, "a lead needs an email or a phone", errors=[
             {"field": k, "message": "a lead needs an email or a phone"} for k in ("email", "phone") if k in changes])
-    if changes.get("assigned_to") is not None:
-        user = session.get(User, changes["assigned_to"])
-        if user is None or user.tenant_id != principal.tenant_id:
-            raise Problem(422, f"no user {changes['assigned_to']} in this tenant",
-                          errors=[{"field": "assigned_to", "message": "not a user of this tenant"}])
+    if "assigned_to" in changes:  # an active user of the tenant; a staff member's own or an unassigned lead only
+        owner = check_lead_assignee(session, principal, lead, changes["assigned_to"])
     before = {k: getattr(lead, k) for k in changes}
     for key, value in changes.items():
-        setattr(lead, key, value)
+        if key != "assigned_to":
+            setattr(lead, key, value)
+    if "assigned_to" in changes:
+        hand_lead(session, principal, lead, owner)  # the new owner's notification commits with the change
     lead.updated_at = utcnow()
     session.add(lead)
     audit(session, principal, "lead.update", "lead", lead.id,
@@ -272,6 +273,27 @@ def update_lead(lead_id: str, body: LeadUpdate, session: SessionDep, principal: 
                            "post it as a new submission to link them", errors=[
                                {"field": k, "message": "already used by another lead"}
                                for k in ("email", "phone") if k in changes])
+    return _public(session, lead)
+
+
+class AssignBody(Input):
+    model_config = ConfigDict(extra="forbid")
+    assignee: str | None = Field(max_length=320, description="a user's id or email, `round_robin` (the next "
+                                                              "member of `team` in turn), or null for nobody")
+    team: Team | None = Field(default=None, description="round_robin's team (default: acquisitions)")
+
+
+@router.post("/{lead_id}/assign", response_model=LeadPublic)
+def assign(lead_id: str, body: AssignBody, session: SessionDep, principal: Staff) -> LeadPublic:
+    """Give the lead to someone — by name or in turn within a team (fair under concurrency: the database hands out
+    the turns) — who is notified in-app and by email. Audited `lead.assign`. Staff assign their own or
+    unassigned leads; managers and admins anyone's."""
+    lead = _get_lead(session, principal, lead_id)
+    assignee = principal.user_id if body.assignee == "me" else body.assignee
+    if body.assignee == "me" and assignee is None:
+        raise Problem(422, "`me` needs a key that belongs to a user", errors=[
+            {"field": "assignee", "message": "the key belongs to no user"}])
+    assign_lead(session, principal, lead, assignee, team=body.team.value if body.team else None)
     return _public(session, lead)
 
 

@@ -35,6 +35,7 @@ class MessagePublic(BaseModel):
     id: str
     lead_id: str | None
     investor_id: str | None = None
+    user_id: str | None = None  # a notification's email to a staff user
     channel: str
     direction: str
     to_address: str
@@ -105,6 +106,7 @@ def list_messages(
     session: SessionDep, principal: PrincipalDep,
     lead_id: str | None = None,
     investor_id: str | None = None,
+    user_id: Annotated[str | None, Query(max_length=40, description="emails to this staff user")] = None,
     channel: Annotated[str | None, Query(pattern="^(email|sms)$")] = None,
     status: Annotated[list[str] | None, Query()] = None,
     direction: Annotated[str | None, Query(pattern="^(inbound|outbound)$")] = None,
@@ -116,6 +118,8 @@ def list_messages(
         query = query.where(Message.lead_id == lead_id)
     if investor_id:
         query = query.where(Message.investor_id == investor_id)
+    if user_id:
+        query = query.where(Message.user_id == user_id)
     if channel:
         query = query.where(Message.channel == channel)
     if status:

@@ -29,7 +29,7 @@ async def test_admins_list_their_tenants_keys_without_the_secret(api, make_key):
     assert listed.status_code == 200, listed.text
     rows = listed.json()
     assert len(rows) == 2 and {r["role"] for r in rows} == {"admin", "staff"}
-    assert set(rows[0]) == {"id", "prefix", "name", "role", "created_at", "last_used_at", "revoked_at"}
+    assert set(rows[0]) == {"id", "prefix", "name", "role", "user_id", "created_at", "last_used_at", "revoked_at"}
     secrets = {h["Authorization"].split()[-1] for h in (admin, staff)}
     assert not any(secret.split("_", 2)[2] in listed.text for secret in secrets)  # never the secret part
     assert {r["prefix"] for r in rows} == {s.split("_")[1] for s in secrets}

@@ -59,7 +59,7 @@ async def test_roles(api, make_key):
     readonly, ops, staff = (make_key(role, tenant=tenant) for role in (Role.readonly, Role.ops, Role.staff))
     for headers in (readonly, ops):
         response = await api.post("/api/v1/leads", json=_body(), headers=headers)
-        assert response.status_code == 403 and "needs one of: admin, staff" in response.json()["detail"]
+        assert response.status_code == 403 and "needs one of: admin, manager, staff" in response.json()["detail"]
     lead = (await api.post("/api/v1/leads", json=_body(), headers=staff)).json()
     assert (await api.get(f"/api/v1/leads/{lead['id']}", headers=readonly)).status_code == 200
     signal = await api.post(f"/api/v1/workflows/{lead['workflow_id']}/signals/note", json={}, headers=readonly)
