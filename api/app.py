@@ -66,6 +66,14 @@ class RequestContext:
                     413, f"the body is larger than the {self.max_body_bytes:,} bytes allowed",
                     headers={"X-Request-ID": request_id, "Connection": "close"})(scope, receive, send)
                 return
+            nul = self._nul_in(scope)
+            if nul:  # no column may hold a NUL (Postgres refuses it: a 500 deep in a query), nor any id or filter
+                status = 422
+                await errors.problem_response(
+                    422, f"the {nul} contains a NUL character", errors=[{"field": nul, "message": "NUL (U+0000) "
+                                                                        "is not allowed"}],
+                    headers={"X-Request-ID": request_id})(scope, receive, send)
+                return
             with request_trace(headers):
                 trace.get_current_span().set_attribute("dealflow.request_id", request_id)
                 await self.app(scope, self._limited(receive) if self.max_body_bytes else receive, answer)
@@ -100,6 +108,16 @@ class RequestContext:
             return message
 
         return counted
+
+    @staticmethod
+    def _nul_in(scope) -> str | None:
+        """'path' or 'query' when either holds a NUL (%00 in the query; the path arrives decoded), else None.
+        Bodies are checked field by field (models.input.Input)."""
+        if "\x00" in scope.get("path", ""):
+            return "path"
+        if b"%00" in scope.get("query_string", b"").lower() or b"\x00" in scope.get("query_string", b""):
+            return "query"
+        return None
 
     def _too_large(self, headers: Headers) -> bool:
         length = headers.get("content-length", "")
