@@ -93,3 +93,18 @@ async def test_a_reply_reaches_the_workflow_with_its_intent_and_staff_can_correc
     assert corrections >= 1 and (tmp_path / "models" / intent_model.MODEL_FILE).exists()
     assert intent_model.text_model(tmp_path / "models").version == model.version
     assert model.classify("How much would you pay for it?").label.value == "opt_out"
+
+
+def test_dealflow_scoring_intent_train_saves_a_model_every_process_loads(tmp_path):
+    """The CLI retrains on the shipped set plus corrections (none in a fresh home) and saves the model 0600."""
+    import subprocess
+
+    from tests.integration.test_cli import DEALFLOW, _env
+
+    out = subprocess.run([*DEALFLOW, "scoring", "intent-train"], cwd=tmp_path, env=_env(tmp_path),
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    assert "reply-intent model" in out.stdout and "0 staff correction" in out.stdout
+    saved = tmp_path / ".dealflow" / "models" / intent_model.MODEL_FILE
+    assert saved.exists() and saved.stat().st_mode & 0o777 == 0o600
+    assert intent_model.text_model(saved.parent).classify("take me off your list").label.value == "opt_out"
