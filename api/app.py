@@ -54,7 +54,7 @@ class RequestContext:
             nonlocal status, begun
             if message["type"] == "http.response.start":
                 status, begun = message["status"], True
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode("latin-1")))
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode("latin-1"))]
             await send(message)
 
         token = request_id_var.set(request_id)

@@ -33,9 +33,9 @@ class SecurityHeaders:
 
         async def answer(message) -> None:
             if message["type"] == "http.response.start":
-                headers = message.setdefault("headers", [])
+                headers = list(message.get("headers", ()))  # a copy: a response's own list is not changed
                 own = {name.lower() for name, _ in headers}
-                headers.extend(pair for pair in extra if pair[0] not in own)  # a route that set its own keeps it
+                message["headers"] = headers + [pair for pair in extra if pair[0] not in own]  # a route's own stays
             await send(message)
 
         await self.app(scope, receive, answer)

@@ -64,7 +64,10 @@ def _ping_idle_connections(engine: Engine) -> None:
         try:
             engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as exc:  # a connection that cannot answer SELECT 1 is gone
-            raise DisconnectionError(str(exc)) from exc
+            error = DisconnectionError(str(exc))
+            # the server went away (a restart): every connection of the pool is stale, not just this one
+            error.invalidate_pool = engine.dialect.is_disconnect(exc, dbapi_connection, None)
+            raise error from exc
 
 
 def is_unique_violation(exc: Exception) -> bool:

@@ -98,6 +98,19 @@ _lock = threading.Lock()
 _loaded: dict[Path, tuple[float, TextModel]] = {}
 
 
+def _load(path: Path) -> TextModel | None:
+    import logging
+
+    import joblib
+
+    try:
+        saved = joblib.load(path)
+        return TextModel(saved["pipeline"], saved["version"])
+    except Exception:  # noqa: BLE001 — the shipped set is always there to train on instead
+        logging.getLogger("dealflow.intent").warning("%s does not load; using the shipped set", path, exc_info=True)
+        return None
+
+
 def text_model(models_dir: Path | None = None) -> TextModel:
     """The saved model (the shipped set plus corrections, `dealflow scoring intent-train`) when there is one, else
     one trained on the shipped set; kept per process and reloaded when the saved file changes."""
@@ -107,12 +120,8 @@ def text_model(models_dir: Path | None = None) -> TextModel:
     with _lock:
         cached = _loaded.get(key)
         if cached is None or cached[0] != stamp:
-            if stamp:
-                import joblib
-
-                saved = joblib.load(path)
-                model = TextModel(saved["pipeline"], saved["version"])
-            else:
+            model = _load(path) if stamp else None
+            if model is None:  # no saved model, or one that does not load (corrupt, another scikit-learn)
                 model = train(shipped_rows())
             _loaded[key] = (stamp, model)
         return _loaded[key][1]

@@ -89,6 +89,7 @@ def apply_inbound_sms(session: Session, settings: Settings, form: dict[str, str]
     evidence = {"provider": "twilio", "message_sid": sid, "body": body[:160], "to": form.get("To", "")}
     if action is None and body.strip():
         intent = intent or classify_reply(settings, body)
+    if action is None and intent is not None:
         record_intent(message, intent)
         evidence.update(intent=intent.label.value, intent_confidence=intent.confidence)
         if intent.label == ReplyIntent.opt_out:  # the FCC: a revocation in any reasonable words counts

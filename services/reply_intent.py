@@ -20,9 +20,10 @@ from scoring.intent import Intent, TextModel, save, shipped_rows, text_model, tr
 log = logging.getLogger("dealflow.intent")
 
 
-def classify_reply(settings: Settings, text: str) -> Intent:
-    """What the reply means. Blocking (the model's CPU, the LLM's HTTP call): call it from a worker thread, and
-    outside a database transaction."""
+def classify_reply(settings: Settings, text: str) -> Intent | None:
+    """What the reply means, or None when nothing could say (logged): the reply is then stored and delivered
+    unclassified — never lost — and staff can set its intent. Blocking (the model's CPU, the LLM's HTTP call):
+    call it from a worker thread, and outside a database transaction."""
     if settings.intent_llm_url:
         try:
             label, confidence = intent_llm.classify(settings.intent_llm_url, settings.intent_llm_model,
@@ -31,7 +32,11 @@ def classify_reply(settings: Settings, text: str) -> Intent:
             return Intent(label, round(confidence, 4), "llm", settings.intent_llm_model[:100])
         except intent_llm.IntentLlmError as exc:
             log.warning("intent LLM failed (%s); the text model answers", exc)
-    return text_model(settings.effective_models_dir).classify(text)
+    try:
+        return text_model(settings.effective_models_dir).classify(text)
+    except Exception:  # noqa: BLE001 — a broken model must not cost the reply (or an opt-out in it) its record
+        log.exception("the reply-intent model failed; the reply is kept unclassified")
+        return None
 
 
 def record_intent(message: Message, intent: Intent) -> None:

@@ -108,3 +108,30 @@ def test_dealflow_scoring_intent_train_saves_a_model_every_process_loads(tmp_pat
     saved = tmp_path / ".dealflow" / "models" / intent_model.MODEL_FILE
     assert saved.exists() and saved.stat().st_mode & 0o777 == 0o600
     assert intent_model.text_model(saved.parent).classify("take me off your list").label.value == "opt_out"
+
+
+async def test_a_broken_intent_model_costs_the_reply_nothing(api, engine, make_key, monkeypatch):
+    """The model failing (a corrupt saved file, a library mismatch) must not turn the webhook into a 500: Twilio
+    does not retry inbound messages, so the reply — maybe a revocation staff must see — would be gone."""
+    import services.reply_intent
+
+    def broken(_models_dir=None):
+        raise RuntimeError("model file does not load")
+
+    monkeypatch.setattr(services.reply_intent, "text_model", broken)
+    tenant, number, lead, headers = await _quiet_lead(api, engine, make_key)
+    form = {"MessageSid": f"SM{uuid.uuid4().hex}", "From": lead["phone"], "To": number, "Body": "Sounds good"}
+    response = await _twilio_post(api, "/api/v1/webhooks/twilio/sms", form)
+    assert response.status_code == 200, response.text
+    with Session(engine) as session:
+        message = session.exec(select(Message).where(Message.lead_id == lead["id"],
+                                                     Message.direction == "inbound")).one()
+        names = session.exec(select(Event.name).where(Event.subject_id == lead["id"])).all()
+    assert message.body == "Sounds good" and message.intent is None  # stored, unclassified, correctable
+    assert "lead.replied" in names
+
+
+def test_a_saved_model_that_does_not_load_falls_back_to_the_shipped_set(tmp_path):
+    (tmp_path / intent_model.MODEL_FILE).write_bytes(b"not a joblib file")
+    model = intent_model.text_model(tmp_path)
+    assert model.classify("please take me off your list").label.value == "opt_out"
