@@ -21,7 +21,7 @@ demo: $(STAMP)           ## same, with a seeded demo book
 	$(BIN)/dealflow up --demo $(ARGS)
 
 test: $(STAMP)           ## the whole suite (Postgres when DEALFLOW_TEST_DATABASE_URL is set)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	PYTHONUNBUFFERED=1 $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)          ## throughput benchmark, prints JSON
 	$(BIN)/python bench/throughput.py $(ARGS)

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # DEALFLOW_TENANT_PROVIDERS='{"acme": {"email": "sendgrid", "sms": "twilio"}}'.
     email_provider: str = Field(default="outbox", pattern="^(outbox|sendgrid|smtp)$")
     sms_provider: str = Field(default="outbox", pattern="^(outbox|twilio)$")
+    # E-signature: "builtin" (the API's own signing page; links go out through the email provider) or
+    # "docusign" (the docusign-esign SDK with JWT auth; events come back on DocuSign Connect). Per tenant as the
+    # "esign" channel of tenant_providers.
+    esign_provider: str = Field(default="builtin", pattern="^(builtin|docusign)$")
     tenant_providers: dict[str, dict[str, str]] = Field(default_factory=dict)
     email_from: str = "Dealflow <no-reply@dealflow.local>"
     sendgrid_api_key: str | None = None
@@ -91,6 +95,16 @@ class Settings(BaseSettings):
     intent_llm_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     # Lead-source webhooks (POST /api/v1/webhooks/leads/{source}), signed the Standard Webhooks way; secrets e.g.
     # DEALFLOW_LEAD_SOURCE_SECRETS='{"acme": {"zapier": "whsec_..."}}' (tenant -> source -> secret).
+    # DocuSign (esign provider "docusign"): the app's integration key, the user it acts for (JWT grant), the
+    # account, and the RSA private key (PEM text, or a path to one). The REST base is the account's base URI.
+    docusign_integration_key: str | None = None
+    docusign_user_id: str | None = None
+    docusign_account_id: str | None = None
+    docusign_private_key: str | None = None
+    docusign_oauth_host: str = "account-d.docusign.com"  # account.docusign.com in production
+    docusign_base_url: str = "https://demo.docusign.net/restapi"
+    # Connect's HMAC keys (any may match: DocuSign signs with every active key, X-DocuSign-Signature-1..N)
+    docusign_connect_hmac_keys: list[str] = Field(default_factory=list)
     lead_source_secrets: dict[str, dict[str, str]] = Field(default_factory=dict)
     # Signed webhooks older than this are refused as replays (0 disables the check).
     webhook_max_age_seconds: int = 600
@@ -202,8 +216,8 @@ class Settings(BaseSettings):
         return value
 
     def provider_for(self, tenant_id: str, channel: str) -> str:
-        """The provider name for a tenant's channel ("email" or "sms")."""
-        default = self.email_provider if channel == "email" else self.sms_provider
+        """The provider name for a tenant's channel ("email", "sms" or "esign")."""
+        default = {"email": self.email_provider, "sms": self.sms_provider, "esign": self.esign_provider}[channel]
         return self.tenant_providers.get(tenant_id, {}).get(channel, default)
 
     @model_validator(mode="after")
@@ -213,13 +227,19 @@ class Settings(BaseSettings):
             "sendgrid": ["sendgrid_api_key"],
             "smtp": ["smtp_host"],
             "twilio": ["twilio_account_sid", "twilio_auth_token"],
+            "docusign": ["docusign_integration_key", "docusign_user_id", "docusign_account_id",
+                         "docusign_private_key"],
         }
-        chosen = {("email", self.email_provider, "default"), ("sms", self.sms_provider, "default")}
+        chosen = {("email", self.email_provider, "default"), ("sms", self.sms_provider, "default"),
+                  ("esign", self.esign_provider, "default")}
+        allowed_by_channel = {"email": ("outbox", "sendgrid", "smtp"), "sms": ("outbox", "twilio"),
+                              "esign": ("builtin", "docusign")}
         for tenant, channels in self.tenant_providers.items():
             for channel, provider in channels.items():
-                if channel not in ("email", "sms"):
-                    raise ValueError(f"tenant_providers[{tenant!r}]: unknown channel {channel!r} (email or sms)")
-                allowed = ("outbox", "sendgrid", "smtp") if channel == "email" else ("outbox", "twilio")
+                if channel not in allowed_by_channel:
+                    raise ValueError(f"tenant_providers[{tenant!r}]: unknown channel {channel!r} "
+                                     "(email, sms or esign)")
+                allowed = allowed_by_channel[channel]
                 if provider not in allowed:
                     raise ValueError(f"tenant_providers[{tenant!r}][{channel!r}]: {provider!r} is not one of "
                                      f"{', '.join(allowed)}")

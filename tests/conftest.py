@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import faulthandler
 import os
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
@@ -39,6 +41,49 @@ os.environ.setdefault("DEALFLOW_TEMPORAL_METRICS_ADDRESS", "")
 TEST_SECRET_KEY = "test-secret-key-" + "0123456789abcdef" * 2
 # The SDK waits 5 s for a dev server to listen by default; a loaded 2-core machine can take longer than that
 DEV_SERVER_STARTUP = timedelta(seconds=60)
+
+
+# The teardown after the last test (app, relay, worker, dev server) once hung a CI run until its wall clock with
+# no output at all: pytest-timeout's alarm never ran, and the report buffered in the pipe died with the job. If it
+# takes longer than this, every thread's stack goes straight to the terminal's file descriptor and the process ends
+# with the tests' own outcome (1 if any failed), so a hang is seen and located instead of timing CI out.
+TEARDOWN_WATCHDOG_SECONDS = 120
+_outcome = {"failed": False}
+
+
+def pytest_configure(config):
+    capman = config.pluginmanager.getplugin("capturemanager")
+    saved = getattr(getattr(getattr(capman, "_global_capturing", None), "err", None), "targetfd_save", None)
+    config._dealflow_stderr = os.dup(saved if isinstance(saved, int) else 2)
+
+
+def pytest_runtest_logreport(report):
+    if report.failed:
+        _outcome["failed"] = True
+
+
+def _teardown_hung(fd: int) -> None:
+    os.write(fd, f"\n\n+++ the session's teardown has taken over {TEARDOWN_WATCHDOG_SECONDS} s; "
+                 "every thread's stack follows +++\n".encode())
+    faulthandler.dump_traceback(file=fd, all_threads=True)
+    os.write(fd, f"+++ ending the run with the tests' outcome: {'failed' if _outcome['failed'] else 'passed'} +++\n"
+             .encode())
+    os._exit(1 if _outcome["failed"] else 0)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item, nextitem):
+    if nextitem is None:  # the session-scoped fixtures are torn down after this item
+        timer = threading.Timer(TEARDOWN_WATCHDOG_SECONDS, _teardown_hung, args=(item.config._dealflow_stderr,))
+        timer.daemon = True
+        timer.start()
+        item.config._dealflow_watchdog = timer
+
+
+def pytest_unconfigure(config):
+    timer = getattr(config, "_dealflow_watchdog", None)
+    if timer is not None:
+        timer.cancel()
 
 
 def _fresh_database_url(tmp_path_factory) -> str:

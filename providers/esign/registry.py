@@ -1,0 +1,23 @@
+"""The tenant's e-signature provider (settings.provider_for(tenant, "esign")), built once per process."""
+
+from __future__ import annotations
+
+from core.settings import Settings
+from providers.esign.base import ESignProvider
+
+_BUILT: dict[tuple[int, str], ESignProvider] = {}
+
+
+def esign_for(settings: Settings, tenant_id: str) -> ESignProvider:
+    name = settings.provider_for(tenant_id, "esign")
+    key = (id(settings), name)
+    if key not in _BUILT:
+        if name == "docusign":
+            from providers.esign.docusign import DocuSignProvider
+
+            _BUILT[key] = DocuSignProvider(settings)
+        else:
+            from providers.esign.builtin import BuiltinProvider
+
+            _BUILT[key] = BuiltinProvider(settings)
+    return _BUILT[key]
