@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import Engine
@@ -13,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 from activities.rows import owned
 from pydantic import BaseModel
 
+from definitions.pipelines import is_closed
 from models.base import utcnow
 from models.lead import Lead
 from models.event import emit
@@ -21,6 +23,8 @@ from models.opportunity import Opportunity, StageChange
 from models.matching import match_investors as find_matches
 from models.payloads import ConvertInput, MatchInput
 from models.timeline import TimelineEntry
+from services.deals import deal_workflow_id, sla_breached
+from workflows.deal import SlaBreach
 
 
 def key_id(prefix: str, key: str) -> str:
@@ -69,7 +73,7 @@ class DealActivities:
             deal = Opportunity(id=opportunity_id, tenant_id=lead.tenant_id, lead_id=lead.id,
                                property_id=lead.property_id, title=request.convert.title or lead.property_address
                                or name or lead.id, asking_price=asking, assigned_to=lead.assigned_to,
-                               workflow_id=f"deal-{lead.tenant_id}-{opportunity_id}")
+                               workflow_id=deal_workflow_id(lead.tenant_id, opportunity_id))
             session.add(deal)
             session.flush()
             session.add(StageChange(id=key_id("sc", f"{opportunity_id}:open"), opportunity_id=deal.id,
@@ -91,8 +95,8 @@ class DealActivities:
                 return
             deal = session.get(Opportunity, change.opportunity_id)
             deal.stage, deal.updated_at = change.to_stage, utcnow()
-            if change.to_stage in ("closed_won", "closed_lost"):
-                deal.closed_at = utcnow()
+            deal.stage_entered_at = deal.updated_at  # stale-for's clock (the SLA's is DealWorkflow's timer)
+            deal.closed_at = utcnow() if is_closed(deal.pipeline, change.to_stage) else None  # a revived deal reopens
             session.add(deal)
             session.add(StageChange(id=change_id, opportunity_id=deal.id, from_stage=change.from_stage,
                                     to_stage=change.to_stage, actor=change.actor, reason=change.reason))
@@ -105,6 +109,15 @@ class DealActivities:
                  name="deal.stage_changed", event_id=change_id,
                  data={"stage": change.to_stage, "previous": change.from_stage, "reason": change.reason})
             session.commit()
+
+    @activity.defn
+    def deal_sla_breached(self, breach: SlaBreach) -> str:
+        """The deal overstayed its stage: a reminder task and notice to its owner, or (second breach) its
+        managers. Idempotent by the breach's key."""
+        with Session(self._engine) as session:
+            return sla_breached(session, tenant_id=breach.tenant_id, opportunity_id=breach.opportunity_id,
+                                stage=breach.stage, breach=breach.breach, expect=breach.expect,
+                                overdue_since=datetime.fromisoformat(breach.overdue_since), key=breach.key)
 
     @activity.defn
     def match_investors(self, request: MatchInput) -> list[dict]:

@@ -23,6 +23,8 @@ from activities.rows import owned
 from events.enrollment import on_schedule, run_definition
 from models.lead import Lead, status_change_problem
 from models.opportunity import Opportunity
+from definitions.pipelines import DealFacts
+from services.deals import deal_facts
 from models.payloads import (
     DealStageInput, LeadState, LeadStatusInput, StageMove, StartDefinitionInput, StatusChange,
 )
@@ -89,21 +91,23 @@ class EnrollmentActivities:
         await asyncio.to_thread(LeadActivities(self._engine).set_lead_status, change)
         return change.status
 
-    def _deal_workflow(self, move: DealStageInput) -> str | None:
+    def _deal_workflow(self, move: DealStageInput) -> tuple[str | None, DealFacts]:
         with Session(self._engine) as session:
-            return owned(session, Opportunity, move.opportunity_id, move.tenant_id, "deal").workflow_id
+            deal = owned(session, Opportunity, move.opportunity_id, move.tenant_id, "deal")
+            return deal.workflow_id, deal_facts(session, deal)
 
     @activity.defn
     async def move_deal_stage(self, move: DealStageInput) -> str:
         """Through DealWorkflow's update (its validator may refuse: final, with the reason). The update id is
         the step's idempotency key, so a retried attempt gets the first attempt's result, not a second move.
         DealWorkflow's own activity records the move and its deal.stage_changed event."""
-        workflow_id = await asyncio.to_thread(self._deal_workflow, move)
+        workflow_id, facts = await asyncio.to_thread(self._deal_workflow, move)
         if not workflow_id:
             raise ApplicationError(f"deal {move.opportunity_id} has no workflow", type="NotFound", non_retryable=True)
         try:
             state: DealState = await self._update(workflow_id, DealWorkflow.advance_stage,
-                                                  StageMove(stage=move.stage, reason=move.reason, actor=move.actor),
+                                                  StageMove(stage=move.stage, reason=move.reason, actor=move.actor,
+                                                            facts=facts),
                                                   move.idempotency_key)
         except WorkflowUpdateFailedError as exc:
             reason = getattr(exc.cause, "message", None) or str(exc.cause)

@@ -4,9 +4,10 @@ events, variables. The loader validates against this; the interpreter executes i
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 
-from definitions.vocabulary import STAGES, LeadStatus
+from definitions.durations import parse_duration  # noqa: F401  (re-exported: the language's durations)
+from definitions.pipelines import PIPELINES
+from definitions.vocabulary import LeadStatus
 
 SCHEMA = "dealflow/v1"
 TOP_KEYS = {"schema", "key", "name", "description", "version", "subject", "trigger", "replaces", "enrollment",
@@ -66,20 +67,10 @@ UNAVAILABLE = {
     "request_signature": "e-signature (DocumentSigningWorkflow) is not built yet",
 }
 STATUSES = {s.value for s in LeadStatus} - {"converted"}  # converting happens only through POST /convert
-STAGE_NAMES = set().union(*(set(stages) for stages in STAGES.values()))  # every pipeline's stages
+STAGE_NAMES = set().union(*(set(spec.stages) for spec in PIPELINES.values()))  # every pipeline's stages
 DEFINITION_KEY = re.compile(r"^[a-z0-9][a-z0-9\-]{1,60}$")
 COMMON_VARIABLES = {"now", "vars", "event"}
 # The subject's own view(s) an expression may read, plus COMMON_VARIABLES, every save_as and for_each `as`.
 SUBJECT_VARIABLES = {"lead": {"lead"}, "deal": {"deal", "lead"}, "investor": {"investor"}}
 VARIABLES = COMMON_VARIABLES | set().union(*SUBJECT_VARIABLES.values())
 
-_DURATION = re.compile(r"^(\d+)(s|m|h|d|w)$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """`30s`, `15m`, `2h`, `3d`, `1w` (raises ValueError)."""
-    match = _DURATION.match(str(text).strip())
-    if not match:
-        raise ValueError(f"{text!r} is not a duration like 30s, 15m, 2h, 3d or 1w")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})

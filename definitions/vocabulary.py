@@ -22,25 +22,7 @@ class Pipeline(StrEnum):
     disposition = "disposition"
 
 
-# Allowed stage moves per pipeline. Anything else is refused by DealWorkflow's update validator.
-STAGES: dict[str, dict[str, set[str]]] = {
-    "acquisition": {
-        "new": {"contacted", "closed_lost"},
-        "contacted": {"appointment_set", "offer_made", "closed_lost"},
-        "appointment_set": {"offer_made", "contacted", "closed_lost"},
-        "offer_made": {"under_contract", "contacted", "closed_lost"},
-        "under_contract": {"closed_won", "closed_lost"},
-        "closed_won": set(),
-        "closed_lost": {"contacted"},  # a lost deal can be revived
-    },
-    "disposition": {
-        "new": {"marketing", "closed_lost"},
-        "marketing": {"assigned", "closed_lost"},
-        "assigned": {"closed_won", "marketing", "closed_lost"},
-        "closed_won": set(),
-        "closed_lost": {"marketing"},
-    },
-}
+# The pipelines' stages, moves, entry rules and SLAs are data: definitions/pipelines.yaml (pipelines.py).
 
 
 class ReplyIntent(StrEnum):

@@ -44,7 +44,7 @@ from core import search_attributes as sa
 from core.metrics import EVENT_DELIVERY_LATENCY, EVENTS_DELIVERED
 from core.tracing import resumed_trace
 from models.base import utcnow
-from models.event import STAFF_MESSAGE_EVENT, Event
+from models.event import DEAL_OPENED_EVENT, STAFF_MESSAGE_EVENT, Event
 from models.lead import Lead, LeadStatus, lead_workflow_id
 from models.payloads import LeadEvent, LeadWorkflowInput, MessageRequest
 from services.definition_store import active
@@ -295,6 +295,8 @@ class Relay:
                 "dealflow.event_id": event.event_id, "dealflow.subject": f"{event.subject_type}:{event.subject_id}"}):
             if event.name == STAFF_MESSAGE_EVENT:
                 outcome.append(self._start_message(event))
+            if event.name == DEAL_OPENED_EVENT:
+                outcome.append(self._start_deal(event))
             if event.workflow_signal:
                 outcome.append(self._to_lead_workflow(session, event))
             # Definitions hear leads, deals and investors; a user's events (a notification's email) have none.
@@ -332,6 +334,27 @@ class Relay:
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes([SearchAttributePair(sa.TENANT_ID, request.tenant_id),
                                                      SearchAttributePair(sa.LEAD_ID, request.lead_id or "")]),
+            rpc_timeout=RPC_TIMEOUT)
+
+    def _start_deal(self, event: Event) -> str:
+        """A deal opened through the API: its DealWorkflow, under the id the event carries (started once)."""
+        workflow_id = event.data["workflow_id"]
+        try:
+            self._call(self._start_deal_workflow, event, workflow_id)
+        except WorkflowAlreadyStartedError:
+            return f"{workflow_id} already started"
+        return f"started {workflow_id}"
+
+    async def _start_deal_workflow(self, event: Event, workflow_id: str) -> WorkflowHandle:
+        from workflows.deal import DealInput, DealWorkflow
+
+        return await self._client.start_workflow(
+            DealWorkflow.run, DealInput(tenant_id=event.tenant_id, opportunity_id=event.subject_id,
+                                        pipeline=event.data["pipeline"], stage=event.data["stage"]),
+            id=workflow_id, task_queue=self._queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(sa.TENANT_ID, event.tenant_id),
+                                                     SearchAttributePair(sa.OPPORTUNITY_ID, event.subject_id)]),
             rpc_timeout=RPC_TIMEOUT)
 
     def _to_lead_workflow(self, session: Session, event: Event) -> str:

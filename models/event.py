@@ -52,6 +52,7 @@ class Event(SQLModel, table=True):
 
 
 STAFF_MESSAGE_EVENT = "message.requested"  # a staff send (POST /leads/{id}/messages): the relay starts its workflow
+DEAL_OPENED_EVENT = "deal.opened"  # a deal opened through the API: the relay starts its DealWorkflow
 
 
 def emit(session: Session, *, tenant_id: str, subject_type: str, subject_id: str, name: str, event_id: str,

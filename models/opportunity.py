@@ -6,36 +6,26 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Index, String, UniqueConstraint
+from sqlalchemy import Index, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from definitions.vocabulary import STAGES, Pipeline  # the language's vocabulary (set_stage, deal.stage)
+from definitions.vocabulary import Pipeline  # the language's vocabulary (set_stage, deal.stage)
 from models.base import json_field, money_field, new_id, time_field
 
 
 CLOSED = {"closed_won", "closed_lost"}
 
 
-def stage_change_problem(pipeline: str, current: str, target: str) -> str | None:
-    """None when the move is allowed; otherwise the reason, for a 409."""
-    stages = STAGES.get(pipeline)
-    if stages is None:
-        return f"unknown pipeline {pipeline!r}"
-    if target not in stages:
-        return f"unknown stage {target!r} (stages: {', '.join(stages)})"
-    if target == current:
-        return f"the deal is already in {target}"
-    if target not in stages.get(current, set()):
-        allowed = ", ".join(sorted(stages.get(current, set()))) or "none: the deal is closed"
-        return f"cannot move from {current} to {target} (allowed: {allowed})"
-    return None
-
-
 class Opportunity(SQLModel, table=True):
     __tablename__ = "opportunities"
-    # GET /opportunities, newest first, all or by stage
+    # GET /opportunities, newest first: all, by stage, by pipeline, by assignee; stale-for: the open deals that
+    # entered their stage longest ago first (tests/integration/test_lead_list_plans.py checks each plan)
     __table_args__ = (Index("ix_opportunities_tenant_created", "tenant_id", "created_at", "id"),
-                      Index("ix_opportunities_tenant_stage", "tenant_id", "stage", "created_at", "id"))
+                      Index("ix_opportunities_tenant_stage", "tenant_id", "stage", "created_at", "id"),
+                      Index("ix_opportunities_tenant_pipeline", "tenant_id", "pipeline", "created_at", "id"),
+                      Index("ix_opportunities_tenant_assignee", "tenant_id", "assigned_to", "created_at", "id"),
+                      Index("ix_opportunities_open_stage_entered", "tenant_id", "stage_entered_at", "id",
+                            postgresql_where=text("closed_at IS NULL"), sqlite_where=text("closed_at IS NULL")))
     id: str = Field(default_factory=lambda: new_id("op"), primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
     lead_id: str | None = Field(default=None, foreign_key="leads.id", index=True, max_length=40)
@@ -58,6 +48,7 @@ class Opportunity(SQLModel, table=True):
     workflow_id: str | None = Field(default=None, max_length=200)
     created_at: datetime = time_field()
     updated_at: datetime = time_field()
+    stage_entered_at: datetime = time_field()  # when it entered its current stage: stale-for, and SLAs' clock
     closed_at: datetime | None = time_field(nullable=True, default_now=False)
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from definitions.pipelines import DealFacts
+
 
 class LeadWorkflowInput(BaseModel):
     tenant_id: str
@@ -237,6 +239,9 @@ class StageMove(BaseModel):
     stage: str
     reason: str | None = None
     actor: str = "staff"
+    # What the entry rules look at, read from the database by the caller (services/deals.py deal_facts); None
+    # checks the move alone (an update recorded before the rules existed).
+    facts: DealFacts | None = None
 
 
 class DealStageInput(BaseModel):

@@ -376,3 +376,23 @@ async def first_touch_run(engine: Engine, client, lead_id: str, step: str | None
         await eventually(at_step, timeout=timeout)
     return handle
 
+
+
+def ready_for_contract(engine: Engine, deal_id: str, *, offer: str = "150000.00", contract: str = "150000.00") -> None:
+    """The deal meets offer_made's and under_contract's entry rules: prices set and a completed purchase agreement
+    (a row as DocumentSigningWorkflow leaves it; tests/integration/test_signing.py signs one for real)."""
+    from decimal import Decimal
+
+    from sqlmodel import Session
+
+    from models.document import Document
+    from models.opportunity import Opportunity
+
+    with Session(engine) as session:
+        deal = session.get(Opportunity, deal_id)
+        deal.offer_price, deal.contract_price = Decimal(offer), Decimal(contract)
+        session.add(deal)
+        session.add(Document(tenant_id=deal.tenant_id, opportunity_id=deal.id, kind="purchase_agreement",
+                             title="Purchase and Sale Agreement", status="completed", content_sha256="0" * 64,
+                             signed_sha256="1" * 64))
+        session.commit()

@@ -1,20 +1,26 @@
-"""DealWorkflow: an opportunity's pipeline stage machine. Staff move stages with an update whose validator
-refuses illegal moves with the reason (the API answers 409 with it)."""
+"""DealWorkflow: an opportunity moving through its pipeline (definitions/pipelines.yaml). Staff and definitions move
+stages with an update whose validator refuses an illegal move or an unmet entry rule with every reason (the API
+answers 409 with them). Each open stage may have an SLA: a first breach creates a reminder task for the assignee
+and notifies them, a second escalates to the managers of their team; moving the deal re-arms the clock (one timer
+at a time, never stacked). closed_won ends the workflow; closed_lost stops its SLAs (a lost deal can be revived)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from core import search_attributes as sa
-    from models.opportunity import CLOSED, stage_change_problem
+    from definitions.pipelines import entry_problems, is_closed, sla_for
     from models.payloads import StageMove
 
 DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+ESCALATE_AFTER = 2  # breaches: the first reminds the assignee, the second tells their managers
 
 
 class DealInput(BaseModel):
@@ -30,6 +36,18 @@ class DealState(BaseModel):
     stage: str
     history: list[str]
     closed: bool
+    sla_breaches: int = 0  # of the current stage
+    sla_due_at: str | None = None  # when the current stage's next breach falls due (ISO), if it has an SLA
+
+
+class SlaBreach(BaseModel):
+    tenant_id: str
+    opportunity_id: str
+    stage: str
+    breach: int  # 1: remind the assignee; 2: escalate to the managers
+    expect: str
+    overdue_since: str  # ISO time the stage's SLA fell due
+    key: str  # idempotency: workflow id, the stage's entry number, the breach number
 
 
 @workflow.defn
@@ -39,19 +57,55 @@ class DealWorkflow:
         self._deal = deal
         self._stage = deal.stage
         self._history = [deal.stage]
+        self._moves = 0  # counts accepted moves: the SLA clock of a stage is the entry it was armed for
+        self._breaches = 0
+        self._due_at: str | None = None
 
     @workflow.run
     async def run(self, deal: DealInput) -> DealState:
         workflow.upsert_search_attributes([sa.OPPORTUNITY_ID.value_set(deal.opportunity_id),
                                            sa.DEAL_STAGE.value_set(self._stage)])
-        await workflow.wait_condition(lambda: self._stage == "closed_won")  # a lost deal can be revived
+        if workflow.patched("deal-stage-slas"):
+            while self._stage != "closed_won":
+                await self._watch_stage(self._moves)
+        else:  # a run started before SLAs existed keeps the command sequence its history recorded
+            await workflow.wait_condition(lambda: self._stage == "closed_won")  # a lost deal can be revived
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state()
+
+    async def _watch_stage(self, entry: int) -> None:
+        """Until the deal moves (or wins): the stage's SLA, breach by breach."""
+        moved = lambda: self._moves != entry or self._stage == "closed_won"  # noqa: E731
+        sla = sla_for(self._deal.pipeline, self._stage)
+        self._breaches, self._due_at = 0, None
+        if sla is None:
+            await workflow.wait_condition(moved)
+            return
+        due = workflow.now() + sla.within
+        while self._breaches < ESCALATE_AFTER:
+            self._due_at = due.isoformat()
+            try:
+                await workflow.wait_condition(moved, timeout=max(due - workflow.now(), timedelta(seconds=1)))
+                return
+            except asyncio.TimeoutError:
+                pass
+            self._breaches += 1
+            await workflow.execute_activity(
+                "deal_sla_breached",
+                SlaBreach(tenant_id=self._deal.tenant_id, opportunity_id=self._deal.opportunity_id,
+                          stage=self._stage, breach=self._breaches, expect=sla.expect,
+                          overdue_since=(due - sla.within * (self._breaches - 1)).isoformat(),
+                          key=f"{workflow.info().workflow_id}:{entry}:{self._breaches}"),
+                start_to_close_timeout=timedelta(seconds=30), retry_policy=DB_RETRY)
+            due = due + sla.within
+        self._due_at = None
+        await workflow.wait_condition(moved)  # escalated: nothing more until the deal moves
 
     @workflow.update
     async def advance_stage(self, change: StageMove) -> DealState:
         previous = self._stage
         self._stage = change.stage  # claim it before awaiting, so a concurrent update sees the new stage
+        self._moves += 1
         await workflow.execute_activity(
             "record_stage_change",
             {"tenant_id": self._deal.tenant_id, "opportunity_id": self._deal.opportunity_id,
@@ -64,11 +118,12 @@ class DealWorkflow:
 
     @advance_stage.validator
     def _check_stage(self, change: StageMove) -> None:
-        problem = stage_change_problem(self._deal.pipeline, self._stage, change.stage)
-        if problem:
-            raise ValueError(problem)
+        problems = entry_problems(self._deal.pipeline, self._stage, change.stage, change.facts, change.reason)
+        if problems:  # every unmet rule, each a detail (the API lists them), joined in the message
+            raise ApplicationError("; ".join(problems), *problems, type="StageRefused", non_retryable=True)
 
     @workflow.query
     def state(self) -> DealState:
         return DealState(opportunity_id=self._deal.opportunity_id, pipeline=self._deal.pipeline, stage=self._stage,
-                         history=list(self._history), closed=self._stage in CLOSED)
+                         history=list(self._history), closed=is_closed(self._deal.pipeline, self._stage),
+                         sla_breaches=self._breaches, sla_due_at=self._due_at)

@@ -51,6 +51,7 @@ class DefinitionInterpreter(StepActions):
         self._deal: dict[str, Any] = {}
         self._investor: dict[str, Any] = {}
         self._stale = True  # the lead view must be (re)loaded before the next decision
+        self._deal_lost = any(_lost(e) for e in self._events) and self._d.subject == "deal"
 
     async def execute(self, run: DefinitionRun) -> DefinitionState:
         workflow.upsert_search_attributes([sa.DEFINITION_KEY.value_set(self._d.key)])
@@ -189,6 +190,8 @@ class DefinitionInterpreter(StepActions):
         handed = next((e for e in self._events if e["name"] == HANDED_OVER), None)
         if handed is not None:  # a definition that replaces this one started for the subject
             return f"handed over to {handed['data'].get('by')}"
+        if self._deal_lost:
+            return "the deal was lost: closed_lost stops its automations"
         for rule in self._d.exit_when:
             if rule.event and any(e["name"] == rule.event for e in self._events):
                 return f"exit_when event {rule.event}"
@@ -261,6 +264,8 @@ class DefinitionInterpreter(StepActions):
             return  # re-delivered
         self._events.append(event.model_dump())
         del self._events[:-100]
+        if self._d.subject == "deal" and _lost(self._events[-1]) and workflow.patched("lost-deal-stops-runs"):
+            self._deal_lost = True
         self._stale = True  # an event usually means the lead changed (status, reply, ...)
         # The event carries the lead's new status: `exit_when: lead.status in [...]` must see it during a wait,
         # not only after the next step reloads the lead (a dead lead was messaged when the wait ended).
@@ -272,6 +277,10 @@ class DefinitionInterpreter(StepActions):
         return DefinitionState(key=self._d.key, version=self._d.version, status=self._status,
                                current_step=self._current, variables=self._vars, saved=self._saved,
                                path=self._path)
+
+
+def _lost(event: dict[str, Any]) -> bool:
+    return event["name"] == "deal.stage_changed" and (event.get("data") or {}).get("stage") == "closed_lost"
 
 
 def _human(delta: timedelta) -> str:

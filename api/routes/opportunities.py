@@ -1,10 +1,12 @@
-"""Opportunities (deals): read, move stages through DealWorkflow's validated update, match investors."""
+"""Opportunities (deals): open one (from scratch or for a lead), edit its prices, list with filters, assign, move
+stages through DealWorkflow's validated update (409 with every unmet rule of definitions/pipelines.yaml), match
+investors. The rules live in services/deals.py and the pipelines' data; these routes only translate."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,12 +18,16 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit
 from api.errors import Problem
 from api.paging import page
-from models.input import Input
+from definitions.durations import parse_duration
+from definitions.staff import Team
+from models.input import Input, OneLine
 from models.investor import Investor
 from models.matching import match_investors
 from models.opportunity import Opportunity, OpportunityMatch, StageChange
 from models.payloads import StageMove
 from scoring.deal_analysis import Analysis, analyse_deal
+from services.assignment import assign_deal
+from services.deals import MONEY, DealFilters, deal_facts, deal_list_query, get_deal, open_deal, update_deal
 from workflows.deal import DealState, DealWorkflow
 
 router = APIRouter(prefix="/api/v1/opportunities", tags=["opportunities"])
@@ -53,8 +59,10 @@ class OpportunityPublic(BaseModel):
     assignment_fee: Decimal | None
     closing_costs: Decimal | None
     repairs_spent: Decimal | None
+    assigned_to: str | None
     workflow_id: str | None
     created_at: datetime
+    stage_entered_at: datetime
     closed_at: datetime | None
     history: list[StageChangePublic] = Field(default_factory=list)
     analysis: Analysis | None = Field(default=None, description="the deal math of its saved prices and costs "
@@ -72,11 +80,54 @@ class StageBody(Input):
     reason: str | None = Field(default=None, max_length=500)
 
 
+Money = Annotated[Decimal, Field(ge=0, le=Decimal("999999999999.99"), max_digits=14, decimal_places=2)]
+
+
+class DealPrices(Input):
+    asking_price: Money | None = None
+    offer_price: Money | None = None
+    contract_price: Money | None = None
+    arv: Money | None = Field(default=None, description="after-repair value")
+    repair_estimate: Money | None = None
+    sale_price: Money | None = Field(default=None, description="a flip's resale price, or the end buyer's price")
+    assignment_fee: Money | None = None
+    closing_costs: Money | None = None
+    repairs_spent: Money | None = None
+
+
+class OpportunityCreate(DealPrices):
+    model_config = ConfigDict(extra="forbid")
+    title: OneLine | None = Field(default=None, min_length=1, max_length=200,
+                                  description="default: the lead's property address or name")
+    pipeline: Literal["acquisition", "disposition"] = "acquisition"
+    lead_id: str | None = Field(default=None, max_length=40, description="the seller's lead (not converted by this)")
+    assignee: str | None = Field(default=None, max_length=320, description="a user's id or email, `me`, "
+                                 "`round_robin` (the next of `team`), `owner` (the lead's); default: the lead's owner")
+    team: Team | None = None
+
+
+class OpportunityUpdate(DealPrices):
+    model_config = ConfigDict(extra="forbid")
+    title: OneLine | None = Field(default=None, min_length=1, max_length=200)
+
+
+class AssignBody(Input):
+    model_config = ConfigDict(extra="forbid")
+    assignee: str | None = Field(max_length=320, description="a user's id or email, `me`, `round_robin`, or null")
+    team: Team | None = None
+
+
 def _own(session, principal, opportunity_id: str) -> Opportunity:
-    deal = session.get(Opportunity, opportunity_id)
-    if deal is None or deal.tenant_id != principal.tenant_id:
-        raise Problem(404, f"opportunity {opportunity_id} not found")
-    return deal
+    return get_deal(session, principal.tenant_id, opportunity_id)
+
+
+def _me(principal, assignee: str | None) -> str | None:
+    if assignee == "me":
+        if principal.user_id is None:
+            raise Problem(422, "`me` needs a key that belongs to a user (this one is the tenant's)",
+                          errors=[{"field": "assignee", "message": "the key belongs to no user"}])
+        return principal.user_id
+    return assignee
 
 
 def _public(session, deal: Opportunity) -> OpportunityPublic:
@@ -94,16 +145,64 @@ def _publics(session, deals: list[Opportunity]) -> list[OpportunityPublic]:
 
 
 @router.get("", response_model=OpportunityPage)
-def list_opportunities(session: SessionDep, principal: PrincipalDep, stage: str | None = None,
-                       pipeline: str | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                       cursor: str | None = None) -> OpportunityPage:
-    query = select(Opportunity).where(Opportunity.tenant_id == principal.tenant_id)
-    if stage:
-        query = query.where(Opportunity.stage == stage)
-    if pipeline:
-        query = query.where(Opportunity.pipeline == pipeline)
-    items, next_cursor = page(session, query, Opportunity, limit, cursor)
+def list_opportunities(
+    session: SessionDep, principal: PrincipalDep,
+    stage: Annotated[str | None, Query(max_length=40)] = None,
+    pipeline: Annotated[str | None, Query(max_length=20)] = None,
+    assignee: Annotated[str | None, Query(max_length=40, description="`me`, a user id, or `none` (unassigned)")
+                        ] = None,
+    min_value: Annotated[Decimal | None, Query(ge=0, le=Decimal("1e12"), description="the deal's value: its "
+                                               "contract price, else its offer, else its asking price")] = None,
+    max_value: Annotated[Decimal | None, Query(ge=0, le=Decimal("1e12"))] = None,
+    stale_for: Annotated[str | None, Query(max_length=10, description="open deals that entered their stage at "
+                                           "least this long ago (30m, 2h, 3d, 1w), longest first")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
+) -> OpportunityPage:
+    """Newest first (keyset cursor); with `stale_for`, the stalest first."""
+    stale = None
+    if stale_for is not None:
+        try:
+            stale = parse_duration(stale_for)
+        except ValueError as exc:
+            raise Problem(422, str(exc), errors=[{"field": "stale_for", "message": str(exc)}]) from None
+    filters = DealFilters(pipeline=pipeline, stage=stage, assignee=_me(principal, assignee), min_value=min_value,
+                          max_value=max_value, stale_for=stale)
+    query = deal_list_query(principal.tenant_id, filters)
+    if stale is not None:
+        items, next_cursor = page(session, query, Opportunity, limit, cursor, by="stage_entered_at", descending=False)
+    else:
+        items, next_cursor = page(session, query, Opportunity, limit, cursor)
     return OpportunityPage(items=_publics(session, items), next_cursor=next_cursor)
+
+
+@router.post("", response_model=OpportunityPublic, status_code=201)
+def create_opportunity(body: OpportunityCreate, session: SessionDep, principal: Staff) -> OpportunityPublic:
+    """A deal in its pipeline's first stage; its DealWorkflow is started by the worker from the event committed
+    with it (GET shows `workflow_id` at once; stage moves answer 409 until the workflow runs, seconds later)."""
+    deal = open_deal(session, principal, title=body.title, pipeline=body.pipeline, lead_id=body.lead_id,
+                     assignee=_me(principal, body.assignee), team=body.team,
+                     **{k: getattr(body, k) for k in MONEY if getattr(body, k) is not None})
+    return _public(session, deal)
+
+
+@router.patch("/{opportunity_id}", response_model=OpportunityPublic)
+def patch_opportunity(opportunity_id: str, body: OpportunityUpdate, session: SessionDep,
+                      principal: Staff) -> OpportunityPublic:
+    """The title and the prices and costs; a field sent as null is cleared, one left out is kept."""
+    deal = update_deal(session, principal, _own(session, principal, opportunity_id),
+                       body.model_dump(exclude_unset=True))
+    return _public(session, deal)
+
+
+@router.post("/{opportunity_id}/assign", response_model=OpportunityPublic)
+def assign_opportunity(opportunity_id: str, body: AssignBody, session: SessionDep,
+                       principal: Staff) -> OpportunityPublic:
+    """Staff take deals that are theirs or no one's; managers and admins reassign anyone's. The new owner is
+    notified."""
+    deal = assign_deal(session, principal, _own(session, principal, opportunity_id), _me(principal, body.assignee),
+                       team=body.team)
+    return _public(session, deal)
 
 
 @router.get("/{opportunity_id}", response_model=OpportunityPublic)
@@ -115,15 +214,25 @@ def get_opportunity(opportunity_id: str, session: SessionDep, principal: Princip
 @router.post("/{opportunity_id}/stage", response_model=DealState)
 async def move_stage(opportunity_id: str, body: StageBody, session: SessionDep, client: ClientDep,
                      settings: SettingsDep, principal: Staff) -> DealState:
-    """A Temporal update: an illegal move is a 409 with the reason (e.g. the allowed next stages)."""
-    deal = await run_in_threadpool(_own, session, principal, opportunity_id)
+    """A Temporal update: a move the pipeline refuses is a 409 listing every reason (`errors`): a stage that
+    cannot be reached from this one, a required price, a document not yet signed, a missing reason."""
+
+    def read() -> tuple[Opportunity, object]:
+        deal = _own(session, principal, opportunity_id)
+        return deal, deal_facts(session, deal)
+
+    deal, facts = await run_in_threadpool(read)
     if not deal.workflow_id:
         raise Problem(409, f"opportunity {opportunity_id} has no workflow")
     try:
         state = await client.get_workflow_handle(deal.workflow_id).execute_update(
-            DealWorkflow.advance_stage, StageMove(stage=body.stage, reason=body.reason, actor=principal.actor))
+            DealWorkflow.advance_stage, StageMove(stage=body.stage, reason=body.reason, actor=principal.actor,
+                                                  facts=facts))
     except WorkflowUpdateFailedError as exc:
-        raise Problem(409, getattr(exc.cause, "message", None) or str(exc.cause)) from None
+        cause = exc.cause
+        details = [d for d in (getattr(cause, "details", None) or ()) if isinstance(d, str)]
+        raise Problem(409, getattr(cause, "message", None) or str(cause),
+                      errors=[{"field": "stage", "message": d} for d in details] or None) from None
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise Problem(409, f"opportunity {opportunity_id}'s workflow is not running") from None

@@ -12,7 +12,7 @@ from models.definition import WorkflowExecution
 from models.task import Task
 from models.tenant import Role
 from tests.conftest import (
-    always_open, delivered, eventually, set_tenant, started_by, workflow_running, zone_at_local_hour,
+    always_open, ready_for_contract, delivered, eventually, set_tenant, started_by, workflow_running, zone_at_local_hour,
 )
 from workflows.definition import DefinitionEvent, DefinitionWorkflow
 
@@ -132,6 +132,7 @@ async def test_a_deal_going_under_contract_gets_the_closing_checklist(api, make_
         "first_name": "Deal", "email": f"deal.{uuid.uuid4().hex[:6]}@example.com", "source": "referral"})).json()
     await workflow_running(api, staff, lead["id"])
     deal_id = (await api.post(f"/api/v1/leads/{lead['id']}/convert", headers=staff, json={})).json()["opportunity_id"]
+    ready_for_contract(engine, deal_id)
     for stage in ("contacted", "offer_made"):
         await api.post(f"/api/v1/opportunities/{deal_id}/stage", headers=staff, json={"stage": stage})
     await delivered(engine, _stage_event(engine, deal_id, "offer_made"))
@@ -270,6 +271,7 @@ async def test_set_stage_moves_the_deal_through_its_workflow_and_run_definition_
         "first_name": "Stage", "email": f"stage.{uuid.uuid4().hex[:6]}@example.com", "source": "referral"})).json()
     await workflow_running(api, staff, lead["id"])
     deal_id = (await api.post(f"/api/v1/leads/{lead['id']}/convert", headers=staff, json={})).json()["opportunity_id"]
+    ready_for_contract(engine, deal_id)
     for stage in ("contacted", "offer_made"):
         assert (await api.post(f"/api/v1/opportunities/{deal_id}/stage", headers=staff,
                                json={"stage": stage})).status_code == 200

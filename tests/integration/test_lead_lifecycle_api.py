@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 from models.tenant import Role
-from tests.conftest import eventually, set_tenant, toll_free, workflow_running, zone_at_local_hour
+from tests.conftest import ready_for_contract, eventually, set_tenant, toll_free, workflow_running, zone_at_local_hour
 
 
 async def _lead(api, make_key, engine):
@@ -81,7 +81,11 @@ async def test_convert_creates_a_deal_whose_stages_are_validated(api, make_key, 
     stage = f"/api/v1/opportunities/{deal_id}/stage"
     skip = await api.post(stage, headers=headers, json={"stage": "under_contract"})
     assert skip.status_code == 409
-    assert skip.json()["detail"] == "cannot move from new to under_contract (allowed: closed_lost, contacted)"
+    assert [e["message"] for e in skip.json()["errors"]] == [
+        "cannot move from new to under_contract (allowed: closed_lost, contacted)",
+        "under_contract needs contract price (contract_price)",
+        "under_contract needs a signed purchase agreement (purchase_agreement completed)"]
+    ready_for_contract(engine, deal_id)
     for step in ("contacted", "offer_made", "under_contract"):
         moved = await api.post(stage, headers=headers, json={"stage": step})
         assert moved.status_code == 200 and moved.json()["stage"] == step

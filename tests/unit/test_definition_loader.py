@@ -168,7 +168,8 @@ def test_set_stage_is_for_deals_and_knows_the_stages():
     assert found == [
         "t.yaml:6:24: action 'set_stage' moves a deal; this definition's subject is a lead (use subject: deal)",
         "t.yaml:6:49: unknown stage 'under_contrat' (did you mean 'under_contract'?) (one of appointment_set, "
-        "assigned, closed_lost, closed_won, contacted, marketing, new, offer_made, under_contract)",
+        "assigned, buyer_offer, closed_lost, closed_won, contacted, marketing, new, offer_made, showing, "
+        "under_contract)",
         "t.yaml:7:52: key must be another definition's key (lower-case letters, digits and '-')",
     ]
 
