@@ -81,7 +81,8 @@ def open_deal(session: Session, caller: Acting, *, title: str | None, pipeline: 
     if lead is not None:
         session.add(TimelineEntry(tenant_id=deal.tenant_id, lead_id=lead.id, opportunity_id=deal.id,
                                   kind="deal.opened", summary=f"Deal opened: {deal.title} ({pipeline})",
-                                  data={"opportunity_id": deal.id}, actor=caller.actor))
+                                  data={"opportunity_id": deal.id}, actor=caller.actor,
+                                  idempotency_key=f"{deal.id}:opened"))
     record_audit(session, tenant_id=caller.tenant_id, actor=caller.actor, action="deal.create", entity_type="deal",
                  entity_id=deal.id, after={"title": deal.title, "pipeline": pipeline, "lead_id": deal.lead_id,
                                            **{k: str(v) for k, v in _money(money).items() if v is not None}})

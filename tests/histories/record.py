@@ -83,9 +83,45 @@ async def record_definition() -> list[Path]:
     return [_write("definition_workflow_v2_status_through_lead", history)]
 
 
+async def record_deal(name: str = "deal_workflow_v2_stage_slas") -> list[Path]:
+    """DealWorkflow: opened, a stage SLA breached twice (reminder, escalation), moved on (the clock re-armed),
+    won. Its activities only record. `python -m tests.histories.record deal` (the v1 file was recorded the same
+    way from the code before stage SLAs, commit b477f16)."""
+    from temporalio import activity
+
+    from models.payloads import StageMove
+    from workflows.deal import DealInput, DealWorkflow
+
+    @activity.defn(name="record_stage_change")
+    async def record_stage_change(change: dict) -> None:
+        return None
+
+    @activity.defn(name="deal_sla_breached")
+    async def deal_sla_breached(breach: dict) -> str:
+        return f"breach {breach['breach']}"
+
+    env = await time_skipping_environment()
+    try:
+        async with Worker(env.client, task_queue="history", workflows=[DealWorkflow],
+                          activities=[record_stage_change, deal_sla_breached]):
+            handle = await env.client.start_workflow(
+                DealWorkflow.run, DealInput(tenant_id="acme", opportunity_id="op_history0001"),
+                id="deal-acme-op_history0001", task_queue="history")
+            await env.sleep(timedelta(hours=2, minutes=5))  # new's SLA: reminded, then escalated
+            for stage in ("contacted", "offer_made", "under_contract", "closed_won"):
+                await handle.execute_update(DealWorkflow.advance_stage, StageMove(stage=stage, actor="user:history"))
+                await env.sleep(timedelta(minutes=30))
+            await handle.result()
+            history = await handle.fetch_history()
+    finally:
+        await env.shutdown()
+    return [_write(name, history)]
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["first-touch"]
-    recorders = {"lifecycle": record_lifecycle, "first-touch": record_first_touch, "definition": record_definition}
+    recorders = {"lifecycle": record_lifecycle, "first-touch": record_first_touch, "definition": record_definition,
+                 "deal": record_deal}
     for name in which:
         for path in asyncio.run(recorders[name]()):
             print(path)

@@ -338,7 +338,8 @@ async def test_recorded_histories_replay(path):
 
 def test_histories_exist():
     names = {p.name.split("_v")[0] for p in HISTORIES.glob("*_workflow_*.json")}
-    assert {"lead_workflow", "enrichment_workflow"} <= names, "record with: python -m tests.histories.record"
+    assert {"lead_workflow", "enrichment_workflow", "deal_workflow"} <= names, \
+        "record with: python -m tests.histories.record"
 
 
 async def test_continue_as_new_carries_the_leads_state():
