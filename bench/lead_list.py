@@ -56,7 +56,8 @@ from tests.integration.stack import free_port  # noqa: E402
 
 STATUSES = [("new", 40), ("contacted", 25), ("qualified", 10), ("nurturing", 10), ("dead", 10), ("converted", 5)]
 SOURCES = [("web_form", 35), ("ppc", 25), ("direct_mail", 15), ("cold_call", 10), ("referral", 10), ("other", 5)]
-STAGES = ["new", "contacted", "appointment", "offer_made", "under_contract", "closed_won", "closed_lost"]
+STAGES = ["new", "contacted", "appointment_set", "offer_made", "under_contract", "closed_won", "closed_lost"]
+DISPOSITION_STAGES = ["marketing", "showing", "buyer_offer", "assigned", "closed_won", "closed_lost"]
 BATCH = 5000
 
 
@@ -102,9 +103,14 @@ def seed(url: str, tenant: str, n: int, progress: Progress, prefix: str = "b") -
     def deals():
         for i in range(n // 20):
             created = now - timedelta(seconds=(n - i * 20) * 730 * 86400 / n)
+            pipeline = "disposition" if rng.random() < 0.2 else "acquisition"
+            stage = rng.choice(STAGES if pipeline == "acquisition" else DISPOSITION_STAGES)
+            entered = created + (now - created) * rng.random()  # in its stage since then
             yield {"id": f"op_{prefix}{i:07d}", "tenant_id": tenant, "lead_id": lead_ids[i * 20], "title": f"Deal {i}",
-                   "pipeline": "acquisition", "stage": rng.choice(STAGES), "created_at": created,
-                   "updated_at": created, "assigned_to": rng.choice(users)["id"]}
+                   "pipeline": pipeline, "stage": stage, "created_at": created, "updated_at": entered,
+                   "stage_entered_at": entered, "closed_at": entered if stage.startswith("closed") else None,
+                   "asking_price": 50_000 + rng.randrange(400) * 1000,
+                   "assigned_to": rng.choice(users)["id"] if rng.random() < 0.9 else None}
 
     def messages():
         for i in range(n * 2):

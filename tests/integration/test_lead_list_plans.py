@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from rich.progress import Progress
@@ -23,6 +25,7 @@ from models.opportunity import Opportunity
 from models.timeline import TimelineEntry
 from models.base import utcnow
 from models.task import Task
+from services.deals import DealFilters, deal_list_query
 from services.inbound_sms import texted_by_query
 from services.lead_lists import LeadFilters, lead_list_query
 from services.tasks import TaskFilters, task_list_query
@@ -146,6 +149,32 @@ def test_a_stop_finds_the_tenants_that_texted_the_number_by_index(engine, book):
     every tenant's messages."""
     assert_index_scan(engine, texted_by_query("someone-else", "+15122004242", "+15125550100"),
                       "ix_messages_to_address", ordered=False)
+
+
+DEAL_SHAPES = {  # GET /opportunities: by pipeline, stage, assignee (a rep's, the unassigned), value, stale-for
+    "all": (lambda ids: DealFilters(), "ix_opportunities_tenant_created", ("created_at", True)),
+    "pipeline": (lambda ids: DealFilters(pipeline="disposition"), "ix_opportunities_tenant_pipeline",
+                 ("created_at", True)),
+    "stage": (lambda ids: DealFilters(stage="offer_made"), "ix_opportunities_tenant_stage", ("created_at", True)),
+    "assignee=me": (lambda ids: DealFilters(assignee=ids["user"]), "ix_opportunities_tenant_assignee",
+                    ("created_at", True)),
+    # a tenth of the deals: found on the index, then sorted (as the few snoozed tasks below)
+    "assignee=none": (lambda ids: DealFilters(assignee="none"), "ix_opportunities_tenant_assignee",
+                      ("created_at", True), False),
+    # the value is a filter on the newest-first scan (most deals pass a rep's typical range)
+    "min_value": (lambda ids: DealFilters(min_value=Decimal("100000")), "ix_opportunities_tenant_created",
+                  ("created_at", True)),
+    "stale_for=3d": (lambda ids: DealFilters(stale_for=timedelta(days=3)), "ix_opportunities_open_stage_entered",
+                     ("stage_entered_at", False)),
+}
+
+
+@pytest.mark.parametrize("shape", DEAL_SHAPES)
+def test_each_deal_list_page_is_an_index_scan_in_its_order(engine, book, shape):
+    tenant, ids = book
+    filters, index, (by, descending), *ordered = DEAL_SHAPES[shape]
+    assert_index_scan(engine, keyset(deal_list_query(tenant, filters(ids)), Opportunity, 51, None, by, descending),
+                      index, ordered=ordered[0] if ordered else True)
 
 
 TASK_SHAPES = {  # GET /tasks: a rep's list by status and due, the unassigned, everyone's (a manager's view)
