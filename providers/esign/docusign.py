@@ -100,9 +100,14 @@ class DocuSignProvider:
         """The envelope already made for this document (in the last LOOKUP_DAYS), if any."""
         since = (datetime.now(UTC) - timedelta(days=LOOKUP_DAYS)).strftime("%Y-%m-%dT%H:%M:%SZ")
         found = self._call("look up envelope", lambda: self._envelopes.list_status_changes(
-            self._account_id, custom_field=f"{DOCUMENT_FIELD}={document_id}", from_date=since))
-        envelopes = [e for e in (found.envelopes or []) if e.envelope_id]
-        return envelopes[0].envelope_id if envelopes else None
+            self._account_id, custom_field=f"{DOCUMENT_FIELD}={document_id}", from_date=since,
+            include="custom_fields"))
+        # DocuSign's custom_field search may match partially (`%` is its wildcard): only an exact value counts.
+        for envelope in found.envelopes or []:
+            fields = (envelope.custom_fields.text_custom_fields or []) if envelope.custom_fields else []
+            if envelope.envelope_id and any(f.name == DOCUMENT_FIELD and f.value == document_id for f in fields):
+                return envelope.envelope_id
+        return None
 
     def remind(self, envelope_id: str, emails: list[str]) -> None:
         """DocuSign's resend re-notifies every recipient who has still to act (the ones who signed are not
@@ -235,7 +240,7 @@ class DocuSignProvider:
             return ProviderError(
                 "DocuSign: the user has not granted consent to the integration key. Open "
                 f"https://{host}/oauth/auth?response_type=code&scope={'+'.join(SCOPES)}&client_id={key}"
-                "&redirect_uri=<a redirect URI of the key> once, signed in as that user (docs/esign.md)",
+                "&redirect_uri=<a redirect URI of the key> once, signed in as that user (docs/docusign.md)",
                 retryable=False, code="consent_required", status=exc.status)
         if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (408, 429):
             return ProviderError(f"DocuSign refused the JWT grant ({exc.status} {error or exc.reason}): check the "

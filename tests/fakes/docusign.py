@@ -248,8 +248,12 @@ class DocuSignFake(FakeServer):
                                "or 'folder_ids' or 'transaction_ids' must be specified.")
         name, _, value = (request.query.get("custom_field") or [""])[0].partition("=")
         with self.lock:
-            found = [e for e in self.envelopes.values() if not name or e.custom_fields().get(name) == value]
-        rows = [{"envelopeId": e.envelope_id, "status": e.status} for e in found]
+            # like DocuSign's search, not only exact values (here: any value containing the one searched for)
+            found = [e for e in self.envelopes.values() if not name or value in e.custom_fields().get(name, "")]
+        include = (request.query.get("include") or [""])[0].split(",")
+        rows = [{"envelopeId": e.envelope_id, "status": e.status,
+                 **({"customFields": e.definition.get("customFields")} if "custom_fields" in include else {})}
+                for e in found]
         return Reply(200, {"envelopes": rows, "resultSetSize": str(len(rows)), "totalSetSize": str(len(rows)),
                            "startPosition": "0", "endPosition": str(max(0, len(rows) - 1))})
 

@@ -142,6 +142,10 @@ def test_a_retried_create_returns_the_first_envelope_instead_of_sending_another(
     lookups = fake.calls("GET", f"/accounts/{ACCOUNT_ID}/envelopes")
     assert lookups[-1].query["custom_field"] == ["dealflow_document_id=dc_retry"]
     assert provider.create_envelope(request_for(pdf, document_id="dc_other")) != first
+    # a document whose id is part of another's is not mistaken for it (DocuSign's search matches partially)
+    longer = provider.create_envelope(request_for(pdf, document_id="dc_p12"))
+    shorter = provider.create_envelope(request_for(pdf, document_id="dc_p1"))
+    assert shorter != longer and provider.find_envelope("dc_p12") == longer
 
 
 def test_void_sets_voided_with_the_reason_and_a_second_void_is_quiet(fake, provider, pdf):
