@@ -1,6 +1,7 @@
 """Provider webhooks: verified by signature, stored once per provider event id, answered fast.
 
-A bad signature is refused (403) with nothing recorded but a security log line.
+A bad signature is refused (403; DocuSign Connect: 401) with nothing stored: a `dealflow.security` log line and the
+`dealflow_webhook_events_total{outcome="refused"}` count record it (dashboard panel and alert).
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from twilio.twiml.messaging_response import MessagingResponse
 from api.deps import SessionDep, SettingsDep
 from api.errors import Problem
 from core.metrics import WEBHOOK_EVENTS
+from providers.esign.docusign_connect import MalformedMessage, parse_message, signature_headers, signature_matches
 from services.delivery_events import Effects, apply_and_commit, apply_sendgrid_event, apply_twilio_status
+from services.docusign_connect import receive_connect_message
 from services.inbound_sms import apply_inbound_sms, keyword
 from services.reply_intent import classify_reply
 from services.lead_intake import receive_source_lead
@@ -166,3 +169,44 @@ async def lead_source_webhook(source: str, request: Request, session: SessionDep
     if outcome.duplicate_of:
         payload["duplicate_of"] = outcome.duplicate_of
     return Response(json.dumps(payload), status_code=outcome.http_status, media_type="application/json")
+
+
+def _refuse_connect(request: Request, reason: str) -> Problem:
+    """401: Connect authenticates by its HMAC signature alone, and this one did not authenticate."""
+    client = request.client.host if request.client else "?"
+    security_log.warning("refused docusign webhook from %s: %s", client, reason)
+    WEBHOOK_EVENTS.labels("docusign", "refused").inc()
+    return Problem(401, f"docusign webhook refused: {reason}",
+                   headers={"WWW-Authenticate": 'HMAC-SHA256 realm="X-DocuSign-Signature-1"'})
+
+
+@router.post("/docusign/connect")
+async def docusign_connect(request: Request, session: SessionDep, settings: SettingsDep):
+    """DocuSign Connect, JSON SIM (restv2.1), with HMAC on: `X-DocuSign-Signature-1..N` = base64(HMAC-SHA256(key,
+    raw body)) for each of the account's active keys; any key of DEALFLOW_DOCUSIGN_CONNECT_HMAC_KEYS may match
+    (none configured: everything is refused). Stored once per envelope + event + generatedDateTime (+ recipient)
+    and put on the event path for the document's DocumentSigningWorkflow; an envelope we do not know is
+    acknowledged (200, `ignored`) so DocuSign stops retrying it."""
+    body = await request.body()
+    keys = [key for key in settings.docusign_connect_hmac_keys if key]
+    if not keys:
+        raise _refuse_connect(request, "no Connect HMAC key is configured (DEALFLOW_DOCUSIGN_CONNECT_HMAC_KEYS), "
+                                       "so no message can be verified")
+    signatures = signature_headers(request.headers)
+    if not signatures:
+        raise _refuse_connect(request, "missing X-DocuSign-Signature-1 (turn HMAC on for Connect)")
+    if not signature_matches(keys, body, signatures):
+        raise _refuse_connect(request, "bad signature")
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise Problem(400, f"invalid DocuSign Connect message: not JSON ({exc.__class__.__name__})",
+                      errors=[{"field": "body", "message": "not JSON"}]) from None
+    try:
+        message = parse_message(payload)
+    except MalformedMessage as exc:
+        raise Problem(400, f"invalid DocuSign Connect message: {exc}",
+                      errors=[{"field": exc.field, "message": exc.message}]) from None
+    outcome = await run_in_threadpool(receive_connect_message, session, message, payload)
+    WEBHOOK_EVENTS.labels("docusign", outcome).inc()
+    return {"status": outcome, "event_id": message.event_id}

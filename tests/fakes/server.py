@@ -73,7 +73,7 @@ class FakeServer(ABC):
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client died while we held the reply (the kill test)
 
-            do_GET = do_POST = _serve  # noqa: N815
+            do_GET = do_POST = do_PUT = _serve  # noqa: N815
 
             def log_message(self, *args) -> None:
                 pass
