@@ -47,6 +47,7 @@ from models.investor import Investor  # noqa: E402
 from models.lead import Lead  # noqa: E402
 from models.message import Message  # noqa: E402
 from models.opportunity import Opportunity  # noqa: E402
+from services.deals import DealFilters, deal_list_query  # noqa: E402
 from models.task import Task  # noqa: E402
 from models.tenant import Role, User  # noqa: E402
 from models.timeline import TimelineEntry  # noqa: E402
@@ -262,6 +263,13 @@ async def run(args) -> dict:
                         "/api/v1/opportunities?stage=offer_made",
                         keyset(select(Opportunity).where(Opportunity.tenant_id == tenant,
                                                          Opportunity.stage == "offer_made"), Opportunity, 51)),
+                    "deals assignee=me": (
+                        f"/api/v1/opportunities?assignee={ids['user']}",
+                        keyset(deal_list_query(tenant, DealFilters(assignee=ids["user"])), Opportunity, 51)),
+                    "deals stale_for=3d": (
+                        "/api/v1/opportunities?stale_for=3d",
+                        keyset(deal_list_query(tenant, DealFilters(stale_for=timedelta(days=3))), Opportunity, 51,
+                               None, "stage_entered_at", False)),
                     "messages of a lead": (
                         f"/api/v1/messages?lead_id={ids['lead']}",
                         keyset(select(Message).where(Message.tenant_id == tenant, Message.lead_id == ids["lead"]),
