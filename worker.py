@@ -20,6 +20,7 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.deal import DealActivities
+from activities.investor import AccreditationActivities
 from activities.enrichment import EnrichmentActivities
 from activities.lead import LeadActivities
 from activities.messaging import MessagingActivities
@@ -39,6 +40,7 @@ from providers.enrichment import CountyRecordsSource, PropertyApiSource
 from providers.http_call import OutboundHttp
 from providers.registry import Providers
 from scoring.registry import ModelRegistry
+from workflows.accreditation import AccreditationWorkflow
 from workflows.daily import SCHEDULE_ID, DailyTriggersWorkflow
 from workflows.deal import DealWorkflow
 from workflows.definition import DefinitionWorkflow
@@ -46,7 +48,8 @@ from workflows.enrichment import EnrichmentWorkflow
 from workflows.lead import LeadWorkflow
 from workflows.messaging import MessageWorkflow
 
-WORKFLOWS = [LeadWorkflow, EnrichmentWorkflow, DealWorkflow, MessageWorkflow, DefinitionWorkflow, DailyTriggersWorkflow]
+WORKFLOWS = [LeadWorkflow, EnrichmentWorkflow, DealWorkflow, MessageWorkflow, DefinitionWorkflow, DailyTriggersWorkflow,
+             AccreditationWorkflow]
 log = logging.getLogger("dealflow.worker")
 
 
@@ -59,6 +62,7 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
     enrichment = EnrichmentActivities(engine, CountyRecordsSource(engine), api)
     scoring = ScoringActivities(engine, ModelRegistry(engine, settings.effective_models_dir))
     deal = DealActivities(engine)
+    accreditation = AccreditationActivities(engine)
     staff = StaffActivities(engine)
     outbound = OutboundActivities(OutboundHttp(settings.http_call_hosts, settings.provider_timeout_seconds))
     enrollment = EnrollmentActivities(engine, client, settings.temporal_task_queue, asyncio.get_running_loop())
@@ -74,7 +78,8 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
                         enrichment.validate_contact, enrichment.standardize_address, enrichment.lookup_county_records,
                         enrichment.lookup_property_api, enrichment.save_enrichment, enrichment.link_duplicates,
                         scoring.score_lead, deal.open_opportunity, deal.record_stage_change, deal.deal_sla_breached,
-                        deal.match_investors,
+                        deal.match_investors, accreditation.remind_accreditation,
+                        accreditation.expire_accreditation,
                         staff.create_task, staff.notify_staff,
                         enrollment.fire_daily_triggers, enrollment.change_lead_status, enrollment.move_deal_stage,
                         enrollment.start_definition, outbound.http_call],

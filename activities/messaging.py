@@ -183,7 +183,9 @@ class MessagingActivities:
     def _investor_contacted(self, investor_id: str) -> None:
         with Session(self._engine) as session:
             investor = session.get(Investor, investor_id)
-            if investor is not None and advance(investor, "message.sent"):
+            if investor is not None:  # "last contacted": the list's filter and the profile
+                advance(investor, "message.sent")
+                investor.last_contacted_at = utcnow()
                 session.add(investor)
                 session.commit()
 

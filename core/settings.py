@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     docusign_base_url: str = "https://demo.docusign.net/restapi"
     # Connect's HMAC keys (any may match: DocuSign signs with every active key, X-DocuSign-Signature-1..N)
     docusign_connect_hmac_keys: list[str] = Field(default_factory=list)
+    # How long each accreditation method counts, in days (a third-party letter: 90), and how many days before the
+    # end AccreditationWorkflow reminds the investor (through investor definitions on accreditation.expiring) and
+    # the owner.
+    accreditation_valid_days: dict[str, int] = Field(default_factory=lambda: {
+        "self_certification": 365, "income": 90, "net_worth": 90, "third_party_letter": 90,
+        "minimum_investment": 365})
+    accreditation_reminder_days: list[int] = Field(default_factory=lambda: [30, 7])
     lead_source_secrets: dict[str, dict[str, str]] = Field(default_factory=dict)
     # Signed webhooks older than this are refused as replays (0 disables the check).
     webhook_max_age_seconds: int = 600

@@ -35,7 +35,10 @@ SUBJECT_EVENTS = {
             | MESSAGE_EVENTS
             | RECORDED_EVENTS["lead"],
     "deal": {"deal.stage_changed"},
-    "investor": {"investor.created", "investor.opted_out"} | MESSAGE_EVENTS | RECORDED_EVENTS["investor"],
+    # accreditation.expiring: {days_left, expires_at, method} (AccreditationWorkflow, 30 and 7 days before);
+    # accreditation.expired: the record lapsed (the investor is no longer accredited until re-verified)
+    "investor": {"investor.created", "investor.opted_out", "investor.reopened", "accreditation.recorded",
+                 "accreditation.expiring", "accreditation.expired"} | MESSAGE_EVENTS | RECORDED_EVENTS["investor"],
 }
 EVENTS = set().union(*SUBJECT_EVENTS.values())
 # Told by the relay to a running enrollment when a definition that `replaces` it starts for the same subject:

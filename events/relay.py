@@ -44,7 +44,7 @@ from core import search_attributes as sa
 from core.metrics import EVENT_DELIVERY_LATENCY, EVENTS_DELIVERED
 from core.tracing import resumed_trace
 from models.base import utcnow
-from models.event import DEAL_OPENED_EVENT, STAFF_MESSAGE_EVENT, Event
+from models.event import ACCREDITATION_RECORDED_EVENT, DEAL_OPENED_EVENT, STAFF_MESSAGE_EVENT, Event
 from models.lead import Lead, LeadStatus, lead_workflow_id
 from models.payloads import LeadEvent, LeadWorkflowInput, MessageRequest
 from services.definition_store import active
@@ -297,6 +297,8 @@ class Relay:
                 outcome.append(self._start_message(event))
             if event.name == DEAL_OPENED_EVENT:
                 outcome.append(self._start_deal(event))
+            if event.name == ACCREDITATION_RECORDED_EVENT:
+                outcome.append(self._start_accreditation(event))
             if event.workflow_signal:
                 outcome.append(self._to_lead_workflow(session, event))
             # Definitions hear leads, deals and investors; a user's events (a notification's email) have none.
@@ -355,6 +357,30 @@ class Relay:
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes([SearchAttributePair(sa.TENANT_ID, event.tenant_id),
                                                      SearchAttributePair(sa.OPPORTUNITY_ID, event.subject_id)]),
+            rpc_timeout=RPC_TIMEOUT)
+
+    def _start_accreditation(self, event: Event) -> str:
+        """An accreditation recorded: its AccreditationWorkflow (reminders, then the expiry), started once."""
+        workflow_id = event.data["workflow_id"]
+        try:
+            self._call(self._start_accreditation_workflow, event, workflow_id)
+        except WorkflowAlreadyStartedError:
+            return f"{workflow_id} already started"
+        return f"started {workflow_id}"
+
+    async def _start_accreditation_workflow(self, event: Event, workflow_id: str) -> WorkflowHandle:
+        from workflows.accreditation import AccreditationInput, AccreditationWorkflow
+
+        return await self._client.start_workflow(
+            AccreditationWorkflow.run, AccreditationInput(
+                tenant_id=event.tenant_id, investor_id=event.subject_id,
+                accreditation_id=event.data["accreditation_id"], expires_at=event.data["expires_at"],
+                reminder_days=event.data.get("reminder_days", [30, 7])),
+            id=workflow_id, task_queue=self._queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes([SearchAttributePair(sa.TENANT_ID, event.tenant_id),
+                                                     SearchAttributePair(sa.INVESTOR_ID, event.subject_id)]),
+            static_summary=f"accreditation {event.data.get('method', '')} until {event.data['expires_at'][:10]}",
             rpc_timeout=RPC_TIMEOUT)
 
     def _to_lead_workflow(self, session: Session, event: Event) -> str:

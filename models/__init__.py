@@ -3,6 +3,7 @@
 Importing this package registers every table on `SQLModel.metadata` (Alembic reads it).
 """
 
+from models.accreditation import Accreditation
 from models.audit import AuditLog
 from models.base import metadata
 from models.definition import WorkflowDefinition, WorkflowExecution
@@ -20,7 +21,8 @@ from models.timeline import TimelineEntry
 from models.webhook import WebhookEvent
 
 __all__ = [
-    "ApiKey", "AssignmentCursor", "AuditLog", "Consent", "Document", "Event", "Investor", "Lead", "LeadSource",
+    "Accreditation", "ApiKey", "AssignmentCursor", "AuditLog", "Consent", "Document", "Event", "Investor", "Lead",
+    "LeadSource",
     "LeadStatus", "Message",
     "MessageTemplate", "Notification", "Parcel", "ScoringModel",
     "Opportunity", "OpportunityMatch", "Pipeline", "Property", "Role", "StageChange", "Task", "Tenant",

@@ -25,7 +25,8 @@ class Investor(SQLModel, table=True):
                       UniqueConstraint("tenant_id", "phone", name="uq_investors_tenant_phone"),
                       # GET /investors, newest first, all or by status
                       Index("ix_investors_tenant_created", "tenant_id", "created_at", "id"),
-                      Index("ix_investors_tenant_status", "tenant_id", "status", "created_at", "id"))
+                      Index("ix_investors_tenant_status", "tenant_id", "status", "created_at", "id"),
+                      Index("ix_investors_tenant_owner", "tenant_id", "assigned_to", "created_at", "id"))
     id: str = Field(default_factory=lambda: new_id("iv"), primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
     name: str = Field(max_length=200)
@@ -43,7 +44,23 @@ class Investor(SQLModel, table=True):
     status: str = Field(default="prospect", max_length=20)
     source: str | None = Field(default=None, max_length=64)  # referral, event, website, ...
     tags: list[str] = json_field(default_factory=list)
+    entity_type: str = Field(default="individual", max_length=20)  # an EntityType
+    # The check sizes the investor writes (the buy box's; columns so that the list can filter on them).
+    check_min: Decimal | None = money_field()
+    check_max: Decimal | None = money_field()
+    notes: str | None = Field(default=None, max_length=20_000)
+    assigned_to: str | None = Field(default=None, foreign_key="users.id", max_length=40)  # the owner
+    last_contacted_at: datetime | None = time_field(nullable=True, default_now=False)
     created_at: datetime = time_field()
+    updated_at: datetime | None = time_field(nullable=True, default_now=False)
+
+
+class EntityType(StrEnum):
+    individual = "individual"
+    joint = "joint"
+    llc = "llc"
+    trust = "trust"
+    ira = "ira"
 
 
 class InvestorStatus(StrEnum):
@@ -83,6 +100,9 @@ class BuyBox(BaseModel):
     strategies: list[str] = PydField(default_factory=list, description="flip, rental, wholesale, lending, ...")
     price_min: Decimal | None = PydField(default=None, ge=0)
     price_max: Decimal | None = PydField(default=None, ge=0)
+    target_return: Decimal | None = PydField(default=None, ge=0, le=5, description="a yearly rate: 0.12 is 12 %")
+    hold_period_months: int | None = PydField(default=None, ge=0, le=600)
+    risk: Literal["low", "medium", "high"] | None = None
 
     @field_validator("markets")
     @classmethod
@@ -118,6 +138,31 @@ class InvestorCreate(Input):
         return self
 
 
+Money = Annotated[Decimal, PydField(ge=0, le=Decimal("999999999999.99"), max_digits=14, decimal_places=2)]
+
+
+class InvestorUpdate(Input):
+    """Body of PATCH /investors/{id}: the fields sent change (null clears an optional one); `preferences` replaces
+    the whole buy box."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    name: OneLine | None = PydField(default=None, min_length=1, max_length=200)
+    company: OneLine | None = PydField(default=None, max_length=200)
+    email: Email | None = None
+    phone: Phone | None = None
+    entity_type: EntityType | None = None
+    check_min: Money | None = None
+    check_max: Money | None = None
+    capital_available: Money | None = None
+    preferences: BuyBox | None = None
+    notes: str | None = PydField(default=None, max_length=20_000)
+    tags: list[Annotated[str, PydField(min_length=1, max_length=64)]] | None = PydField(default=None, max_length=50)
+    source: str | None = PydField(default=None, max_length=64)
+    assignee: str | None = PydField(default=None, max_length=320, description="the owner: a user's id or email, "
+                                    "`me`, `round_robin` (investor relations by default), or null for nobody")
+    team: Literal["acquisitions", "dispositions", "investor_relations"] | None = None
+
+
 class InvestorPublic(BaseModel):
     id: str
     name: str
@@ -131,7 +176,16 @@ class InvestorPublic(BaseModel):
     status: str
     source: str | None
     tags: list[str]
+    entity_type: str = "individual"
+    check_min: Decimal | None = None
+    check_max: Decimal | None = None
+    notes: str | None = None
+    assigned_to: str | None = None
+    accreditation_verified_at: datetime | None = None
+    accreditation_expires_at: datetime | None = None
+    last_contacted_at: datetime | None = None
     created_at: datetime
+    updated_at: datetime | None = None
     duplicate: bool = False
 
 

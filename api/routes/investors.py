@@ -7,22 +7,31 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Annotated
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import or_
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, func, select
+from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import PrincipalDep, SessionDep, Staff, audit
+from api.deps import PrincipalDep, SessionDep, SettingsDep, Staff, audit
 from api.errors import Problem
 from api.paging import page
 from api.routes.leads import EventBody
-from core.db import is_unique_violation, like_pattern
+from core.db import is_unique_violation
 from models.event import emit
 from definitions.language import RECORDED_EVENTS
-from models.investor import Investor, InvestorCreate, InvestorPage, InvestorPublic, InvestorStatus, advance
+from models.accreditation import Accreditation, AccreditationMethod
+from models.input import Input, OneLine
+from models.investor import (
+    Investor, InvestorCreate, InvestorPage, InvestorPublic, InvestorStatus, InvestorUpdate, advance,
+)
+from services.accreditation import commitment_problem
+from services.accreditation import record as record_accreditation
+from services.investors import InvestorFilters, investor_list_query, reopen_investor, update_investor
 from models.timeline import TimelineEntry, TimelineEntryPublic
 
 router = APIRouter(prefix="/api/v1/investors", tags=["investors"])
@@ -92,26 +101,119 @@ def list_investors(
     principal: PrincipalDep,
     status: Annotated[list[InvestorStatus] | None, Query()] = None,
     accredited: bool | None = None,
+    market: Annotated[str | None, Query(pattern=r"^([A-Za-z]{2}|\d{5})$", description="a state (TX) or ZIP in "
+                                        "the buy box")] = None,
+    check: Annotated[Decimal | None, Query(ge=0, le=Decimal("1e12"), description="a check of this size fits "
+                                           "the investor's min/max")] = None,
+    contacted_before: datetime | None = None,
+    contacted_after: datetime | None = None,
+    owner: Annotated[str | None, Query(max_length=40, description="`me`, a user id, or `none`")] = None,
     q: Annotated[str | None, Query(max_length=200, description="name, company, email or phone contains")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> InvestorPage:
-    query = select(Investor).where(Investor.tenant_id == principal.tenant_id)
-    if status:
-        query = query.where(col(Investor.status).in_([s.value for s in status]))
-    if accredited is not None:
-        query = query.where(Investor.accredited == accredited)
-    if q:
-        needle = like_pattern(q.lower())  # a % or _ in the text is itself
-        conditions = [func.lower(col(Investor.name)).like(needle, escape="\\"),
-                      func.lower(col(Investor.company)).like(needle, escape="\\"),
-                      col(Investor.email).like(needle, escape="\\")]
-        digits = "".join(ch for ch in q if ch.isdigit())
-        if len(digits) >= 3:
-            conditions.append(col(Investor.phone).like(f"%{digits}%"))
-        query = query.where(or_(*conditions))
+    for name, moment in (("contacted_before", contacted_before), ("contacted_after", contacted_after)):
+        if moment is not None and moment.tzinfo is None:
+            raise Problem(422, f"{name} needs a time zone", errors=[{"field": name, "message": "naive time"}])
+    filters = InvestorFilters(status=tuple(s.value for s in status or ()), accredited=accredited,
+                              market=market.upper() if market else None, check=check,
+                              contacted_before=contacted_before, contacted_after=contacted_after,
+                              owner=_me(principal, owner), q=q)
+    query = investor_list_query(principal.tenant_id, filters, session.get_bind().dialect.name)
     items, next_cursor = page(session, query, Investor, limit, cursor)
     return InvestorPage(items=[_public(i) for i in items], next_cursor=next_cursor)
+
+
+def _me(principal, value: str | None) -> str | None:
+    if value == "me":
+        if principal.user_id is None:
+            raise Problem(422, "`me` needs a key that belongs to a user (this one is the tenant's)",
+                          errors=[{"field": "owner", "message": "the key belongs to no user"}])
+        return principal.user_id
+    return value
+
+
+@router.patch("/{investor_id}", response_model=InvestorPublic)
+def patch_investor(investor_id: str, body: InvestorUpdate, session: SessionDep, principal: Staff) -> InvestorPublic:
+    """The buy box, entity type, check sizes, notes, tags, contact details and owner; audited, on the timeline."""
+    changes = body.model_dump(exclude_unset=True)
+    if "preferences" in changes and body.preferences is not None:
+        changes["preferences"] = body.preferences.model_dump(mode="json", exclude_none=True)
+    if "assignee" in changes:
+        changes["assignee"] = _me(principal, changes["assignee"])
+    return _public(update_investor(session, principal, _get(session, principal, investor_id), changes))
+
+
+class ReopenBody(Input):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, max_length=500)
+
+
+@router.post("/{investor_id}/reopen", response_model=InvestorPublic)
+def reopen(investor_id: str, body: ReopenBody, session: SessionDep, principal: Staff) -> InvestorPublic:
+    """A passed investor back to engaged (409 for any other status); investor.reopened on the event path."""
+    return _public(reopen_investor(session, principal, _get(session, principal, investor_id), body.reason))
+
+
+class AccreditationBody(Input):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    method: AccreditationMethod = Field(description="self_certification (Rule 506(b)); income, net_worth, "
+                                        "third_party_letter or minimum_investment (verifications for 506(c))")
+    evidence: str | None = Field(default=None, max_length=2000, description="what was seen (required for a "
+                                 "506(c) verification unless a document is named)")
+    evidence_document_id: str | None = Field(default=None, max_length=40)
+    verifier: OneLine | None = Field(default=None, max_length=200, description="who wrote a third-party letter")
+    verified_at: datetime | None = Field(default=None, description="default: now; the window counts from it")
+
+
+class AccreditationPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    method: str
+    status: str
+    evidence: str | None
+    evidence_document_id: str | None
+    verifier: str | None
+    verified_by: str
+    verified_at: datetime
+    expires_at: datetime
+    expired_at: datetime | None
+    workflow_id: str | None
+
+
+@router.get("/{investor_id}/accreditations", response_model=list[AccreditationPublic])
+def list_accreditations(investor_id: str, session: SessionDep, principal: PrincipalDep) -> list[Accreditation]:
+    """The latest recorded first; the `valid` one (at most one) is the investor's current accreditation."""
+    investor = _get(session, principal, investor_id)
+    return list(session.exec(select(Accreditation).where(Accreditation.investor_id == investor.id)
+                             .order_by(col(Accreditation.created_at).desc(), col(Accreditation.id).desc())))
+
+
+@router.post("/{investor_id}/accreditations", response_model=AccreditationPublic, status_code=201)
+def add_accreditation(investor_id: str, body: AccreditationBody, session: SessionDep, principal: Staff,
+                      settings: SettingsDep) -> Accreditation:
+    """A verification: it supersedes the investor's previous one and counts for its method's window
+    (`accreditation_valid_days`: a third-party letter 90 days). Its AccreditationWorkflow reminds before the end
+    (investor definitions hear accreditation.expiring; the owner is notified) and expires it."""
+    return record_accreditation(
+        session, principal, _get(session, principal, investor_id), method=body.method,
+        valid_days=settings.accreditation_valid_days, reminder_days=settings.accreditation_reminder_days,
+        evidence=body.evidence, verifier=body.verifier, evidence_document_id=body.evidence_document_id,
+        verified_at=body.verified_at)
+
+
+class Eligibility(BaseModel):
+    rule: str
+    eligible: bool
+    reason: str | None
+
+
+@router.get("/{investor_id}/eligibility", response_model=Eligibility)
+def eligibility(investor_id: str, session: SessionDep, principal: PrincipalDep,
+                rule: Literal["506b", "506c"] = "506c") -> Eligibility:
+    """Whether the investor may commit to an offering under Rule 506(b) or 506(c) now, and why not."""
+    problem = commitment_problem(session, _get(session, principal, investor_id), rule)
+    return Eligibility(rule=rule, eligible=problem is None, reason=problem)
 
 
 @router.get("/{investor_id}", response_model=InvestorPublic)

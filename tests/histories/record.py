@@ -118,10 +118,42 @@ async def record_deal(name: str = "deal_workflow_v2_stage_slas") -> list[Path]:
     return [_write(name, history)]
 
 
+async def record_accreditation() -> list[Path]:
+    """AccreditationWorkflow: a 90-day letter, reminded 30 and 7 days before, expired. Recording activities."""
+    from datetime import UTC
+
+    from temporalio import activity
+
+    from workflows.accreditation import AccreditationInput, AccreditationWorkflow
+
+    @activity.defn(name="remind_accreditation")
+    async def remind_accreditation(accreditation_id: str, days: int) -> str:
+        return f"reminded ({days} days left)"
+
+    @activity.defn(name="expire_accreditation")
+    async def expire_accreditation(accreditation_id: str, at: str) -> str:
+        return "expired"
+
+    env = await time_skipping_environment()
+    try:
+        async with Worker(env.client, task_queue="history", workflows=[AccreditationWorkflow],
+                          activities=[remind_accreditation, expire_accreditation]):
+            now = await env.get_current_time()
+            handle = await env.client.start_workflow(AccreditationWorkflow.run, AccreditationInput(
+                tenant_id="acme", investor_id="iv_history01", accreditation_id="ac_history01",
+                expires_at=now.astimezone(UTC) + timedelta(days=90)), id="accreditation-acme-ac_history01",
+                task_queue="history")
+            await handle.result()
+            history = await handle.fetch_history()
+    finally:
+        await env.shutdown()
+    return [_write("accreditation_workflow_v1", history)]
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["first-touch"]
     recorders = {"lifecycle": record_lifecycle, "first-touch": record_first_touch, "definition": record_definition,
-                 "deal": record_deal}
+                 "deal": record_deal, "accreditation": record_accreditation}
     for name in which:
         for path in asyncio.run(recorders[name]()):
             print(path)

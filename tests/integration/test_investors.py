@@ -16,7 +16,7 @@ from models.message import Message
 from models.task import Task
 from models.tenant import Role
 from tests.conftest import (
-    TWILIO_TOKEN, always_open, delivered, eventually, set_tenant, toll_free, workflow_running,
+    TWILIO_TOKEN, always_open, delivered, eventually, ready_for_contract, set_tenant, toll_free, workflow_running,
 )
 from workflows.definition import DefinitionWorkflow
 
@@ -210,6 +210,7 @@ async def test_deals_are_matched_to_investor_buy_boxes_by_api_and_by_definition(
     await workflow_running(api, staff, lead["id"])
     deal_id = (await api.post(f"/api/v1/leads/{lead['id']}/convert", headers=staff,
                               json={"asking_price": "285000"})).json()["opportunity_id"]
+    ready_for_contract(engine, deal_id, offer="285000.00", contract="285000.00")
 
     found = await api.post(f"/api/v1/opportunities/{deal_id}/matches", headers=staff, json={})
     assert found.status_code == 200, found.text

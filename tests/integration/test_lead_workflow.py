@@ -31,13 +31,14 @@ from models.payloads import (
 )
 from models.timeline import TimelineEntry
 from tests.conftest import DEV_SERVER_STARTUP, eventually, insert_lead
+from workflows.accreditation import AccreditationWorkflow
 from workflows.deal import DealWorkflow
 from workflows.definition import DefinitionEvent, DefinitionWorkflow
 from workflows.enrichment import EnrichmentWorkflow
 from workflows.lead import LeadWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
-WORKFLOWS = [LeadWorkflow, EnrichmentWorkflow, DealWorkflow, DefinitionWorkflow]
+WORKFLOWS = [LeadWorkflow, EnrichmentWorkflow, DealWorkflow, DefinitionWorkflow, AccreditationWorkflow]
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -338,7 +339,7 @@ async def test_recorded_histories_replay(path):
 
 def test_histories_exist():
     names = {p.name.split("_v")[0] for p in HISTORIES.glob("*_workflow_*.json")}
-    assert {"lead_workflow", "enrichment_workflow", "deal_workflow"} <= names, \
+    assert {"lead_workflow", "enrichment_workflow", "deal_workflow", "accreditation_workflow"} <= names, \
         "record with: python -m tests.histories.record"
 
 

@@ -121,7 +121,8 @@ subject: investor
 """
 
 
-HEARD = ("document.signed, investor.committed, investor.created, investor.opted_out, investor.passed, "
+HEARD = ("accreditation.expired, accreditation.expiring, accreditation.recorded, document.signed, "
+         "investor.committed, investor.created, investor.opted_out, investor.passed, investor.reopened, "
          "investor.replied, meeting.booked, message.bounced, message.clicked, message.delivered, message.opened")
 
 
