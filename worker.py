@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 
 from activities.deal import DealActivities
 from activities.investor import AccreditationActivities
+from activities.offering import OfferingActivities
 from activities.enrichment import EnrichmentActivities
 from activities.lead import LeadActivities
 from activities.messaging import MessagingActivities
@@ -47,9 +48,10 @@ from workflows.definition import DefinitionWorkflow
 from workflows.enrichment import EnrichmentWorkflow
 from workflows.lead import LeadWorkflow
 from workflows.messaging import MessageWorkflow
+from workflows.offering import OfferingWorkflow
 
 WORKFLOWS = [LeadWorkflow, EnrichmentWorkflow, DealWorkflow, MessageWorkflow, DefinitionWorkflow, DailyTriggersWorkflow,
-             AccreditationWorkflow]
+             AccreditationWorkflow, OfferingWorkflow]
 log = logging.getLogger("dealflow.worker")
 
 
@@ -63,6 +65,7 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
     scoring = ScoringActivities(engine, ModelRegistry(engine, settings.effective_models_dir))
     deal = DealActivities(engine)
     accreditation = AccreditationActivities(engine)
+    offering = OfferingActivities(engine)
     staff = StaffActivities(engine)
     outbound = OutboundActivities(OutboundHttp(settings.http_call_hosts, settings.provider_timeout_seconds))
     enrollment = EnrollmentActivities(engine, client, settings.temporal_task_queue, asyncio.get_running_loop())
@@ -79,7 +82,7 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
                         enrichment.lookup_property_api, enrichment.save_enrichment, enrichment.link_duplicates,
                         scoring.score_lead, deal.open_opportunity, deal.record_stage_change, deal.deal_sla_breached,
                         deal.match_investors, accreditation.remind_accreditation,
-                        accreditation.expire_accreditation,
+                        accreditation.expire_accreditation, offering.record_offering_change,
                         staff.create_task, staff.notify_staff,
                         enrollment.fire_daily_triggers, enrollment.change_lead_status, enrollment.move_deal_stage,
                         enrollment.start_definition, outbound.http_call],

@@ -22,7 +22,8 @@ from api import errors
 from api.headers import SecurityHeaders
 from api.openapi import document as openapi_document
 from api.routes import (
-    analysis, audit, definitions, events, health, investors, keys, leads, messages, notifications, opportunities,
+    analysis, audit, definitions, events, health, investors, keys, leads, messages, notifications, offerings,
+    opportunities,
     tasks, users, webhooks, workflows,
 )
 from core.db import make_engine
@@ -190,6 +191,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.include_router(opportunities.router)
     app.include_router(analysis.router)
     app.include_router(investors.router)
+    app.include_router(offerings.router)
     app.include_router(definitions.router)
     app.include_router(webhooks.router)
     app.include_router(events.router)

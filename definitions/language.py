@@ -37,8 +37,11 @@ SUBJECT_EVENTS = {
     "deal": {"deal.stage_changed"},
     # accreditation.expiring: {days_left, expires_at, method} (AccreditationWorkflow, 30 and 7 days before);
     # accreditation.expired: the record lapsed (the investor is no longer accredited until re-verified)
+    # investor.soft_committed / committed / waitlisted / funded / withdrawn: OfferingWorkflow's moves
+    # ({offering_id, opportunity_id, amount, funded_amount?})
     "investor": {"investor.created", "investor.opted_out", "investor.reopened", "accreditation.recorded",
-                 "accreditation.expiring", "accreditation.expired"} | MESSAGE_EVENTS | RECORDED_EVENTS["investor"],
+                 "accreditation.expiring", "accreditation.expired", "investor.soft_committed", "investor.waitlisted",
+                 "investor.funded", "investor.withdrawn"} | MESSAGE_EVENTS | RECORDED_EVENTS["investor"],
 }
 EVENTS = set().union(*SUBJECT_EVENTS.values())
 # Told by the relay to a running enrollment when a definition that `replaces` it starts for the same subject:

@@ -44,7 +44,9 @@ from core import search_attributes as sa
 from core.metrics import EVENT_DELIVERY_LATENCY, EVENTS_DELIVERED
 from core.tracing import resumed_trace
 from models.base import utcnow
-from models.event import ACCREDITATION_RECORDED_EVENT, DEAL_OPENED_EVENT, STAFF_MESSAGE_EVENT, Event
+from models.event import (
+    ACCREDITATION_RECORDED_EVENT, DEAL_OPENED_EVENT, OFFERING_OPENED_EVENT, STAFF_MESSAGE_EVENT, Event,
+)
 from models.lead import Lead, LeadStatus, lead_workflow_id
 from models.payloads import LeadEvent, LeadWorkflowInput, MessageRequest
 from services.definition_store import active
@@ -299,6 +301,8 @@ class Relay:
                 outcome.append(self._start_deal(event))
             if event.name == ACCREDITATION_RECORDED_EVENT:
                 outcome.append(self._start_accreditation(event))
+            if event.name == OFFERING_OPENED_EVENT:
+                outcome.append(self._start_offering(event))
             if event.workflow_signal:
                 outcome.append(self._to_lead_workflow(session, event))
             # Definitions hear leads, deals and investors; a user's events (a notification's email) have none.
@@ -338,50 +342,49 @@ class Relay:
                                                      SearchAttributePair(sa.LEAD_ID, request.lead_id or "")]),
             rpc_timeout=RPC_TIMEOUT)
 
-    def _start_deal(self, event: Event) -> str:
-        """A deal opened through the API: its DealWorkflow, under the id the event carries (started once)."""
+    def _start_once(self, event: Event, workflow, argument, summary: str | None = None,
+                    attribute=None) -> str:
+        """The workflow an event starts (a deal opened through the API, an accreditation recorded, a capital raise
+        opened), under the id the event carries: started once; a second delivery finds it."""
         workflow_id = event.data["workflow_id"]
+        pairs = [SearchAttributePair(sa.TENANT_ID, event.tenant_id)] + ([attribute] if attribute else [])
         try:
-            self._call(self._start_deal_workflow, event, workflow_id)
+            self._call(self._start_workflow, workflow, argument, workflow_id, pairs, summary)
         except WorkflowAlreadyStartedError:
             return f"{workflow_id} already started"
         return f"started {workflow_id}"
 
-    async def _start_deal_workflow(self, event: Event, workflow_id: str) -> WorkflowHandle:
+    async def _start_workflow(self, workflow, argument, workflow_id: str, pairs: list, summary: str | None):
+        return await self._client.start_workflow(
+            workflow, argument, id=workflow_id, task_queue=self._queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(pairs), static_summary=summary, rpc_timeout=RPC_TIMEOUT)
+
+    def _start_deal(self, event: Event) -> str:
         from workflows.deal import DealInput, DealWorkflow
 
-        return await self._client.start_workflow(
-            DealWorkflow.run, DealInput(tenant_id=event.tenant_id, opportunity_id=event.subject_id,
-                                        pipeline=event.data["pipeline"], stage=event.data["stage"]),
-            id=workflow_id, task_queue=self._queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(sa.TENANT_ID, event.tenant_id),
-                                                     SearchAttributePair(sa.OPPORTUNITY_ID, event.subject_id)]),
-            rpc_timeout=RPC_TIMEOUT)
+        return self._start_once(event, DealWorkflow.run, DealInput(
+            tenant_id=event.tenant_id, opportunity_id=event.subject_id, pipeline=event.data["pipeline"],
+            stage=event.data["stage"]), attribute=SearchAttributePair(sa.OPPORTUNITY_ID, event.subject_id))
 
     def _start_accreditation(self, event: Event) -> str:
-        """An accreditation recorded: its AccreditationWorkflow (reminders, then the expiry), started once."""
-        workflow_id = event.data["workflow_id"]
-        try:
-            self._call(self._start_accreditation_workflow, event, workflow_id)
-        except WorkflowAlreadyStartedError:
-            return f"{workflow_id} already started"
-        return f"started {workflow_id}"
-
-    async def _start_accreditation_workflow(self, event: Event, workflow_id: str) -> WorkflowHandle:
         from workflows.accreditation import AccreditationInput, AccreditationWorkflow
 
-        return await self._client.start_workflow(
-            AccreditationWorkflow.run, AccreditationInput(
-                tenant_id=event.tenant_id, investor_id=event.subject_id,
-                accreditation_id=event.data["accreditation_id"], expires_at=event.data["expires_at"],
-                reminder_days=event.data.get("reminder_days", [30, 7])),
-            id=workflow_id, task_queue=self._queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes([SearchAttributePair(sa.TENANT_ID, event.tenant_id),
-                                                     SearchAttributePair(sa.INVESTOR_ID, event.subject_id)]),
-            static_summary=f"accreditation {event.data.get('method', '')} until {event.data['expires_at'][:10]}",
-            rpc_timeout=RPC_TIMEOUT)
+        return self._start_once(event, AccreditationWorkflow.run, AccreditationInput(
+            tenant_id=event.tenant_id, investor_id=event.subject_id, accreditation_id=event.data["accreditation_id"],
+            expires_at=event.data["expires_at"], reminder_days=event.data.get("reminder_days", [30, 7])),
+            summary=f"accreditation {event.data.get('method', '')} until {event.data['expires_at'][:10]}",
+            attribute=SearchAttributePair(sa.INVESTOR_ID, event.subject_id))
+
+    def _start_offering(self, event: Event) -> str:
+        from workflows.offering import OfferingInput, OfferingWorkflow
+
+        return self._start_once(event, OfferingWorkflow.run, OfferingInput(
+            tenant_id=event.tenant_id, offering_id=event.data["offering_id"], opportunity_id=event.subject_id,
+            target_amount=event.data["target_amount"], minimum_investment=event.data["minimum_investment"]),
+            summary=f"capital raise of {event.data['target_amount']}",
+            attribute=SearchAttributePair(sa.OPPORTUNITY_ID, event.subject_id))
 
     def _to_lead_workflow(self, session: Session, event: Event) -> str:
         lead = session.get(Lead, event.subject_id)

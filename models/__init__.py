@@ -14,6 +14,7 @@ from models.investor import Investor
 from models.lead import Lead, LeadSource, LeadStatus, Property
 from models.message import Consent, Message, MessageTemplate
 from models.notification import Notification
+from models.offering import Allocation, Offering
 from models.opportunity import Opportunity, OpportunityMatch, Pipeline, StageChange
 from models.task import Task
 from models.tenant import ApiKey, AssignmentCursor, Role, Tenant, User
@@ -21,10 +22,9 @@ from models.timeline import TimelineEntry
 from models.webhook import WebhookEvent
 
 __all__ = [
-    "Accreditation", "ApiKey", "AssignmentCursor", "AuditLog", "Consent", "Document", "Event", "Investor", "Lead",
-    "LeadSource",
-    "LeadStatus", "Message",
-    "MessageTemplate", "Notification", "Parcel", "ScoringModel",
-    "Opportunity", "OpportunityMatch", "Pipeline", "Property", "Role", "StageChange", "Task", "Tenant",
-    "TimelineEntry", "User", "WebhookEvent", "WorkflowDefinition", "WorkflowExecution", "metadata",
+    "Accreditation", "Allocation", "ApiKey", "AssignmentCursor", "AuditLog", "Consent", "Document", "Event",
+    "Investor", "Lead", "LeadSource", "LeadStatus", "Message", "MessageTemplate", "Notification", "Offering",
+    "Opportunity", "OpportunityMatch", "Parcel", "Pipeline", "Property", "Role", "ScoringModel", "StageChange",
+    "Task", "Tenant", "TimelineEntry", "User", "WebhookEvent", "WorkflowDefinition", "WorkflowExecution",
+    "metadata",
 ]

@@ -53,6 +53,7 @@ class Event(SQLModel, table=True):
 
 STAFF_MESSAGE_EVENT = "message.requested"  # a staff send (POST /leads/{id}/messages): the relay starts its workflow
 ACCREDITATION_RECORDED_EVENT = "accreditation.recorded"  # the relay starts its AccreditationWorkflow
+OFFERING_OPENED_EVENT = "offering.opened"  # a capital raise on a deal: the relay starts its OfferingWorkflow
 DEAL_OPENED_EVENT = "deal.opened"  # a deal opened through the API: the relay starts its DealWorkflow
 
 

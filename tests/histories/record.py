@@ -150,10 +150,55 @@ async def record_accreditation() -> list[Path]:
     return [_write("accreditation_workflow_v1", history)]
 
 
+async def record_offering() -> list[Path]:
+    """OfferingWorkflow: opened, three soft commits, three commitments (the third waitlisted), a withdrawal that
+    promotes it, a funding, closed. Its activity only records."""
+    from decimal import Decimal
+
+    from temporalio import activity
+
+    from workflows.offering import AllocationFacts, AllocationMove, OfferingInput, OfferingMove, OfferingWorkflow
+
+    @activity.defn(name="record_offering_change")
+    async def record_offering_change(change: dict) -> None:
+        return None
+
+    ok = AllocationFacts(subscription_signed=True)
+    env = await time_skipping_environment()
+    try:
+        async with Worker(env.client, task_queue="history", workflows=[OfferingWorkflow],
+                          activities=[record_offering_change]):
+            handle = await env.client.start_workflow(OfferingWorkflow.run, OfferingInput(
+                tenant_id="acme", offering_id="of_history01", opportunity_id="op_history01",
+                target_amount=Decimal("200000"), minimum_investment=Decimal("50000")),
+                id="offering-acme-of_history01", task_queue="history")
+            for status in ("open", "active"):
+                await handle.execute_update(OfferingWorkflow.set_status, OfferingMove(status=status))
+            for investor, amount in (("iv_a", "100000"), ("iv_b", "100000"), ("iv_c", "50000")):
+                await handle.execute_update(OfferingWorkflow.allocate, AllocationMove(
+                    investor_id=investor, action="soft_commit", amount=Decimal(amount), facts=ok))
+            for investor in ("iv_a", "iv_b", "iv_c"):
+                await handle.execute_update(OfferingWorkflow.allocate, AllocationMove(
+                    investor_id=investor, action="commit", subscription_document_id="dc_1", facts=ok))
+            await handle.execute_update(OfferingWorkflow.allocate, AllocationMove(investor_id="iv_b",
+                                                                                  action="withdraw"))
+            for investor in ("iv_a", "iv_c"):
+                await handle.execute_update(OfferingWorkflow.allocate, AllocationMove(
+                    investor_id=investor, action="fund", funded_amount=Decimal("50000"), funded_on="2026-12-01",
+                    funding_method="wire"))
+            await handle.execute_update(OfferingWorkflow.set_status, OfferingMove(status="closed"))
+            await handle.result()
+            history = await handle.fetch_history()
+    finally:
+        await env.shutdown()
+    return [_write("offering_workflow_v1", history)]
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["first-touch"]
     recorders = {"lifecycle": record_lifecycle, "first-touch": record_first_touch, "definition": record_definition,
-                 "deal": record_deal, "accreditation": record_accreditation}
+                 "deal": record_deal, "accreditation": record_accreditation,
+                 "offering": record_offering}
     for name in which:
         for path in asyncio.run(recorders[name]()):
             print(path)

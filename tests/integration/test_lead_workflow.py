@@ -36,9 +36,11 @@ from workflows.deal import DealWorkflow
 from workflows.definition import DefinitionEvent, DefinitionWorkflow
 from workflows.enrichment import EnrichmentWorkflow
 from workflows.lead import LeadWorkflow
+from workflows.offering import OfferingWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
-WORKFLOWS = [LeadWorkflow, EnrichmentWorkflow, DealWorkflow, DefinitionWorkflow, AccreditationWorkflow]
+WORKFLOWS = [LeadWorkflow, EnrichmentWorkflow, DealWorkflow, DefinitionWorkflow, AccreditationWorkflow,
+             OfferingWorkflow]
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -339,7 +341,8 @@ async def test_recorded_histories_replay(path):
 
 def test_histories_exist():
     names = {p.name.split("_v")[0] for p in HISTORIES.glob("*_workflow_*.json")}
-    assert {"lead_workflow", "enrichment_workflow", "deal_workflow", "accreditation_workflow"} <= names, \
+    assert {"lead_workflow", "enrichment_workflow", "deal_workflow", "accreditation_workflow",
+                     "offering_workflow"} <= names, \
         "record with: python -m tests.histories.record"
 
 

@@ -1,0 +1,128 @@
+"""Capital raises: opening an offering on a deal, the facts an allocation move is checked on, writing what
+OfferingWorkflow decided, and the totals per stage. The API's offering routes and the workflow's activity call
+these."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlmodel import Session, select
+
+from models.audit import record_audit
+from models.base import utcnow
+from models.document import Document
+from models.event import OFFERING_OPENED_EVENT, emit
+from models.investor import Investor, advance
+from models.offering import Allocation, Offering
+from models.opportunity import Opportunity
+from models.timeline import TimelineEntry
+from services.acting import Acting, Invalid, NotFound
+from services.accreditation import commitment_problem
+
+
+def offering_workflow_id(tenant_id: str, offering_id: str) -> str:
+    return f"offering-{tenant_id}-{offering_id}"
+
+
+def get_offering(session: Session, tenant_id: str, offering_id: str) -> Offering:
+    offering = session.get(Offering, offering_id)
+    if offering is None or offering.tenant_id != tenant_id:
+        raise NotFound(f"offering {offering_id} not found")
+    return offering
+
+
+def open_offering(session: Session, caller: Acting, deal: Opportunity, *, title: str | None, target_amount: Decimal,
+                  minimum_investment: Decimal, rule: str, close_date: date | None) -> Offering:
+    """A draft offering on the deal and the event that starts its OfferingWorkflow, in one transaction."""
+    if minimum_investment > target_amount:
+        raise Invalid("the minimum investment is above the target raise", field="minimum_investment")
+    if close_date is not None and close_date < utcnow().date():
+        raise Invalid("the close date is in the past", field="close_date")
+    offering = Offering(tenant_id=deal.tenant_id, opportunity_id=deal.id, title=(title or deal.title)[:200],
+                        target_amount=target_amount, minimum_investment=minimum_investment, rule=rule,
+                        close_date=close_date)
+    offering.workflow_id = offering_workflow_id(offering.tenant_id, offering.id)
+    session.add(offering)
+    session.flush()
+    record_audit(session, tenant_id=deal.tenant_id, actor=caller.actor, action="offering.create",
+                 entity_type="offering", entity_id=offering.id,
+                 after={"opportunity_id": deal.id, "target_amount": str(target_amount), "rule": rule,
+                        "minimum_investment": str(minimum_investment)})
+    session.add(TimelineEntry(tenant_id=deal.tenant_id, lead_id=deal.lead_id, opportunity_id=deal.id,
+                              kind="offering.opened", summary=f"Capital raise of {target_amount:,.2f} ({rule})",
+                              data={"offering_id": offering.id}, actor=caller.actor,
+                              idempotency_key=f"{offering.id}:opened"))
+    emit(session, tenant_id=deal.tenant_id, subject_type="deal", subject_id=deal.id, name=OFFERING_OPENED_EVENT,
+         event_id=f"{offering.id}:opened", data={
+             "offering_id": offering.id, "workflow_id": offering.workflow_id, "target_amount": str(target_amount),
+             "minimum_investment": str(minimum_investment)})
+    session.commit()
+    return offering
+
+
+def allocation_facts(session: Session, offering: Offering, investor_id: str, document_id: str | None) -> dict:
+    """What OfferingWorkflow's validator checks: the investor may commit under the offering's rule; the named
+    subscription agreement is this deal's and signed by every party (investor and issuer)."""
+    investor = session.get(Investor, investor_id)
+    if investor is None or investor.tenant_id != offering.tenant_id:
+        raise Invalid(f"investor {investor_id} not found", field="investor_id")
+    signed = False
+    if document_id:
+        document = session.get(Document, document_id)
+        signed = bool(document is not None and document.tenant_id == offering.tenant_id
+                      and document.opportunity_id == offering.opportunity_id
+                      and document.kind == "subscription_agreement" and document.status == "completed")
+    return {"eligibility_problem": commitment_problem(session, investor, offering.rule), "subscription_signed": signed}
+
+
+def record_change(session: Session, change: Any) -> None:
+    """Write what OfferingWorkflow decided (an OfferingChange): the allocations as they are now, the offering's
+    status, each investor's event and timeline entry. Idempotent by the change's key."""
+    offering = session.get(Offering, change.offering_id)
+    now = utcnow()
+    if offering.status != change.status:
+        offering.status, offering.updated_at = change.status, now
+        session.add(offering)
+    for slot in change.slots:
+        row = session.exec(select(Allocation).where(Allocation.offering_id == offering.id,
+                                                    Allocation.investor_id == slot.investor_id)).first()
+        if row is None:
+            row = Allocation(tenant_id=offering.tenant_id, offering_id=offering.id, investor_id=slot.investor_id)
+        row.amount, row.status, row.sequence = slot.amount, slot.status, slot.sequence
+        row.subscription_document_id = slot.subscription_document_id or row.subscription_document_id
+        row.funded_amount, row.funding_method = slot.funded_amount, slot.funding_method
+        row.funded_on = date.fromisoformat(slot.funded_on) if slot.funded_on else None
+        row.updated_at = now
+        session.add(row)
+    for investor_id, name in change.events:
+        key = f"{change.key}:{investor_id}:{name}"
+        slot = next(s for s in change.slots if s.investor_id == investor_id)
+        data = {"offering_id": offering.id, "opportunity_id": offering.opportunity_id, "amount": str(slot.amount),
+                **({"funded_amount": str(slot.funded_amount)} if slot.funded_amount is not None else {})}
+        if emit(session, tenant_id=offering.tenant_id, subject_type="investor", subject_id=investor_id, name=name,
+                event_id=key, data=data):
+            investor = session.get(Investor, investor_id)
+            if advance(investor, name):
+                session.add(investor)
+            session.add(TimelineEntry(tenant_id=offering.tenant_id, investor_id=investor_id,
+                                      opportunity_id=offering.opportunity_id, kind=name,
+                                      summary=f"{name.split('.')[1].replace('_', ' ').capitalize()}: "
+                                              f"{slot.amount:,.2f} in {offering.title}",
+                                      data=data, actor=change.actor, idempotency_key=key))
+    session.commit()
+
+
+def totals(allocations: list[Allocation], target: Decimal) -> dict[str, Decimal]:
+    """Per stage: soft-committed, committed (funded included: a place taken), funded (received), waitlisted,
+    remaining to raise, and the equalisation (received minus committed, over the funded ones)."""
+    def total(statuses, field="amount") -> Decimal:
+        return sum((getattr(a, field) or Decimal(0) for a in allocations if a.status in statuses), Decimal(0))
+
+    committed = total(("committed", "funded"))
+    funded_committed = total(("funded",))
+    funded = total(("funded",), "funded_amount")
+    return {"soft_committed": total(("soft_commit",)), "committed": committed, "funded": funded,
+            "waitlisted": total(("waitlisted",)), "remaining": max(target - committed, Decimal(0)),
+            "equalisation": funded - funded_committed}

@@ -1,0 +1,148 @@
+"""A capital raise over HTTP on the real worker: an offering on a deal moves draft → open → active → closed;
+investors soft-commit (eligible under Rule 506(c) only with an unexpired verification), commit with a signed
+subscription agreement, are waitlisted in commitment order when the raise is full and promoted when a place frees,
+and are funded (equalisation recorded). Every refused move is a 409 with its reasons."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal
+
+from sqlmodel import Session, select
+
+from models.document import Document
+from models.event import Event
+from models.tenant import Role
+from tests.conftest import eventually
+
+
+async def _raise(api, make_key, engine, *, investors: int = 3, target: str = "200000", rule: str = "506c"):
+    tenant = f"o{uuid.uuid4().hex[:8]}"
+    staff = make_key(Role.staff, tenant=tenant)
+    deal = (await api.post("/api/v1/opportunities", headers=staff, json={"title": "Fund 12 Oak"})).json()
+    people = []
+    for i in range(investors):
+        investor = (await api.post("/api/v1/investors", headers=staff, json={
+            "name": f"Investor {i}", "email": f"inv{i}.{uuid.uuid4().hex[:6]}@example.com"})).json()
+        letter = await api.post(f"/api/v1/investors/{investor['id']}/accreditations", headers=staff, json={
+            "method": "third_party_letter", "verifier": "J. Doe, CPA", "evidence": "letter"})
+        assert letter.status_code == 201, letter.text
+        people.append(investor["id"])
+    created = await api.post(f"/api/v1/opportunities/{deal['id']}/offerings", headers=staff, json={
+        "target_amount": target, "minimum_investment": "50000", "rule": rule})
+    assert created.status_code == 201, created.text
+    offering = created.json()
+    url = f"/api/v1/offerings/{offering['id']}"
+
+    async def judged():  # the relay started its workflow: a move a draft refuses is judged, not "not running"
+        body = (await api.post(f"{url}/status", headers=staff, json={"status": "active"})).json()
+        return "not running" not in body.get("detail", "")
+    await eventually(judged, timeout=30)
+    return tenant, staff, deal, offering, url, people
+
+
+def _signed(engine, tenant: str, deal_id: str) -> str:
+    """A subscription agreement signed and countersigned (a row as DocumentSigningWorkflow leaves it)."""
+    with Session(engine) as session:
+        document = Document(tenant_id=tenant, opportunity_id=deal_id, kind="subscription_agreement",
+                            title="Subscription Agreement", status="completed", content_sha256="0" * 64,
+                            signed_sha256="1" * 64)
+        session.add(document)
+        session.commit()
+        return document.id
+
+
+async def test_a_raise_from_soft_commit_to_funded_with_its_rules(api, make_key, engine):
+    tenant, staff, deal, offering, url, (a, b, c) = await _raise(api, make_key, engine)
+
+    async def refused(path: str, body: dict | None = None) -> list[str]:
+        response = await api.post(f"{url}{path}", headers=staff, json=body or {})
+        assert response.status_code == 409, response.text
+        return [e["message"] for e in response.json().get("errors") or [{"message": response.json()["detail"]}]]
+
+    assert await refused("/status", {"status": "active"}) == [
+        "an offering cannot move from draft to active (allowed: closed, open)"]
+    assert (await refused("/allocations", {"investor_id": a, "amount": "100000"}))[0].startswith(
+        "the offering is draft")
+    assert (await api.post(f"{url}/status", headers=staff, json={"status": "open"})).status_code == 200
+
+    unverified = (await api.post("/api/v1/investors", headers=staff, json={
+        "name": "Walk In", "email": f"walk.{uuid.uuid4().hex[:6]}@example.com", "accredited": True})).json()
+    assert await refused("/allocations", {"investor_id": unverified["id"], "amount": "40000"}) == [
+        "the minimum investment is 50,000.00",
+        "a Rule 506(c) offering needs Walk In's accreditation verified: none is on record"]
+    for investor, amount in ((a, "100000"), (b, "100000"), (c, "50000")):
+        moved = await api.post(f"{url}/allocations", headers=staff, json={"investor_id": investor, "amount": amount})
+        assert moved.status_code == 200, moved.text
+    assert (await refused(f"/allocations/{a}/commit", {"subscription_document_id": _signed(engine, tenant,
+                                                                                           deal["id"])}))[0] \
+        == "the offering is open: commitments are taken while it is active"
+    assert (await api.post(f"{url}/status", headers=staff, json={"status": "active"})).status_code == 200
+
+    with Session(engine) as session:  # an agreement not yet signed by everyone does not count
+        draft = Document(tenant_id=tenant, opportunity_id=deal["id"], kind="subscription_agreement", title="SA",
+                         status="sent")
+        session.add(draft)
+        session.commit()
+        draft_id = draft.id
+    assert await refused(f"/allocations/{a}/commit", {"subscription_document_id": draft_id}) == [
+        "a commitment needs the investor's subscription agreement signed and countersigned (a completed "
+        "subscription_agreement document of this deal)"]
+    states = []
+    for investor in (a, b, c):
+        moved = await api.post(f"{url}/allocations/{investor}/commit", headers=staff,
+                               json={"subscription_document_id": _signed(engine, tenant, deal["id"])})
+        assert moved.status_code == 200, moved.text
+        states.append({s["investor_id"]: s["status"] for s in moved.json()["slots"]})
+    assert states[-1] == {a: "committed", b: "committed", c: "waitlisted"}  # 200k taken: C waits, third in line
+    body = (await api.get(url, headers=staff)).json()
+    assert {k: Decimal(v) for k, v in body["totals"].items()} == {
+        "soft_committed": 0, "committed": 200000, "funded": 0, "waitlisted": 50000, "remaining": 0,
+        "equalisation": 0}
+
+    withdrawn = await api.post(f"{url}/allocations/{b}/withdraw", headers=staff)
+    assert {s["investor_id"]: s["status"] for s in withdrawn.json()["slots"]} == {
+        a: "committed", b: "withdrawn", c: "committed"}  # C's turn came
+    assert await refused(f"/allocations/{b}/fund", {"amount": "1", "received_on": "2026-12-01",
+                                                     "method": "wire"}) == [
+        "the investor has no allocation in this offering (soft commit first)"]
+    funded = await api.post(f"{url}/allocations/{a}/fund", headers=staff,
+                            json={"amount": "95000", "received_on": "2026-12-01", "method": "wire"})
+    assert funded.status_code == 200, funded.text
+    assert await refused(f"/allocations/{a}/withdraw") == [
+        "a funded allocation cannot be withdrawn (refund it outside the raise)"]
+    body = (await api.get(url, headers=staff)).json()
+    assert {k: Decimal(v) for k, v in body["totals"].items()} == {
+        "soft_committed": 0, "committed": 150000, "funded": 95000, "waitlisted": 0, "remaining": 50000,
+        "equalisation": -5000}
+    assert [(x["investor_id"], x["status"], x["funding_method"]) for x in body["allocations"]] == [
+        (a, "funded", "wire"), (b, "withdrawn", None), (c, "committed", None)]
+
+    with Session(engine) as session:
+        events = [(e.subject_id, e.name) for e in session.exec(
+            select(Event).where(Event.tenant_id == tenant, Event.name.like("investor.%")).order_by(Event.seq))]
+    assert [n for s, n in events if s == c] == ["investor.created", "investor.soft_committed", "investor.waitlisted",
+                                                "investor.committed"]
+    assert [n for s, n in events if s == a][-2:] == ["investor.committed", "investor.funded"]
+    investor_a = (await api.get(f"/api/v1/investors/{a}", headers=staff)).json()
+    assert investor_a["status"] == "committed"
+    assert (await api.post(f"{url}/status", headers=staff, json={"status": "closed"})).status_code == 200
+
+
+async def test_commitments_at_once_fill_the_raise_in_one_order_and_waitlist_the_rest(api, make_key, engine):
+    tenant, staff, deal, offering, url, people = await _raise(api, make_key, engine, investors=6, target="250000")
+    assert (await api.post(f"{url}/status", headers=staff, json={"status": "open"})).status_code == 200
+    for investor in people:
+        await api.post(f"{url}/allocations", headers=staff, json={"investor_id": investor, "amount": "60000"})
+    assert (await api.post(f"{url}/status", headers=staff, json={"status": "active"})).status_code == 200
+    documents = [_signed(engine, tenant, deal["id"]) for _ in people]
+    answers = await asyncio.gather(*(api.post(f"{url}/allocations/{investor}/commit", headers=staff,
+                                              json={"subscription_document_id": document})
+                                     for investor, document in zip(people, documents, strict=True)))
+    assert [r.status_code for r in answers] == [200] * 6
+    body = (await api.get(url, headers=staff)).json()
+    by_order = sorted(body["allocations"], key=lambda x: x["sequence"])
+    assert [x["sequence"] for x in by_order] == [1, 2, 3, 4, 5, 6]  # one order, decided in one place
+    assert [x["status"] for x in by_order] == ["committed"] * 4 + ["waitlisted"] * 2  # 4 × 60k fit in 250k
+    assert Decimal(body["totals"]["committed"]) == 240000 and Decimal(body["totals"]["remaining"]) == 10000
