@@ -6,7 +6,7 @@ Importing this package registers every table on `SQLModel.metadata` (Alembic rea
 from models.audit import AuditLog
 from models.base import metadata
 from models.definition import WorkflowDefinition, WorkflowExecution
-from models.document import Document
+from models.document import Document, DocumentEvent, DocumentFile, DocumentSigner
 from models.enrichment import Parcel, ScoringModel
 from models.event import Event
 from models.investor import Investor
@@ -20,7 +20,8 @@ from models.timeline import TimelineEntry
 from models.webhook import WebhookEvent
 
 __all__ = [
-    "ApiKey", "AssignmentCursor", "AuditLog", "Consent", "Document", "Event", "Investor", "Lead", "LeadSource",
+    "ApiKey", "AssignmentCursor", "AuditLog", "Consent", "Document", "DocumentEvent", "DocumentFile", "DocumentSigner",
+    "Event", "Investor", "Lead", "LeadSource",
     "LeadStatus", "Message",
     "MessageTemplate", "Notification", "Parcel", "ScoringModel",
     "Opportunity", "OpportunityMatch", "Pipeline", "Property", "Role", "StageChange", "Task", "Tenant",
