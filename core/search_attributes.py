@@ -12,8 +12,9 @@ LEAD_STATUS = SearchAttributeKey.for_keyword("LeadStatus")
 DEAL_STAGE = SearchAttributeKey.for_keyword("DealStage")
 LEAD_SCORE = SearchAttributeKey.for_float("LeadScore")
 DEFINITION_KEY = SearchAttributeKey.for_keyword("DefinitionKey")
+DOCUMENT_ID = SearchAttributeKey.for_keyword("DocumentId")  # DocumentSigningWorkflow's document
 
-ALL = (TENANT_ID, LEAD_ID, OPPORTUNITY_ID, LEAD_STATUS, DEAL_STAGE, LEAD_SCORE, DEFINITION_KEY)
+ALL = (TENANT_ID, LEAD_ID, OPPORTUNITY_ID, LEAD_STATUS, DEAL_STAGE, LEAD_SCORE, DEFINITION_KEY, DOCUMENT_ID)
 
 _CLI_TYPES = {"KEYWORD": "Keyword", "DOUBLE": "Double", "INT": "Int", "BOOL": "Bool", "TEXT": "Text",
               "DATETIME": "Datetime"}
