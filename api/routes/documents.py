@@ -108,8 +108,8 @@ class DocumentPublic(BaseModel):
     signers: list[SignerPublic] = Field(default_factory=list)
     events: list[DocumentEventPublic] = Field(default_factory=list)
     certificate: dict[str, Any] | None = Field(default=None, description="the certificate of completion's record")
-    pdf_url: str
-    certificate_url: str | None
+    pdf_url: str = ""
+    certificate_url: str | None = None
 
 
 def _own(session, principal, document_id: str) -> Document:

@@ -81,21 +81,18 @@ class BuiltinProvider:
             if not unsigned:
                 return []
             turn = min(s.routing_order for s in unsigned)
-            due = [s for s in unsigned if s.routing_order == turn and s.status == "pending"]
-        invited = []
-        for signer in due:
+            due = [s for s in unsigned if s.routing_order == turn and s.status in ("pending", "sent")]
+            for signer in due:  # the link works from the moment it may be in a mailbox
+                if signer.status == "pending":
+                    signer.status, signer.sent_at = "sent", utcnow()
+                    session.add(signer)
+            session.commit()
+        for signer in due:  # (a retry sends again only what the provider did not take: _email is once per purpose)
             self._email(document, signer, "invitation", f"Please sign: {document.title}",
                         "{tenant} sent you “{title}” to sign electronically.\n\nOpen it here (the link is yours "
                         "alone and works until {expires}; opening it signs nothing):\n{link}\n\nYou can read the "
                         "consumer disclosure on that page before you decide, ask for a paper copy, or decline.\n")
-            with self._session() as session:
-                row = session.get(DocumentSigner, signer.id)
-                if row.status == "pending":
-                    row.status, row.sent_at = "sent", utcnow()
-                    session.add(row)
-                    session.commit()
-            invited.append(signer.email)
-        return invited
+        return [s.email for s in due]
 
     def remind(self, envelope_id: str, emails: list[str]) -> None:
         with self._session() as session:
