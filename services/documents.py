@@ -156,7 +156,8 @@ def signers_for_deal(session: Session, tenant_id: str, opportunity_id: str, temp
             owner: User | None = owner_of(session, deal)
             if owner is None:
                 raise Invalid(f"signers[{index}]: the deal has no owner to sign as {role}", field="signers")
-            signer["email"], signer.setdefault("name", owner.name or owner.email)
+            signer["email"] = owner.email
+            signer.setdefault("name", owner.name or owner.email)
         elif not signer.get("email") and parties.get(role) == "seller":
             lead = session.get(Lead, deal.lead_id) if deal.lead_id else None
             if lead is None or not lead.email:

@@ -337,3 +337,49 @@ async def state_has(state, predicate) -> bool:
 @pytest.fixture(autouse=True)
 def _no_stray_sleep():
     yield
+
+
+async def test_the_purchase_agreement_playbook_puts_the_deal_under_contract(api, make_key, engine, worker):
+    """The shipped playbook: offer_made sends the purchase agreement (seller, then the deal's owner); both sign;
+    the definition hears document.completed and moves the deal to under_contract."""
+    from pathlib import Path
+
+    from models.tenant import User
+    from tests.conftest import workflow_running
+
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    ops, staff = make_key(Role.ops, tenant), make_key(Role.staff, tenant)
+    source = (Path(__file__).resolve().parents[2] / "definitions" / "library" / "purchase-agreement.yaml").read_text()
+    saved = await api.post("/api/v1/definitions", content=source.encode(),
+                           headers={**ops, "Content-Type": "application/yaml"})
+    assert saved.status_code == 201, saved.text
+    assert (await api.post("/api/v1/definitions/purchase-agreement/versions/1/publish", headers=ops)).status_code == 200
+    seller = f"maria.{uuid.uuid4().hex[:6]}@example.com"
+    lead = (await api.post("/api/v1/leads", headers=staff, json={
+        "first_name": "Maria", "last_name": "Garcia", "email": seller, "source": "referral",
+        "property_address": "4500 Oak Ridge Dr, Austin, TX 78745"})).json()
+    await workflow_running(api, staff, lead["id"])
+    deal_id = (await api.post(f"/api/v1/leads/{lead['id']}/convert", headers=staff, json={})).json()["opportunity_id"]
+    owner_email = f"sam.{uuid.uuid4().hex[:6]}@lonestar.example"
+    with Session(engine) as session:  # the prices the lead's entry rules (and the agreement) need, and an owner
+        owner = User(tenant_id=tenant, email=owner_email, name="Sam Buyer", role="staff")
+        session.add(owner)
+        session.flush()
+        deal = session.get(Opportunity, deal_id)
+        deal.offer_price, deal.contract_price, deal.assigned_to = Decimal("180000"), Decimal("185000"), owner.id
+        session.add(deal)
+        session.commit()
+    for stage in ("contacted", "offer_made"):
+        moved = await api.post(f"/api/v1/opportunities/{deal_id}/stage", headers=staff, json={"stage": stage})
+        assert moved.status_code == 200, moved.text
+
+    await consent_and_sign(api, await link_for(api, staff, seller), typed="Maria Garcia")
+    await consent_and_sign(api, await link_for(api, staff, owner_email), typed="Sam Buyer")
+
+    async def under_contract():
+        return (await api.get(f"/api/v1/opportunities/{deal_id}", headers=staff)).json()["stage"] == "under_contract"
+
+    await eventually(under_contract, timeout=60)
+    with Session(engine) as session:
+        document = session.exec(select(Document).where(Document.opportunity_id == deal_id)).one()
+        assert document.kind == "purchase_agreement" and document.status == "completed" and document.signed_sha256
