@@ -142,6 +142,10 @@ async def test_built_in_signing_end_to_end(api, make_key, engine, settings, work
     page = (await api.get("/api/v1/messages", headers=headers, params={"limit": 200})).json()
     assert not [m for m in page["items"] if m["to_address"] == buyer]
     await consent_and_sign(api, first, typed="Maria Garcia")
+    # Single use: while the envelope is still open, the seller's link works no more.
+    used = await api.get(first)
+    assert used.status_code == 410 and "already signed" in used.text
+    assert (await api.post(first, data={"csrf": "x", "agree": "yes", "typed": "Maria"})).status_code == 410
 
     second = await link_for(api, headers, buyer)
     await consent_and_sign(api, second, drawn=png(), timezone="America/New_York", agent="Safari (test)")
