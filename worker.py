@@ -28,6 +28,7 @@ from activities.messaging import MessagingActivities
 from activities.enrollment import EnrollmentActivities
 from activities.outbound import OutboundActivities
 from activities.scoring import ScoringActivities
+from activities.signing import SigningActivities
 from activities.staff import StaffActivities
 from core.db import make_engine
 from core.logging import configure_logging
@@ -49,9 +50,10 @@ from workflows.enrichment import EnrichmentWorkflow
 from workflows.lead import LeadWorkflow
 from workflows.messaging import MessageWorkflow
 from workflows.offering import OfferingWorkflow
+from workflows.signing import DocumentSigningWorkflow
 
 WORKFLOWS = [LeadWorkflow, EnrichmentWorkflow, DealWorkflow, MessageWorkflow, DefinitionWorkflow, DailyTriggersWorkflow,
-             AccreditationWorkflow, OfferingWorkflow]
+             AccreditationWorkflow, OfferingWorkflow, DocumentSigningWorkflow]
 log = logging.getLogger("dealflow.worker")
 
 
@@ -67,6 +69,7 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
     accreditation = AccreditationActivities(engine)
     offering = OfferingActivities(engine)
     staff = StaffActivities(engine)
+    signing = SigningActivities(engine, settings)
     outbound = OutboundActivities(OutboundHttp(settings.http_call_hosts, settings.provider_timeout_seconds))
     enrollment = EnrollmentActivities(engine, client, settings.temporal_task_queue, asyncio.get_running_loop())
     with warnings.catch_warnings():
@@ -85,7 +88,10 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
                         accreditation.expire_accreditation, offering.record_offering_change,
                         staff.create_task, staff.notify_staff,
                         enrollment.fire_daily_triggers, enrollment.change_lead_status, enrollment.move_deal_stage,
-                        enrollment.start_definition, outbound.http_call],
+                        enrollment.start_definition, outbound.http_call, signing.create_envelope,
+                        signing.apply_provider_event, signing.invite_next_signers, signing.send_reminders,
+                        signing.complete_document, signing.void_envelope, signing.close_document,
+                        signing.request_signature],
             activity_executor=executor,
             # Slots well above the executor's 32 threads: the async activities that wait on another workflow's
             # update (change_lead_status, move_deal_stage) take a slot but no thread, and must not leave the sync

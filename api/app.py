@@ -22,9 +22,8 @@ from api import errors
 from api.headers import SecurityHeaders
 from api.openapi import document as openapi_document
 from api.routes import (
-    analysis, audit, definitions, events, health, investors, keys, leads, messages, notifications, offerings,
-    opportunities,
-    tasks, users, webhooks, workflows,
+    analysis, audit, definitions, documents, events, health, investors, keys, leads, messages, notifications,
+    offerings, opportunities, signing, tasks, users, webhooks, workflows,
 )
 from core.db import make_engine
 from core.logging import request_id_var
@@ -189,6 +188,8 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.include_router(workflows.router)
     app.include_router(messages.router)
     app.include_router(opportunities.router)
+    app.include_router(documents.router)
+    app.include_router(signing.router)  # the built-in e-signature page (/sign/{token}), HTML
     app.include_router(analysis.router)
     app.include_router(investors.router)
     app.include_router(offerings.router)

@@ -13,8 +13,10 @@ DEAL_STAGE = SearchAttributeKey.for_keyword("DealStage")
 LEAD_SCORE = SearchAttributeKey.for_float("LeadScore")
 DEFINITION_KEY = SearchAttributeKey.for_keyword("DefinitionKey")
 INVESTOR_ID = SearchAttributeKey.for_keyword("InvestorId")
+DOCUMENT_ID = SearchAttributeKey.for_keyword("DocumentId")  # DocumentSigningWorkflow's document
 
-ALL = (TENANT_ID, LEAD_ID, OPPORTUNITY_ID, LEAD_STATUS, DEAL_STAGE, LEAD_SCORE, DEFINITION_KEY, INVESTOR_ID)
+ALL = (TENANT_ID, LEAD_ID, OPPORTUNITY_ID, LEAD_STATUS, DEAL_STAGE, LEAD_SCORE, DEFINITION_KEY, INVESTOR_ID,
+       DOCUMENT_ID)
 
 _CLI_TYPES = {"KEYWORD": "Keyword", "DOUBLE": "Double", "INT": "Int", "BOOL": "Bool", "TEXT": "Text",
               "DATETIME": "Datetime"}

@@ -238,7 +238,8 @@ class Checker:
             else:
                 accepts, message = PARAM_TYPES[kind]
                 if accepts(value):
-                    step.params[key] = value
+                    # plain data for the compiled definition (ruamel's CommentedSeq/Map carry line numbers)
+                    step.params[key] = [dict(v) for v in value] if kind == "signers" else value
                 else:
                     self.error(self.at(params, key, True), message(key, value))
         # `team` says whose turn (round_robin) or whose managers (notify): with anyone else it would be ignored

@@ -26,6 +26,9 @@ RECORDED_EVENTS = {
              "document.signed"},
     "investor": {"investor.replied", "investor.committed", "investor.passed", "meeting.booked", "document.signed"},
 }
+# A deal's document for e-signature came to its end (DocumentSigningWorkflow tells the deal): data {document_id,
+# kind, template, status, reason}, and signed_sha256 once completed.
+DOCUMENT_EVENTS = {"document.completed", "document.declined", "document.expired", "document.voided"}
 # What each subject's definitions hear: the only events their trigger, wait_for and exit_when may name
 # (anything else could never happen to that subject, so naming it is an error, not a silent no-op).
 # lead.scored: LeadWorkflow enriched and scored the lead ({reason: intake | engagement, probability}); the
@@ -34,7 +37,7 @@ SUBJECT_EVENTS = {
     "lead": {"lead.created", "lead.scored", "lead.opted_out", "lead.status_changed", "schedule.daily"}
             | MESSAGE_EVENTS
             | RECORDED_EVENTS["lead"],
-    "deal": {"deal.stage_changed"},
+    "deal": {"deal.stage_changed"} | DOCUMENT_EVENTS,
     # accreditation.expiring: {days_left, expires_at, method} (AccreditationWorkflow, 30 and 7 days before);
     # accreditation.expired: the record lapsed (the investor is no longer accredited until re-verified)
     # investor.soft_committed / committed / waitlisted / funded / withdrawn: OfferingWorkflow's moves
@@ -64,14 +67,21 @@ ACTIONS: dict[str, dict[str, tuple[str, bool]]] = {
     "http_call": {"url": ("url", True), "method": ("method", False), "body": ("expressions", False)},
     "notify": {"to": ("recipient", True), "title": ("str", True), "message": ("str", False), "team": ("team", False),
                "email": ("bool", False)},
+    # A document over the deal sent for e-signature (DocumentSigningWorkflow); `wait: true` holds the step until
+    # it completes, is declined, voided or expires (then the saved result has its status).
+    "request_signature": {"template": ("document_template", True), "signers": ("signers", True),
+                          "signing_order": ("signing_order", False), "expires_in": ("duration", False),
+                          "terms": ("expressions", False), "wait": ("bool", False)},
 }
+# The document templates request_signature may send (providers/documents/templates.py's KINDS; the language
+# imports nothing of ours, a unit test keeps the two equal).
+DOCUMENT_TEMPLATES = ("letter_of_intent", "purchase_agreement", "assignment_of_contract", "nda",
+                      "subscription_agreement")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 # Actions about a lead: a deal's definition acts on the deal's lead; an investor has none.
 LEAD_ACTIONS = {"set_status", "score_lead", "enrich_lead"}
-DEAL_ACTIONS = {"set_stage", "match_investors"}  # only in definitions about a deal
-UNAVAILABLE = {
-    "request_signature": "e-signature (DocumentSigningWorkflow) is not built yet",
-}
+DEAL_ACTIONS = {"set_stage", "match_investors", "request_signature"}  # only in definitions about a deal
+UNAVAILABLE: dict[str, str] = {}
 STATUSES = {s.value for s in LeadStatus} - {"converted"}  # converting happens only through POST /convert
 STAGE_NAMES = set().union(*(set(spec.stages) for spec in PIPELINES.values()))  # every pipeline's stages
 DEFINITION_KEY = re.compile(r"^[a-z0-9][a-z0-9\-]{1,60}$")

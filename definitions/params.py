@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from definitions.language import DEFINITION_KEY, HTTP_METHODS, STAGE_NAMES, STATUSES
+from definitions.language import DEFINITION_KEY, DOCUMENT_TEMPLATES, HTTP_METHODS, STAGE_NAMES, STATUSES
 from definitions.staff import TEAMS, is_assignee, is_recipient
 
 
@@ -20,6 +20,22 @@ def hint(word: str, options) -> str:
 def _is_url(value: Any) -> bool:
     parts = urlsplit(value) if isinstance(value, str) else None
     return parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _is_signers(value: Any) -> bool:
+    """request_signature's signers: a list of {role, name?, email?}; `email: owner` is the deal's owner, a seller
+    without an email is the deal's lead (completed when the step runs)."""
+    if not isinstance(value, list) or not 1 <= len(value) <= 10:
+        return False
+    for signer in value:
+        if not isinstance(signer, dict) or not set(signer) <= {"role", "name", "email"}:
+            return False
+        if not all(isinstance(v, str) and v.strip() for v in signer.values()) or "role" not in signer:
+            return False
+        email = signer.get("email")
+        if email is not None and email != "owner" and "@" not in email:
+            return False
+    return True
 
 
 # kind -> (accepts(value), message(parameter name, value))
@@ -40,5 +56,12 @@ PARAM_TYPES: dict[str, tuple[Callable[[Any], bool], Callable[[str, Any], str]]] 
                                            + hint(v, ("round_robin", "owner"))),
     "recipient": (is_recipient, lambda k, v: f"'{k}' is owner, managers, or a user's email or id (us_...)"
                                              + hint(v, ("owner", "managers"))),
+    "document_template": (lambda v: v in DOCUMENT_TEMPLATES,
+                          lambda k, v: f"unknown document template '{v}'{hint(v, DOCUMENT_TEMPLATES)} (one of "
+                                       f"{', '.join(DOCUMENT_TEMPLATES)})"),
+    "signers": (_is_signers, lambda k, v: "signers is a list of {role, name, email} (name and email optional: a "
+                                          "seller is the deal's lead, email: owner is the deal's owner)"),
+    "signing_order": (lambda v: v in ("sequential", "parallel"),
+                      lambda k, v: "signing_order is sequential or parallel"),
     "team": (lambda v: v in TEAMS, lambda k, v: f"unknown team '{v}'{hint(v, TEAMS)} (one of {', '.join(TEAMS)})"),
 }

@@ -8,7 +8,8 @@ LOCKED for a key rather than a row), so no two relays deliver one subject's even
 SQLite there is one relay (`dealflow up` runs one worker).
 
 Delivering an event means: the subject's own workflow hears it when the event names a signal (signal-with-start
-of LeadWorkflow for a lead's first event, a plain signal otherwise; a closed workflow is not restarted), then
+of LeadWorkflow for a lead's first event, a plain signal otherwise; a closed workflow is not restarted; a
+document's events go to its DocumentSigningWorkflow, which `document.requested` starts), then
 the published definitions it triggers start and the running ones hear it (events/enrollment.py). Both are
 idempotent by event id (workflows dedupe signals on it, definition runs have deterministic ids), so a relay
 killed between the Temporal call and the commit of `delivered_at` delivers again and nothing happens twice.
@@ -44,11 +45,15 @@ from core import search_attributes as sa
 from core.metrics import EVENT_DELIVERY_LATENCY, EVENTS_DELIVERED
 from core.tracing import resumed_trace
 from models.base import utcnow
+from models.document import Document, signing_workflow_id
 from models.event import (
     ACCREDITATION_RECORDED_EVENT, DEAL_OPENED_EVENT, OFFERING_OPENED_EVENT, STAFF_MESSAGE_EVENT, Event,
 )
 from models.lead import Lead, LeadStatus, lead_workflow_id
 from models.payloads import LeadEvent, LeadWorkflowInput, MessageRequest
+from models.signing import REQUESTED_EVENT as SIGNING_REQUESTED
+from models.signing import SigningInput
+from providers.esign.base import ProviderEvent
 from services.definition_store import active
 
 log = logging.getLogger("dealflow.relay")
@@ -303,7 +308,11 @@ class Relay:
                 outcome.append(self._start_accreditation(event))
             if event.name == OFFERING_OPENED_EVENT:
                 outcome.append(self._start_offering(event))
-            if event.workflow_signal:
+            if event.subject_type == "document" and event.name == SIGNING_REQUESTED:
+                outcome.append(self._start_signing(event))
+            if event.workflow_signal and event.subject_type == "document":
+                outcome.append(self._to_signing_workflow(session, event))
+            elif event.workflow_signal:
                 outcome.append(self._to_lead_workflow(session, event))
             # Definitions hear leads, deals and investors; a user's events (a notification's email) have none.
             model = SUBJECT_MODELS.get(event.subject_type)
@@ -386,6 +395,50 @@ class Relay:
             summary=f"capital raise of {event.data['target_amount']}",
             attribute=SearchAttributePair(sa.OPPORTUNITY_ID, event.subject_id))
 
+    def _start_signing(self, event: Event) -> str:
+        """A document requested for signature (POST /opportunities/{id}/documents, a definition's
+        request_signature): its DocumentSigningWorkflow, started once (a closed one is not restarted)."""
+        signing = SigningInput.model_validate(event.data)
+        workflow_id = signing_workflow_id(signing.tenant_id, signing.document_id)
+        try:
+            self._call(self._start_signing_workflow, workflow_id, signing)
+        except WorkflowAlreadyStartedError:
+            return f"{workflow_id} closed: not restarted"
+        return f"started {workflow_id}"
+
+    async def _start_signing_workflow(self, workflow_id: str, signing: SigningInput) -> WorkflowHandle:
+        from workflows.signing import DocumentSigningWorkflow
+
+        signers = "\n".join(f"{i}. {email}" for i, email in enumerate(signing.signers, 1))
+        return await self._client.start_workflow(
+            DocumentSigningWorkflow.run, signing, id=workflow_id, task_queue=self._queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(sa.TENANT_ID, signing.tenant_id),
+                SearchAttributePair(sa.OPPORTUNITY_ID, signing.opportunity_id or ""),
+                SearchAttributePair(sa.DOCUMENT_ID, signing.document_id)]),
+            static_summary=f"{signing.title} ({signing.provider}, {signing.signing_order})"[:200],
+            static_details=f"**Document** {signing.document_id} · deal {signing.opportunity_id or '-'}\n\n"
+                           f"**Signers**\n{signers}\n\n**Expires** {signing.expires_at:%Y-%m-%d %H:%M} UTC",
+            rpc_timeout=RPC_TIMEOUT)
+
+    def _to_signing_workflow(self, session: Session, event: Event) -> str:
+        """A provider event (DocuSign Connect, the built-in page, a staff void) to the document's signing
+        workflow; a closed one is not signalled (nor restarted)."""
+        document = session.get(Document, event.subject_id)
+        if document is None:
+            raise LookupError(f"document {event.subject_id} not found")
+        workflow_id = signing_workflow_id(document.tenant_id, document.id)
+        provider_event = ProviderEvent.model_validate(event.signal_payload or {})
+        try:
+            self._call(self._signal, workflow_id, event.workflow_signal, provider_event)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return f"{workflow_id} closed: not signalled"
+        return f"signalled {workflow_id}"
+
     def _to_lead_workflow(self, session: Session, event: Event) -> str:
         lead = session.get(Lead, event.subject_id)
         if lead is None:
@@ -423,7 +476,7 @@ class Relay:
             ]),
             static_summary=lead_summary(lead), rpc_timeout=RPC_TIMEOUT)
 
-    async def _signal(self, workflow_id: str, signal: str, event: LeadEvent) -> None:
+    async def _signal(self, workflow_id: str, signal: str, event: LeadEvent | ProviderEvent) -> None:
         await self._client.get_workflow_handle(workflow_id).signal(signal, event, rpc_timeout=RPC_TIMEOUT)
 
 

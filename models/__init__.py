@@ -7,7 +7,7 @@ from models.accreditation import Accreditation
 from models.audit import AuditLog
 from models.base import metadata
 from models.definition import WorkflowDefinition, WorkflowExecution
-from models.document import Document
+from models.document import Document, DocumentEvent, DocumentFile, DocumentSigner
 from models.enrichment import Parcel, ScoringModel
 from models.event import Event
 from models.investor import Investor
@@ -22,7 +22,8 @@ from models.timeline import TimelineEntry
 from models.webhook import WebhookEvent
 
 __all__ = [
-    "Accreditation", "Allocation", "ApiKey", "AssignmentCursor", "AuditLog", "Consent", "Document", "Event",
+    "Accreditation", "Allocation", "ApiKey", "AssignmentCursor", "AuditLog", "Consent", "Document", "DocumentEvent",
+    "DocumentFile", "DocumentSigner", "Event",
     "Investor", "Lead", "LeadSource", "LeadStatus", "Message", "MessageTemplate", "Notification", "Offering",
     "Opportunity", "OpportunityMatch", "Parcel", "Pipeline", "Property", "Role", "ScoringModel", "StageChange",
     "Task", "Tenant", "TimelineEntry", "User", "WebhookEvent", "WorkflowDefinition", "WorkflowExecution",

@@ -22,6 +22,7 @@ from models.payloads import (
     NotifyInput, StartDefinitionInput, TaskInput,
 )
 from definitions.send_window import SendWindow, recipient_zones
+from models.signing import SignatureRequest
 from workflows.definition import DefinitionEvent, DefinitionRun, DefinitionWorkflow
 from workflows.enrichment import EnrichmentWorkflow
 
@@ -97,6 +98,11 @@ class _Recorder:
         async def match_investors(request: MatchInput) -> list[dict]:
             return list(self.subject.get("matches") or [])[:request.limit]  # the sample's own, if it has any
 
+        @activity.defn(name="request_signature")
+        async def request_signature(request: SignatureRequest) -> dict:
+            # recorded, nothing sent: a dry run's events may end it (document.completed with this document_id)
+            return {"document_id": "dry-run-document", "status": "sent", "kind": request.template}
+
         @activity.defn(name="http_call")
         async def http_call(request: HttpCallInput) -> dict:
             return {"status": 200, "body": {"dry_run": True}}  # recorded, not sent
@@ -141,7 +147,7 @@ class _Recorder:
             return None
 
         return [load_lead, load_deal, load_investor, plan_send, send_message, create_task, notify_staff,
-                move_deal_stage,
+                move_deal_stage, request_signature,
                 match_investors, http_call, start_definition, change_lead_status, score_lead,
                 validate_contact,
                 standardize_address, lookup_county_records, lookup_property_api, save_enrichment, link_duplicates]

@@ -13,12 +13,13 @@ from celpy import celtypes
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from definitions.language import LEAD_ACTIONS
+from definitions.language import DOCUMENT_EVENTS, LEAD_ACTIONS
 from definitions.model import Retry, Step
 from models.payloads import (
     DealStageInput, EnrichmentInput, HttpCallInput, LeadStatusInput, MatchInput, MessageRequest, MessageResult,
     NotifyInput, ScoreInput, ScoreResult, StartDefinitionInput, TaskInput,
 )
+from models.signing import SignatureRequest
 from workflows.enrichment import EnrichmentWorkflow
 from workflows.messaging import deliver
 
@@ -177,6 +178,39 @@ class StepActions:
             tenant_id=self._run.tenant_id, subject_type=self._d.subject, subject_id=self._run.subject_id,
             key=step.params["key"], idempotency_key=call.key), str, call)
         return run_id, f"run_definition {step.params['key']}"
+
+    async def _do_request_signature(self, step: Step, call: _Call) -> tuple[Any, str]:
+        """The document goes out through DocumentSigningWorkflow (started by the relay); with `wait`, the step
+        holds until the deal hears how it ended (document.completed, .declined, .voided or .expired)."""
+        d, template = self._d, step.params["template"]
+        terms = {name: _json_value(self._eval(expression)) for name, expression in step.params.get("terms", {}).items()}
+        expires_in = step.params.get("expires_in")
+        requested = await self._activity("request_signature", SignatureRequest(
+            tenant_id=self._run.tenant_id, opportunity_id=call.deal_id or "", template=template,
+            signers=step.params["signers"], signing_order=step.params.get("signing_order", "sequential"),
+            expires_in_seconds=expires_in, terms=terms, idempotency_key=call.key, actor=f"definition:{d.key}"),
+            dict, call)
+        document_id = requested["document_id"]
+        if not step.params.get("wait"):
+            return requested, f"request_signature {template}: {document_id} sent"
+
+        def ended() -> dict[str, Any] | None:
+            return next((e for e in self._events if e["name"] in DOCUMENT_EVENTS
+                         and (e.get("data") or {}).get("document_id") == document_id), None)
+
+        try:  # the envelope's own expiry ends it first; a day more in case its workflow is late to say so
+            await workflow.wait_condition(lambda: ended() is not None or self._exit_requested(),
+                                          timeout=timedelta(seconds=(expires_in or 14 * 86400) + 86400),
+                                          timeout_summary=f"{d.key} {step.id}: wait for {document_id}")
+        except TimeoutError:
+            return {**requested, "status": "unknown"}, f"request_signature {template}: no end heard"
+        event = ended()
+        if event is None:
+            self._check_exit()
+            return requested, f"request_signature {template}: interrupted"
+        status = event["data"].get("status") or event["name"].removeprefix("document.")
+        self._stale = True  # a completed document may have changed what the deal's view says
+        return {**requested, **event["data"], "status": status}, f"request_signature {template}: {status}"
 
     async def _activity(self, name: str, argument: Any, result_type: type, call: _Call) -> Any:
         return await workflow.execute_activity(name, argument, result_type=result_type,

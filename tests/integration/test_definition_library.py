@@ -50,6 +50,9 @@ EXPECTED = {
     "cant-reach.yaml": ["day 2 09:00 gap_0 waited 2d", "day 2 09:00 attempt_1 send_sms nudge_1: sent"],
     "deal-under-contract.yaml": ["day 0 09:00 checklist all done",
                                  "day 7 09:00 title_check create_task 'Check title status and the closing date'"],
+    # Nobody signs in the dry run: the wait ends with the envelope's expiry (7d and a day), then the task.
+    "purchase-agreement.yaml": ["day 8 09:00 agreement request_signature purchase_agreement: no end heard",
+                                "day 8 09:00 call_seller create_task 'Purchase agreement not signed - call the seller'"],
     "offer-follow-up.yaml": ["day 1 09:00 day_one waited 1d", "day 1 09:00 check_in send_sms offer_follow_up: sent"],
     # No answer at all: intro, a text after 3 days, no meeting, the 30-day check-in, then a review task.
     "investor-capital-raise.yaml": [

@@ -54,5 +54,5 @@ def test_dev_server_registers_every_search_attribute():
     pairs = dict(a.split("=") for a in args[1::2])
     assert pairs == {"TenantId": "Keyword", "LeadId": "Keyword", "OpportunityId": "Keyword",
                      "LeadStatus": "Keyword", "DealStage": "Keyword", "LeadScore": "Double",
-                     "DefinitionKey": "Keyword", "InvestorId": "Keyword"}
-    assert args[0::2] == ["--search-attribute"] * 8
+                     "DefinitionKey": "Keyword", "InvestorId": "Keyword", "DocumentId": "Keyword"}
+    assert args[0::2] == ["--search-attribute"] * 9
