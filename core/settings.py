@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     docusign_private_key: str | None = None
     docusign_oauth_host: str = "account-d.docusign.com"  # account.docusign.com in production
     docusign_base_url: str = "https://demo.docusign.net/restapi"
+    docusign_ca_file: str | None = None  # a CA bundle for DocuSign's TLS (default: certifi's; tests: the fake's)
     # Connect's HMAC keys (any may match: DocuSign signs with every active key, X-DocuSign-Signature-1..N)
     docusign_connect_hmac_keys: list[str] = Field(default_factory=list)
     # How long each accreditation method counts, in days (a third-party letter: 90), and how many days before the

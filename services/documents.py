@@ -237,6 +237,24 @@ _SIGNER_STATUS = {"delivered": "delivered", "consented": "consented", "signed": 
 _RANK = ["pending", "sent", "delivered", "consented", "signed"]
 
 
+_STAMPS = {"delivered": "viewed_at", "consented": "consented_at", "signed": "signed_at", "declined": "declined_at"}
+
+
+def _fill_signer(signer, event: ProviderEvent) -> None:
+    """What the event says about its signer, where the row does not know it yet: the time of the step, the IP and
+    the user agent (DocuSign's come from its audit trail), a decline's reason."""
+    stamp = _STAMPS.get(event.event.value)
+    if stamp is None:  # "sent" and the like are the sender's doing: its IP is not the signer's
+        return
+    if getattr(signer, stamp) is None:
+        setattr(signer, stamp, event.at)
+    if event.event.value == "declined" and not signer.decline_reason:
+        signer.decline_reason = event.detail
+    for name, value in (("ip", event.ip), ("user_agent", event.user_agent)):
+        if value and not getattr(signer, name):
+            setattr(signer, name, value[:64] if name == "ip" else value[:500])
+
+
 def apply_provider_event(session: Session, document: Document, event: ProviderEvent) -> AppliedEvent:
     """A provider event applied to the document and its signer (the built-in page already wrote its own signer's
     row; DocuSign's events are applied here), recorded once per event id, with a timeline entry."""
@@ -249,15 +267,7 @@ def apply_provider_event(session: Session, document: Document, event: ProviderEv
         target = _SIGNER_STATUS[event.event.value]
         if target == "declined" or (signer.status in _RANK and _RANK.index(target) > _RANK.index(signer.status)):
             signer.status = target
-        stamp = {"delivered": "viewed_at", "consented": "consented_at", "signed": "signed_at",
-                 "declined": "declined_at"}[event.event.value]
-        if getattr(signer, stamp) is None:
-            setattr(signer, stamp, event.at)
-        if event.event.value == "declined" and not signer.decline_reason:
-            signer.decline_reason = event.detail
-        for name, value in (("ip", event.ip), ("user_agent", event.user_agent)):
-            if value and not getattr(signer, name):
-                setattr(signer, name, value[:64] if name == "ip" else value[:500])
+        _fill_signer(signer, event)
         session.add(signer)
     if new and event.event.value == "delivered" and document.status == "sent":
         document.status = "delivered"
@@ -325,7 +335,12 @@ def complete_document(session: Session, settings: Settings, document: Document, 
         final_sha = store_file(session, document, "signed", sealed)
     else:
         final_sha = stored.sha256
+    signers = {s.email: s for s in signers_of(session, document.id)}
     for event in completed.events:  # DocuSign's audit trail: what the envelope saw that we were not told
+        signer = signers.get((event.recipient_email or "").lower())
+        if signer is not None:  # where each signer viewed and signed from, and when
+            _fill_signer(signer, event)
+            session.add(signer)
         if not session.exec(select(DocumentEvent.id).where(DocumentEvent.document_id == document.id,
                                                            DocumentEvent.event_id == event.event_id[:300])).first():
             session.add(DocumentEvent(tenant_id=document.tenant_id, document_id=document.id,

@@ -150,6 +150,23 @@ def twilio_fake():
     fake.stop()
 
 
+DOCUSIGN_TENANT = "dsign"  # this tenant's documents go through DocuSign: the real SDK against the fake
+DOCUSIGN_IDS = {"integration_key": "ik-test", "user_id": "user-test", "account_id": "acct-test"}
+DOCUSIGN_HMAC = "connect-hmac-test-key"
+
+
+@pytest.fixture(scope="session")
+def docusign_fake(tmp_path_factory):
+    from tests.fakes.docusign import DocuSignFake, rsa_key_pem
+
+    key, pem = rsa_key_pem()
+    fake = DocuSignFake(public_key=key.public_key(), tls_dir=tmp_path_factory.mktemp("docusign-tls"),
+                        **DOCUSIGN_IDS).start()
+    fake.private_key_pem = pem
+    yield fake
+    fake.stop()
+
+
 @pytest.fixture(scope="session")
 def hook_fake():
     from tests.fakes.hooks import HookReceiverFake
@@ -179,12 +196,16 @@ def sendgrid_public_key(private_key) -> str:
 
 @pytest.fixture(scope="session")
 def settings(database_url, temporal_env, task_queue, sendgrid_fake, twilio_fake, sendgrid_signing_key,
-             tmp_path_factory) -> Settings:
+             docusign_fake, tmp_path_factory) -> Settings:
     address = temporal_env.client.service_client.config.target_host
     return Settings(
         database_url=database_url, temporal_address=address, temporal_task_queue=task_queue,
         public_url="https://crm.example.com", secret_key=TEST_SECRET_KEY,
-        tenant_providers={FAKE_TENANT: {"email": "sendgrid", "sms": "twilio"}},
+        tenant_providers={FAKE_TENANT: {"email": "sendgrid", "sms": "twilio"}, DOCUSIGN_TENANT: {"esign": "docusign"}},
+        docusign_integration_key=DOCUSIGN_IDS["integration_key"], docusign_user_id=DOCUSIGN_IDS["user_id"],
+        docusign_account_id=DOCUSIGN_IDS["account_id"], docusign_private_key=docusign_fake.private_key_pem,
+        docusign_oauth_host=docusign_fake.host, docusign_base_url=docusign_fake.url,
+        docusign_ca_file=str(docusign_fake.cert_path), docusign_connect_hmac_keys=[DOCUSIGN_HMAC],
         sendgrid_api_key=SENDGRID_KEY, sendgrid_host=sendgrid_fake.url,
         sendgrid_webhook_public_key=sendgrid_public_key(sendgrid_signing_key),
         twilio_account_sid=TWILIO_SID, twilio_auth_token=TWILIO_TOKEN, twilio_from_number=TWILIO_FROM,

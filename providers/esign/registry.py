@@ -18,7 +18,7 @@ def esign_for(settings: Settings, tenant_id: str, engine: Engine | None = None) 
         if name == "docusign":
             from providers.esign.docusign import DocuSignProvider
 
-            _BUILT[key] = DocuSignProvider(settings)
+            _BUILT[key] = DocuSignProvider(settings, ca_certs=settings.docusign_ca_file)
         else:
             from providers.esign.builtin import BuiltinProvider
 
