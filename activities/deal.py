@@ -20,7 +20,7 @@ from models.lead import Lead
 from models.event import emit
 from services.lead_status import apply_status
 from models.opportunity import Opportunity, StageChange
-from models.matching import match_investors as find_matches
+from services.matching import match_investors as find_matches
 from models.payloads import ConvertInput, MatchInput
 from models.timeline import TimelineEntry
 from services.deals import deal_workflow_id, sla_breached

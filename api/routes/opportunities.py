@@ -22,7 +22,7 @@ from definitions.durations import parse_duration
 from definitions.staff import Team
 from models.input import Input, OneLine
 from models.investor import Investor
-from models.matching import match_investors
+from services.matching import match_investors
 from models.opportunity import Opportunity, OpportunityMatch, StageChange
 from models.payloads import StageMove
 from scoring.deal_analysis import Analysis, analyse_deal

@@ -214,7 +214,8 @@ async def test_deals_are_matched_to_investor_buy_boxes_by_api_and_by_definition(
 
     found = await api.post(f"/api/v1/opportunities/{deal_id}/matches", headers=staff, json={})
     assert found.status_code == 200, found.text
-    assert [(m["name"], m["score"]) for m in found.json()] == [("Texas Lender", 0.8), ("Anywhere Buyer", 0.0)]
+    # 4 of the 5 buy-box points, of 7 possible (no history with us, no reply yet)
+    assert [(m["name"], m["score"]) for m in found.json()] == [("Texas Lender", 0.57), ("Anywhere Buyer", 0.0)]
     assert found.json()[0]["reasons"] == ["buys in TX", "$285,000 up to $400,000", "$500,000 available",
                                           "accredited"]
     assert [m["investor_id"] for m in (await api.get(f"/api/v1/opportunities/{deal_id}/matches",

@@ -146,3 +146,17 @@ async def test_commitments_at_once_fill_the_raise_in_one_order_and_waitlist_the_
     assert [x["sequence"] for x in by_order] == [1, 2, 3, 4, 5, 6]  # one order, decided in one place
     assert [x["status"] for x in by_order] == ["committed"] * 4 + ["waitlisted"] * 2  # 4 × 60k fit in 250k
     assert Decimal(body["totals"]["committed"]) == 240000 and Decimal(body["totals"]["remaining"]) == 10000
+
+
+async def test_matching_a_deal_with_an_open_raise_keeps_to_who_can_take_part(api, make_key, engine):
+    tenant, staff, deal, offering, url, (a, b) = await _raise(api, make_key, engine, investors=2, target="120000")
+    await api.patch(f"/api/v1/investors/{a}", headers=staff, json={"check_min": "50000", "check_max": "100000"})
+    await api.patch(f"/api/v1/investors/{b}", headers=staff, json={"check_min": "150000"})  # more than is left
+    unverified = (await api.post("/api/v1/investors", headers=staff, json={
+        "name": "Walk In", "email": f"walk.{uuid.uuid4().hex[:6]}@example.com", "accredited": True})).json()
+    found = await api.post(f"/api/v1/opportunities/{deal['id']}/matches", headers=staff, json={})
+    assert found.status_code == 200, found.text
+    matches = {m["investor_id"]: m for m in found.json()}
+    assert set(matches) == {a}, matches  # B's checks are too big for the raise; Walk In is not verified (506(c))
+    assert "check size $50,000–$100,000 fits (minimum $50,000, $120,000 left)" in matches[a]["reasons"]
+    assert unverified["id"] not in matches

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from models.investor import Investor
 from models.lead import Property
-from models.matching import fit
+from services.matching import fit
 from models.opportunity import Opportunity
 
 PROP = Property(tenant_id="t", street="4500 Oak Ridge Dr", city="Austin", state="TX", zip="78731",
@@ -44,3 +44,32 @@ def test_what_the_deal_cannot_be_checked_against_does_not_exclude():
     unknown = Opportunity(tenant_id="t", title="No price yet")
     found = fit(investor(preferences={"markets": ["TX"], "price_max": 100}), unknown, None)
     assert found is not None and found.points == 0
+
+
+def test_an_open_raise_excludes_the_ineligible_and_checks_that_cannot_fit():
+    from datetime import UTC, datetime, timedelta
+
+    from services.matching import Context, Raise
+
+    now = datetime(2026, 12, 2, tzinfo=UTC)
+    raise_ = Raise(rule="506c", minimum=Decimal("50000"), remaining=Decimal("150000"))
+    ada = investor(id="iv_ada", name="Ada", check_min=Decimal("50000"), check_max=Decimal("250000"),
+                   preferences={"markets": ["TX"], "target_return": "0.12"})
+    context = Context(raise_=raise_, eligibility={"iv_ada": None}, projected_return=Decimal("0.141"),
+                      past_investments={"iv_ada": 2}, last_reply={"iv_ada": now - timedelta(days=12)}, now=now)
+    found = fit(ada, DEAL, PROP, context)
+    assert found.reasons == ["buys in TX", "check size $50,000–$250,000 fits (minimum $50,000, $150,000 left)",
+                             "target 12 % vs projected 14.1 %", "invested in 2 deals with us before",
+                             "last replied 12 days ago"]
+    assert (found.points, found.possible) == (5, 9) and found.score == 0.56
+    # hard constraints: not verified for a 506(c) raise; checks too small for the minimum or too big for what is left
+    assert fit(ada, DEAL, PROP, Context(raise_=raise_, eligibility={"iv_ada": "only self-certified"})) is None
+    small = investor(id="iv_s", check_max=Decimal("25000"))
+    big = investor(id="iv_b", check_min=Decimal("200000"))
+    assert fit(small, DEAL, PROP, Context(raise_=raise_, eligibility={"iv_s": None})) is None
+    assert fit(big, DEAL, PROP, Context(raise_=raise_, eligibility={"iv_b": None})) is None
+    # a missed target and an old reply earn nothing but still say why
+    late = fit(investor(id="iv_l", preferences={"target_return": 0.2}), DEAL, PROP, Context(
+        projected_return=Decimal("0.141"), last_reply={"iv_l": now - timedelta(days=90)}, now=now))
+    assert late.reasons == ["target 20 % vs projected 14.1 %", "last replied 90 days ago"]
+    assert (late.points, late.possible) == (0, 8)
