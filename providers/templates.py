@@ -31,6 +31,8 @@ SAMPLE_CONTEXT: dict[str, Any] = {
              "role": "staff", "team": "acquisitions"},
     "notification": {"id": "nt_sample", "kind": "task.assigned", "title": "Task for you: Call now",
                      "body": "Call now — Maria Garcia, due 2026-06-01 15:00 UTC."},
+    "deal": {"id": "op_sample", "title": "4500 Oak Ridge Dr", "city": "Austin", "state": "TX", "price": "285,000",
+             "minimum_investment": "50,000", "target_raise": "200,000"},
     "tenant": {"id": "demo", "name": "Lone Star Home Buyers"},
     "sender": {"name": "Sam"},
     "unsubscribe_url": "https://example.com/u/sample",

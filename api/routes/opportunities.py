@@ -4,11 +4,12 @@ investors. The rules live in services/deals.py and the pipelines' data; these ro
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
@@ -22,6 +23,7 @@ from definitions.durations import parse_duration
 from definitions.staff import Team
 from models.input import Input, OneLine
 from models.investor import Investor
+from providers.templates import latest_template
 from services.matching import match_investors
 from models.opportunity import Opportunity, OpportunityMatch, StageChange
 from models.payloads import StageMove
@@ -247,6 +249,41 @@ async def move_stage(opportunity_id: str, body: StageBody, session: SessionDep, 
 
     await run_in_threadpool(record)
     return state
+
+
+class BlastBody(Input):
+    model_config = ConfigDict(extra="forbid")
+    top: int = Field(ge=1, le=100, description="how many of the best eligible matches to send it to")
+    channel: Literal["email", "sms"] = "email"
+    template: str = Field(default="", max_length=80, description="default: investor_deal_blast (email) or "
+                          "investor_deal_blast_sms")
+    key: str | None = Field(default=None, min_length=1, max_length=100, description="the blast's idempotency key "
+                            "(or the Idempotency-Key header): a retry sends to the same people, nobody new")
+
+
+class BlastPublic(BaseModel):
+    key: str
+    sent: list[str]
+    skipped: list[dict[str, str]]
+    repeated: bool
+
+
+@router.post("/{opportunity_id}/blast", response_model=BlastPublic, status_code=202)
+def blast_deal(opportunity_id: str, body: BlastBody, session: SessionDep, principal: Staff,
+               idempotency_key: Annotated[str | None, Header(max_length=100)] = None) -> BlastPublic:
+    """The deal's summary to the top N eligible matches not sent it before (consent, quiet hours and unsubscribe
+    apply; each message goes out once, through the worker). 409 when the deal's raise is fully committed."""
+    from services.blasts import blast
+
+    template = body.template or ("investor_deal_blast" if body.channel == "email" else "investor_deal_blast_sms")
+    found = latest_template(session, principal.tenant_id, template)
+    if found is None or found.channel != body.channel:
+        raise Problem(422, f"no {body.channel} template {template!r}",
+                      errors=[{"field": "template", "message": f"not a {body.channel} template"}])
+    key = body.key or idempotency_key or uuid.uuid4().hex
+    result = blast(session, principal, _own(session, principal, opportunity_id), top=body.top, channel=body.channel,
+                   template=template, key=key)
+    return BlastPublic(key=result.key, sent=result.sent, skipped=result.skipped, repeated=result.repeated)
 
 
 class MatchPublic(BaseModel):

@@ -160,3 +160,46 @@ async def test_matching_a_deal_with_an_open_raise_keeps_to_who_can_take_part(api
     assert set(matches) == {a}, matches  # B's checks are too big for the raise; Walk In is not verified (506(c))
     assert "check size $50,000–$100,000 fits (minimum $50,000, $120,000 left)" in matches[a]["reasons"]
     assert unverified["id"] not in matches
+
+
+async def test_a_blast_goes_to_exactly_the_top_eligible_once_and_stops_when_the_raise_is_full(api, make_key, engine):
+    from models.message import Message
+
+    tenant, staff, deal, offering, url, people = await _raise(api, make_key, engine, investors=4, target="100000")
+    with Session(engine) as session:  # the fourth asked never to be written to
+        from models.consent import Consent
+        from models.investor import Investor
+
+        opted = session.get(Investor, people[3])
+        session.add(Consent(tenant_id=tenant, channel="email", address=opted.email, status="opted_out",
+                            source="test"))
+        session.commit()
+    path = f"/api/v1/opportunities/{deal['id']}/blast"
+    first = await api.post(path, headers={**staff, "Idempotency-Key": "blast-1"}, json={"top": 2})
+    assert first.status_code == 202, first.text
+    sent = first.json()["sent"]
+    assert len(sent) == 2 and first.json()["repeated"] is False
+    again = await api.post(path, headers={**staff, "Idempotency-Key": "blast-1"}, json={"top": 2})  # a retry
+    assert again.json() == {**first.json(), "skipped": [], "repeated": True}
+    second = (await api.post(path, headers=staff, json={"top": 5})).json()
+    assert len(second["sent"]) == 1 and not set(second["sent"]) & set(sent)  # the next one; nobody twice
+    assert {"investor_id": people[3], "reason": "opted out"} in second["skipped"]
+
+    def messages():
+        with Session(engine) as session:
+            rows = session.exec(select(Message).where(Message.tenant_id == tenant,
+                                                      Message.template == "investor_deal_blast")).all()
+            return rows if len(rows) >= 3 else None
+    rows = await eventually(messages, timeout=40)
+    assert sorted(m.investor_id for m in rows) == sorted(sent + second["sent"])
+    assert all(deal["title"] in (m.subject or "") for m in rows)
+
+    # fully committed: no more blasts
+    a = sent[0]
+    assert (await api.post(f"{url}/status", headers=staff, json={"status": "open"})).status_code == 200
+    await api.post(f"{url}/allocations", headers=staff, json={"investor_id": a, "amount": "100000"})
+    assert (await api.post(f"{url}/status", headers=staff, json={"status": "active"})).status_code == 200
+    assert (await api.post(f"{url}/allocations/{a}/commit", headers=staff,
+                           json={"subscription_document_id": _signed(engine, tenant, deal["id"])})).status_code == 200
+    full = await api.post(path, headers=staff, json={"top": 5})
+    assert full.status_code == 409 and "fully committed" in full.json()["detail"]
