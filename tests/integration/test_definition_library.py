@@ -53,6 +53,11 @@ EXPECTED = {
     # Nobody signs in the dry run: the wait ends with the envelope's expiry (7d and a day), then the task.
     "purchase-agreement.yaml": ["day 8 09:00 agreement request_signature purchase_agreement: no end heard",
                                 "day 8 09:00 call_seller create_task 'Purchase agreement not signed - call the seller'"],
+    "accreditation-renewal.yaml": ["day 0 09:00 ask send_email accreditation_renewal: sent",
+                                   "day 0 09:00 chase create_task 'Collect renewed accreditation evidence' for owner"],
+    "investor-funding.yaml": ["day 5 09:00 wire investor.funded timed out",
+                              "day 5 09:00 chase create_task 'No funds received 5 days after commitment - call the "
+                              "investor' for owner"],
     "offer-follow-up.yaml": ["day 1 09:00 day_one waited 1d", "day 1 09:00 check_in send_sms offer_follow_up: sent"],
     # No answer at all: intro, a text after 3 days, no meeting, the 30-day check-in, then a review task.
     "investor-capital-raise.yaml": [
