@@ -10,6 +10,9 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
+from models.base import utcnow
+from models.event import DEAL_OPENED_EVENT, emit
+from services.deals import deal_workflow_id
 from sqlmodel import Session, select
 
 from services.lead_intake import receive_lead
@@ -96,9 +99,17 @@ def seed_demo_book(session: Session, tenant_id: str, leads: int = 40, progress=N
             repair_estimate=Decimal(rng.randrange(10_000, 60_000, 2_500)),
             offer_price=(asking * Decimal("0.72")).quantize(Decimal("1")) if stage != "contacted" else None,
         )
+        if stage in ("under_contract", "closed_won"):
+            deal.contract_price = deal.offer_price
+        deal.closed_at = utcnow() if stage == "closed_won" else None
+        deal.workflow_id = deal_workflow_id(tenant_id, deal.id) if stage != "closed_won" else None
         session.add(deal)
         session.flush()
         session.add(StageChange(opportunity_id=deal.id, from_stage=None, to_stage=stage, actor="demo-seed"))
+        if deal.workflow_id:  # the relay starts its DealWorkflow in that stage: the demo deals move like real ones
+            emit(session, tenant_id=tenant_id, subject_type="deal", subject_id=deal.id, name=DEAL_OPENED_EVENT,
+                 event_id=f"{deal.id}:opened", data={"pipeline": deal.pipeline, "stage": stage,
+                                                     "workflow_id": deal.workflow_id}, new_subject=True)
         deals += 1
     session.commit()
     return {"leads": created, "investors": investors, "opportunities": deals}
