@@ -122,8 +122,9 @@ subject: investor
 
 
 HEARD = ("accreditation.expired, accreditation.expiring, accreditation.recorded, document.signed, "
-         "investor.committed, investor.created, investor.opted_out, investor.passed, investor.reopened, "
-         "investor.replied, meeting.booked, message.bounced, message.clicked, message.delivered, message.opened")
+         "investor.committed, investor.created, investor.funded, investor.opted_out, investor.passed, "
+         "investor.reopened, investor.replied, investor.soft_committed, investor.waitlisted, investor.withdrawn, "
+         "meeting.booked, message.bounced, message.clicked, message.delivered, message.opened")
 
 
 def test_each_subject_hears_only_its_own_events_actions_and_variables():
