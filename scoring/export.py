@@ -21,6 +21,7 @@ a column maps onto (`Lead Source` -> the lead's source); anything missing is mis
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 import warnings
@@ -45,15 +46,18 @@ ID_NAME = re.compile(r"(^|_)(id|uuid|guid|number|num|no)$|^(id|uuid|guid|record|
 DATE_PARTS = ("days_since", "month", "weekday")
 
 
+@functools.lru_cache(maxsize=4096)  # a book's custom fields repeat the same few names on every lead
 def header_key(name: Any) -> str:
     """`Lead Source`, `lead_source`, `LEAD-SOURCE ` -> `lead_source`: how headers and custom fields are matched."""
     return re.sub(r"[^a-z0-9]+", "_", str(name).strip().lower()).strip("_")
 
 
 def is_placeholder(value: Any) -> bool:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None:
         return True
-    return isinstance(value, str) and value.strip().lower() in PLACEHOLDERS
+    if value.__class__ is str:
+        return value.strip().lower() in PLACEHOLDERS
+    return isinstance(value, float) and math.isnan(value)
 
 
 @dataclass
@@ -92,19 +96,19 @@ class Column:
             days = (pd.Timestamp(reference) - moments).dt.total_seconds() / 86400
             return np.column_stack([days.to_numpy(float, na_value=np.nan),
                                     moments.dt.month.to_numpy(float, na_value=np.nan),
-                                    moments.dt.weekday.to_numpy(float, na_value=np.nan)])
+                                    moments.dt.day_of_week.to_numpy(float, na_value=np.nan)])
         return np.asarray(out, dtype=float).reshape(-1, 1)
 
     def encode_value(self, value: Any, now: datetime, codes: dict[str, int]) -> list[float]:
         """The same for one value (a lead's custom field), without pandas: scoring one lead stays cheap."""
         nan = math.nan
-        if isinstance(value, bool):
+        if value.__class__ is bool:
             value = "yes" if value else "no"
+        elif self.kind == "numeric" and value.__class__ in (int, float):
+            return [float(value)]  # NaN stays NaN
         if is_placeholder(value):
             return [nan] * len(self.features)
-        if self.kind == "numeric" and isinstance(value, int | float):
-            return [float(value)]
-        text = str(value).strip()
+        text = value.strip() if value.__class__ is str else str(value).strip()
         if self.kind == "yes_no":
             lowered = text.lower()
             return [1.0 if lowered in YES else 0.0 if lowered in NO else nan]
@@ -254,10 +258,10 @@ def infer_column(name: str, key: str, raw: pd.Series) -> tuple[Column | None, st
     numbers = pd.to_numeric(present.str.replace(r"[,$%\s]", "", regex=True), errors="coerce")
     if numbers.notna().mean() >= 0.95:
         return Column(name, key, "numeric", maps_to=maps_to), "numeric"
-    if unique_share >= 0.99 and len(present) >= 0.5 * len(text) and len(present) >= 20:
-        return None, "an id (a different value on every row)"
     if present.str.contains(r"\d", regex=True).mean() >= 0.95 and _to_datetime(present).notna().mean() >= 0.95:
         return Column(name, key, "date", maps_to=maps_to), "date (days since, month, weekday)"
+    if unique_share >= 0.99 and len(present) >= 0.5 * len(text) and len(present) >= 20:
+        return None, "an id (a different value on every row)"
     spelled = present.groupby(present.str.lower()).agg(lambda s: s.value_counts().index[0])
     categories = sorted(spelled.tolist(), key=str.lower)
     return Column(name, key, "categorical", categories, maps_to), f"categorical ({len(categories)} values)"
@@ -322,11 +326,11 @@ class LeadValues:
 
     def raw(self, custom: dict[str, Any] | None, dealflow: dict[str, Any]) -> dict[str, Any]:
         """{column name: the value used} for the export's columns."""
-        given = {header_key(k): v for k, v in (custom or {}).items()}
+        given = {header_key(k): v for k, v in custom.items()} if custom else {}
         values = {}
         for column in self.spec.columns:
             value = given.get(column.key)
-            if is_placeholder(value) and column.maps_to:
+            if column.maps_to and is_placeholder(value):
                 value = dealflow.get(column.maps_to)
             values[column.name] = value
         return values

@@ -107,9 +107,12 @@ class LoadedModel:
             self._batch_booster.set_param({"nthread": threads})
         matrix = self.matrix(rows, now)
         probabilities = self._batch_booster.inplace_predict(matrix)
-        contribs = self.contributions(matrix, self._batch_booster)
-        return [(float(p), self.reasons(row, c[:-1], top))
-                for p, row, c in zip(probabilities, rows, contribs, strict=True)]
+        contribs = self.contributions(matrix, self._batch_booster)[:, :-1]
+        if self.export:
+            reasons = _export_reasons_many(self.export, rows, contribs, top)
+        else:
+            reasons = [self._reasons(row, c, top) for row, c in zip(rows, contribs, strict=True)]
+        return [(float(p), r) for p, r in zip(probabilities, reasons, strict=True)]
 
     def explain(self, row: dict[str, Any], top: int = 5, now: datetime | None = None
                 ) -> tuple[float, list[dict[str, Any]]]:
@@ -166,21 +169,33 @@ def _number(value: Any) -> float:
 
 def _export_reasons(spec: ExportSpec, row: dict[str, Any], contribs: np.ndarray, top: int) -> list[dict[str, Any]]:
     """An export model's reasons: one per export column (a date's parts summed), named as in the export."""
-    items, start = [], 0
-    for column in spec.columns:
-        width = len(column.features)
-        size = float(contribs[start:start + width].sum())
-        start += width
-        value = row.get(column.name)
-        items.append((size, column, value))
-    reasons = []
-    for size, column, value in sorted(items, key=lambda item: -abs(item[0]))[:top]:
-        if abs(size) < 0.005:
-            continue
-        reasons.append({"feature": column.name, "value": _plain(value), "size": round(size, 2),
-                        "direction": "up" if size > 0 else "down",
-                        "text": f"{describe_value(column, value)} {size:+.2f}"})
-    return reasons
+    return _export_reasons_many(spec, [row], contribs.reshape(1, -1), top)[0]
+
+
+def _column_starts(spec: ExportSpec) -> np.ndarray:
+    widths = [len(c.features) for c in spec.columns]
+    return np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.intp)
+
+
+def _export_reasons_many(spec: ExportSpec, rows: list[dict[str, Any]], contribs: np.ndarray, top: int
+                         ) -> list[list[dict[str, Any]]]:
+    """Per column sums and the top ones by size for many rows at once (numpy), words only for those."""
+    sizes = np.add.reduceat(contribs, _column_starts(spec), axis=1)  # (rows, columns)
+    order = np.argsort(-np.abs(sizes), axis=1, kind="stable")[:, :top]
+    out = []
+    for row, row_sizes, best in zip(rows, sizes, order, strict=True):
+        reasons = []
+        for index in best:
+            size = float(row_sizes[index])
+            if abs(size) < 0.005:
+                continue
+            column = spec.columns[index]
+            value = row.get(column.name)
+            reasons.append({"feature": column.name, "value": _plain(value), "size": round(size, 2),
+                            "direction": "up" if size > 0 else "down",
+                            "text": f"{describe_value(column, value)} {size:+.2f}"})
+        out.append(reasons)
+    return out
 
 
 _COLD_START: Trained | None = None
