@@ -38,7 +38,7 @@ from scoring.export import read_export  # noqa: E402
 from scoring.registry import LoadedModel, ModelRegistry  # noqa: E402
 from scoring.synthetic import synthetic_book  # noqa: E402
 from scoring.synthetic_export import synthetic_export  # noqa: E402
-from scoring.training import PARAMS, folds_of, prepare, train, train_export  # noqa: E402
+from scoring.training import EXPORT_PARAMS, PARAMS, folds_of, prepare, train, train_export  # noqa: E402
 
 
 def _median_ms(samples: list[float]) -> float:
@@ -149,7 +149,7 @@ def main(rows: int, database_url: str | None) -> dict:
         export_trained = train_export(data)
         export_seconds = time.perf_counter() - t
         export_bare = bare_fits(data.X, data.y, lambda: xgb.XGBClassifier(
-            **PARAMS, feature_types=data.spec.feature_types))
+            **EXPORT_PARAMS, feature_types=data.spec.feature_types))
 
         frame, y = synthetic_book(n=rows, seed=3)
         t = time.perf_counter()

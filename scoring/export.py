@@ -81,23 +81,23 @@ class Column:
     def codes(self) -> dict[str, int]:
         return {c.lower(): i for i, c in enumerate(self.categories)}
 
-    def encode(self, values: pd.Series, reference: datetime) -> np.ndarray:
-        """The column's feature values for many raw values (strings or None): shape (rows, len(features))."""
-        text = clean(values)
-        if self.kind == "yes_no":
-            lowered = text.str.lower()
-            out = np.where(lowered.isin(YES), 1.0, np.where(lowered.isin(NO), 0.0, np.nan))
-        elif self.kind == "numeric":
-            out = pd.to_numeric(text.str.replace(r"[,$%\s]", "", regex=True), errors="coerce").to_numpy(float)
-        elif self.kind == "categorical":
-            out = text.str.lower().map(self.codes()).to_numpy(dtype=float, na_value=np.nan)
-        else:
-            moments = _to_datetime(text)
+    def encode(self, values: pd.Series | Cells, reference: datetime) -> np.ndarray:
+        """The column's feature values for many raw values: shape (rows, len(features)). Each distinct cell is read
+        once, by the same code that reads one lead's custom field (encode_value), so training and scoring agree."""
+        cells = values if isinstance(values, Cells) else Cells.of(values)
+        width = len(self.features)
+        table = np.full((len(cells.uniques) + 1, width), np.nan)  # the last row: a missing cell (code -1)
+        if self.kind == "date":
+            moments = _to_datetime(pd.Series(cells.uniques, dtype=object))
             days = (pd.Timestamp(reference) - moments).dt.total_seconds() / 86400
-            return np.column_stack([days.to_numpy(float, na_value=np.nan),
-                                    moments.dt.month.to_numpy(float, na_value=np.nan),
-                                    moments.dt.day_of_week.to_numpy(float, na_value=np.nan)])
-        return np.asarray(out, dtype=float).reshape(-1, 1)
+            table[:-1] = np.column_stack([days.to_numpy(float, na_value=np.nan),
+                                          moments.dt.month.to_numpy(float, na_value=np.nan),
+                                          moments.dt.day_of_week.to_numpy(float, na_value=np.nan)])
+        else:
+            codes = self.codes()
+            for i, value in enumerate(cells.uniques):
+                table[i] = self.encode_value(value, reference, codes)
+        return table[cells.codes]
 
     def encode_value(self, value: Any, now: datetime, codes: dict[str, int]) -> list[float]:
         """The same for one value (a lead's custom field), without pandas: scoring one lead stays cheap."""
@@ -126,11 +126,44 @@ class Column:
         return [(now - moment).total_seconds() / 86400, float(moment.month), float(moment.weekday())]
 
 
+@dataclass
+class Cells:
+    """A column's cells as codes into its distinct values (stripped text; placeholders and blanks are code -1): an
+    export has millions of cells but a column few distinct ones, so everything is read per distinct value."""
+
+    codes: np.ndarray
+    uniques: list[str | None]
+
+    @classmethod
+    def of(cls, values: pd.Series) -> Cells:
+        codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
+        cleaned = [None if is_placeholder(u) else str(u).strip() for u in uniques]
+        # Equal after stripping ("Google", "Google "): one value; placeholders: missing.
+        first: dict[str, int] = {}
+        remap = np.empty(len(cleaned) + 1, dtype=np.int64)
+        kept: list[str | None] = []
+        for i, value in enumerate(cleaned):
+            if value is None:
+                remap[i] = -1
+                continue
+            if value not in first:
+                first[value] = len(kept)
+                kept.append(value)
+            remap[i] = first[value]
+        remap[-1] = -1
+        return cls(remap[codes], kept)
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.bincount(self.codes[self.codes >= 0], minlength=len(self.uniques))
+
+    def text(self) -> pd.Series:
+        return pd.Series(np.array([*self.uniques, None], dtype=object)[self.codes], dtype=object)
+
+
 def clean(values: pd.Series) -> pd.Series:
-    """Cells as stripped text, placeholders and blanks as None (vectorised: an export has millions of cells)."""
-    text = values.astype("string").str.strip()
-    missing = text.isna() | text.str.lower().isin(PLACEHOLDERS)
-    return text.astype("object").where(~missing.fillna(True), None)
+    """Cells as stripped text, placeholders and blanks as None."""
+    return Cells.of(values).text()
 
 
 def _to_datetime(text: pd.Series) -> pd.Series:
@@ -239,31 +272,43 @@ def outcomes(values: pd.Series, target: str) -> np.ndarray:
     return labels.isin(TRUTHY).astype(int).to_numpy()
 
 
-def infer_column(name: str, key: str, raw: pd.Series) -> tuple[Column | None, str]:
-    """How a column is read, or why it is left out (None): (column, how)."""
-    text = clean(raw)
-    present = text.dropna()
-    if present.empty:
+def infer_column(name: str, key: str, raw: pd.Series | Cells) -> tuple[Column | None, str]:
+    """How a column is read, or why it is left out (None): (column, how). Shares are of the rows with a value."""
+    cells = raw if isinstance(raw, Cells) else Cells.of(raw)
+    counts = cells.counts
+    present = int(counts.sum())
+    if present == 0:
         return None, "empty (only placeholders or blanks)"
-    distinct = present.str.lower().nunique()
-    unique_share = distinct / len(present)
+    lowered = [u.lower() for u in cells.uniques]
+    distinct = len(set(lowered))
+    unique_share = distinct / present
     if ID_NAME.search(key) and unique_share >= 0.9:
         return None, "an id (named like one, unique per row)"
-    if distinct == 1 and len(present) == len(text):
+    if distinct == 1 and present == len(cells.codes):
         return None, "constant (one value on every row)"
     maps_to = key if key in FEATURES else ALIASES.get(key)
-    lowered = set(present.str.lower().unique())
-    if lowered <= YES | NO:
+
+    def share(ok: np.ndarray) -> float:
+        return float(counts[ok].sum()) / present
+
+    if set(lowered) <= YES | NO:
         return Column(name, key, "yes_no", maps_to=maps_to), "yes/no"
-    numbers = pd.to_numeric(present.str.replace(r"[,$%\s]", "", regex=True), errors="coerce")
-    if numbers.notna().mean() >= 0.95:
+    numbers = pd.to_numeric(pd.Series([re.sub(r"[,$%\s]", "", u) for u in cells.uniques], dtype=object),
+                            errors="coerce")
+    if share(numbers.notna().to_numpy()) >= 0.95:
         return Column(name, key, "numeric", maps_to=maps_to), "numeric"
-    if present.str.contains(r"\d", regex=True).mean() >= 0.95 and _to_datetime(present).notna().mean() >= 0.95:
+    # a date before the id rule: timestamps differ on every row too
+    digits = np.array([any(ch.isdigit() for ch in u) for u in cells.uniques])
+    if share(digits) >= 0.95 and share(_to_datetime(pd.Series(cells.uniques, dtype=object)).notna().to_numpy()
+                                       ) >= 0.95:
         return Column(name, key, "date", maps_to=maps_to), "date (days since, month, weekday)"
-    if unique_share >= 0.99 and len(present) >= 0.5 * len(text) and len(present) >= 20:
+    if unique_share >= 0.99 and present >= 0.5 * len(cells.codes) and present >= 20:
         return None, "an id (a different value on every row)"
-    spelled = present.groupby(present.str.lower()).agg(lambda s: s.value_counts().index[0])
-    categories = sorted(spelled.tolist(), key=str.lower)
+    spelling: dict[str, tuple[int, str]] = {}  # the most common spelling of each value, any case
+    for value, low, count in zip(cells.uniques, lowered, counts, strict=True):
+        if low not in spelling or count > spelling[low][0]:
+            spelling[low] = (int(count), value)
+    categories = sorted((v for _, v in spelling.values()), key=str.lower)
     return Column(name, key, "categorical", categories, maps_to), f"categorical ({len(categories)} values)"
 
 
@@ -277,6 +322,7 @@ def read_export(path: str | Path, target: str, exclude_leaky: bool = False) -> E
     y = outcomes(frame[target_name], target)
     report: list[dict[str, Any]] = []
     columns: list[Column] = []
+    cells: dict[Any, Cells] = {}
     seen: set[str] = set()
     for name in frame.columns:
         if name == target_name:
@@ -286,14 +332,15 @@ def read_export(path: str | Path, target: str, exclude_leaky: bool = False) -> E
         while key in seen:  # two headers that read the same: keep both
             key += "_2"
         seen.add(key)
-        column, how = infer_column(str(name), key, frame[name])
+        cells[name] = Cells.of(frame[name])
+        column, how = infer_column(str(name), key, cells[name])
         report.append(_entry(name, column is not None, how))
         if column:
             columns.append(column)
-    dates = [_to_datetime(clean(frame[c.name])) for c in columns if c.kind == "date"]
+    dates = [_to_datetime(cells[c.name].text()) for c in columns if c.kind == "date"]
     newest = max((d.max() for d in dates if d.notna().any()), default=None)
     reference = (newest.to_pydatetime() if newest is not None else datetime.now(UTC)).isoformat()
-    blocks = {c.key: c.encode(frame[c.name], datetime.fromisoformat(reference)) for c in columns}
+    blocks = {c.key: c.encode(cells[c.name], datetime.fromisoformat(reference)) for c in columns}
     by_name = {e["column"]: e for e in report}
     kept = []
     for column in columns:
@@ -334,6 +381,12 @@ class LeadValues:
                 value = dealflow.get(column.maps_to)
             values[column.name] = value
         return values
+
+    def matrix(self, raws: list[dict[str, Any]], now: datetime) -> np.ndarray:
+        """Many leads at once, column by column: each distinct value read once (re-scoring a book)."""
+        blocks = [column.encode(pd.Series([raw.get(column.name) for raw in raws], dtype=object), now)
+                  for column in self.spec.columns]
+        return np.column_stack(blocks) if blocks else np.empty((len(raws), 0))
 
     def vector(self, raw: dict[str, Any], now: datetime) -> list[float]:
         out: list[float] = []

@@ -90,6 +90,8 @@ class LoadedModel:
         return self._booster.inplace_predict(self.matrix(rows, now))
 
     def matrix(self, rows: list[dict[str, Any]], now: datetime | None = None) -> np.ndarray:
+        if self.export and len(rows) > 1:
+            return self._values.matrix(rows, now or utcnow())
         return np.array([self.vector(r, now) for r in rows], dtype=float).reshape(len(rows), len(self.features))
 
     def contributions(self, matrix: np.ndarray, booster: xgb.Booster | None = None) -> np.ndarray:

@@ -167,3 +167,16 @@ def test_the_synthetic_export_has_the_public_one_s_shape():
     frame = synthetic_export(n=500)
     assert frame.shape == (500, 37) and "Select" in set(frame["Specialization"])
     assert {"Google", "google"} <= set(frame["Lead Source"])
+
+
+def test_many_leads_at_once_read_like_one_at_a_time(export_file):
+    """Re-scoring a book builds its matrix column by column; a lead's score_lead builds one row: the same numbers."""
+    data = read_export(export_file, "Converted")
+    values = LeadValues(data.spec)
+    now = datetime.now(UTC)
+    rows = pd.read_csv(export_file, dtype=str, keep_default_na=False).to_dict("records")
+    raws = [values.raw(r, {}) for r in rows[:50]] + [values.raw({"Total Time Spent on Website": 95,
+                                                                 "Do Not Email": True}, {})]
+    many = values.matrix(raws, now)
+    one = np.array([values.vector(r, now) for r in raws])
+    assert np.allclose(many, one, equal_nan=True)
