@@ -370,16 +370,29 @@ class LeadValues:
     def __init__(self, spec: ExportSpec) -> None:
         self.spec = spec
         self._codes = [c.codes() for c in spec.columns]
+        self._by_key = {c.key: c.name for c in spec.columns}
+        self._names: dict[tuple, list[tuple[str, str]]] = {}  # custom's key set -> (custom key, column name)
+        self.maps = any(c.maps_to for c in spec.columns)
+
+    def _matched(self, keys: tuple) -> list[tuple[str, str]]:
+        """Which custom keys are which columns; a book's leads mostly share one key set, so this is cached."""
+        found = self._names.get(keys)
+        if found is None:
+            found = [(k, self._by_key[header_key(k)]) for k in keys if header_key(k) in self._by_key]
+            if len(self._names) < 1024:
+                self._names[keys] = found
+        return found
 
     def raw(self, custom: dict[str, Any] | None, dealflow: dict[str, Any]) -> dict[str, Any]:
         """{column name: the value used} for the export's columns."""
-        given = {header_key(k): v for k, v in custom.items()} if custom else {}
-        values = {}
-        for column in self.spec.columns:
-            value = given.get(column.key)
-            if column.maps_to and is_placeholder(value):
-                value = dealflow.get(column.maps_to)
-            values[column.name] = value
+        values: dict[str, Any] = dict.fromkeys(self._by_key.values())
+        if custom:
+            for key, name in self._matched(tuple(custom)):
+                values[name] = custom[key]
+        if self.maps:
+            for column in self.spec.columns:
+                if column.maps_to and is_placeholder(values[column.name]):
+                    values[column.name] = dealflow.get(column.maps_to)
         return values
 
     def matrix(self, raws: list[dict[str, Any]], now: datetime) -> np.ndarray:

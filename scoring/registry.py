@@ -58,10 +58,10 @@ class LoadedModel:
             now: datetime) -> dict[str, Any]:
         """What this model reads of a lead: Dealflow's features, or (an export model) the export's columns from the
         lead's `custom` fields and the Dealflow fields they map onto."""
-        features = lead_features(lead, enrichment, engagement, now)
-        if self.export:
-            return self._values.raw(lead.get("custom"), features)
-        return features
+        if self.export:  # Dealflow's own features only when a column maps onto one
+            return self._values.raw(lead.get("custom"),
+                                    lead_features(lead, enrichment, engagement, now) if self._values.maps else {})
+        return lead_features(lead, enrichment, engagement, now)
 
     def score(self, lead: dict[str, Any], enrichment: dict[str, Any] | None, engagement: dict[str, Any],
               now: datetime, top: int = 5) -> tuple[float, list[dict[str, Any]]]:
