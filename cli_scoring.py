@@ -63,7 +63,7 @@ def scoring_train(
     tenant = tenant or settings.default_tenant
     data = None
     if csv_path:  # the file first: its problems are the user's to fix before anything else
-        from scoring.export import read_export
+        from scoring.export_file import read_export
 
         with console.status(f"Reading {csv_path.name}"):
             try:

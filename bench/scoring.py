@@ -34,7 +34,7 @@ import xgboost as xgb  # noqa: E402
 
 from core.db import make_engine, migrate  # noqa: E402
 from models.base import utcnow  # noqa: E402
-from scoring.export import read_export  # noqa: E402
+from scoring.export_file import read_export  # noqa: E402
 from scoring.registry import LoadedModel, ModelRegistry  # noqa: E402
 from scoring.synthetic import synthetic_book  # noqa: E402
 from scoring.synthetic_export import synthetic_export  # noqa: E402

@@ -29,7 +29,7 @@ import pandas as pd  # noqa: E402
 import xgboost as xgb  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from scoring.export import find_target, outcomes, read_export  # noqa: E402
+from scoring.export_file import find_target, outcomes, read_export  # noqa: E402
 from scoring.synthetic_export import synthetic_export  # noqa: E402
 from scoring.training import folds_of, train_export  # noqa: E402
 

@@ -17,7 +17,7 @@ from sklearn.model_selection import StratifiedKFold
 from scoring.features import CATEGORICAL, FEATURES
 
 if TYPE_CHECKING:
-    from scoring.export import ExportData
+    from scoring.export_file import ExportData
 
 PARAMS = dict(n_estimators=200, max_depth=4, learning_rate=0.08, subsample=0.9, colsample_bytree=0.9,
               min_child_weight=2.0, tree_method="hist", enable_categorical=True, max_cat_to_onehot=8,

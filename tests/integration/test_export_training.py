@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from models.lead import Lead
 from models.tenant import Role
-from scoring.export import read_export
+from scoring.export_file import read_export
 from scoring.registry import ModelRegistry
 from scoring.synthetic_export import synthetic_export
 from scoring.training import train_export

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scoring.export import (ExportSpec, LeadValues, clean, find_target, header_key, infer_column, is_placeholder,
-                            read_export)
+from scoring.export import ExportSpec, LeadValues, clean, header_key, is_placeholder
+from scoring.export_file import find_target, infer_column, read_export
 from scoring.leakage import leak_reason
 from scoring.synthetic_export import synthetic_export
 
