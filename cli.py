@@ -1,5 +1,6 @@
-"""The `dealflow` command: up, worker, api, migrate, keys, seed, enrichment, scoring; definitions in cli_definitions,
-events (the outbox) in cli_events, documents (verify a signed PDF) in cli_documents."""
+"""The `dealflow` command: up, worker, api, migrate, keys, seed, enrichment; definitions in cli_definitions,
+events (the outbox) in cli_events, documents (verify a signed PDF) in cli_documents, users in cli_users, scoring
+(train, rescore, intent-train) in cli_scoring."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from cli_common import CliError, console, err, load_settings, migrate_database
 from cli_definitions import definitions_app
 from cli_documents import documents_app
 from cli_events import events_app
+from cli_scoring import scoring_app
 from cli_status import status_command
 from cli_users import users_app
 from core.settings import Settings
@@ -30,7 +32,6 @@ keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 enrichment_app = typer.Typer(help="Enrichment data (county records).", no_args_is_help=True)
 app.add_typer(enrichment_app, name="enrichment")
-scoring_app = typer.Typer(help="Lead scoring models.", no_args_is_help=True)
 app.add_typer(scoring_app, name="scoring")
 app.add_typer(definitions_app, name="definitions")
 app.add_typer(events_app, name="events")
@@ -199,72 +200,6 @@ def enrichment_import(
         err.print(f"[yellow]skipped[/] {line}", highlight=False, soft_wrap=True)
     console.print(f"[green]✓[/] {counts['created']} parcels added, {counts['updated']} updated, "
                   f"{len(counts['errors'])} rows skipped")
-
-
-@scoring_app.command("train")
-def scoring_train(
-    tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug (default DEALFLOW_DEFAULT_TENANT)"),
-    csv_path: Path = typer.Option(None, "--csv", exists=True, dir_okay=False,
-                                  help="historical leads from another CRM (else: the tenant's closed leads)"),
-    target: str = typer.Option("converted", "--target", help="the CSV's yes/no outcome column"),
-    activate: str = typer.Option("if_better", help="if_better (higher CV AUC than the active model), always, never"),
-) -> None:
-    """Train a lead-to-deal model, report its cross-validated AUC, and activate it if it is better."""
-    from core.db import make_engine
-    from scoring.registry import ModelRegistry
-    from scoring.training import from_csv, from_closed_leads, train
-
-    if activate not in ("if_better", "always", "never"):
-        raise CliError("--activate must be if_better, always or never")
-    settings = load_settings()
-    migrate_database(settings)
-    tenant = tenant or settings.default_tenant
-    engine = make_engine(settings.effective_database_url)
-    try:
-        with console.status("Reading history"):
-            if csv_path:
-                frame, y, ignored = from_csv(str(csv_path), target)
-            else:
-                frame, y, ignored = from_closed_leads(engine, tenant)
-        with console.status(f"Training on {len(y)} leads ({int(y.sum())} deals), 5-fold cross-validation"):
-            trained = train(frame, y)
-        trained.ignored_columns = ignored
-        row = ModelRegistry(engine, settings.effective_models_dir).register(
-            tenant, trained, "csv" if csv_path else "crm_history", activate=activate)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-    finally:
-        engine.dispose()
-    m = trained.metrics
-    console.print(f"[green]✓[/] model v{row.version} for {tenant}: cross-validated AUC {m['cv_auc']:.3f} "
-                  f"± {m['cv_auc_std']:.3f} on {m['n_rows']} leads ({m['positives']} deals), "
-                  f"features used: {', '.join(trained.features)}")
-    if ignored:
-        console.print(f"  columns ignored (not known features): {', '.join(ignored)}")
-    console.print(f"  {'active now' if row.active else 'not activated (the active model is at least as good)'}")
-
-
-@scoring_app.command("intent-train")
-def scoring_intent_train() -> None:
-    """Retrain the reply-intent model on the shipped labelled set plus every correction staff made, and save it
-    where the API and the worker load it (each process picks the new file up on its next reply)."""
-    from sqlmodel import Session
-
-    from core.db import make_engine
-    from services.reply_intent import retrain
-
-    settings = load_settings()
-    migrate_database(settings)
-    engine = make_engine(settings.effective_database_url)
-    try:
-        with console.status("Training the reply-intent model"), Session(engine) as session:
-            model, corrections = retrain(session, settings)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
-    finally:
-        engine.dispose()
-    console.print(f"[green]✓[/] reply-intent model {model.version}: the shipped set and {corrections} staff "
-                  f"correction(s), saved in {settings.effective_models_dir}")
 
 
 @app.command("worker")

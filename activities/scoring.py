@@ -16,7 +16,6 @@ from models.lead import Lead
 from models.payloads import ScoreInput, ScoreResult
 from models.timeline import TimelineEntry
 from scoring.engagement import engagement
-from scoring.features import lead_features
 from scoring.registry import ModelRegistry
 
 
@@ -32,10 +31,10 @@ class ScoringActivities:
     def _score(self, request: ScoreInput) -> ScoreResult:
         with Session(self._engine) as session:
             lead = owned(session, Lead, request.lead_id, request.tenant_id, "lead")
-            row = lead_features(lead.model_dump(), lead.enrichment, engagement(session, lead), utcnow())
+            facts = lead.model_dump(), lead.enrichment, engagement(session, lead)
         model = self._registry.ensure_active(request.tenant_id)
-        try:
-            probability, reasons = model.explain(row)
+        try:  # Dealflow's features, or an export model's columns from the lead's custom fields
+            probability, reasons = model.score(*facts, utcnow())
         except (ValueError, TypeError) as exc:  # garbage features are poison input, not a retry loop
             raise ApplicationError(f"lead cannot be scored: {exc}", type="BadFeatures", non_retryable=True) from None
         with Session(self._engine) as session:

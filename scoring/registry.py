@@ -5,8 +5,10 @@ A tenant with no model gets the cold-start model (trained on the documented synt
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
+from models.base import utcnow
 from models.enrichment import ScoringModel
-from scoring.features import COUNTY, ENGAGEMENT, describe
+from scoring.export import ExportSpec, LeadValues, describe_value
+from scoring.features import CATEGORICAL, COUNTY, ENGAGEMENT, describe, lead_features
 from scoring.synthetic import synthetic_book
 from scoring.training import Trained, prepare, train
 
@@ -32,24 +36,98 @@ class LoadedModel:
     categories: dict[str, list[str]]
     model: xgb.XGBClassifier
     metrics: dict[str, Any]
+    export: ExportSpec | None = None  # a model trained on another CRM's export reads the export's columns
+
+    def __post_init__(self) -> None:
+        self._booster = self.model.get_booster()
+        self._booster.set_param({"nthread": 1})  # one row at a time: threads cost more than they give
+        self._batch_booster: xgb.Booster | None = None
+        if self.export:
+            self._values = LeadValues(self.export)
+            self._types = self.export.feature_types
+        else:
+            self._codes = {c: {v: float(i) for i, v in enumerate(self.categories.get(c, []))}
+                           for c in self.features if c in CATEGORICAL or c in self.categories}
+            self._types = ["c" if f in self._codes else "q" for f in self.features]
 
     @property
     def label(self) -> str:
         return f"{self.tenant_id}-v{self.version}-{self.kind}"
 
+    def row(self, lead: dict[str, Any], enrichment: dict[str, Any] | None, engagement: dict[str, Any],
+            now: datetime) -> dict[str, Any]:
+        """What this model reads of a lead: Dealflow's features, or (an export model) the export's columns from the
+        lead's `custom` fields and the Dealflow fields they map onto."""
+        if self.export:  # Dealflow's own features only when a column maps onto one
+            return self._values.raw(lead.get("custom"),
+                                    lead_features(lead, enrichment, engagement, now) if self._values.maps else {})
+        return lead_features(lead, enrichment, engagement, now)
+
+    def score(self, lead: dict[str, Any], enrichment: dict[str, Any] | None, engagement: dict[str, Any],
+              now: datetime, top: int = 5) -> tuple[float, list[dict[str, Any]]]:
+        """score_lead's work on a loaded lead: its row, the probability and the reasons."""
+        return self.explain(self.row(lead, enrichment, engagement, now), top, now)
+
+    def vector(self, row: dict[str, Any], now: datetime | None = None) -> list[float]:
+        """One row as the model's numbers (categories as their codes), without pandas."""
+        if self.export:
+            return self._values.vector(row, now or utcnow())
+        out = []
+        for feature in self.features:
+            value = row.get(feature)
+            codes = self._codes.get(feature)
+            if codes is not None:
+                code = None if value is None else codes.get(str(value))
+                out.append(math.nan if code is None else code)
+            else:
+                out.append(_number(value))
+        return out
+
     def frame(self, rows: list[dict[str, Any]]) -> pd.DataFrame:
         return prepare(pd.DataFrame(rows), self.features, self.categories)
 
-    def predict(self, rows: list[dict[str, Any]]) -> np.ndarray:
-        return self.model.predict_proba(self.frame(rows))[:, 1]
+    def predict(self, rows: list[dict[str, Any]], now: datetime | None = None) -> np.ndarray:
+        return self._booster.inplace_predict(self.matrix(rows, now))
 
-    def explain(self, row: dict[str, Any], top: int = 5) -> tuple[float, list[dict[str, Any]]]:
+    def matrix(self, rows: list[dict[str, Any]], now: datetime | None = None) -> np.ndarray:
+        if self.export and len(rows) > 1:
+            return self._values.matrix(rows, now or utcnow())
+        return np.array([self.vector(r, now) for r in rows], dtype=float).reshape(len(rows), len(self.features))
+
+    def contributions(self, matrix: np.ndarray, booster: xgb.Booster | None = None) -> np.ndarray:
+        """XGBoost's own pred_contribs (log-odds per feature; the last column is the bias)."""
+        booster = booster or self._booster
+        return booster.predict(xgb.DMatrix(matrix, feature_types=self._types, feature_names=self.features,
+                                           enable_categorical=True), pred_contribs=True)
+
+    def explain_many(self, rows: list[dict[str, Any]], now: datetime, threads: int = 2, top: int = 5
+                     ) -> list[tuple[float, list[dict[str, Any]]]]:
+        """Many rows at once (re-scoring a book): one predict and one contributions call per batch, on a copy of the
+        booster with its own threads (the shared one stays single-threaded for score_lead)."""
+        if self._batch_booster is None:
+            self._batch_booster = self._booster.copy()
+            self._batch_booster.set_param({"nthread": threads})
+        matrix = self.matrix(rows, now)
+        probabilities = self._batch_booster.inplace_predict(matrix)
+        contribs = self.contributions(matrix, self._batch_booster)[:, :-1]
+        if self.export:
+            reasons = _export_reasons_many(self.export, rows, contribs, top)
+        else:
+            reasons = [self._reasons(row, c, top) for row, c in zip(rows, contribs, strict=True)]
+        return [(float(p), r) for p, r in zip(probabilities, reasons, strict=True)]
+
+    def explain(self, row: dict[str, Any], top: int = 5, now: datetime | None = None
+                ) -> tuple[float, list[dict[str, Any]]]:
         """Probability and the top factors from XGBoost's own pred_contribs (log-odds, bias excluded)."""
-        frame = self.frame([row])
-        booster = self.model.get_booster()
-        contribs = booster.predict(xgb.DMatrix(frame, enable_categorical=True), pred_contribs=True)[0]
-        probability = float(self.model.predict_proba(frame)[0, 1])
-        return probability, self._reasons(row, contribs[:-1], top)
+        matrix = self.matrix([row], now)
+        probability = float(self._booster.inplace_predict(matrix)[0])
+        contribs = self.contributions(matrix)[0]
+        return probability, self.reasons(row, contribs[:-1], top)
+
+    def reasons(self, row: dict[str, Any], contribs: np.ndarray, top: int = 5) -> list[dict[str, Any]]:
+        if self.export:
+            return _export_reasons(self.export, row, contribs, top)
+        return self._reasons(row, contribs, top)
 
     def _reasons(self, row: dict[str, Any], contribs: np.ndarray, top: int) -> list[dict[str, Any]]:
         """The largest contributions in words a rep can act on: nothing about engagement for a lead nobody has
@@ -80,6 +158,46 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and np.isnan(value):
         return None
     return value
+
+
+def _number(value: Any) -> float:
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _export_reasons(spec: ExportSpec, row: dict[str, Any], contribs: np.ndarray, top: int) -> list[dict[str, Any]]:
+    """An export model's reasons: one per export column (a date's parts summed), named as in the export."""
+    return _export_reasons_many(spec, [row], contribs.reshape(1, -1), top)[0]
+
+
+def _column_starts(spec: ExportSpec) -> np.ndarray:
+    widths = [len(c.features) for c in spec.columns]
+    return np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.intp)
+
+
+def _export_reasons_many(spec: ExportSpec, rows: list[dict[str, Any]], contribs: np.ndarray, top: int
+                         ) -> list[list[dict[str, Any]]]:
+    """Per column sums and the top ones by size for many rows at once (numpy), words only for those."""
+    sizes = np.add.reduceat(contribs, _column_starts(spec), axis=1)  # (rows, columns)
+    order = np.argsort(-np.abs(sizes), axis=1, kind="stable")[:, :top]
+    out = []
+    for row, row_sizes, best in zip(rows, sizes, order, strict=True):
+        reasons = []
+        for index in best:
+            size = float(row_sizes[index])
+            if abs(size) < 0.005:
+                continue
+            column = spec.columns[index]
+            value = row.get(column.name)
+            reasons.append({"feature": column.name, "value": _plain(value), "size": round(size, 2),
+                            "direction": "up" if size > 0 else "down",
+                            "text": f"{describe_value(column, value)} {size:+.2f}"})
+        out.append(reasons)
+    return out
 
 
 _COLD_START: Trained | None = None
@@ -113,7 +231,9 @@ class ModelRegistry:
             row = ScoringModel(tenant_id=tenant_id, version=version, kind=kind, path=str(path),
                                features=trained.features, training_data_hash=trained.data_hash,
                                metrics={**trained.metrics, "categories": trained.categories,
-                                        "ignored_columns": trained.ignored_columns})
+                                        "ignored_columns": trained.ignored_columns,
+                                        **({"export": trained.export, "report": trained.report}
+                                           if trained.export else {})})
             current = self._active_row(session, tenant_id)
             better = current is None or trained.metrics["cv_auc"] > current.metrics.get("cv_auc", 0)
             if activate == "always" or (activate == "if_better" and better):
@@ -157,5 +277,7 @@ class ModelRegistry:
             model.load_model(row.path)
             self._cache[key] = LoadedModel(tenant_id=row.tenant_id, version=row.version, kind=row.kind,
                                            features=list(row.features), model=model, metrics=row.metrics,
-                                           categories=row.metrics.get("categories", {}))
+                                           categories=row.metrics.get("categories", {}),
+                                           export=ExportSpec.from_dict(row.metrics["export"])
+                                           if row.metrics.get("export") else None)
         return self._cache[key]

@@ -33,6 +33,7 @@ def test_train_from_a_csv_reports_an_honest_auc_and_activates_if_better(tmp_path
     env = _env(tmp_path)
     subprocess.run([*DEALFLOW, "keys", "create", "--tenant", "acme"], cwd=tmp_path, env=env, check=True,
                    capture_output=True, timeout=120)
+    env["COLUMNS"] = "200"  # the report's table on one line per column
     out = subprocess.run([*DEALFLOW, "scoring", "train", "--tenant", "acme", "--csv", str(path), "--target",
                           "converted"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
@@ -40,7 +41,10 @@ def test_train_from_a_csv_reports_an_honest_auc_and_activates_if_better(tmp_path
     assert line.startswith("✓ model v1 for acme: cross-validated AUC 0.")
     auc = float(line.split("AUC ")[1].split(" ")[0])
     assert 0.65 < auc < 0.95  # learned from noisy outcomes: good, not perfect
-    assert "columns ignored (not known features): notes" in out.stdout and "active now" in out.stdout
+    assert "active now" in out.stdout
+    report = {line.split("  ")[0]: line for line in out.stdout.splitlines()[2:]}
+    assert "no    constant (one value on every row)" in report["Notes"]  # every other column is a feature
+    assert "yes   categorical" in report["Lead Source"] and "yes   yes/no" in report["Absentee"]
     again = subprocess.run([*DEALFLOW, "scoring", "train", "--tenant", "acme", "--csv", str(path), "--target",
                             "converted"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert "model v2" in again.stdout and "not activated" in again.stdout  # same data: not better

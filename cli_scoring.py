@@ -1,0 +1,177 @@
+"""`dealflow scoring`: train the lead-to-deal model (from the tenant's closed leads or another CRM's export), re-score
+the book with the active model, retrain the reply-intent model. The logic is scoring/'s and services/'s."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from cli_common import CliError, console, err, load_settings, migrate_database
+
+scoring_app = typer.Typer(help="Lead scoring models.", no_args_is_help=True)
+FOLDS = 5
+
+
+def _progress(transient: bool = True) -> Progress:
+    """A Rich progress bar on a terminal; off one (a script, a log) nothing, not a stray blank line."""
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    console=console, transient=transient, disable=not console.is_terminal)
+
+
+def _known_tenant(engine, tenant: str, create: bool) -> None:
+    """An unknown tenant is one line saying how to make it (or, with --create-tenant, it is made here)."""
+    from sqlmodel import Session
+
+    from models.tenant import Tenant
+    from services.tenants import create_tenant
+
+    with Session(engine) as session:
+        if session.get(Tenant, tenant) is not None:
+            return
+        if not create:
+            raise CliError(f"tenant {tenant!r} does not exist: create it with `dealflow keys create --tenant {tenant} "
+                           "--role admin` (or train with --create-tenant)")
+        create_tenant(session, tenant, actor="cli")
+        session.commit()
+    console.print(f"created tenant {tenant}", highlight=False)
+
+
+@scoring_app.command("train")
+def scoring_train(
+    tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug (default DEALFLOW_DEFAULT_TENANT)"),
+    csv_path: Path = typer.Option(None, "--csv", "--file", dir_okay=False,
+                                  help="another CRM's export, CSV or Excel .xlsx (else: the tenant's closed leads)"),
+    target: str = typer.Option("converted", "--target",
+                               help="the export's yes/no outcome column, as written in the file (any case)"),
+    exclude_leaky: bool = typer.Option(False, "--exclude-leaky",
+                                       help="leave out the columns that look filled in after the outcome"),
+    create_tenant: bool = typer.Option(False, "--create-tenant", help="create the tenant if it does not exist"),
+    activate: str = typer.Option("if_better", help="if_better (higher CV AUC than the active model), always, never"),
+) -> None:
+    """Train a lead-to-deal model, report its cross-validated AUC (and, from an export, what each column was used
+    for, its importance and any leakage), and activate it if it is better."""
+    from core.db import make_engine
+    from scoring.registry import ModelRegistry
+    from scoring.training import from_closed_leads, train, train_export
+
+    if activate not in ("if_better", "always", "never"):
+        raise CliError("--activate must be if_better, always or never")
+    settings = load_settings()
+    tenant = tenant or settings.default_tenant
+    data = None
+    if csv_path:  # the file first: its problems are the user's to fix before anything else
+        from scoring.export_file import read_export
+
+        with console.status(f"Reading {csv_path.name}"):
+            try:
+                data = read_export(csv_path, target, exclude_leaky=exclude_leaky)
+            except ValueError as exc:
+                raise CliError(str(exc)) from None
+    migrate_database(settings)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        _known_tenant(engine, tenant, create_tenant)
+        try:
+            if data is None:
+                with console.status("Reading the tenant's closed leads"):
+                    frame, y, _ = from_closed_leads(engine, tenant)
+            rows, deals = (len(data.y), int(data.y.sum())) if data is not None else (len(y), int(y.sum()))
+            with _progress() as progress:
+                task = progress.add_task(f"Training on {rows} leads ({deals} deals)", total=FOLDS + 1)
+
+                def step(what: str) -> None:
+                    progress.update(task, description=f"Training on {rows} leads: {what}")
+                    if not what.startswith("cross-validating: fold 1 "):
+                        progress.advance(task)
+
+                trained = train_export(data, FOLDS, step) if data is not None else train(frame, y, FOLDS, step)
+                progress.advance(task)
+            row = ModelRegistry(engine, settings.effective_models_dir).register(
+                tenant, trained, "export" if data is not None else "crm_history", activate=activate)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
+    m = trained.metrics
+    used = f", {len(data.spec.columns)} of {len(data.report)} columns used" if data is not None else (
+        f", features used: {', '.join(trained.features)}")
+    console.print(f"[green]✓[/] model v{row.version} for {tenant}: cross-validated AUC {m['cv_auc']:.3f} "
+                  f"± {m['cv_auc_std']:.3f} on {m['n_rows']} leads ({m['positives']} deals){used}", highlight=False)
+    console.print(f"  {'active now' if row.active else 'not activated (the active model is at least as good)'}")
+    if data is not None:
+        _report(trained.report, exclude_leaky)
+
+
+def _report(report: list[dict], excluded: bool) -> None:
+    """Every column of the export: used or not, how it was read, its share of the model's gain, leakage."""
+    table = Table("column", "used", "how", "importance", "leak", box=None, pad_edge=False)
+    for entry in sorted(report, key=lambda e: (not e["used"], -(e["importance"] or 0))):
+        importance = f"{entry['importance']:.1%}" if entry["importance"] is not None else "-"
+        table.add_row(entry["column"], "yes" if entry["used"] else "no", entry["how"], importance,
+                      "leaky" if entry["leak"] else "", style=None if entry["used"] else "dim")
+    console.print(table, soft_wrap=True)
+    for entry in report:
+        if entry["leak"]:
+            console.print(f"  leaky: {entry['column']}: {entry['leak']}", highlight=False, soft_wrap=True)
+    leaky = [e for e in report if e["leak"]]
+    if leaky and not excluded:
+        err.print(f"[yellow]warning:[/] {len(leaky)} column(s) look filled in after the outcome and were kept: "
+                  f"{', '.join(e['column'] for e in leaky)}; a lead is scored before anyone knows them, so the AUC "
+                  "above is optimistic: train again with --exclude-leaky to leave them out", highlight=False,
+                  soft_wrap=True)
+    elif leaky:
+        console.print(f"  left out as leaky: {', '.join(e['column'] for e in leaky)}", highlight=False)
+
+
+@scoring_app.command("rescore")
+def scoring_rescore(
+    tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug (default DEALFLOW_DEFAULT_TENANT)"),
+) -> None:
+    """Score every live lead of the tenant again with its active model (scores and reasons written back)."""
+    from sqlmodel import Session
+
+    from core.db import make_engine
+    from scoring.registry import ModelRegistry
+    from services.rescoring import live_leads, rescore_leads
+
+    settings = load_settings()
+    migrate_database(settings)
+    tenant = tenant or settings.default_tenant
+    engine = make_engine(settings.effective_database_url)
+    try:
+        _known_tenant(engine, tenant, create=False)
+        with Session(engine) as session:
+            total = live_leads(session, tenant)
+        with _progress(transient=False) as progress:
+            task = progress.add_task(f"Re-scoring {tenant}'s leads", total=total)
+            result = rescore_leads(engine, ModelRegistry(engine, settings.effective_models_dir), tenant,
+                                   progress=lambda n: progress.advance(task, n))
+    finally:
+        engine.dispose()
+    console.print(f"[green]✓[/] {result['scored']} leads scored with {result['model']}", highlight=False)
+
+
+@scoring_app.command("intent-train")
+def scoring_intent_train() -> None:
+    """Retrain the reply-intent model on the shipped labelled set plus every correction staff made, and save it
+    where the API and the worker load it (each process picks the new file up on its next reply)."""
+    from sqlmodel import Session
+
+    from core.db import make_engine
+    from services.reply_intent import retrain
+
+    settings = load_settings()
+    migrate_database(settings)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with console.status("Training the reply-intent model"), Session(engine) as session:
+            model, corrections = retrain(session, settings)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
+    console.print(f"[green]✓[/] reply-intent model {model.version}: the shipped set and {corrections} staff "
+                  f"correction(s), saved in {settings.effective_models_dir}")

@@ -1,0 +1,96 @@
+"""Re-scoring a tenant's book with its active model (after training one from an export, say): every live lead, a
+page at a time, each page one transaction that writes the scores and their reasons back.
+
+A bulk refresh, not a lead's event: it writes no timeline entry and no `lead.scored` event (definitions that wait for
+scores hear the per-lead score_lead of the lead's workflow, which a new model also serves from then on).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from sqlalchemy import Engine, bindparam, select, update
+from sqlmodel import Session, col, func
+from sqlmodel import select as select_model
+
+from models.base import utcnow
+from models.lead import Lead
+from scoring.engagement import engagement_of
+from scoring.registry import ModelRegistry
+
+PAGE = 2000
+
+
+def live_leads(session: Session, tenant_id: str) -> int:
+    return session.exec(select_model(func.count()).select_from(Lead).where(
+        Lead.tenant_id == tenant_id, col(Lead.deleted_at).is_(None))).one()
+
+
+# What a score reads of a lead (lead_features' fields and custom), not the whole row: its old reasons are the largest
+# column and are not needed to compute new ones.
+READ = ("id", "email", "phone", "source", "tags", "custom", "enrichment", "created_at")
+
+
+def rescore_leads(engine: Engine, registry: ModelRegistry, tenant_id: str, page: int = PAGE,
+                  progress: Callable[[int], None] | None = None) -> dict:
+    """Score every live lead of the tenant with the active model; `progress(n)` after each page of n leads is
+    written. A page is written (its own transaction) by a second thread while the next one is read and scored: the
+    database's time and the model's overlap instead of adding up."""
+    model = registry.ensure_active(tenant_id)
+    table = Lead.__table__
+    write = update(table).where(table.c.id == bindparam("lead_id")).values(
+        score=bindparam("new_score"), score_model_version=bindparam("new_model"),
+        score_explanation=bindparam("new_reasons"), scored_at=bindparam("new_scored_at"))
+
+    def store(scores: list[dict]) -> int:
+        if engine.dialect.name == "postgresql":
+            _store_by_copy(engine, scores)
+            return len(scores)
+        with Session(engine) as session:
+            session.execute(write, scores)
+            session.commit()
+        return len(scores)
+
+    def written(future: Future | None) -> int:
+        done = future.result() if future else 0
+        if done and progress:
+            progress(done)
+        return done
+
+    now, after, scored, pending = utcnow(), "", 0, None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rescore-write") as writer:
+        while True:
+            with Session(engine) as session:
+                leads = [dict(row._mapping) for row in session.execute(
+                    select(*(table.c[name] for name in READ)).where(
+                        table.c.tenant_id == tenant_id, table.c.deleted_at.is_(None), table.c.id > after)
+                    .order_by(table.c.id).limit(page))]
+                if not leads:
+                    break
+                engaged = engagement_of(session, leads)
+            rows = [model.row(lead, lead["enrichment"], engaged[lead["id"]], now) for lead in leads]
+            scores = [{"lead_id": lead["id"], "new_score": round(probability, 4), "new_model": model.label,
+                       "new_reasons": reasons, "new_scored_at": now}
+                      for lead, (probability, reasons) in zip(leads, model.explain_many(rows, now), strict=True)]
+            scored += written(pending)  # at most one page in flight (and its error raised here)
+            pending = writer.submit(store, scores)
+            after = leads[-1]["id"]
+        scored += written(pending)
+    return {"scored": scored, "model": model.label}
+
+
+def _store_by_copy(engine: Engine, scores: list[dict]) -> None:
+    """Postgres: the page COPYed into a temporary table and written by one UPDATE ... FROM (a quarter cheaper than
+    an UPDATE per lead, measured here: the leads table's indexes make each write dear either way)."""
+    with engine.begin() as connection:
+        cursor = connection.connection.driver_connection.cursor()
+        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS rescored (id varchar(40) PRIMARY KEY, score float8, "
+                       "model varchar(64), reasons jsonb, scored_at timestamptz) ON COMMIT DELETE ROWS")
+        with cursor.copy("COPY rescored (id, score, model, reasons, scored_at) FROM STDIN") as copy:
+            for row in scores:
+                copy.write_row((row["lead_id"], row["new_score"], row["new_model"], json.dumps(row["new_reasons"]),
+                                row["new_scored_at"]))
+        cursor.execute("UPDATE leads SET score = r.score, score_model_version = r.model, "
+                       "score_explanation = r.reasons, scored_at = r.scored_at FROM rescored r WHERE leads.id = r.id")
