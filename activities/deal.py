@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 from activities.rows import owned
 from pydantic import BaseModel
 
-from definitions.pipelines import is_closed
+from definitions.pipelines import is_closed, sla_for
 from models.base import utcnow
 from models.lead import Lead
 from models.event import emit
@@ -24,7 +24,7 @@ from services.matching import match_investors as find_matches
 from models.payloads import ConvertInput, MatchInput
 from models.timeline import TimelineEntry
 from services.deals import deal_workflow_id, sla_breached
-from workflows.deal import SlaBreach
+from workflows.deal import SlaBreach, StageSla
 
 
 def key_id(prefix: str, key: str) -> str:
@@ -109,6 +109,12 @@ class DealActivities:
                  name="deal.stage_changed", event_id=change_id,
                  data={"stage": change.to_stage, "previous": change.from_stage, "reason": change.reason})
             session.commit()
+
+    @activity.defn
+    def deal_stage_sla(self, pipeline: str, stage: str) -> StageSla:
+        """DealWorkflow's local activity: the stage's SLA in pipelines.yaml now (`within` None: none, or closed)."""
+        sla = sla_for(pipeline, stage)
+        return StageSla(within=sla.within, expect=sla.expect) if sla else StageSla()
 
     @activity.defn
     def deal_sla_breached(self, breach: SlaBreach) -> str:

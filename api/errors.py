@@ -16,6 +16,7 @@ from temporalio.service import RPCError
 from core.logging import request_id_var
 from core.temporal import temporal_unreachable
 from services.acting import ServiceError
+from temporalio.client import RPCTimeoutOrCancelledError
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("dealflow.api")
@@ -87,6 +88,14 @@ def install(app: FastAPI) -> None:
         log.warning("database pool exhausted: %s", exc)
         return problem_response(503, "the service is busy; retry shortly", title="Service Unavailable",
                                 headers={"Retry-After": "1"})
+
+    @app.exception_handler(RPCTimeoutOrCancelledError)
+    async def _update_timed_out(_: Request, exc: RPCTimeoutOrCancelledError) -> JSONResponse:
+        # An update (a stage move, an allocation) no worker answered in time: the worker is down or the move's
+        # write is still retrying. The move may still happen: the client retries and sees the state.
+        log.warning("Temporal update not answered in time: %s", exc)
+        return problem_response(503, "the workflow did not answer in time (is the worker running?); retry shortly",
+                                title="Service Unavailable", headers={"Retry-After": "5"})
 
     @app.exception_handler(RPCError)
     @app.exception_handler(RuntimeError)

@@ -113,6 +113,19 @@ class Settings(BaseSettings):
         "self_certification": 365, "income": 90, "net_worth": 90, "third_party_letter": 90,
         "minimum_investment": 365})
     accreditation_reminder_days: list[int] = Field(default_factory=lambda: [30, 7])
+
+    @field_validator("accreditation_valid_days")
+    @classmethod
+    def _every_method_has_a_window(cls, value: dict[str, int]) -> dict[str, int]:
+        """An override names the methods it changes; the others keep their default windows."""
+        defaults = {"self_certification": 365, "income": 90, "net_worth": 90, "third_party_letter": 90,
+                    "minimum_investment": 365}
+        unknown = set(value) - set(defaults)
+        if unknown:
+            raise ValueError(f"unknown accreditation method(s) {sorted(unknown)} (methods: {', '.join(defaults)})")
+        if any(days < 1 for days in value.values()):
+            raise ValueError("an accreditation window is at least one day")
+        return {**defaults, **value}
     lead_source_secrets: dict[str, dict[str, str]] = Field(default_factory=dict)
     # Signed webhooks older than this are refused as replays (0 disables the check).
     webhook_max_age_seconds: int = 600

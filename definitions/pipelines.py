@@ -42,6 +42,7 @@ class PipelineSpec:
     name: str
     start: str
     stages: dict[str, Stage]
+    aliases: dict[str, str]  # an old stage name a running workflow may still hold -> the stage it now is
 
 
 class DealFacts(BaseModel):
@@ -73,7 +74,10 @@ def _load(path: Path) -> dict[str, PipelineSpec]:
                                  f"{sorted(stage.next - set(stages))}")
         if spec["start"] not in stages:
             raise ValueError(f"{path.name}: {name} starts in unknown stage {spec['start']!r}")
-        pipelines[name] = PipelineSpec(name=name, start=spec["start"], stages=stages)
+        aliases = dict(spec.get("aliases") or {})
+        if not set(aliases.values()) <= set(stages):
+            raise ValueError(f"{path.name}: {name}'s aliases name unknown stages")
+        pipelines[name] = PipelineSpec(name=name, start=spec["start"], stages=stages, aliases=aliases)
     return pipelines
 
 
@@ -91,6 +95,7 @@ def entry_problems(pipeline: str, current: str, target: str, facts: DealFacts | 
     stage = spec.stages.get(target)
     if stage is None:
         return [f"unknown stage {target!r} (stages of {pipeline}: {', '.join(spec.stages)})"]
+    current = spec.aliases.get(current, current)
     if target == current:
         return [f"the deal is already in {target}"]
     problems = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Index
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from models.base import new_id, time_field
@@ -37,7 +37,10 @@ class AccreditationStatus(StrEnum):
 
 class Accreditation(SQLModel, table=True):
     __tablename__ = "accreditations"
-    __table_args__ = (Index("ix_accreditations_investor", "investor_id", "created_at", "id"),)
+    __table_args__ = (Index("ix_accreditations_investor", "investor_id", "created_at", "id"),
+                      # recording one supersedes the one before: two recorded at once cannot both stand
+                      Index("uq_accreditations_one_valid", "investor_id", unique=True,
+                            postgresql_where=text("status = 'valid'"), sqlite_where=text("status = 'valid'")))
     id: str = Field(default_factory=lambda: new_id("ac"), primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
     investor_id: str = Field(foreign_key="investors.id", max_length=40)

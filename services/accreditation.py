@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from models.accreditation import VERIFIED, Accreditation, AccreditationMethod, AccreditationStatus
@@ -15,7 +16,8 @@ from models.document import Document
 from models.event import ACCREDITATION_RECORDED_EVENT as RECORDED, emit
 from models.investor import Investor
 from models.timeline import TimelineEntry
-from services.acting import Acting, Invalid
+from core.db import is_unique_violation
+from services.acting import Acting, Conflict, Invalid, check_owner
 
 EXPIRING = "accreditation.expiring"  # investor definitions send the renewal request
 EXPIRED = "accreditation.expired"
@@ -39,6 +41,7 @@ def record(session: Session, caller: Acting, investor: Investor, *, method: Accr
     """A new verification for the investor (it supersedes the one before), its expiry from the method's window,
     the investor's accreditation fields, timeline, audit and the event that starts its AccreditationWorkflow,
     in one transaction (committed here)."""
+    check_owner(caller, investor.assigned_to, f"investor {investor.id}")
     now = utcnow()
     verified_at = verified_at or now
     if verified_at.tzinfo is None:
@@ -63,6 +66,7 @@ def record(session: Session, caller: Acting, investor: Investor, *, method: Accr
             Accreditation.investor_id == investor.id, Accreditation.status == AccreditationStatus.valid.value)):
         older.status = AccreditationStatus.superseded.value
         session.add(older)
+    session.flush()  # the old one superseded before the new one is valid (one valid record per investor)
     row = Accreditation(tenant_id=investor.tenant_id, investor_id=investor.id, method=method.value,
                         evidence=evidence, verifier=verifier, evidence_document_id=evidence_document_id,
                         verified_by=caller.actor, verified_at=verified_at, expires_at=expires_at)
@@ -87,7 +91,14 @@ def record(session: Session, caller: Acting, investor: Investor, *, method: Accr
          event_id=f"{row.id}:recorded", data={"accreditation_id": row.id, "method": method.value,
                                               "expires_at": expires_at.isoformat(), "workflow_id": row.workflow_id,
                                               "reminder_days": list(reminder_days)})
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError as exc:  # another verification of this investor was recorded at the same moment
+        session.rollback()
+        if is_unique_violation(exc):
+            raise Conflict(f"another accreditation of {investor.name} was recorded just now: reload and retry",
+                           field="method") from None
+        raise
     session.refresh(row)
     return row
 
@@ -156,7 +167,10 @@ def expire(session: Session, accreditation_id: str, at: datetime | None = None) 
     row.status, row.expired_at = AccreditationStatus.expired.value, now
     session.add(row)
     investor = session.get(Investor, row.investor_id)
-    investor.accredited, investor.updated_at = False, now
+    session.flush()
+    if current(session, investor.id) is None:  # a newer record stands: still accredited
+        investor.accredited = False
+    investor.updated_at = now
     session.add(investor)
     key = f"{row.id}:expired"
     emit(session, tenant_id=row.tenant_id, subject_type="investor", subject_id=investor.id, name=EXPIRED,

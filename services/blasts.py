@@ -20,7 +20,7 @@ from models.offering import Allocation, Offering
 from models.opportunity import Opportunity, OpportunityMatch
 from models.payloads import MessageRequest
 from models.timeline import TimelineEntry
-from services.acting import Acting, Conflict
+from services.acting import Acting, Conflict, check_owner
 from services.matching import match_investors
 from services.offerings import totals
 
@@ -44,14 +44,20 @@ def deal_context(session: Session, deal: Opportunity, offering: Offering | None)
 
 def blast(session: Session, caller: Acting, deal: Opportunity, *, top: int, channel: str, template: str,
           key: str) -> BlastResult:
+    check_owner(caller, deal.assigned_to, f"deal {deal.id}")
     prefix = f"blast:{deal.id}:{key}:"
-    earlier = list(session.exec(select(Event.subject_id).where(Event.tenant_id == deal.tenant_id,
-                                                               col(Event.event_id).startswith(prefix))))
+    # One blast of a deal at a time (two at once would pick the same people): the deal's row is the lock.
+    session.exec(select(Opportunity.id).where(Opportunity.id == deal.id).with_for_update())
+    earlier = list(session.exec(select(Event.subject_id).where(
+        Event.tenant_id == deal.tenant_id, col(Event.event_id).startswith(prefix, autoescape=True))))
     if earlier:  # this blast was sent already: the same people, nothing more
         return BlastResult(key=key, sent=sorted(earlier), repeated=True)
     offering = session.exec(select(Offering).where(Offering.opportunity_id == deal.id,
                                                    col(Offering.status).in_(["draft", "open", "active"]))
                             .order_by(col(Offering.created_at).desc())).first()
+    if offering is not None and offering.rule == "506b":
+        raise Conflict(f"the raise for {deal.title} is a Rule 506(b) offering: no general solicitation, so no blast "
+                       "(write to the investors you already know one by one)", field="top")
     if offering is not None:
         rows = list(session.exec(select(Allocation).where(Allocation.offering_id == offering.id)))
         if totals(rows, offering.target_amount)["remaining"] <= Decimal(0):
@@ -75,10 +81,11 @@ def blast(session: Session, caller: Acting, deal: Opportunity, *, top: int, chan
         request = MessageRequest(tenant_id=deal.tenant_id, investor_id=investor.id, channel=channel,
                                  template=template, idempotency_key=business_key, actor=caller.actor,
                                  context={"deal": context})
-        emit(session, tenant_id=deal.tenant_id, subject_type="investor", subject_id=investor.id,
-             name=STAFF_MESSAGE_EVENT, event_id=f"{prefix}{investor.id}"[:300],
-             data={"workflow_id": f"msg-{deal.tenant_id}-{business_key}"[:250],
-                   "request": request.model_dump(mode="json")})
+        if not emit(session, tenant_id=deal.tenant_id, subject_type="investor", subject_id=investor.id,
+                    name=STAFF_MESSAGE_EVENT, event_id=f"{prefix}{investor.id}"[:300],
+                    data={"workflow_id": f"msg-{deal.tenant_id}-{business_key}"[:250],
+                          "request": request.model_dump(mode="json")}):
+            continue  # recorded already (this blast, from another attempt)
         match = session.exec(select(OpportunityMatch).where(OpportunityMatch.opportunity_id == deal.id,
                                                             OpportunityMatch.investor_id == investor.id)).one()
         match.status = "sent"

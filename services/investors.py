@@ -92,6 +92,7 @@ def update_investor(session: Session, caller: Acting, investor: Investor, change
 def reopen_investor(session: Session, caller: Acting, investor: Investor, reason: str | None) -> Investor:
     """A passed investor back in the raise (status engaged), with the reason on the timeline and
     investor.reopened on the event path (definitions may start on it). 409 unless passed."""
+    check_owner(caller, investor.assigned_to, f"investor {investor.id}")
     if investor.status != InvestorStatus.passed.value:
         raise Conflict(f"investor {investor.id} is {investor.status}: only a passed investor is reopened",
                        field="status")
@@ -100,7 +101,7 @@ def reopen_investor(session: Session, caller: Acting, investor: Investor, reason
     session.add(investor)
     key = f"{investor.id}:reopened:{now.isoformat()}"
     session.add(TimelineEntry(tenant_id=investor.tenant_id, investor_id=investor.id, kind="investor.reopened",
-                              summary="Reopened" + (f": {reason}" if reason else ""), data={"reason": reason},
+                              summary=("Reopened" + (f": {reason}" if reason else ""))[:500], data={"reason": reason},
                               actor=caller.actor, idempotency_key=key))
     record_audit(session, tenant_id=caller.tenant_id, actor=caller.actor, action="investor.reopen",
                  entity_type="investor", entity_id=investor.id, before={"status": "passed"},

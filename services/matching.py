@@ -103,8 +103,10 @@ def fit(investor: Investor, deal: Opportunity, prop: Property | None, context: C
             return None
         result.points += 1
         result.reasons.append(f"buys {prop.property_type}")
-    if price is not None and investor.capital_available is not None:
-        if investor.capital_available < price:
+    # With a raise the investor funds a share: their capital must cover its minimum, not the whole price.
+    needed = context.raise_.minimum if context is not None and context.raise_ is not None else price
+    if needed is not None and investor.capital_available is not None:
+        if investor.capital_available < needed:
             return None
         result.points += 1
         result.reasons.append(f"{_money(investor.capital_available)} available")

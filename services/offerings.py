@@ -12,13 +12,13 @@ from sqlmodel import Session, select
 
 from models.audit import record_audit
 from models.base import utcnow
-from models.document import Document
+from models.document import Document, DocumentSigner
 from models.event import OFFERING_OPENED_EVENT, emit
 from models.investor import Investor, advance
 from models.offering import Allocation, Offering
 from models.opportunity import Opportunity
 from models.timeline import TimelineEntry
-from services.acting import Acting, Invalid, NotFound
+from services.acting import Acting, Invalid, NotFound, check_owner
 from services.accreditation import commitment_problem
 
 
@@ -36,6 +36,7 @@ def get_offering(session: Session, tenant_id: str, offering_id: str) -> Offering
 def open_offering(session: Session, caller: Acting, deal: Opportunity, *, title: str | None, target_amount: Decimal,
                   minimum_investment: Decimal, rule: str, close_date: date | None) -> Offering:
     """A draft offering on the deal and the event that starts its OfferingWorkflow, in one transaction."""
+    check_owner(caller, deal.assigned_to, f"deal {deal.id}")
     if minimum_investment > target_amount:
         raise Invalid("the minimum investment is above the target raise", field="minimum_investment")
     if close_date is not None and close_date < utcnow().date():
@@ -62,6 +63,12 @@ def open_offering(session: Session, caller: Acting, deal: Opportunity, *, title:
     return offering
 
 
+def check_raise_owner(session: Session, caller: Acting, offering: Offering) -> None:
+    """Staff move the raises of their own and unassigned deals; managers and admins anyone's."""
+    deal = session.get(Opportunity, offering.opportunity_id)
+    check_owner(caller, deal.assigned_to if deal else None, f"deal {offering.opportunity_id}")
+
+
 def allocation_facts(session: Session, offering: Offering, investor_id: str, document_id: str | None) -> dict:
     """What OfferingWorkflow's validator checks: the investor may commit under the offering's rule; the named
     subscription agreement is this deal's and signed by every party (investor and issuer)."""
@@ -73,7 +80,10 @@ def allocation_facts(session: Session, offering: Offering, investor_id: str, doc
         document = session.get(Document, document_id)
         signed = bool(document is not None and document.tenant_id == offering.tenant_id
                       and document.opportunity_id == offering.opportunity_id
-                      and document.kind == "subscription_agreement" and document.status == "completed")
+                      and document.kind == "subscription_agreement" and document.status == "completed"
+                      and investor.email is not None and session.exec(select(DocumentSigner.id).where(
+                          DocumentSigner.document_id == document.id,
+                          DocumentSigner.email == investor.email.lower())).first() is not None)
     return {"eligibility_problem": commitment_problem(session, investor, offering.rule), "subscription_signed": signed}
 
 

@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from core import search_attributes as sa
-    from definitions.pipelines import entry_problems, is_closed, sla_for
+    from definitions.pipelines import entry_problems, is_closed
     from models.payloads import StageMove
 
 DB_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
@@ -40,6 +40,11 @@ class DealState(BaseModel):
     sla_due_at: str | None = None  # when the current stage's next breach falls due (ISO), if it has an SLA
 
 
+class StageSla(BaseModel):
+    within: timedelta | None = None  # None: the stage has no SLA (or is closed)
+    expect: str = ""
+
+
 class SlaBreach(BaseModel):
     tenant_id: str
     opportunity_id: str
@@ -60,6 +65,7 @@ class DealWorkflow:
         self._moves = 0  # counts accepted moves: the SLA clock of a stage is the entry it was armed for
         self._breaches = 0
         self._due_at: str | None = None
+        self._writing = asyncio.Lock()  # moves are written in the order they were accepted (see advance_stage)
 
     @workflow.run
     async def run(self, deal: DealInput) -> DealState:
@@ -76,11 +82,16 @@ class DealWorkflow:
     async def _watch_stage(self, entry: int) -> None:
         """Until the deal moves (or wins): the stage's SLA, breach by breach."""
         moved = lambda: self._moves != entry or self._stage == "closed_won"  # noqa: E731
-        sla = sla_for(self._deal.pipeline, self._stage)
         self._breaches, self._due_at = 0, None
-        if sla is None:
+        # The stage's SLA as pipelines.yaml says at entry, recorded in the history (a local activity): editing the
+        # file changes the next entries' clocks, never a running timer's replay.
+        found = await workflow.execute_local_activity(
+            "deal_stage_sla", args=[self._deal.pipeline, self._stage], result_type=StageSla,
+            start_to_close_timeout=timedelta(seconds=10))
+        if found.within is None:
             await workflow.wait_condition(moved)
             return
+        sla = found
         due = workflow.now() + sla.within
         while self._breaches < ESCALATE_AFTER:
             self._due_at = due.isoformat()
@@ -106,12 +117,17 @@ class DealWorkflow:
         previous = self._stage
         self._stage = change.stage  # claim it before awaiting, so a concurrent update sees the new stage
         self._moves += 1
-        await workflow.execute_activity(
-            "record_stage_change",
-            {"tenant_id": self._deal.tenant_id, "opportunity_id": self._deal.opportunity_id,
-             "from_stage": previous, "to_stage": change.stage, "actor": change.actor, "reason": change.reason,
-             "key": f"{workflow.info().workflow_id}:{workflow.current_update_info().id}"},
-            start_to_close_timeout=timedelta(seconds=30), retry_policy=DB_RETRY)
+        record = {"tenant_id": self._deal.tenant_id, "opportunity_id": self._deal.opportunity_id,
+                  "from_stage": previous, "to_stage": change.stage, "actor": change.actor, "reason": change.reason,
+                  "key": f"{workflow.info().workflow_id}:{workflow.current_update_info().id}"}
+        if workflow.patched("deal-moves-written-in-order"):
+            # Two moves in flight (lost then revived) are written, and their events emitted, in the order accepted.
+            async with self._writing:
+                await workflow.execute_activity("record_stage_change", record,
+                                                start_to_close_timeout=timedelta(seconds=30), retry_policy=DB_RETRY)
+        else:
+            await workflow.execute_activity("record_stage_change", record,
+                                            start_to_close_timeout=timedelta(seconds=30), retry_policy=DB_RETRY)
         self._history.append(change.stage)
         workflow.upsert_search_attributes([sa.DEAL_STAGE.value_set(change.stage)])
         return self.state()

@@ -51,7 +51,7 @@ class DefinitionInterpreter(StepActions):
         self._deal: dict[str, Any] = {}
         self._investor: dict[str, Any] = {}
         self._stale = True  # the lead view must be (re)loaded before the next decision
-        self._deal_lost = any(_lost(e) for e in self._events) and self._d.subject == "deal"
+        self._deal_lost = False  # set by a closed_lost heard from now on (a run that heard one has ended)
 
     async def execute(self, run: DefinitionRun) -> DefinitionState:
         workflow.upsert_search_attributes([sa.DEFINITION_KEY.value_set(self._d.key)])

@@ -3,11 +3,12 @@
 Staff move the offering (draft → open → active → closed) and each investor's allocation (soft commit → commit →
 fund, or withdraw) through validated updates: a move a rule refuses is rejected with every reason (the API's 409).
 A commitment that would take the committed total past the target is waitlisted in commitment order; a withdrawal
-frees its place and the first waitlisted commitments that fit are promoted, in order. Each accepted move is
+frees its place and the waitlisted commitments are promoted strictly in order while they fit. Each accepted move is
 written by one activity (rows, the investors' events, timeline), keyed by the update's id."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
@@ -96,6 +97,9 @@ class OfferingWorkflow:
         self._status = request.status
         self._slots: dict[str, Slot] = {}
         self._sequence = 0
+        # Moves are decided at once (the state is claimed before any await, so the next validator sees it) but
+        # written one after another, in the order decided: a retried write never lands after a later one.
+        self._writing = asyncio.Lock()
 
     @workflow.run
     async def run(self, request: OfferingInput) -> OfferingState:
@@ -148,10 +152,11 @@ class OfferingWorkflow:
             changed, events = [slot], [(move.investor_id, "investor.withdrawn")]
             for waiting in sorted((s for s in self._slots.values() if s.status == "waitlisted"),
                                   key=lambda s: s.sequence or 0):
-                if self._committed() + waiting.amount <= self._request.target_amount:
-                    waiting.status = "committed"  # its place came free: in commitment order
-                    changed.append(waiting)
-                    events.append((waiting.investor_id, "investor.committed"))
+                if self._committed() + waiting.amount > self._request.target_amount:
+                    break  # strictly in commitment order: a later, smaller one does not jump the line
+                waiting.status = "committed"  # its place came free
+                changed.append(waiting)
+                events.append((waiting.investor_id, "investor.committed"))
         await self._write(changed, events, move.actor)
         return self.state()
 
@@ -187,7 +192,7 @@ class OfferingWorkflow:
                 problems.append(f"the allocation is {status.replace('_', ' ')}, not a soft commit")
             if not move.facts.subscription_signed:
                 problems.append("a commitment needs the investor's subscription agreement signed and countersigned "
-                                "(a completed subscription_agreement document of this deal)")
+                                "(a completed subscription_agreement document of this deal that they signed)")
             if move.facts.eligibility_problem:
                 problems.append(move.facts.eligibility_problem)
             return problems
@@ -206,11 +211,17 @@ class OfferingWorkflow:
         return [f"unknown action {move.action!r}"]
 
     async def _write(self, changed: list[Slot], events: list[tuple[str, str]], actor: str) -> None:
+        key = f"{workflow.info().workflow_id}:{workflow.current_update_info().id}"
+        changed, status = [s.model_copy() for s in changed], self._status
+        async with self._writing:
+            await self._record(changed, events, actor, status, key)
+
+    async def _record(self, changed: list[Slot], events: list[tuple[str, str]], actor: str, status: str,
+                      key: str) -> None:
         await workflow.execute_activity(
             "record_offering_change",
             OfferingChange(tenant_id=self._request.tenant_id, offering_id=self._request.offering_id,
-                           status=self._status, slots=[s.model_copy() for s in changed], events=events, actor=actor,
-                           key=f"{workflow.info().workflow_id}:{workflow.current_update_info().id}"),
+                           status=status, slots=changed, events=events, actor=actor, key=key),
             start_to_close_timeout=timedelta(seconds=30), retry_policy=DB_RETRY)
 
     @workflow.query

@@ -19,7 +19,7 @@ from api.errors import Problem
 from models.input import Input, OneLine
 from models.offering import Allocation, Offering
 from services.deals import get_deal
-from services.offerings import allocation_facts, get_offering, open_offering, totals
+from services.offerings import allocation_facts, check_raise_owner, get_offering, open_offering, totals
 from workflows.offering import AllocationFacts, AllocationMove, OfferingMove, OfferingState, OfferingWorkflow
 
 router = APIRouter(prefix="/api/v1", tags=["offerings"])
@@ -122,7 +122,12 @@ class StatusBody(Input):
 async def move_offering(offering_id: str, body: StatusBody, session: SessionDep, client: ClientDep,
                         principal: Staff) -> OfferingState:
     """draft → open (soft commits) → active (commitments, documents, funding) → closed."""
-    offering = await run_in_threadpool(get_offering, session, principal.tenant_id, offering_id)
+    def read() -> Offering:
+        offering = get_offering(session, principal.tenant_id, offering_id)
+        check_raise_owner(session, principal, offering)
+        return offering
+
+    offering = await run_in_threadpool(read)
     return await _update(client, offering, OfferingWorkflow.set_status,
                          OfferingMove(status=body.status, actor=principal.actor))
 
@@ -151,6 +156,7 @@ async def _allocate(session, client, principal, offering_id: str, investor_id: s
                     document_id: str | None = None, **fields) -> OfferingState:
     def read() -> tuple[Offering, dict]:
         offering = get_offering(session, principal.tenant_id, offering_id)
+        check_raise_owner(session, principal, offering)
         return offering, allocation_facts(session, offering, investor_id, document_id)
 
     offering, facts = await run_in_threadpool(read)

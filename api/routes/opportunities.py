@@ -28,6 +28,7 @@ from services.matching import match_investors
 from models.opportunity import Opportunity, OpportunityMatch, StageChange
 from models.payloads import StageMove
 from scoring.deal_analysis import Analysis, analyse_deal
+from services.acting import check_owner
 from services.assignment import assign_deal
 from services.deals import MONEY, DealFilters, deal_facts, deal_list_query, get_deal, open_deal, update_deal
 from workflows.deal import DealState, DealWorkflow
@@ -221,6 +222,7 @@ async def move_stage(opportunity_id: str, body: StageBody, session: SessionDep, 
 
     def read() -> tuple[Opportunity, object]:
         deal = _own(session, principal, opportunity_id)
+        check_owner(principal, deal.assigned_to, f"deal {deal.id}")  # staff move their own and unassigned deals
         return deal, deal_facts(session, deal)
 
     deal, facts = await run_in_threadpool(read)

@@ -56,9 +56,13 @@ def upgrade() -> None:
         sa.Column("created_at", TIME, nullable=False),
     )
     op.create_index("ix_accreditations_investor", "accreditations", ["investor_id", "created_at", "id"])
+    valid = sa.text("status = 'valid'")
+    op.create_index("uq_accreditations_one_valid", "accreditations", ["investor_id"], unique=True,
+                    postgresql_where=valid, sqlite_where=valid)
 
 
 def downgrade() -> None:
+    op.drop_index("uq_accreditations_one_valid", table_name="accreditations")
     op.drop_index("ix_accreditations_investor", table_name="accreditations")
     op.drop_table("accreditations")
     op.drop_index("ix_investors_tenant_owner", table_name="investors")

@@ -100,10 +100,16 @@ async def record_deal(name: str = "deal_workflow_v2_stage_slas") -> list[Path]:
     async def deal_sla_breached(breach: dict) -> str:
         return f"breach {breach['breach']}"
 
+    from activities.deal import DealActivities
+
+    @activity.defn(name="deal_stage_sla")
+    async def stage_sla(pipeline: str, stage: str):
+        return DealActivities(None).deal_stage_sla(pipeline, stage)  # pure: reads pipelines.yaml
+
     env = await time_skipping_environment()
     try:
         async with Worker(env.client, task_queue="history", workflows=[DealWorkflow],
-                          activities=[record_stage_change, deal_sla_breached]):
+                          activities=[record_stage_change, deal_sla_breached, stage_sla]):
             handle = await env.client.start_workflow(
                 DealWorkflow.run, DealInput(tenant_id="acme", opportunity_id="op_history0001"),
                 id="deal-acme-op_history0001", task_queue="history")

@@ -145,6 +145,8 @@ async def test_open_patch_assign_and_the_audit(api, make_key, engine):
                             json={"title": "mine"})).status_code == 403
     assert (await api.post(f"/api/v1/opportunities/{deal['id']}/assign", headers=ben,
                            json={"assignee": "me"})).status_code == 403
+    assert (await api.post(f"/api/v1/opportunities/{deal['id']}/stage", headers=ben,
+                           json={"stage": "closed_lost", "reason": "not mine"})).status_code == 403
     handed = await api.post(f"/api/v1/opportunities/{deal['id']}/assign", headers=mia,
                             json={"assignee": p["ben"]["email"]})
     assert handed.status_code == 200 and handed.json()["assigned_to"] == p["ben"]["id"]

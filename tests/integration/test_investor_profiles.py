@@ -94,8 +94,11 @@ async def test_a_passed_investor_is_reopened(api, make_key, engine):
     assert (await api.post(f"{url}/reopen", headers=ivy, json={})).status_code == 409  # a prospect
     await api.post(f"{url}/events/investor.passed", headers=ivy, json={"event_id": "p1"})
     assert (await api.get(url, headers=ivy)).json()["status"] == "passed"
-    reopened = await api.post(f"{url}/reopen", headers=ivy, json={"reason": "new fund, asked for deals"})
-    assert reopened.status_code == 200 and reopened.json()["status"] == "engaged"
+    joe = t["joe"]["headers"]
+    await api.patch(url, headers=ivy, json={"assignee": "me"})
+    assert (await api.post(f"{url}/reopen", headers=joe, json={})).status_code == 403  # Ivy's investor
+    reopened = await api.post(f"{url}/reopen", headers=ivy, json={"reason": "new fund, asked for deals " + "x" * 470})
+    assert reopened.status_code == 200 and reopened.json()["status"] == "engaged"  # a 500-character reason fits
     with Session(engine) as session:
         names = [e.name for e in session.exec(select(Event).where(Event.subject_id == ada["id"]))]
     assert "investor.reopened" in names

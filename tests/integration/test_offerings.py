@@ -42,13 +42,23 @@ async def _raise(api, make_key, engine, *, investors: int = 3, target: str = "20
     return tenant, staff, deal, offering, url, people
 
 
-def _signed(engine, tenant: str, deal_id: str) -> str:
-    """A subscription agreement signed and countersigned (a row as DocumentSigningWorkflow leaves it)."""
+def _signed(engine, tenant: str, deal_id: str, investor_id: str) -> str:
+    """The investor's subscription agreement signed and countersigned (rows as DocumentSigningWorkflow leaves
+    them: the document completed, the investor and the issuer among its signers)."""
+    from models.document import DocumentSigner
+    from models.investor import Investor
+
     with Session(engine) as session:
+        investor = session.get(Investor, investor_id)
         document = Document(tenant_id=tenant, opportunity_id=deal_id, kind="subscription_agreement",
                             title="Subscription Agreement", status="completed", content_sha256="0" * 64,
                             signed_sha256="1" * 64)
         session.add(document)
+        session.flush()
+        for name, email, role in ((investor.name, investor.email, "subscriber"),
+                                  ("Issuer", f"issuer@{tenant}.example.com", "issuer")):
+            session.add(DocumentSigner(tenant_id=tenant, document_id=document.id, name=name, email=email.lower(),
+                                       role=role, status="signed"))
         session.commit()
         return document.id
 
@@ -76,7 +86,7 @@ async def test_a_raise_from_soft_commit_to_funded_with_its_rules(api, make_key, 
         moved = await api.post(f"{url}/allocations", headers=staff, json={"investor_id": investor, "amount": amount})
         assert moved.status_code == 200, moved.text
     assert (await refused(f"/allocations/{a}/commit", {"subscription_document_id": _signed(engine, tenant,
-                                                                                           deal["id"])}))[0] \
+                                                                                           deal["id"], a)}))[0] \
         == "the offering is open: commitments are taken while it is active"
     assert (await api.post(f"{url}/status", headers=staff, json={"status": "active"})).status_code == 200
 
@@ -88,11 +98,14 @@ async def test_a_raise_from_soft_commit_to_funded_with_its_rules(api, make_key, 
         draft_id = draft.id
     assert await refused(f"/allocations/{a}/commit", {"subscription_document_id": draft_id}) == [
         "a commitment needs the investor's subscription agreement signed and countersigned (a completed "
-        "subscription_agreement document of this deal)"]
+        "subscription_agreement document of this deal that they signed)"]
+    theirs = _signed(engine, tenant, deal["id"], b)  # B's agreement does not commit A
+    assert (await refused(f"/allocations/{a}/commit", {"subscription_document_id": theirs}))[0].startswith(
+        "a commitment needs the investor's subscription agreement")
     states = []
     for investor in (a, b, c):
         moved = await api.post(f"{url}/allocations/{investor}/commit", headers=staff,
-                               json={"subscription_document_id": _signed(engine, tenant, deal["id"])})
+                               json={"subscription_document_id": _signed(engine, tenant, deal["id"], investor)})
         assert moved.status_code == 200, moved.text
         states.append({s["investor_id"]: s["status"] for s in moved.json()["slots"]})
     assert states[-1] == {a: "committed", b: "committed", c: "waitlisted"}  # 200k taken: C waits, third in line
@@ -136,7 +149,7 @@ async def test_commitments_at_once_fill_the_raise_in_one_order_and_waitlist_the_
     for investor in people:
         await api.post(f"{url}/allocations", headers=staff, json={"investor_id": investor, "amount": "60000"})
     assert (await api.post(f"{url}/status", headers=staff, json={"status": "active"})).status_code == 200
-    documents = [_signed(engine, tenant, deal["id"]) for _ in people]
+    documents = [_signed(engine, tenant, deal["id"], investor) for investor in people]
     answers = await asyncio.gather(*(api.post(f"{url}/allocations/{investor}/commit", headers=staff,
                                               json={"subscription_document_id": document})
                                      for investor, document in zip(people, documents, strict=True)))
@@ -200,6 +213,12 @@ async def test_a_blast_goes_to_exactly_the_top_eligible_once_and_stops_when_the_
     await api.post(f"{url}/allocations", headers=staff, json={"investor_id": a, "amount": "100000"})
     assert (await api.post(f"{url}/status", headers=staff, json={"status": "active"})).status_code == 200
     assert (await api.post(f"{url}/allocations/{a}/commit", headers=staff,
-                           json={"subscription_document_id": _signed(engine, tenant, deal["id"])})).status_code == 200
+                           json={"subscription_document_id": _signed(engine, tenant, deal["id"], a)})).status_code == 200
     full = await api.post(path, headers=staff, json={"top": 5})
     assert full.status_code == 409 and "fully committed" in full.json()["detail"]
+
+
+async def test_a_506b_raise_is_not_blasted(api, make_key, engine):
+    tenant, staff, deal, offering, url, people = await _raise(api, make_key, engine, investors=1, rule="506b")
+    refused = await api.post(f"/api/v1/opportunities/{deal['id']}/blast", headers=staff, json={"top": 5})
+    assert refused.status_code == 409 and "no general solicitation" in refused.json()["detail"]

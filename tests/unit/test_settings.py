@@ -56,3 +56,14 @@ def test_dev_server_registers_every_search_attribute():
                      "LeadStatus": "Keyword", "DealStage": "Keyword", "LeadScore": "Double",
                      "DefinitionKey": "Keyword", "InvestorId": "Keyword", "DocumentId": "Keyword"}
     assert args[0::2] == ["--search-attribute"] * 9
+
+
+def test_an_accreditation_window_override_keeps_the_other_methods():
+    import pytest
+
+    from core.settings import Settings
+
+    windows = Settings(accreditation_valid_days={"third_party_letter": 60}).accreditation_valid_days
+    assert windows["third_party_letter"] == 60 and windows["income"] == 90 and windows["self_certification"] == 365
+    with pytest.raises(ValueError, match="unknown accreditation method"):
+        Settings(accreditation_valid_days={"astrology": 5})
