@@ -190,9 +190,15 @@ def compile_sql(statement) -> str:
     return sql.replace("%%", "%")  # the psycopg dialect doubles % for its paramstyle; executed without parameters
 
 
+WARMUP = 20  # untimed requests per shape first (a new connection, the first plan, cold pages), API and SQL alike
+
+
 async def measure(base: str, headers: dict, path: str, requests: int) -> list[float]:
     latencies = []
     async with LoadClient(base, headers, 1) as http:
+        for _ in range(WARMUP):
+            if await http.get(path) != 200:
+                raise RuntimeError(f"GET {path} failed during warm-up")
         for _ in range(requests):
             started = time.perf_counter()
             status = await http.get(path)
@@ -205,6 +211,8 @@ async def measure(base: str, headers: dict, path: str, requests: int) -> list[fl
 def measure_sql(dsn: str, sql: str, requests: int) -> tuple[list[float], int]:
     latencies = []
     with psycopg.connect(dsn, autocommit=True) as conn:
+        for _ in range(WARMUP):
+            conn.execute(sql).fetchall()
         for _ in range(requests):
             started = time.perf_counter()
             rows = conn.execute(sql).fetchall()
