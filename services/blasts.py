@@ -49,9 +49,10 @@ def blast(session: Session, caller: Acting, deal: Opportunity, *, top: int, chan
     # One blast of a deal at a time (two at once would pick the same people): the deal's row is the lock.
     session.exec(select(Opportunity.id).where(Opportunity.id == deal.id).with_for_update())
     earlier = list(session.exec(select(Event.subject_id).where(
-        Event.tenant_id == deal.tenant_id, col(Event.event_id).startswith(prefix, autoescape=True))))
-    if earlier:  # this blast was sent already: the same people, nothing more
-        return BlastResult(key=key, sent=sorted(earlier), repeated=True)
+        Event.tenant_id == deal.tenant_id, col(Event.event_id).startswith(prefix, autoescape=True))
+        .order_by(col(Event.seq))))
+    if earlier:  # this blast was sent already: the same people (in the order it chose them), nothing more
+        return BlastResult(key=key, sent=earlier, repeated=True)
     offering = session.exec(select(Offering).where(Offering.opportunity_id == deal.id,
                                                    col(Offering.status).in_(["draft", "open", "active"]))
                             .order_by(col(Offering.created_at).desc())).first()
