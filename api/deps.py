@@ -92,6 +92,17 @@ Staff = Annotated[Principal, require(Role.staff)]
 Admin = Annotated[Principal, require()]  # admins only
 
 
+def me(principal: Principal, value: str | None, field: str = "assignee") -> str | None:
+    """`me` as the caller's own user id (a 422 naming `field` for a key that belongs to no user); anything else
+    as given."""
+    if value != "me":
+        return value
+    if principal.user_id is None:
+        raise Problem(422, "`me` needs a key that belongs to a user (this one is the tenant's)",
+                      errors=[{"field": field, "message": "the key belongs to no user"}])
+    return principal.user_id
+
+
 def audit(session: Session, principal: Principal | None, action: str, entity_type: str, entity_id: str | None,
           before: dict[str, Any] | None = None, after: dict[str, Any] | None = None,
           actor: str | None = None, tenant_id: str | None = None) -> None:

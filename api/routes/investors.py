@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import PrincipalDep, SessionDep, SettingsDep, Staff, audit
+from api.deps import PrincipalDep, SessionDep, SettingsDep, Staff, audit, me
 from api.errors import Problem
 from api.paging import page
 from api.routes.leads import EventBody
@@ -118,19 +118,10 @@ def list_investors(
     filters = InvestorFilters(status=tuple(s.value for s in status or ()), accredited=accredited,
                               market=market.upper() if market else None, check=check,
                               contacted_before=contacted_before, contacted_after=contacted_after,
-                              owner=_me(principal, owner), q=q)
+                              owner=me(principal, owner, "owner"), q=q)
     query = investor_list_query(principal.tenant_id, filters, session.get_bind().dialect.name)
     items, next_cursor = page(session, query, Investor, limit, cursor)
     return InvestorPage(items=[_public(i) for i in items], next_cursor=next_cursor)
-
-
-def _me(principal, value: str | None) -> str | None:
-    if value == "me":
-        if principal.user_id is None:
-            raise Problem(422, "`me` needs a key that belongs to a user (this one is the tenant's)",
-                          errors=[{"field": "owner", "message": "the key belongs to no user"}])
-        return principal.user_id
-    return value
 
 
 @router.patch("/{investor_id}", response_model=InvestorPublic)
@@ -140,7 +131,7 @@ def patch_investor(investor_id: str, body: InvestorUpdate, session: SessionDep, 
     if "preferences" in changes and body.preferences is not None:
         changes["preferences"] = body.preferences.model_dump(mode="json", exclude_none=True)
     if "assignee" in changes:
-        changes["assignee"] = _me(principal, changes["assignee"])
+        changes["assignee"] = me(principal, changes["assignee"])
     return _public(update_investor(session, principal, _get(session, principal, investor_id), changes))
 
 

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit
+from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit, me
 from api.errors import Problem
 from api.paging import page
 from definitions.durations import parse_duration
@@ -124,15 +124,6 @@ def _own(session, principal, opportunity_id: str) -> Opportunity:
     return get_deal(session, principal.tenant_id, opportunity_id)
 
 
-def _me(principal, assignee: str | None) -> str | None:
-    if assignee == "me":
-        if principal.user_id is None:
-            raise Problem(422, "`me` needs a key that belongs to a user (this one is the tenant's)",
-                          errors=[{"field": "assignee", "message": "the key belongs to no user"}])
-        return principal.user_id
-    return assignee
-
-
 def _public(session, deal: Opportunity) -> OpportunityPublic:
     return _publics(session, [deal])[0]
 
@@ -169,7 +160,7 @@ def list_opportunities(
             stale = parse_duration(stale_for)
         except ValueError as exc:
             raise Problem(422, str(exc), errors=[{"field": "stale_for", "message": str(exc)}]) from None
-    filters = DealFilters(pipeline=pipeline, stage=stage, assignee=_me(principal, assignee), min_value=min_value,
+    filters = DealFilters(pipeline=pipeline, stage=stage, assignee=me(principal, assignee), min_value=min_value,
                           max_value=max_value, stale_for=stale)
     query = deal_list_query(principal.tenant_id, filters)
     if stale is not None:
@@ -184,7 +175,7 @@ def create_opportunity(body: OpportunityCreate, session: SessionDep, principal: 
     """A deal in its pipeline's first stage; its DealWorkflow is started by the worker from the event committed
     with it (GET shows `workflow_id` at once; stage moves answer 409 until the workflow runs, seconds later)."""
     deal = open_deal(session, principal, title=body.title, pipeline=body.pipeline, lead_id=body.lead_id,
-                     assignee=_me(principal, body.assignee), team=body.team,
+                     assignee=me(principal, body.assignee), team=body.team,
                      **{k: getattr(body, k) for k in MONEY if getattr(body, k) is not None})
     return _public(session, deal)
 
@@ -203,7 +194,7 @@ def assign_opportunity(opportunity_id: str, body: AssignBody, session: SessionDe
                        principal: Staff) -> OpportunityPublic:
     """Staff take deals that are theirs or no one's; managers and admins reassign anyone's. The new owner is
     notified."""
-    deal = assign_deal(session, principal, _own(session, principal, opportunity_id), _me(principal, body.assignee),
+    deal = assign_deal(session, principal, _own(session, principal, opportunity_id), me(principal, body.assignee),
                        team=body.team)
     return _public(session, deal)
 

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import ConfigDict, Field
 
-from api.deps import PrincipalDep, SessionDep, Staff
+from api.deps import PrincipalDep, SessionDep, Staff, me
 from api.errors import Problem
 from api.paging import page
 from definitions.staff import Team
@@ -52,12 +52,9 @@ class ReassignBody(Input):
 
 
 def _assignee(principal, value: str | None, *, me_or_nobody: bool = False) -> str | None:
-    if value == "me":
-        if principal.user_id is None and not me_or_nobody:
-            raise Problem(422, "`me` needs a key that belongs to a user (this one is the tenant's)",
-                          errors=[{"field": "assignee", "message": "the key belongs to no user"}])
-        return principal.user_id
-    return value or None
+    if value == "me" and me_or_nobody and principal.user_id is None:
+        return None  # a tenant-level key's own task: nobody's
+    return me(principal, value) or None
 
 
 @router.get("", response_model=TaskPage)

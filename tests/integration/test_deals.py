@@ -18,18 +18,12 @@ from models.document import Document
 from models.opportunity import Opportunity
 from models.tenant import Role
 from tests.conftest import eventually
-from tests.integration.test_users import make_user, user_key
+from tests.integration.test_users import staff_team
 
 
 async def _people(api, make_key, engine) -> dict:
-    tenant = f"d{uuid.uuid4().hex[:8]}"
-    admin = make_key(Role.admin, tenant=tenant)
-    people = {"tenant": tenant, "admin": admin}
-    for name, role in (("ana", "staff"), ("ben", "staff"), ("mia", "manager")):
-        user = await make_user(api, admin, name=name.title(), email=f"{name}@{tenant}.example.com", role=role,
-                               team="acquisitions")
-        people[name] = {**user, "headers": user_key(engine, tenant, user["id"], Role(role))}
-    return people
+    return await staff_team(api, make_key, engine, "acquisitions", (("ana", "staff"), ("ben", "staff"),
+                                                                    ("mia", "manager")))
 
 
 async def _open(api, headers, **body) -> dict:

@@ -20,20 +20,14 @@ from models.investor import Investor
 from models.notification import Notification
 from models.tenant import Role
 from tests.conftest import eventually
-from tests.integration.test_users import make_user, user_key
+from tests.integration.test_users import staff_team
 from worker import build_worker
 from workflows.accreditation import AccreditationInput, AccreditationWorkflow
 
 
 async def _ir_team(api, make_key, engine) -> dict:
-    tenant = f"i{uuid.uuid4().hex[:8]}"
-    admin = make_key(Role.admin, tenant=tenant)
-    people = {"tenant": tenant, "admin": admin}
-    for name, role in (("ivy", "staff"), ("joe", "staff"), ("meg", "manager")):
-        user = await make_user(api, admin, name=name.title(), email=f"{name}@{tenant}.example.com", role=role,
-                               team="investor_relations")
-        people[name] = {**user, "headers": user_key(engine, tenant, user["id"], Role(role))}
-    return people
+    return await staff_team(api, make_key, engine, "investor_relations", (("ivy", "staff"), ("joe", "staff"),
+                                                                          ("meg", "manager")))
 
 
 async def _investor(api, headers, **body) -> dict:

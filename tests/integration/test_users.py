@@ -30,6 +30,19 @@ def user_key(engine, tenant: str, user_id: str, role: Role) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+async def staff_team(api, make_key, engine, team: str, people: tuple[tuple[str, str], ...]) -> dict:
+    """A new tenant with an admin key and, per (name, role), a user of `team` with a key of their own:
+    {"tenant", "admin", name: {**user, "headers"}}."""
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    admin = make_key(Role.admin, tenant=tenant)
+    found = {"tenant": tenant, "admin": admin}
+    for name, role in people:
+        user = await make_user(api, admin, name=name.title(), email=f"{name}@{tenant}.example.com", role=role,
+                               team=team)
+        found[name] = {**user, "headers": user_key(engine, tenant, user["id"], Role(role))}
+    return found
+
+
 async def make_user(api, admin: dict, **fields) -> dict:
     body = {"email": f"rep.{uuid.uuid4().hex[:6]}@example.com", "name": "Sam Rivera", "role": "staff", **fields}
     response = await api.post("/api/v1/users", headers=admin, json=body)
