@@ -15,6 +15,7 @@ COPY definitions definitions
 COPY api api
 COPY services services
 COPY events events
+COPY console console
 RUN pip install . && useradd --create-home --uid 10001 dealflow && mkdir -p /data/models \
     && chown dealflow /data/models
 USER dealflow

@@ -203,6 +203,9 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.include_router(audit.router)
     app.include_router(health.router, prefix="/api/v1")
     app.include_router(health.router)  # /health at the root too, for probes (metrics: their own address)
+    from console.app import mount  # the staff console at /app: pages over these same routes (console/)
+
+    mount(app)
     return app
 
 

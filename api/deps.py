@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
 from api.errors import Problem
-from api.security import Principal, authenticate, cached_principal, still_valid
+from api.security import SESSION_COOKIE, Principal, authenticate, cached_principal, console_principal, still_valid
 from core.logging import request_id_var
 from core.settings import Settings
 from models.audit import AuditLog, compact
@@ -51,9 +51,12 @@ _bearer = HTTPBearer(auto_error=False)
 async def get_principal(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None,
                                                                  Depends(_bearer)]) -> Principal:
     challenge = {"WWW-Authenticate": "Bearer"}
-    if credentials is None:
-        raise Problem(401, "missing API key: send 'Authorization: Bearer <key>'", headers=challenge)
     engine = request.app.state.engine
+    if credentials is None:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:  # the console's own calls: a signed-in browser (and, for a change, its CSRF token)
+            return await run_in_threadpool(console_principal, engine, request, cookie)
+        raise Problem(401, "missing API key: send 'Authorization: Bearer <key>'", headers=challenge)
     cached = cached_principal(credentials.credentials)
     if cached is not None:  # a key verified moments ago: only its standing is read (autocommit, one statement)
         principal = await run_in_threadpool(still_valid, engine, credentials.credentials, cached)
@@ -74,10 +77,20 @@ async def get_principal(request: Request, credentials: Annotated[HTTPAuthorizati
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
+def allowed_roles(*roles: Role) -> set[str]:
+    """`roles` and every role that includes one of them (models.tenant.INCLUDES: admin passes everywhere, a
+    manager wherever staff do)."""
+    return {Role.admin, *roles} | {role for role, included in INCLUDES.items() if included & set(roles)}
+
+
+def may(principal: Principal, *roles: Role) -> bool:
+    """What `require(*roles)` lets through (the console shows a control only to whom the API allows it)."""
+    return principal.role in allowed_roles(*roles)
+
+
 def require(*roles: Role):
-    """Dependency factory: the caller's role must be one of `roles`, or a role that includes one of them
-    (models.tenant.INCLUDES: admin passes everywhere, a manager wherever staff do)."""
-    allowed = {Role.admin, *roles} | {role for role, included in INCLUDES.items() if included & set(roles)}
+    """Dependency factory: the caller's role must be one of `roles`, or a role that includes one of them."""
+    allowed = allowed_roles(*roles)
     shown = ", ".join(sorted(allowed))
 
     async def check(principal: PrincipalDep) -> Principal:  # async: no thread hop for a comparison

@@ -33,6 +33,15 @@ class Problem(Exception):
         self.errors, self.headers, self.extra = errors, headers, extra
 
 
+def as_problem(exc: Problem | ServiceError) -> Problem:
+    """A staff service's refusal (services/acting.py: 404, 409, 403, 429 or a 422 naming its field) as a Problem."""
+    if isinstance(exc, Problem):
+        return exc
+    errors = [{"field": exc.field, "message": str(exc)}] if exc.field else None
+    retry = getattr(exc, "retry_after", None)
+    return Problem(exc.status, str(exc), errors=errors, headers={"Retry-After": str(retry)} if retry else None)
+
+
 def problem_response(status: int, detail: str, *, title: str | None = None,
                      errors: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None,
                      **extra: Any) -> JSONResponse:
@@ -58,15 +67,14 @@ def _field(loc: tuple[Any, ...]) -> str:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
-    async def _problem(_: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.detail, title=exc.title, errors=exc.errors,
-                                headers=exc.headers, **exc.extra)
-
     @app.exception_handler(ServiceError)
-    async def _refused(_: Request, exc: ServiceError) -> JSONResponse:
-        # A staff service's refusal (services/acting.py): 404, 409, 403 or a 422 naming its field.
-        errors = [{"field": exc.field, "message": str(exc)}] if exc.field else None
-        return problem_response(exc.status, str(exc), errors=errors)
+    async def _problem(request: Request, exc: Problem | ServiceError):
+        problem = as_problem(exc)
+        page = getattr(request.app.state, "problem_page", None)  # the console answers its pages with a page
+        if page is not None and (request.url.path.startswith("/app/") or request.url.path == "/app"):
+            return page(request, problem)
+        return problem_response(problem.status, problem.detail, title=problem.title, errors=problem.errors,
+                                headers=problem.headers, **problem.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -19,20 +19,26 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, or_, text
 from sqlmodel import Session, col, select
 
+from api.errors import Problem
 from models.audit import AuditLog, record_audit
 from models.base import utcnow
 from models.tenant import ApiKey, Role, Tenant, User, effective_role, within
+from services.staff_sessions import session_principal
 from services.tenants import create_tenant
 
 KEY_PREFIX = "dfk"
+SESSION_COOKIE = "dealflow_session"  # a console sign-in (services/staff_sessions.py)
+CSRF_HEADER = "X-CSRF-Token"  # the session's token, which every change made with the cookie must carry
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)
 class Principal:
     tenant_id: str
     role: Role
-    key_id: str
+    key_id: str  # the key's id, or the console session's (ss_...)
     user_id: str | None = None  # the person the key belongs to (None: a tenant-level key)
+    csrf_token: str | None = None  # a console session's: forms and the console's calls send it back
 
     @property
     def actor(self) -> str:
@@ -168,3 +174,20 @@ def _authenticate(session: Session, prefix: str, digest: str) -> Principal | Non
         session.commit()
     return Principal(tenant_id=row.tenant_id, role=effective_role(row.role, user.role if user else None),
                      key_id=row.id, user_id=row.user_id)
+
+
+def console_principal(engine: Engine, request, cookie: str, *, csrf_header: bool = True) -> Principal:
+    """The signed-in staff user of a console session cookie (read on every request, so signing out, expiry, a
+    deactivation and a new role count at once). A change (any method but GET, HEAD, OPTIONS) must also carry the
+    session's CSRF token in the X-CSRF-Token header, else 403 (the console's own forms are checked by the console)."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        signed_in = session_principal(connection, cookie)
+    if signed_in is None:
+        raise Problem(401, "your session has ended: sign in again at /app/sign-in",
+                      headers={"WWW-Authenticate": "Bearer"})
+    if csrf_header and request.method not in SAFE_METHODS and not hmac.compare_digest(
+            request.headers.get(CSRF_HEADER, "").encode(), signed_in.csrf_token.encode()):
+        raise Problem(403, "missing or wrong CSRF token: reload the page and try again",
+                      errors=[{"field": "csrf_token", "message": "missing or wrong"}])
+    return Principal(tenant_id=signed_in.tenant_id, role=signed_in.role, key_id=signed_in.session_id,
+                     user_id=signed_in.user_id, csrf_token=signed_in.csrf_token)

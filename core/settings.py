@@ -164,6 +164,15 @@ class Settings(BaseSettings):
     unsubscribe_link_max_age_days: int = Field(default=60, ge=30, le=3650)
     legacy_links_until: date = date(2027, 2, 1)
 
+    # The staff console (/app): how long a signed-in session lasts (absolute, not extended by use), how long a mailed
+    # sign-in link works, and the sign-in rate limit: failed tries per email (per kind: password, link) and per
+    # address within the window; past either, tries are refused with a 429 until the window has moved on.
+    console_session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    sign_in_link_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    sign_in_window_seconds: int = Field(default=900, ge=10, le=86_400)
+    sign_in_max_failures: int = Field(default=5, ge=1, le=1000)
+    sign_in_max_failures_per_ip: int = Field(default=30, ge=1, le=100_000)
+
     # Document signing (issue 11): the final signed PDFs and certificates of completion are PAdES-signed. Embedded
     # default: each tenant's own self-signed root and signing certificate, made on first use in
     # <home>/signing/<tenant>/ (0600). Production: one PKCS#12 (certificate, key and chain) for every tenant, with

@@ -16,6 +16,7 @@ from models.message import Consent, Message, MessageTemplate
 from models.notification import Notification
 from models.offering import Allocation, Offering
 from models.opportunity import Opportunity, OpportunityMatch, Pipeline, StageChange
+from models.staff_session import SignInAttempt, SignInLink, StaffSession
 from models.task import Task
 from models.tenant import ApiKey, AssignmentCursor, Role, Tenant, User
 from models.timeline import TimelineEntry
@@ -25,7 +26,8 @@ __all__ = [
     "Accreditation", "Allocation", "ApiKey", "AssignmentCursor", "AuditLog", "Consent", "Document", "DocumentEvent",
     "DocumentFile", "DocumentSigner", "Event",
     "Investor", "Lead", "LeadSource", "LeadStatus", "Message", "MessageTemplate", "Notification", "Offering",
-    "Opportunity", "OpportunityMatch", "Parcel", "Pipeline", "Property", "Role", "ScoringModel", "StageChange",
+    "Opportunity", "OpportunityMatch", "Parcel", "Pipeline", "Property", "Role", "ScoringModel", "SignInAttempt",
+    "SignInLink", "StaffSession", "StageChange",
     "Task", "Tenant", "TimelineEntry", "User", "WebhookEvent", "WorkflowDefinition", "WorkflowExecution",
     "metadata",
 ]

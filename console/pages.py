@@ -1,0 +1,128 @@
+"""The console's pages. Each reads through the API's own read handlers (the ones any signed-in role may call:
+the same queries, the same tenant scoping, the same 404s) and renders; every change a page offers is a form that
+console.js sends to the JSON API with the session's CSRF token, so the API's rules, role checks, audit rows and
+problem documents are the console's too. Nothing here decides anything."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlmodel import col, select
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import ClientDep, SessionDep
+from api.routes import leads as leads_api
+from api.routes import opportunities as deals_api
+from api.routes import tasks as tasks_api
+from console.app import render
+from console.auth import SignedIn
+from definitions.pipelines import PIPELINES
+from models.base import utcnow
+from models.lead import LeadSource, LeadStatus
+from models.opportunity import Opportunity
+from models.task import TaskStatus
+from models.tenant import User
+from services.deals import DealFilters, deal_list_query
+
+router = APIRouter(prefix="/app", include_in_schema=False)
+
+BOARD_COLUMN_LIMIT = 50
+
+
+def _people(session, tenant_id: str) -> dict[str, User]:
+    return {user.id: user for user in session.exec(select(User).where(User.tenant_id == tenant_id)
+                                                    .order_by(col(User.name), col(User.id))).all()}
+
+
+@router.get("", response_class=HTMLResponse)
+def call_next(request: Request, principal: SignedIn, session: SessionDep) -> HTMLResponse:
+    """My open tasks, soonest due first; then new leads that are mine or nobody's, best score first."""
+    tasks = tasks_api.list_tasks(session, principal, assignee="me" if principal.user_id else None,
+                                 status=TaskStatus.open, due_before=None, lead_id=None, limit=50, cursor=None)
+    mine = leads_api.list_leads(session, principal, status=[LeadStatus.new], source=None, q=None,
+                                assigned=principal.user_id, min_score=None, max_score=None,
+                                include_duplicates=False, sort="-score", limit=25, cursor=None)
+    unassigned = leads_api.list_leads(session, principal, status=[LeadStatus.new], source=None, q=None,
+                                      assigned="none", min_score=None, max_score=None, include_duplicates=False,
+                                      sort="-score", limit=25, cursor=None)
+    leads = sorted([*mine.items, *unassigned.items], key=lambda lead: -(lead.score or 0))
+    return render(request, "call_next.html.j2", principal, title="Call next", tasks=tasks.items, leads=leads,
+                  now=utcnow(), snooze_until=(utcnow() + timedelta(hours=2)).isoformat(timespec="seconds"))
+
+
+@router.get("/leads", response_class=HTMLResponse)
+def leads(request: Request, principal: SignedIn, session: SessionDep,
+          status: Annotated[list[LeadStatus] | None, Query()] = None,
+          source: Annotated[list[LeadSource] | None, Query()] = None,
+          q: Annotated[str | None, Query(max_length=200)] = None,
+          assigned: Annotated[str | None, Query(max_length=40)] = None,
+          min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+          max_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+          sort: Annotated[str, Query(pattern="^-?(created_at|score)$")] = "-created_at",
+          cursor: Annotated[str | None, Query(max_length=400)] = None) -> HTMLResponse:
+    assigned = (principal.user_id or None) if assigned == "me" else (assigned or None)
+    found = leads_api.list_leads(session, principal, status=status, source=source, q=q or None, assigned=assigned,
+                                 min_score=min_score, max_score=max_score, include_duplicates=False, sort=sort,
+                                 limit=50, cursor=cursor)
+    chosen = {"status": [s.value for s in status or ()], "source": [s.value for s in source or ()], "q": q or "",
+              "assigned": request.query_params.get("assigned", ""), "min_score": min_score, "max_score": max_score,
+              "sort": sort}
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    next_url = f"/app/leads?{urlencode([*query, ('cursor', found.next_cursor)])}" if found.next_cursor else None
+    return render(request, "leads.html.j2", principal, title="Leads", leads=found.items, chosen=chosen,
+                  statuses=[s.value for s in LeadStatus], sources=[s.value for s in LeadSource],
+                  people=_people(session, principal.tenant_id), next_url=next_url, first_page=cursor is None)
+
+
+@router.get("/leads/{lead_id}", response_class=HTMLResponse)
+async def lead(request: Request, lead_id: str, principal: SignedIn, session: SessionDep,
+               client: ClientDep) -> HTMLResponse:
+    found = await leads_api.get_lead(lead_id, session, principal, client)
+
+    def read():
+        timeline = leads_api.lead_timeline(lead_id, session, principal)
+        tasks = tasks_api.list_tasks(session, principal, assignee=None, status=TaskStatus.open, due_before=None,
+                                     lead_id=lead_id, limit=50, cursor=None)
+        return list(reversed(timeline)), tasks.items, _people(session, principal.tenant_id)
+
+    timeline, tasks, people = await run_in_threadpool(read)
+    return render(request, "lead.html.j2", principal, title=f"{found.first_name} {found.last_name}".strip(),
+                  lead=found, timeline=timeline, tasks=tasks, people=people,
+                  statuses=[s.value for s in LeadStatus])
+
+
+@router.get("/board", response_class=HTMLResponse)
+def board(request: Request, principal: SignedIn, session: SessionDep,
+          pipeline: Annotated[str, Query(max_length=20)] = "acquisition") -> HTMLResponse:
+    spec = PIPELINES.get(pipeline)
+    if spec is None:
+        return RedirectResponse("/app/board", status_code=303)
+    columns = []
+    now = utcnow()
+    for stage in spec.stages.values():
+        deals = session.exec(deal_list_query(principal.tenant_id, DealFilters(pipeline=pipeline, stage=stage.name))
+                             .order_by(col(Opportunity.stage_entered_at)).limit(BOARD_COLUMN_LIMIT)).all()
+        cards = []
+        for deal in deals:
+            days = (now - deal.stage_entered_at).total_seconds() / 86_400
+            sla = stage.sla
+            late = bool(sla and not stage.closed and now - deal.stage_entered_at > sla.within)
+            value = deal.contract_price or deal.offer_price or deal.asking_price
+            cards.append({"deal": deal, "days": days, "sla": sla, "late": late, "value": value})
+        total = sum((card["value"] or 0) for card in cards)
+        columns.append({"stage": stage, "cards": cards, "total": total, "full": len(cards) == BOARD_COLUMN_LIMIT})
+    return render(request, "board.html.j2", principal, title="Pipeline", pipeline=spec, pipelines=list(PIPELINES),
+                  columns=columns, people=_people(session, principal.tenant_id))
+
+
+@router.get("/deals/{opportunity_id}", response_class=HTMLResponse)
+def deal(request: Request, opportunity_id: str, principal: SignedIn, session: SessionDep) -> HTMLResponse:
+    found = deals_api.get_opportunity(opportunity_id, session, principal)
+    spec = PIPELINES[found.pipeline]
+    here = spec.stages.get(spec.aliases.get(found.stage, found.stage))
+    return render(request, "deal.html.j2", principal, title=found.title, deal=found,
+                  next_stages=sorted(here.next) if here else [], people=_people(session, principal.tenant_id))

@@ -1,0 +1,156 @@
+/* Dealflow console: forms marked data-api are sent to the JSON API (the same endpoints, rules and errors as any
+   API client) with the session's CSRF token; a refusal's problem document is shown in the form, each error next
+   to its field. The pipeline board moves cards by drag and drop through the same endpoint and puts a refused
+   card back where it was, with every reason. No framework, no build step. */
+(() => {
+  "use strict";
+  const csrf = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+
+  function toast(text) {
+    const box = document.querySelector("[data-toast]");
+    if (!box || !text) return;
+    box.textContent = text;
+    box.classList.add("show");
+    setTimeout(() => box.classList.remove("show"), 2500);
+  }
+
+  function valueOf(el) {
+    const type = el.dataset.type;
+    if (el.type === "checkbox") return type === "bool" ? el.checked : (el.checked ? el.value : undefined);
+    if (el.tagName === "SELECT" && el.multiple) return Array.from(el.selectedOptions, (o) => o.value);
+    const raw = el.value.trim();
+    if (raw === "" && !("keepEmpty" in el.dataset)) return undefined;
+    if (type === "number") return Number(raw);
+    if (type === "list") return raw.split(",").map((s) => s.trim()).filter(Boolean);
+    if (type === "datetime-utc") return raw.endsWith("Z") || /[+-]\d\d:\d\d$/.test(raw) ? raw : raw + "Z";
+    return el.value;
+  }
+
+  function bodyOf(form) {
+    const body = {};
+    for (const el of form.elements) {
+      if (!el.name || el.disabled || el.type === "submit" || el.type === "button") continue;
+      const value = valueOf(el);
+      if (value !== undefined) body[el.name] = value;
+    }
+    return body;
+  }
+
+  function clearErrors(form) {
+    form.querySelectorAll("[data-error-for]").forEach((el) => { el.textContent = ""; });
+    form.querySelectorAll('[aria-invalid="true"]').forEach((el) => el.removeAttribute("aria-invalid"));
+    const top = form.querySelector("[data-form-error]");
+    if (top) { top.hidden = true; top.textContent = ""; }
+  }
+
+  function showProblem(container, problem, status) {
+    const top = container.querySelector("[data-form-error]") || container;
+    const detail = (problem && (problem.detail || problem.title)) || `The request failed (${status}).`;
+    const unplaced = [];
+    for (const error of (problem && problem.errors) || []) {
+      const slot = container.querySelector(`[data-error-for="${CSS.escape(error.field || "")}"]`);
+      const input = container.querySelector(`[name="${CSS.escape(error.field || "")}"]`);
+      if (input) input.setAttribute("aria-invalid", "true");
+      if (slot) slot.textContent = error.message; else unplaced.push(error.message);
+    }
+    top.textContent = detail;
+    if (unplaced.length && !(unplaced.length === 1 && detail.includes(unplaced[0]))) {
+      const list = document.createElement("ul");
+      unplaced.forEach((m) => { const li = document.createElement("li"); li.textContent = m; list.append(li); });
+      top.append(list);
+    }
+    top.hidden = false;
+  }
+
+  async function call(url, method, body) {
+    const response = await fetch(url, {
+      method, credentials: "same-origin", body: JSON.stringify(body),
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": csrf() },
+    });
+    let data = null;
+    try { data = await response.json(); } catch (_) { /* an empty or non-JSON answer */ }
+    return { ok: response.ok, status: response.status, data };
+  }
+
+  function after(form, data) {
+    const then = form.dataset.then || "reload";
+    toast(form.dataset.done);
+    if (then === "reload") { setTimeout(() => location.reload(), 300); return; }
+    if (then.startsWith("go:")) {
+      location.href = then.slice(3).replace(/\{(\w+)\}/g, (_, key) => encodeURIComponent((data || {})[key] ?? ""));
+      return;
+    }
+    if (then.startsWith("remove:")) { const el = document.querySelector(then.slice(7)); if (el) el.remove(); }
+  }
+
+  document.addEventListener("submit", async (event) => {
+    const form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.dataset.api) return;
+    event.preventDefault();
+    clearErrors(form);
+    const buttons = form.querySelectorAll("button");
+    buttons.forEach((b) => { b.disabled = true; });
+    try {
+      const answer = await call(form.dataset.api, form.dataset.method || "POST", bodyOf(form));
+      if (answer.ok) after(form, answer.data); else showProblem(form, answer.data, answer.status);
+    } catch (error) {
+      showProblem(form, { detail: `Could not reach Dealflow: ${error.message}` }, 0);
+    } finally {
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  });
+
+  // The pipeline board: drag a card onto another column; the API's answer decides.
+  const board = document.querySelector("[data-board]");
+  if (board) {
+    const alertBox = document.querySelector("[data-board-error]");
+    let dragged = null;
+    board.addEventListener("dragstart", (event) => {
+      const card = event.target.closest && event.target.closest(".deal");
+      if (!card || card.getAttribute("draggable") !== "true") return;
+      dragged = { card, from: card.parentElement, next: card.nextElementSibling };
+      event.dataTransfer.setData("text/plain", card.dataset.deal);
+      event.dataTransfer.effectAllowed = "move";
+    });
+    board.addEventListener("dragover", (event) => {
+      const column = event.target.closest && event.target.closest(".column");
+      if (!dragged || !column) return;
+      event.preventDefault();
+      column.classList.add("over");
+    });
+    board.addEventListener("dragleave", (event) => {
+      const column = event.target.closest && event.target.closest(".column");
+      if (column && !column.contains(event.relatedTarget)) column.classList.remove("over");
+    });
+    board.addEventListener("drop", async (event) => {
+      const column = event.target.closest && event.target.closest(".column");
+      if (!dragged || !column) return;
+      event.preventDefault();
+      column.classList.remove("over");
+      const { card, from, next } = dragged;
+      dragged = null;
+      const stage = column.dataset.stage;
+      if (stage === card.dataset.stage) return;
+      column.querySelector(".cards").append(card);  // shown where it was dropped while the workflow decides
+      card.classList.add("moving");
+      alertBox.hidden = true;
+      let answer;
+      try {
+        answer = await call(`/api/v1/opportunities/${encodeURIComponent(card.dataset.deal)}/stage`, "POST", { stage });
+      } catch (error) {
+        answer = { ok: false, status: 0, data: { detail: `Could not reach Dealflow: ${error.message}` } };
+      }
+      card.classList.remove("moving");
+      if (answer.ok) {
+        toast(`Moved to ${stage.replace(/_/g, " ")}`);
+        setTimeout(() => location.reload(), 400);  // totals, SLA state and the card's own stage menu
+        return;
+      }
+      from.insertBefore(card, next);  // refused: the card snaps back
+      const title = card.querySelector("a").textContent;
+      alertBox.textContent = "";
+      showProblem(alertBox, { ...(answer.data || {}), detail: `${title} stays in ${card.dataset.stage.replace(/_/g, " ")}: ${(answer.data && answer.data.detail) || "refused"}` }, answer.status);
+      alertBox.focus && alertBox.focus();
+    });
+  }
+})();
