@@ -4,7 +4,7 @@ refusal (the same Problem the API raises, shown as a page)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,19 @@ def _ago(value: datetime | None) -> str:
     return "now"
 
 
-templates.filters.update(money=_money, when=_when, ago=_ago)
+def _duration(value: timedelta | None) -> str:
+    """3d, 2h, 1h30m, 45s: the way pipelines.yaml writes them."""
+    if value is None:
+        return "—"
+    seconds, parts = int(value.total_seconds()), []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts[:2]) or "0s"
+
+
+templates.filters.update(money=_money, when=_when, ago=_ago, duration=_duration)
 
 
 def render(request: Request, name: str, principal: Principal | None = None, *, status: int = 200,

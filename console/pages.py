@@ -15,6 +15,7 @@ from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ClientDep, SessionDep
+from api.errors import Problem
 from api.routes import leads as leads_api
 from api.routes import opportunities as deals_api
 from api.routes import tasks as tasks_api
@@ -36,6 +37,18 @@ BOARD_COLUMN_LIMIT = 50
 def _people(session, tenant_id: str) -> dict[str, User]:
     return {user.id: user for user in session.exec(select(User).where(User.tenant_id == tenant_id)
                                                     .order_by(col(User.name), col(User.id))).all()}
+
+
+def _score(value: str, field: str) -> float | None:
+    if not value.strip():
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number <= 1:
+        raise Problem(422, f"{field} is a score from 0 to 1", errors=[{"field": field, "message": "0 to 1"}])
+    return number
 
 
 @router.get("", response_class=HTMLResponse)
@@ -60,11 +73,13 @@ def leads(request: Request, principal: SignedIn, session: SessionDep,
           source: Annotated[list[LeadSource] | None, Query()] = None,
           q: Annotated[str | None, Query(max_length=200)] = None,
           assigned: Annotated[str | None, Query(max_length=40)] = None,
-          min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
-          max_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+          min_score: Annotated[str, Query(max_length=20)] = "",
+          max_score: Annotated[str, Query(max_length=20)] = "",
           sort: Annotated[str, Query(pattern="^-?(created_at|score)$")] = "-created_at",
           cursor: Annotated[str | None, Query(max_length=400)] = None) -> HTMLResponse:
+    # (a filter form sends its empty fields too: empty means "any")
     assigned = (principal.user_id or None) if assigned == "me" else (assigned or None)
+    min_score, max_score = _score(min_score, "min_score"), _score(max_score, "max_score")
     found = leads_api.list_leads(session, principal, status=status, source=source, q=q or None, assigned=assigned,
                                  min_score=min_score, max_score=max_score, include_duplicates=False, sort=sort,
                                  limit=50, cursor=cursor)

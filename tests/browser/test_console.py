@@ -1,0 +1,261 @@
+"""The staff console in headless Chromium over the whole stack (uvicorn, the session's database, Temporal, the
+worker): a rep signs in, works call next, filters leads, works a lead (status, note, convert), drags deals across
+the board — one move accepted, refused ones snapping back with every reason — and signs out; CSRF and roles are
+the API's. Every page is checked with axe-core and photographed for docs/console/."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+
+import httpx
+from playwright.async_api import expect
+from sqlmodel import Session, select
+
+from api.security import create_api_key
+from models.base import utcnow
+from models.lead import Lead
+from models.opportunity import Opportunity
+from models.task import Task
+from models.tenant import Role
+from services.tasks import create_task
+from tests.browser.conftest import assert_accessible, screenshot
+from tests.conftest import eventually, insert_lead
+from tests.integration.test_console_sign_in import staff
+
+
+def _api(console: str, engine, user) -> httpx.AsyncClient:
+    """The API as the user's own key (to set a scene the browser then works on)."""
+    _, key = create_api_key(engine, user.tenant_id, Role(user.role), "test", user_id=user.id)
+    return httpx.AsyncClient(base_url=console, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+async def _running_lead(api: httpx.AsyncClient, **fields) -> dict:
+    body = {"first_name": "Maria", "last_name": "Garcia", "email": f"maria.{uuid.uuid4().hex[:6]}@example.com",
+            "source": "web_form", "property_address": "4500 Oak Ridge Dr, Austin, TX 78745", **fields}
+    created = await api.post("/api/v1/leads", json=body)
+    assert created.status_code == 201, created.text
+
+    async def running():
+        lead = (await api.get(f"/api/v1/leads/{created.json()['id']}")).json()
+        return lead if lead.get("workflow_status") == "RUNNING" else None
+
+    return await eventually(running, timeout=30)
+
+
+async def test_a_rep_signs_in_works_call_next_and_signs_out(open_tab, engine):
+    rep = staff(engine)
+    _, lead_id = insert_lead(engine, tenant=rep.tenant_id, first_name="Walter", last_name="White", score=0.91)
+    with Session(engine, expire_on_commit=False) as session:
+        call = create_task(session, tenant_id=rep.tenant_id, title="Call Walter back", lead_id=lead_id,
+                           due_at=utcnow() - timedelta(hours=1), assignee=rep.id, actor="test")
+        later = create_task(session, tenant_id=rep.tenant_id, title="Send comps", lead_id=lead_id,
+                            due_at=utcnow() + timedelta(hours=3), assignee=rep.id, actor="test")
+
+    tab = await open_tab()
+    page = tab.page
+    await page.goto("/app/leads")
+    assert "/app/sign-in" in page.url  # signed out: to the sign-in page first
+    await assert_accessible(page)
+    await screenshot(page, "sign-in")
+    await page.get_by_label("Email", exact=True).first.fill(rep.email)
+    await page.get_by_label("Password").fill("not my password")
+    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_text("wrong email or password").wait_for()
+    assert await page.get_by_label("Password").get_attribute("aria-invalid") == "true"
+    await page.get_by_label("Password").fill("correct horse battery staple")
+    await page.get_by_role("button", name="Sign in").click()
+    await page.wait_for_url("**/app/leads")  # back where they were going
+
+    await page.goto("/app")
+    tasks = page.locator("section[data-region=tasks] li")
+    assert await tasks.count() == 2
+    assert "Call Walter back" in await tasks.nth(0).inner_text()  # the overdue one first
+    assert "Walter White" in await page.locator("section[data-region=new-leads]").inner_text()
+    await assert_accessible(page)
+    await screenshot(page, "call-next")
+
+    await page.locator(f"#task-{call.id}").get_by_role("button", name="Complete").click()
+    await page.locator(f"#task-{call.id}").wait_for(state="detached")
+    await page.locator(f"#task-{later.id}").get_by_role("button", name="Snooze 2h").click()
+    await page.locator(f"#task-{later.id}").wait_for(state="detached")
+    with Session(engine) as session:
+        assert session.get(Task, call.id).status == "done" and session.get(Task, call.id).completed_by
+        assert session.get(Task, later.id).snoozed_until is not None
+    await page.reload()
+    assert "No open tasks" in await page.locator("section[data-region=tasks]").inner_text()
+
+    await page.get_by_role("link", name="Walter White").click()
+    await page.wait_for_url(f"**/app/leads/{lead_id}")
+    await page.get_by_role("button", name="Sign out").click()
+    await page.wait_for_url("**/app/sign-in")
+    await page.goto(f"/app/leads/{lead_id}")
+    assert "/app/sign-in" in page.url
+    assert tab.refused == [] and tab.errors == []
+
+
+async def test_the_lead_list_filters_sorts_and_pages(open_tab, engine):
+    rep = staff(engine)
+    tenant = rep.tenant_id
+    for i in range(55):
+        insert_lead(engine, tenant=tenant, first_name=f"Bulk{i:02d}", last_name="Seller", source="direct_mail",
+                    score=0.2)
+    insert_lead(engine, tenant=tenant, first_name="Hot", last_name="Lead", source="ppc", status="qualified",
+                score=0.95)
+    insert_lead(engine, tenant=tenant, first_name="Cold", last_name="Lead", source="ppc", status="qualified",
+                score=0.1)
+    tab = await open_tab(rep)
+    page = tab.page
+    await page.goto("/app/leads")
+    rows = page.locator("table.list tbody tr")
+    assert await rows.count() == 50
+    await page.get_by_role("link", name="Next page").click()
+    assert await rows.count() == 7  # 57 in all
+    await page.goto("/app/leads")
+    await page.get_by_label("Status").select_option(["qualified"])
+    await page.get_by_label("Source").select_option(["ppc"])
+    await page.get_by_label("Score from").fill("0.5")
+    await page.get_by_role("button", name="Apply").click()
+    await page.wait_for_url(re.compile(r"status=qualified"))
+    assert await rows.count() == 1 and "Hot Lead" in await rows.first.inner_text()
+    await page.get_by_label("Score from").fill("")
+    await page.get_by_label("Sort").select_option("-score")
+    await page.get_by_role("button", name="Apply").click()
+    await page.wait_for_url(re.compile(r"sort=-score"))
+    names = [await rows.nth(i).locator("td").first.inner_text() for i in range(await rows.count())]
+    assert [n.splitlines()[0] for n in names] == ["Hot Lead", "Cold Lead"]
+    await page.get_by_label("Search").fill("cold")
+    await page.get_by_role("button", name="Apply").click()
+    await page.wait_for_url(re.compile(r"q=cold"))
+    assert await rows.count() == 1
+    await page.get_by_label("Search").fill("nobody-like-this")
+    await page.get_by_role("button", name="Apply").click()
+    await page.get_by_text("No lead matches these filters").wait_for()
+    await page.goto("/app/leads")
+    await assert_accessible(page)
+    await screenshot(page, "leads")
+    assert tab.refused == [] and tab.errors == []
+
+
+async def test_a_rep_works_a_lead_and_converts_it_to_a_deal(open_tab, engine, console):
+    rep = staff(engine)
+    async with _api(console, engine, rep) as api:
+        lead = await _running_lead(api)
+    tab = await open_tab(rep)
+    page = tab.page
+    await page.goto(f"/app/leads/{lead['id']}")
+    assert "4500 Oak Ridge Dr" in await page.locator("#property-h + p").inner_text()
+    await assert_accessible(page)
+
+    await page.get_by_label("Status", exact=True).select_option("contacted")
+    await page.get_by_role("button", name="Set status").click()
+    await page.locator(".title-row .badge", has_text="contacted").wait_for()
+    await page.get_by_label("Note").fill("Seller wants to close before March; roof is 20 years old.")
+    await page.get_by_role("button", name="Add note").click()
+
+    async def noted():
+        await page.reload()
+        return "roof is 20 years old" in await page.locator("[data-region=timeline]").inner_text()
+
+    await eventually(noted, timeout=20, interval=0.5)
+    timeline = await page.locator("[data-region=timeline]").inner_text()
+    assert "lead.status_changed" in timeline or "contacted" in timeline
+    await screenshot(page, "lead")
+
+    # A refusal is shown in the form, next to its field (here the API's 422 on a price past its 14 digits).
+    await page.get_by_label("Asking price ($)").fill("1000000000000000")
+    await page.get_by_role("button", name="Convert").click()
+    await expect(page.locator("[data-error-for=asking_price]")).not_to_be_empty()
+    assert await page.get_by_label("Asking price ($)").get_attribute("aria-invalid") == "true"
+    await page.get_by_label("Asking price ($)").fill("180000")
+    await page.get_by_role("button", name="Convert").click()
+    await page.wait_for_url("**/app/deals/**")
+    assert "$180,000" in await page.locator("#numbers-h + dl").inner_text()
+    await assert_accessible(page)
+    with Session(engine) as session:
+        deal = session.exec(select(Opportunity).where(Opportunity.lead_id == lead["id"])).one()
+        assert session.get(Lead, lead["id"]).status == "converted" or deal.stage == "new"
+    assert tab.refused == [] and tab.errors == []
+
+
+async def test_board_moves_a_dragged_deal_and_snaps_a_refused_one_back_with_every_reason(open_tab, engine, console):
+    rep = staff(engine)
+    async with _api(console, engine, rep) as api:
+        made = await api.post("/api/v1/opportunities", json={"title": "12 Elm St", "pipeline": "acquisition",
+                                                            "assignee": "me", "asking_price": "150000"})
+        assert made.status_code == 201, made.text
+        deal_id = made.json()["id"]
+
+        async def running():
+            moved = await api.post(f"/api/v1/opportunities/{deal_id}/stage", json={"stage": "nowhere"})
+            return moved.status_code == 409 and "not running" not in moved.text
+
+        await eventually(running, timeout=30, interval=0.3)
+    tab = await open_tab(rep)
+    page = tab.page
+    await page.goto("/app/board")
+    card = page.locator(f"#deal-{deal_id}")
+    assert await card.get_attribute("data-stage") == "new"
+    await assert_accessible(page)
+
+    # Accepted: new -> contacted, through DealWorkflow's update.
+    await card.drag_to(page.locator(".column[data-stage=contacted]"), source_position={"x": 3, "y": 3})
+    await page.locator(f".column[data-stage=contacted] #deal-{deal_id}").wait_for()
+    await page.wait_for_load_state("load")
+    await eventually(lambda: _stage(engine, deal_id) == "contacted", timeout=20)
+    await page.reload()
+    card = page.locator(f"#deal-{deal_id}")
+    assert await card.get_attribute("data-stage") == "contacted"
+
+    # Refused: offer_made needs an offer price; the card snaps back and the reasons are shown.
+    await card.drag_to(page.locator(".column[data-stage=offer_made]"), source_position={"x": 3, "y": 3})
+    alert = page.locator("[data-board-error]")
+    await expect(alert).to_contain_text("offer_made needs offer price (offer_price)")
+    assert await page.locator(f".column[data-stage=contacted] #deal-{deal_id}").count() == 1
+    # closed_lost without a reason: refused too, and says so.
+    await card.drag_to(page.locator(".column[data-stage=closed_lost]"), source_position={"x": 3, "y": 3})
+    await expect(alert).to_contain_text("closed_lost needs a reason")
+    assert _stage(engine, deal_id) == "contacted"
+    await screenshot(page, "board")
+
+    # The keyboard way: the card's stage menu, with a reason.
+    await card.get_by_label("Move to").select_option("closed_lost")
+    await card.get_by_label("Reason").fill("Seller listed with an agent")
+    await card.get_by_role("button", name="Move").click()
+    await eventually(lambda: _stage(engine, deal_id) == "closed_lost", timeout=20)
+    await page.locator(f".column[data-stage=closed_lost] #deal-{deal_id}").wait_for()
+    assert tab.refused == []
+
+
+def _stage(engine, deal_id: str) -> str:
+    with Session(engine) as session:
+        return session.get(Opportunity, deal_id).stage
+
+
+async def test_csrf_and_roles_are_the_apis_in_the_browser(open_tab, engine):
+    rep = staff(engine)
+    reader = staff(engine, Role.readonly, tenant=rep.tenant_id)
+    _, lead_id = insert_lead(engine, tenant=rep.tenant_id, first_name="Jesse", last_name="Pink")
+
+    tab = await open_tab(rep)
+    page = tab.page
+    await page.goto(f"/app/leads/{lead_id}")
+    await page.evaluate("document.querySelector('meta[name=csrf-token]').content = 'forged'")
+    await page.get_by_role("button", name="Assign to me").click()
+    await page.get_by_text("missing or wrong CSRF token").wait_for()
+    with Session(engine) as session:
+        assert session.get(Lead, lead_id).assigned_to is None  # nothing changed
+
+    tab = await open_tab(reader)
+    page = tab.page
+    await page.goto(f"/app/leads/{lead_id}")
+    assert await page.get_by_role("button", name="Set status").count() == 0  # no control the API would refuse
+    status = await page.evaluate("""async () => {
+        const token = document.querySelector('meta[name=csrf-token]').content;
+        const r = await fetch(location.pathname.replace('/app/', '/api/v1/') + '/assign', {method: 'POST',
+            headers: {'Content-Type': 'application/json', 'X-CSRF-Token': token}, body: JSON.stringify({assignee: 'me'})});
+        return [r.status, (await r.json()).detail];
+    }""")
+    assert status[0] == 403 and "readonly" in status[1]
+    await assert_accessible(page)
