@@ -8,8 +8,6 @@ went out (SendGrid custom arg, Twilio recipient+body) instead of sending again.
 from __future__ import annotations
 
 import logging
-from email.utils import parseaddr
-from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateError
 from sqlalchemy import Engine
@@ -21,7 +19,6 @@ from temporalio.exceptions import ApplicationError
 from core.db import is_unique_violation
 from core.metrics import MESSAGES
 from core.settings import Settings
-from core.signing import sign
 from models.base import utcnow
 from models.consent import is_opted_out, record_consent
 from models.lead import Lead
@@ -29,22 +26,17 @@ from models.investor import Investor, advance
 from models.message import Message
 from models.payloads import ConsentChange, MessageRequest, MessageResult, SendPlan, SendPlanInput
 from models.recipient import Recipient, load_recipient
-from definitions.send_window import SendWindow, recipient_zones
 from models.tenant import Tenant
 from models.timeline import add_message_entry
 from providers.base import OutgoingEmail, OutgoingSms, ProviderError, Receipt
 from providers.registry import Providers
 from providers.sms import is_opt_out
-from providers.templates import Template, latest_template, render
+from providers.templates import render
+from services.message_content import message_context, message_template, send_plan, unsubscribe_url
 
 log = logging.getLogger("dealflow.messaging")
 COUNTED = ("sent", "suppressed", "failed")  # dealflow_messages_total's outcomes
 FINAL = {"sent", "delivered", "opened", "clicked", "bounced", "failed", "suppressed", "undelivered"}
-
-
-def unsubscribe_url(settings: Settings, tenant_id: str, channel: str, address: str) -> str:
-    token = sign(settings, "unsubscribe", {"t": tenant_id, "c": channel, "a": address})
-    return f"{settings.effective_public_url}/api/v1/unsubscribe/{token}"
 
 
 class MessagingActivities:
@@ -54,16 +46,10 @@ class MessagingActivities:
     @activity.defn
     def plan_send(self, plan: SendPlanInput) -> SendPlan:
         with Session(self._engine) as session:
-            recipient = self._load(session, plan.tenant_id, plan.lead_id, plan.investor_id, plan.user_id)
-            tenant, address = recipient.tenant, recipient.address(plan.channel)
-            window = SendWindow.parse(*(plan.send_window or (tenant.send_window_days, tenant.send_window_start,
-                                                             tenant.send_window_end)))
-            zones, source = recipient_zones(recipient.person.phone, recipient.state, tenant.timezone)
-            opens_at = window.next_opening(plan.now, zones)
-            opted_out = bool(address) and is_opted_out(session, plan.tenant_id, plan.channel, address)
-        when = "now" if opens_at == plan.now else opens_at.astimezone(ZoneInfo(zones[0])).strftime("%a %H:%M %Z")
-        return SendPlan(zones=zones, zone_source=source, opens_at=opens_at, opted_out=opted_out,
-                        summary=f"send window opens {when} ({', '.join(zones)} from {source})")
+            try:
+                return send_plan(session, plan)
+            except LookupError as exc:
+                raise ApplicationError(str(exc), type="NotFound", non_retryable=True) from None
 
     @activity.defn
     def send_message(self, request: MessageRequest) -> MessageResult:
@@ -122,9 +108,9 @@ class MessagingActivities:
                 error = ("no_address", f"{who} has no {'email' if request.channel == 'email' else 'phone'}")
             else:
                 try:
-                    template = self._template(session, request)
+                    template = message_template(session, request)
                     message.template_version = template.version
-                    context = self._context(recipient, request)
+                    context = message_context(self._settings, recipient, request)
                     rendered = render(template, context)
                     message.subject, message.body, message.html = rendered.subject, rendered.text, rendered.html
                     message.from_address = self._sender(tenant, request.channel)
@@ -215,31 +201,6 @@ class MessagingActivities:
             return load_recipient(session, tenant_id, lead_id, investor_id, user_id)
         except LookupError as exc:
             raise ApplicationError(str(exc), type="NotFound", non_retryable=True) from None
-
-    def _template(self, session: Session, request: MessageRequest) -> Template:
-        if request.template:
-            template = latest_template(session, request.tenant_id, request.template)
-            if template is None:
-                raise LookupError(f"no template {request.template!r}")
-            if template.channel != request.channel:
-                raise ValueError(f"template {request.template!r} is for {template.channel}, not {request.channel}")
-            return template
-        if not request.text:
-            raise ValueError("a message needs a template or a text")
-        return Template(key="inline", version=0, channel=request.channel, text=request.text,
-                        subject=request.subject or ("" if request.channel == "sms" else None))
-
-    def _context(self, recipient: Recipient, request: MessageRequest) -> dict:
-        tenant = recipient.tenant
-        # The tenant's own sender name when it set one; otherwise the tenant speaks for itself.
-        sender_name = (parseaddr(tenant.email_from)[0] if tenant.email_from else "") or tenant.name
-        # The request's own variables (a notification) first: the recipient and the tenant are not theirs to change
-        context = {**request.context, **recipient.context(), "tenant": {"id": tenant.id, "name": tenant.name},
-                   "sender": {"name": sender_name}}
-        if request.channel == "email":
-            context["unsubscribe_url"] = unsubscribe_url(self._settings, tenant.id, "email",
-                                                         recipient.address("email") or "")
-        return context
 
     def _sender(self, tenant: Tenant, channel: str) -> str | None:
         if channel == "email":

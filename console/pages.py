@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import ClientDep, SessionDep
 from api.errors import Problem
 from api.routes import leads as leads_api
+from api.routes import messages as messages_api
 from api.routes import opportunities as deals_api
 from api.routes import tasks as tasks_api
 from console.app import render
@@ -102,11 +103,15 @@ async def lead(request: Request, lead_id: str, principal: SignedIn, session: Ses
         timeline = leads_api.lead_timeline(lead_id, session, principal)
         tasks = tasks_api.list_tasks(session, principal, assignee=None, status=TaskStatus.open, due_before=None,
                                      lead_id=lead_id, limit=50, cursor=None)
-        return list(reversed(timeline)), tasks.items, _people(session, principal.tenant_id)
 
-    timeline, tasks, people = await run_in_threadpool(read)
+        # (a lead's composer offers the templates written for leads, not the investors' or the staff's own)
+        templates = [t for t in messages_api.list_templates(session, principal)
+                     if not t.key.startswith(("investor_", "staff_", "accreditation_"))]
+        return list(reversed(timeline)), tasks.items, _people(session, principal.tenant_id), templates
+
+    timeline, tasks, people, templates = await run_in_threadpool(read)
     return render(request, "lead.html.j2", principal, title=f"{found.first_name} {found.last_name}".strip(),
-                  lead=found, timeline=timeline, tasks=tasks, people=people,
+                  lead=found, timeline=timeline, tasks=tasks, people=people, templates=templates,
                   statuses=[s.value for s in LeadStatus])
 
 

@@ -50,6 +50,9 @@ EVENTS = set().union(*SUBJECT_EVENTS.values())
 # Told by the relay to a running enrollment when a definition that `replaces` it starts for the same subject:
 # the run ends ("handed over to <key>"). Not a name definitions may use.
 HANDED_OVER = "enrollment.handed_over"
+# Told by the relay to one running enrollment that staff removed the subject from (the console's "remove from this
+# cadence", POST /api/v1/workflows/{id}/remove): the run ends ("removed by <who>"). Not a name definitions may use.
+REMOVED = "enrollment.removed"
 
 # Actions: parameter name -> (type, required). A capability not built yet is listed in UNAVAILABLE with the
 # reason, so validation says so instead of anything being stubbed.

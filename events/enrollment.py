@@ -21,7 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from core import search_attributes as sa
 from core.db import is_unique_violation
-from definitions.language import HANDED_OVER
+from definitions.language import HANDED_OVER, REMOVED
 from definitions.model import Definition
 from services.definition_store import active
 from models.base import utcnow
@@ -190,6 +190,17 @@ def hand_over(session: Session, client: Client, tenant_id: str, subject_id: str,
         except RPCError as exc:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
+
+
+def remove(client: Client, workflow_id: str, event_id: str, data: dict[str, Any], call: Callable[..., Any]) -> str:
+    """Staff removed the subject from this run: tell it (it ends; a run that ended meanwhile needs nothing)."""
+    try:
+        call(_signal, client, workflow_id, DefinitionEvent(name=REMOVED, event_id=event_id, data=data))
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        return f"{workflow_id} had ended already"
+    return f"removed from {workflow_id}"
 
 
 def enroll(session: Session, client: Client, task_queue: str, tenant_id: str, kind: str, subject_id: str,

@@ -54,6 +54,7 @@ from models.payloads import LeadEvent, LeadWorkflowInput, MessageRequest
 from models.signing import REQUESTED_EVENT as SIGNING_REQUESTED
 from models.signing import SigningInput
 from providers.esign.base import ProviderEvent
+from definitions.language import REMOVED
 from services.definition_store import active
 
 log = logging.getLogger("dealflow.relay")
@@ -302,6 +303,11 @@ class Relay:
                 "dealflow.event_id": event.event_id, "dealflow.subject": f"{event.subject_type}:{event.subject_id}"}):
             if event.name == STAFF_MESSAGE_EVENT:
                 outcome.append(self._start_message(event))
+            if event.name == REMOVED:  # staff took the subject out of one definition run
+                from events.enrollment import remove
+
+                outcome.append(remove(self._client, event.data["workflow_id"], event.event_id, event.data,
+                                      call=self._call))
             if event.name == DEAL_OPENED_EVENT:
                 outcome.append(self._start_deal(event))
             if event.name == ACCREDITATION_RECORDED_EVENT:

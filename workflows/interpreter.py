@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
 
     from core import search_attributes as sa
     from definitions.cel import program as cel_program
-    from definitions.language import HANDED_OVER
+    from definitions.language import HANDED_OVER, REMOVED
     # Payload models live in definitions.model, created once per process (not per run).
     from definitions.model import DefinitionEvent, DefinitionRun, DefinitionState, Step
     from models.payloads import SendPlan, SendPlanInput
@@ -190,6 +190,11 @@ class DefinitionInterpreter(StepActions):
         handed = next((e for e in self._events if e["name"] == HANDED_OVER), None)
         if handed is not None:  # a definition that replaces this one started for the subject
             return f"handed over to {handed['data'].get('by')}"
+        # Staff took the subject out of this run (an event no older history holds: replays are unchanged).
+        removed = next((e for e in self._events if e["name"] == REMOVED), None)
+        if removed is not None:
+            reason = removed["data"].get("reason")
+            return f"removed by {removed['data'].get('by')}" + (f": {reason}" if reason else "")
         if self._deal_lost:
             return "the deal was lost: closed_lost stops its automations"
         for rule in self._d.exit_when:

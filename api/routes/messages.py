@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
+from jinja2 import TemplateError
 from sqlmodel import col, func, select
 from starlette.concurrency import run_in_threadpool
 
@@ -20,10 +21,12 @@ from core.signing import verify
 from definitions.vocabulary import ReplyIntent
 from models.event import STAFF_MESSAGE_EVENT, emit
 from models.input import Input
+from models.base import utcnow
 from models.lead import Lead
 from models.message import Message, MessageTemplate
 from models.payloads import MessageRequest
 from models.tenant import Role
+from services.message_content import preview_message
 from services.reply_intent import correct_intent
 from providers.templates import Template, TemplateInvalid, builtin_templates, latest_template, validate
 
@@ -216,6 +219,43 @@ async def send_to_lead(lead_id: str, body: SendBody, session: SessionDep, princi
 
     await run_in_threadpool(record)
     return SendAccepted(workflow_id=workflow_id, idempotency_key=business_key)
+
+
+class MessagePreview(BaseModel):
+    channel: str
+    to: str | None
+    subject: str | None
+    text: str
+    html: str | None
+    sms_segments: int | None
+    opted_out: bool = Field(description="the address opted out of this channel: a send would be suppressed")
+    window_open: bool = Field(description="the recipient's send window (quiet hours) is open now")
+    opens_at: datetime
+    zones: list[str]
+    summary: str
+
+
+@router.post("/leads/{lead_id}/messages/preview", response_model=MessagePreview)
+def preview_for_lead(lead_id: str, body: SendBody, session: SessionDep, settings: SettingsDep,
+                     principal: Staff) -> MessagePreview:
+    """The message a send with this body would make, rendered for this lead now, with its consent and quiet
+    hours: nothing is sent or stored. The same checks as the send (422 naming the field), the same rendering
+    and send plan as the message workflow's activities (services/message_content.py)."""
+    _check_sendable(session, principal, lead_id, body)
+    request = MessageRequest(tenant_id=principal.tenant_id, lead_id=lead_id, channel=body.channel,
+                             template=body.template, text=body.text, subject=body.subject, idempotency_key="preview",
+                             actor=principal.actor)
+    now = utcnow()
+    try:
+        preview = preview_message(session, settings, request, now)
+    except (TemplateError, LookupError, ValueError) as exc:
+        raise Problem(422, f"the message cannot be rendered: {exc}",
+                      errors=[{"field": "template" if body.template else "text", "message": str(exc)}]) from None
+    plan = preview.plan
+    return MessagePreview(channel=body.channel, to=preview.to, subject=preview.rendered.subject,
+                          text=preview.rendered.text, html=preview.rendered.html, sms_segments=preview.segments,
+                          opted_out=plan.opted_out, window_open=plan.opens_at <= now, opens_at=plan.opens_at,
+                          zones=plan.zones, summary=plan.summary)
 
 
 @router.get("/templates", response_model=list[TemplatePublic])

@@ -15,6 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ClientDep, PrincipalDep, SessionDep, Staff, audit
 from api.errors import Problem
+from services.enrollments import remove_from_run
 from api.security import Principal
 from core import search_attributes as sa
 from core.temporal import temporal_unreachable
@@ -131,6 +132,22 @@ async def signal_workflow(
 
     await run_in_threadpool(in_transaction, session, record)
     return SignalAccepted(workflow_id=workflow_id, signal=name, event_id=event_id)
+
+
+class RemoveBody(Input):
+    reason: str | None = Field(default=None, max_length=300)
+
+
+class Removed(BaseModel):
+    workflow_id: str
+    removed: bool = Field(description="false: it had been removed already (nothing new recorded)")
+
+
+@router.post("/{workflow_id}/remove", status_code=202, response_model=Removed)
+def remove_from_definition(workflow_id: str, body: RemoveBody, session: SessionDep, principal: Staff) -> Removed:
+    """Take the subject out of this running definition run (a cadence): recorded on its timeline and audited, and
+    delivered to the run by the worker, which ends it ("removed by ..."). 409 once the run has ended."""
+    return Removed(workflow_id=workflow_id, removed=remove_from_run(session, principal, workflow_id, body.reason))
 
 
 def _lead_of(session, principal: Principal, workflow_id: str) -> Lead:

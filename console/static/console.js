@@ -72,8 +72,18 @@
     return { ok: response.ok, status: response.status, data };
   }
 
-  function after(form, data) {
-    const then = form.dataset.then || "reload";
+  function fill(target, data) {
+    target.querySelectorAll("[data-field]").forEach((el) => {
+      const value = (data || {})[el.dataset.field];
+      if (typeof value === "boolean") el.textContent = value ? el.dataset.true : el.dataset.false;
+      else el.textContent = value === null || value === undefined ? "—" : String(value);
+    });
+    target.hidden = false;
+  }
+
+  function after(form, data, submitter) {
+    const then = (submitter && submitter.dataset.then) || form.dataset.then || "reload";
+    if (then.startsWith("fill:")) { const el = document.querySelector(then.slice(5)); if (el) fill(el, data); return; }
     toast(form.dataset.done);
     if (then === "reload") { setTimeout(() => location.reload(), 300); return; }
     if (then.startsWith("go:")) {
@@ -91,13 +101,32 @@
     const buttons = form.querySelectorAll("button");
     buttons.forEach((b) => { b.disabled = true; });
     try {
-      const answer = await call(form.dataset.api, form.dataset.method || "POST", bodyOf(form));
-      if (answer.ok) after(form, answer.data); else showProblem(form, answer.data, answer.status);
+      const submitter = event.submitter && event.submitter.dataset.api ? event.submitter : null;
+      const url = submitter ? submitter.dataset.api : form.dataset.api;
+      const answer = await call(url, form.dataset.method || "POST", bodyOf(form));
+      if (answer.ok) after(form, answer.data, submitter); else showProblem(form, answer.data, answer.status);
     } catch (error) {
       showProblem(form, { detail: `Could not reach Dealflow: ${error.message}` }, 0);
     } finally {
       buttons.forEach((b) => { b.disabled = false; });
     }
+  });
+
+  // A composer offers the templates of the chosen channel only.
+  document.querySelectorAll("form.composer").forEach((form) => {
+    const channel = form.querySelector("select[name=channel]");
+    const template = form.querySelector("select[name=template]");
+    if (!channel || !template) return;
+    const only = () => {
+      let first = null;
+      for (const option of template.options) {
+        option.hidden = option.disabled = option.dataset.channel !== channel.value;
+        if (!option.hidden && !first) first = option;
+      }
+      if (template.selectedOptions[0] && template.selectedOptions[0].hidden && first) first.selected = true;
+    };
+    channel.addEventListener("change", only);
+    only();
   });
 
   // The pipeline board: drag a card onto another column; the API's answer decides.

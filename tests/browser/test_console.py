@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from api.security import create_api_key
 from models.base import utcnow
 from models.lead import Lead
+from models.message import Message
 from models.opportunity import Opportunity
 from models.task import Task
 from models.tenant import Role
@@ -138,15 +139,48 @@ async def test_the_lead_list_filters_sorts_and_pages(open_tab, engine):
     assert tab.refused == [] and tab.errors == []
 
 
+SLOW_NURTURE = """schema: dealflow/v1
+key: slow-nurture
+trigger: {event: lead.created}
+steps:
+  - {id: wait_reply, wait_for: {event: lead.replied, timeout: 30d}, save_as: reply}
+  - {id: follow_up, action: create_task, with: {title: Follow up}}
+"""
+
+
 async def test_a_rep_works_a_lead_and_converts_it_to_a_deal(open_tab, engine, console):
     rep = staff(engine)
+    _, ops_key = create_api_key(engine, rep.tenant_id, Role.ops, "test")
+    async with httpx.AsyncClient(base_url=console, headers={"Authorization": f"Bearer {ops_key}"}) as ops:
+        saved = await ops.post("/api/v1/definitions", content=SLOW_NURTURE.encode(),
+                               headers={"Content-Type": "application/yaml"})
+        assert saved.status_code == 201, saved.text
+        assert (await ops.post("/api/v1/definitions/slow-nurture/versions/1/publish")).status_code == 200
     async with _api(console, engine, rep) as api:
         lead = await _running_lead(api)
+
+        async def enrolled():
+            found = (await api.get(f"/api/v1/leads/{lead['id']}")).json()
+            return any(r["key"] == "slow-nurture" and r["status"] == "running" for r in found["definitions"])
+
+        await eventually(enrolled, timeout=30)
     tab = await open_tab(rep)
     page = tab.page
     await page.goto(f"/app/leads/{lead['id']}")
     assert "4500 Oak Ridge Dr" in await page.locator("#property-h + p").inner_text()
     await assert_accessible(page)
+
+    # Out of the running cadence: the run ends, and the timeline says who removed the lead.
+    run = page.locator("#workflow-h ~ ul li", has_text="slow-nurture")
+    await run.get_by_role("button", name="Remove from slow-nurture").click()
+
+    async def removed():
+        await page.reload()
+        return ("definition.removed" in await page.locator("[data-region=timeline]").inner_text()
+                and await page.get_by_role("button", name="Remove from slow-nurture").count() == 0)
+
+    await eventually(removed, timeout=30, interval=0.5)
+
 
     await page.get_by_label("Status", exact=True).select_option("contacted")
     await page.get_by_role("button", name="Set status").click()
@@ -160,8 +194,30 @@ async def test_a_rep_works_a_lead_and_converts_it_to_a_deal(open_tab, engine, co
 
     await eventually(noted, timeout=20, interval=0.5)
     timeline = await page.locator("[data-region=timeline]").inner_text()
-    assert "lead.status_changed" in timeline or "contacted" in timeline
+    assert "lead.status_changed" in timeline and "Status new → contacted" in timeline
+
+    # A message from a template: previewed (rendered for this lead, with consent and quiet hours), then sent.
+    composer = page.locator("form.composer")
+    await composer.get_by_label("Channel").select_option("email")
+    await composer.get_by_label("Template").select_option("still_interested")
+    await composer.get_by_role("button", name="Preview").click()
+    preview = composer.locator(".preview")
+    await expect(preview).to_be_visible()
+    await expect(preview.locator("[data-field=to]")).to_have_text(lead["email"])
+    await expect(preview.locator("[data-field=text]")).to_contain_text("Maria")
+    await expect(preview.locator("[data-field=opted_out]")).to_contain_text("may be contacted")
+    await expect(preview.locator("[data-field=summary]")).to_contain_text("send window opens")
     await screenshot(page, "lead")
+    async with page.expect_navigation():  # (the page reloads once the API took the send)
+        await composer.get_by_role("button", name="Send").click()
+
+    def sent() -> bool:
+        with Session(engine) as session:
+            return session.exec(select(Message).where(Message.lead_id == lead["id"],
+                                                      Message.template == "still_interested")).first() is not None
+
+    await eventually(sent, timeout=30)
+
 
     # A refusal is shown in the form, next to its field (here the API's 422 on a price past its 14 digits).
     await page.get_by_label("Asking price ($)").fill("1000000000000000")

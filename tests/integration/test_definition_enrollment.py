@@ -14,7 +14,7 @@ from models.tenant import Role
 from tests.conftest import (
     always_open, ready_for_contract, delivered, eventually, set_tenant, started_by, workflow_running, zone_at_local_hour,
 )
-from workflows.definition import DefinitionEvent, DefinitionWorkflow
+from workflows.definition import DefinitionEvent, DefinitionState, DefinitionWorkflow
 
 REFERRAL = """schema: dealflow/v1
 key: referral-welcome
@@ -450,3 +450,38 @@ async def test_a_status_change_made_by_the_leads_workflow_ends_the_run_through_e
 
 async def _current(handle, step: str) -> bool:
     return (await handle.query(DefinitionWorkflow.state)).current_step == step
+
+
+async def test_staff_remove_a_lead_from_a_running_definition_and_the_run_ends_saying_who(
+        api, make_key, engine, temporal_client):
+    tenant, ops, staff = await _setup(api, make_key, engine)
+    await _publish(api, ops, REFERRAL.format(version=1, title="Thank the referrer"), "referral-welcome")
+    lead = (await api.post("/api/v1/leads", headers=staff, json={
+        "first_name": "Ref", "email": f"ref.{uuid.uuid4().hex[:6]}@example.com", "source": "referral"})).json()
+    await delivered(engine, f"{lead['id']}:created")
+    run = await eventually(lambda: _runs(engine, lead["id"]))
+    workflow_id = run[0].workflow_id
+    handle = temporal_client.get_workflow_handle(workflow_id, result_type=DefinitionState)
+
+    async def waiting():
+        state = await handle.query(DefinitionWorkflow.state)
+        return state.current_step == "wait_reply"
+
+    await eventually(waiting, timeout=30)
+    other = make_key(Role.staff)  # another tenant's key: the run is not theirs
+    assert (await api.post(f"/api/v1/workflows/{workflow_id}/remove", headers=other, json={})).status_code == 404
+    reader = make_key(Role.readonly, tenant=tenant)
+    assert (await api.post(f"/api/v1/workflows/{workflow_id}/remove", headers=reader, json={})).status_code == 403
+    removed = await api.post(f"/api/v1/workflows/{workflow_id}/remove", headers=staff,
+                             json={"reason": "asked us to stop"})
+    assert removed.status_code == 202 and removed.json()["removed"] is True
+    again = await api.post(f"/api/v1/workflows/{workflow_id}/remove", headers=staff, json={})
+    assert again.json()["removed"] is False  # one removal
+
+    result = await asyncio.wait_for(handle.result(), timeout=30)
+    assert result.status == "exited" and "removed by key:" in result.path[-1]["detail"]
+    assert "asked us to stop" in result.path[-1]["detail"]
+    timeline = (await api.get(f"/api/v1/leads/{lead['id']}/timeline", headers=staff)).json()
+    entry = next(e for e in timeline if e["kind"] == "definition.removed")
+    assert "referral-welcome" in entry["summary"] and entry["actor"].startswith("key:")
+    assert "Thank the referrer" in _tasks(engine, lead["id"])  # what it did before stays

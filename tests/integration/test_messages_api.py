@@ -117,7 +117,7 @@ async def test_templates_are_validated_versioned_and_report_segments(api, make_k
 
 
 async def test_unsubscribe_link_opts_out_on_post_only(api, make_key, engine, settings):
-    from activities.messaging import unsubscribe_url
+    from services.message_content import unsubscribe_url
 
     tenant, headers = await _tenant(make_key, engine, local_hour=2)
     lead = await _lead(api, headers)
@@ -132,3 +132,43 @@ async def test_unsubscribe_link_opts_out_on_post_only(api, make_key, engine, set
         assert is_opted_out(session, tenant, "email", lead["email"])
     forged = await api.post(url[:-3] + "abc")
     assert forged.status_code == 400
+
+
+async def test_a_preview_renders_for_the_lead_with_consent_and_quiet_hours_and_sends_nothing(api, make_key, engine):
+    from sqlmodel import func, select
+
+    from models.consent import record_consent
+    from models.message import Message
+    from models.payloads import ConsentChange
+
+    tenant, headers = await _tenant(make_key, engine, local_hour=2)  # 2 a.m. where the lead lives: window shut
+    lead = await _lead(api, headers, first_name="Rosa")
+    preview = await api.post(f"/api/v1/leads/{lead['id']}/messages/preview", headers=headers,
+                             json={"channel": "email", "template": "still_interested"})
+    assert preview.status_code == 200, preview.text
+    body = preview.json()
+    assert body["to"] == lead["email"] and "Rosa" in body["text"] and "Peach State Buyers" in body["subject"]
+    assert body["opted_out"] is False and body["window_open"] is False and "send window opens" in body["summary"]
+    sms = (await api.post(f"/api/v1/leads/{lead['id']}/messages/preview", headers=headers,
+                          json={"channel": "sms", "text": "Hi {{ lead.first_name }}, still selling?"})).json()
+    assert sms["text"].startswith("Hi Rosa") and sms["sms_segments"] == 1
+    with Session(engine) as session:
+        record_consent(session, ConsentChange(tenant_id=tenant, channel="sms", address=lead["phone"],
+                                              status="opted_out", source="test"))
+        session.commit()
+    sms = (await api.post(f"/api/v1/leads/{lead['id']}/messages/preview", headers=headers,
+                          json={"channel": "sms", "text": "Hi"})).json()
+    assert sms["opted_out"] is True
+    # The send's own checks, each naming its field; a template that cannot render says why.
+    wrong = await api.post(f"/api/v1/leads/{lead['id']}/messages/preview", headers=headers,
+                           json={"channel": "sms", "template": "still_interested"})
+    assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "channel"
+    broken = await api.post(f"/api/v1/leads/{lead['id']}/messages/preview", headers=headers,
+                            json={"channel": "sms", "text": "{{ lead.first_name | nosuchfilter }}"})
+    assert broken.status_code == 422, broken.text
+    reader = make_key(Role.readonly, tenant=tenant)
+    assert (await api.post(f"/api/v1/leads/{lead['id']}/messages/preview", headers=reader,
+                           json={"channel": "sms", "text": "Hi"})).status_code == 403
+    with Session(engine) as session:  # nothing stored by any of them
+        assert session.exec(select(func.count()).select_from(Message).where(
+            Message.lead_id == lead["id"], Message.template == "still_interested")).one() == 0

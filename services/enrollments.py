@@ -1,0 +1,44 @@
+"""Staff take a subject out of a definition run ("remove from this cadence"): the removal, its timeline entry and
+audit row and the event the relay delivers to the run (which ends, "removed by <who>") in one transaction — while
+Temporal is down too, the run hears it when it is back. Removing twice is one removal."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from definitions.language import REMOVED
+from models.audit import record_audit
+from models.definition import WorkflowExecution
+from models.event import emit
+from models.timeline import TimelineEntry
+from services.acting import Acting, Conflict, NotFound
+
+_SUBJECT_FIELD = {"lead": "lead_id", "deal": "opportunity_id", "investor": "investor_id"}
+
+
+def remove_from_run(session: Session, caller: Acting, workflow_id: str, reason: str | None = None) -> bool:
+    """End the caller's tenant's running definition run `workflow_id` for its subject; commits. False when it was
+    removed already (nothing new recorded). NotFound for another tenant's or an unknown run, Conflict for one that
+    ended."""
+    execution = session.exec(select(WorkflowExecution).where(
+        WorkflowExecution.workflow_id == workflow_id, WorkflowExecution.workflow_type == "DefinitionWorkflow")
+        .order_by(col(WorkflowExecution.started_at).desc())).first()
+    if execution is None or execution.tenant_id != caller.tenant_id or execution.subject_type not in _SUBJECT_FIELD:
+        raise NotFound(f"definition run {workflow_id} not found")
+    if execution.status != "running":
+        raise Conflict(f"definition run {workflow_id} has ended ({execution.status})")
+    event_id = f"{REMOVED}:{workflow_id}"
+    data = {"workflow_id": workflow_id, "by": caller.actor, "reason": reason, "key": execution.definition_key}
+    if not emit(session, tenant_id=caller.tenant_id, subject_type=execution.subject_type,
+                subject_id=execution.subject_id, name=REMOVED, event_id=event_id, data=data):
+        session.rollback()
+        return False
+    session.add(TimelineEntry(
+        tenant_id=caller.tenant_id, kind="definition.removed", actor=caller.actor, workflow_id=workflow_id,
+        summary=(f"Removed from {execution.definition_key} v{execution.definition_version}"
+                 + (f": {reason}" if reason else ""))[:500],
+        data=data, idempotency_key=event_id[:300], **{_SUBJECT_FIELD[execution.subject_type]: execution.subject_id}))
+    record_audit(session, tenant_id=caller.tenant_id, actor=caller.actor, action="definition.remove",
+                 entity_type="workflow", entity_id=workflow_id, after=data)
+    session.commit()
+    return True
