@@ -17,6 +17,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
@@ -298,7 +299,11 @@ async def test_enrichment_duplicate_hands_over_to_the_original(skipping_env):
     assert [r for r in recorded.sends if r.lead_id == duplicate_id] == []  # the duplicate messages nobody
     received = [e for e in recorded.timeline if e.kind == "lead.duplicate_received"]
     assert received[0].lead_id == original_id and received[0].data["lead_id"] == duplicate_id
-    await original.terminate("test done")
+    try:
+        await original.terminate("test done")
+    except RPCError as exc:  # the skipped time may have let the original finish its lifecycle already
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
 
 
 async def _completed(handle) -> bool:
