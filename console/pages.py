@@ -5,7 +5,7 @@ problem documents are the console's too. Nothing here decides anything."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -29,6 +29,7 @@ from models.opportunity import Opportunity
 from models.task import TaskStatus
 from models.tenant import User
 from services.deals import DealFilters, deal_list_query
+from services.definition_store import active
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 
@@ -77,21 +78,45 @@ def leads(request: Request, principal: SignedIn, session: SessionDep,
           min_score: Annotated[str, Query(max_length=20)] = "",
           max_score: Annotated[str, Query(max_length=20)] = "",
           sort: Annotated[str, Query(pattern="^-?(created_at|score)$")] = "-created_at",
+          tag: Annotated[str, Query(max_length=64)] = "",
+          created_from: Annotated[str, Query(max_length=10)] = "",
+          created_to: Annotated[str, Query(max_length=10)] = "",
           cursor: Annotated[str | None, Query(max_length=400)] = None) -> HTMLResponse:
     # (a filter form sends its empty fields too: empty means "any")
     assigned = (principal.user_id or None) if assigned == "me" else (assigned or None)
     min_score, max_score = _score(min_score, "min_score"), _score(max_score, "max_score")
+    since, until = _day(created_from, "created_from"), _day(created_to, "created_to", end=True)
     found = leads_api.list_leads(session, principal, status=status, source=source, q=q or None, assigned=assigned,
                                  min_score=min_score, max_score=max_score, include_duplicates=False, sort=sort,
-                                 limit=50, cursor=cursor)
+                                 limit=50, cursor=cursor, tag=tag or None, created_from=since, created_to=until)
     chosen = {"status": [s.value for s in status or ()], "source": [s.value for s in source or ()], "q": q or "",
               "assigned": request.query_params.get("assigned", ""), "min_score": min_score, "max_score": max_score,
-              "sort": sort}
+              "sort": sort, "tag": tag, "created_from": created_from, "created_to": created_to}
     query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
     next_url = f"/app/leads?{urlencode([*query, ('cursor', found.next_cursor)])}" if found.next_cursor else None
+    # The export: the API's CSV of the same filters (only those given: the API wants no empty ones)
+    export = [("status", s) for s in chosen["status"]] + [("source", s) for s in chosen["source"]] + [
+        (k, str(v)) for k, v in (("q", q), ("assigned", assigned), ("min_score", min_score),
+                                 ("max_score", max_score), ("tag", tag), ("sort", sort),
+                                 ("created_from", since.isoformat() if since else None),
+                                 ("created_to", until.isoformat() if until else None)) if v not in (None, "")]
+    definitions = [d.key for d in active(session, principal.tenant_id) if d.subject == "lead"]
     return render(request, "leads.html.j2", principal, title="Leads", leads=found.items, chosen=chosen,
                   statuses=[s.value for s in LeadStatus], sources=[s.value for s in LeadSource],
-                  people=_people(session, principal.tenant_id), next_url=next_url, first_page=cursor is None)
+                  people=_people(session, principal.tenant_id), next_url=next_url, first_page=cursor is None,
+                  export_url=f"/api/v1/leads/export.csv?{urlencode(export)}", definitions=sorted(definitions))
+
+
+def _day(value: str, field: str, end: bool = False) -> datetime | None:
+    """A date field (YYYY-MM-DD, UTC) as the start of that day, or of the next one for an inclusive end."""
+    if not value.strip():
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise Problem(422, f"{field} is a date (YYYY-MM-DD)", errors=[{"field": field, "message": "not a date"}]
+                      ) from None
+    return datetime.combine(day + timedelta(days=1) if end else day, time(0), tzinfo=UTC)
 
 
 @router.get("/leads/{lead_id}", response_class=HTMLResponse)

@@ -53,6 +53,9 @@ HANDED_OVER = "enrollment.handed_over"
 # Told by the relay to one running enrollment that staff removed the subject from (the console's "remove from this
 # cadence", POST /api/v1/workflows/{id}/remove): the run ends ("removed by <who>"). Not a name definitions may use.
 REMOVED = "enrollment.removed"
+# Staff enrolled the subject in a published definition by hand (the console's bulk "enroll", POST /leads/bulk): the
+# relay starts a run of the newest published version whatever its trigger says. Not a name definitions may use.
+ENROLL_REQUESTED = "enrollment.requested"
 
 # Actions: parameter name -> (type, required). A capability not built yet is listed in UNAVAILABLE with the
 # reason, so validation says so instead of anything being stubbed.

@@ -54,7 +54,7 @@ from models.payloads import LeadEvent, LeadWorkflowInput, MessageRequest
 from models.signing import REQUESTED_EVENT as SIGNING_REQUESTED
 from models.signing import SigningInput
 from providers.esign.base import ProviderEvent
-from definitions.language import REMOVED
+from definitions.language import ENROLL_REQUESTED, REMOVED
 from services.definition_store import active
 
 log = logging.getLogger("dealflow.relay")
@@ -303,6 +303,15 @@ class Relay:
                 "dealflow.event_id": event.event_id, "dealflow.subject": f"{event.subject_type}:{event.subject_id}"}):
             if event.name == STAFF_MESSAGE_EVENT:
                 outcome.append(self._start_message(event))
+            if event.name == ENROLL_REQUESTED:  # staff enrolled the subject by hand
+                from events.enrollment import run_definition
+
+                try:
+                    outcome.append("enrolled " + run_definition(
+                        session, self._client, self._queue, event.tenant_id, event.data["kind"], event.subject_id,
+                        event.data["key"], event.data["workflow_id"], call=self._call, commit=False))
+                except LookupError as exc:  # retired since, or the subject is gone: nothing to retry
+                    outcome.append(f"not enrolled: {exc}")
             if event.name == REMOVED:  # staff took the subject out of one definition run
                 from events.enrollment import remove
 

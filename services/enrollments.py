@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from definitions.language import REMOVED
+from definitions.language import ENROLL_REQUESTED, REMOVED
+from services.definition_store import active
 from models.audit import record_audit
 from models.definition import WorkflowExecution
 from models.event import emit
@@ -42,3 +43,34 @@ def remove_from_run(session: Session, caller: Acting, workflow_id: str, reason: 
                  entity_type="workflow", entity_id=workflow_id, after=data)
     session.commit()
     return True
+
+
+def request_enrollment(session: Session, caller: Acting, kind: str, subject_id: str, key: str,
+                       request_key: str) -> str | None:
+    """Enroll the subject in the published definition `key` by hand, whatever its trigger says: the request, its
+    timeline entry and audit row and the event the relay turns into the run, in the caller's transaction (the caller
+    commits). Returns the run's workflow id, or None when a run of `key` is going for the subject already (nothing
+    recorded). NotFound when `key` is not published, Conflict when it is about another kind of subject.
+    `request_key` makes a retried request one enrollment."""
+    definition = next((d for d in active(session, caller.tenant_id) if d.key == key), None)
+    if definition is None:
+        raise NotFound(f"no published definition '{key}' (is it published, or retired?)", field="definition")
+    if definition.subject != kind:
+        raise Conflict(f"definition '{key}' is about a {definition.subject}, not a {kind}", field="definition")
+    running = session.exec(select(WorkflowExecution.id).where(
+        WorkflowExecution.tenant_id == caller.tenant_id, WorkflowExecution.subject_id == subject_id,
+        WorkflowExecution.definition_key == key, WorkflowExecution.status == "running")).first()
+    if running is not None:
+        return None
+    workflow_id = f"def-{caller.tenant_id}-{key}-{subject_id}-by-{request_key}"[:200]
+    data = {"key": key, "workflow_id": workflow_id, "by": caller.actor, "kind": kind}
+    if not emit(session, tenant_id=caller.tenant_id, subject_type=kind, subject_id=subject_id, name=ENROLL_REQUESTED,
+                event_id=f"{ENROLL_REQUESTED}:{workflow_id}", data=data):
+        return workflow_id  # the same request again
+    session.add(TimelineEntry(
+        tenant_id=caller.tenant_id, kind="definition.enrolled", actor=caller.actor, workflow_id=workflow_id,
+        summary=f"Enrolled in {key} by hand"[:500], data=data, idempotency_key=f"{ENROLL_REQUESTED}:{workflow_id}"[:300],
+        **{_SUBJECT_FIELD[kind]: subject_id}))
+    record_audit(session, tenant_id=caller.tenant_id, actor=caller.actor, action="definition.enroll",
+                 entity_type=kind, entity_id=subject_id, after=data)
+    return workflow_id

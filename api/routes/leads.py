@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
 from pydantic import ConfigDict, Field
 from sqlalchemy import inspect
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import ClientDep, PrincipalDep, SessionDep, Staff, audit
-from api.errors import Problem
+from api.errors import Problem, as_problem
 from api.paging import page
 from core.db import committed, in_transaction
 from definitions.language import RECORDED_EVENTS
@@ -32,7 +36,9 @@ from models.lead import (
 )
 from models.payloads import ConvertInput, ConvertResult, LeadState, StatusChange
 from models.timeline import TimelineEntry, TimelineEntryPublic
+from services.acting import ServiceError
 from services.assignment import assign_lead, check_lead_assignee, hand_lead
+from services.enrollments import request_enrollment
 from services.lead_intake import receive_lead
 from services.lead_lists import LeadFilters, lead_list_query
 from workflows.lead import LeadWorkflow
@@ -91,16 +97,160 @@ def list_leads(
                     ] = "-created_at",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
+    tag: Annotated[str | None, Query(max_length=64, description="has this tag")] = None,
+    created_from: Annotated[datetime | None, Query(description="received at or after (with its time zone)")] = None,
+    created_to: Annotated[datetime | None, Query(description="received before (with its time zone)")] = None,
 ) -> LeadPage:
-    filters = LeadFilters(status=[s.value for s in status or ()], source=[s.value for s in source or ()], q=q,
-                          assigned=assigned, min_score=min_score, max_score=max_score,
-                          include_duplicates=include_duplicates, sort=sort)
+    filters = _filters(status, source, q, assigned, min_score, max_score, include_duplicates, sort, tag,
+                       created_from, created_to)
     items, next_cursor = page(session, lead_list_query(principal.tenant_id, filters), Lead, limit, cursor,
                               by=filters.sort_key, descending=filters.descending)
     property_ids = [lead.property_id for lead in items if lead.property_id]  # one query for the page's
     properties = {row.id: row for row in session.exec(select(Property).where(col(Property.id).in_(property_ids)))
                   } if property_ids else {}
     return LeadPage(items=[_public(session, lead, properties) for lead in items], next_cursor=next_cursor)
+
+
+def _filters(status, source, q, assigned, min_score, max_score, include_duplicates, sort, tag, created_from,
+             created_to) -> LeadFilters:
+    for name, value in (("created_from", created_from), ("created_to", created_to)):
+        if value is not None and value.tzinfo is None:
+            raise Problem(422, f"give {name} with its time zone", errors=[{"field": name, "message": "no time zone"}])
+    return LeadFilters(status=[s.value for s in status or ()], source=[s.value for s in source or ()], q=q,
+                       assigned=assigned, min_score=min_score, max_score=max_score,
+                       include_duplicates=include_duplicates, sort=sort, tag=tag, created_from=created_from,
+                       created_to=created_to)
+
+
+EXPORT_COLUMNS = ("id", "first_name", "last_name", "email", "phone", "property_address", "source", "status",
+                  "score", "assigned_to", "tags", "created_at")
+EXPORT_MAX_ROWS = 100_000
+
+
+@router.get("/export.csv", response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {}}, "description": "the filtered leads as CSV"}})
+def export_leads(
+    session: SessionDep,
+    principal: PrincipalDep,
+    status: Annotated[list[LeadStatus] | None, Query()] = None,
+    source: Annotated[list[LeadSource] | None, Query()] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    assigned: Annotated[str | None, Query(max_length=40)] = None,
+    min_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+    max_score: Annotated[float | None, Query(ge=0, le=1)] = None,
+    sort: Annotated[str, Query(pattern="^-?(created_at|score)$")] = "-created_at",
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> StreamingResponse:
+    """The leads the same filters list, as CSV (UTF-8, a header row; up to 100,000 rows, in the list's order),
+    streamed in pages of the list's own keyset query. Cells a spreadsheet would run as a formula are quoted
+    with a leading apostrophe (OWASP's CSV injection advice). Audited `lead.export`."""
+    filters = _filters(status, source, q, assigned, min_score, max_score, False, sort, tag, created_from,
+                       created_to)
+    audit(session, principal, "lead.export", "lead", None, after={"filters": {
+        k: v for k, v in {"status": filters.status, "source": filters.source, "q": q, "assigned": assigned,
+                          "min_score": min_score, "max_score": max_score, "tag": tag, "sort": sort}.items() if v}})
+    session.commit()
+    engine = session.get_bind()
+
+    def rows():
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(EXPORT_COLUMNS)
+        cursor, sent = None, 0
+        with Session(engine) as reader:
+            while sent < EXPORT_MAX_ROWS:
+                items, cursor = page(reader, lead_list_query(principal.tenant_id, filters), Lead, 500, cursor,
+                                     by=filters.sort_key, descending=filters.descending)
+                for lead in items:
+                    writer.writerow([_cell(getattr(lead, name)) for name in EXPORT_COLUMNS])
+                sent += len(items)
+                yield out.getvalue()
+                out.seek(0)
+                out.truncate()
+                if cursor is None:
+                    break
+
+    return StreamingResponse(rows(), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="leads-{principal.tenant_id}.csv"'})
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        value = ";".join(str(v) for v in value)
+    elif isinstance(value, datetime):
+        value = value.isoformat()
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+class BulkBody(Input):
+    model_config = ConfigDict(extra="forbid")
+    lead_ids: list[Annotated[str, Field(max_length=40)]] = Field(min_length=1, max_length=200)
+    action: Literal["assign", "status", "enroll"]
+    assignee: str | None = Field(default=None, max_length=320, description="assign: a user's id or email, `me`, "
+                                 "`round_robin`, or null for nobody")
+    team: Team | None = None
+    status: LeadStatus | None = Field(default=None, description="status: the new status")
+    reason: str | None = Field(default=None, max_length=500)
+    definition: str | None = Field(default=None, max_length=100, description="enroll: a published definition's key")
+
+
+class BulkOutcome(BaseModel):
+    lead_id: str
+    ok: bool
+    detail: str
+
+
+class BulkResult(BaseModel):
+    done: int
+    failed: int
+    results: list[BulkOutcome]
+
+
+@router.post("/bulk", response_model=BulkResult)
+async def bulk(body: BulkBody, session: SessionDep, client: ClientDep, principal: Staff) -> BulkResult:
+    """One action for many leads, each through the same path as its single-lead endpoint (assign: the same
+    ownership rules and notifications; status: each lead's workflow update; enroll: the event the relay turns into
+    a run of the published definition). Every lead gets its own outcome: one refusal does not undo the others."""
+    if body.action == "status" and body.status is None:
+        raise Problem(422, "give the new status", errors=[{"field": "status", "message": "required for status"}])
+    if body.action == "enroll" and not body.definition:
+        raise Problem(422, "give the definition to enroll in",
+                      errors=[{"field": "definition", "message": "required for enroll"}])
+    if body.action == "assign" and "assignee" not in body.model_fields_set:
+        raise Problem(422, "give the assignee (null for nobody)",
+                      errors=[{"field": "assignee", "message": "required for assign"}])
+    request_key = uuid.uuid4().hex[:12]
+    results: list[BulkOutcome] = []
+    for lead_id in dict.fromkeys(body.lead_ids):  # (each lead once, in the order given)
+        try:
+            if body.action == "status":
+                state = await change_status(lead_id, StatusBody(status=body.status, reason=body.reason), session,
+                                            client, principal)
+                detail = f"status {state.status}"
+            elif body.action == "assign":
+                lead = await run_in_threadpool(assign, lead_id, AssignBody(assignee=body.assignee, team=body.team),
+                                               session, principal)
+                detail = f"assigned to {lead.assigned_to or 'nobody'}"
+            else:
+                detail = await run_in_threadpool(_enroll, session, principal, lead_id, body.definition, request_key)
+            results.append(BulkOutcome(lead_id=lead_id, ok=True, detail=detail))
+        except (Problem, ServiceError) as exc:
+            await run_in_threadpool(session.rollback)
+            results.append(BulkOutcome(lead_id=lead_id, ok=False, detail=as_problem(exc).detail))
+    done = sum(r.ok for r in results)
+    return BulkResult(done=done, failed=len(results) - done, results=results)
+
+
+def _enroll(session, principal, lead_id: str, key: str, request_key: str) -> str:
+    lead = _get_lead(session, principal, lead_id)
+    workflow_id = request_enrollment(session, principal, "lead", lead.duplicate_of or lead.id, key, request_key)
+    session.commit()
+    return f"enrolled in {key}" if workflow_id else f"already in a running {key}"
 
 
 @router.get("/{lead_id}", response_model=LeadPublic)

@@ -30,6 +30,11 @@
     const body = {};
     for (const el of form.elements) {
       if (!el.name || el.disabled || el.type === "submit" || el.type === "button") continue;
+      if (el.dataset.type === "array") {  // checkboxes of one name (a list's selected rows)
+        body[el.name] = body[el.name] || [];
+        if (el.checked) body[el.name].push(el.value);
+        continue;
+      }
       const value = valueOf(el);
       if (value !== undefined) body[el.name] = value;
     }
@@ -83,6 +88,16 @@
 
   function after(form, data, submitter) {
     const then = (submitter && submitter.dataset.then) || form.dataset.then || "reload";
+    if (then === "bulk") {  // one outcome per lead: refusals listed, the rest done
+      if (data && data.failed) {
+        showProblem(form, { detail: `${data.done} done, ${data.failed} refused:`,
+          errors: data.results.filter((r) => !r.ok).map((r) => ({ field: "", message: `${r.lead_id}: ${r.detail}` })) });
+        return;
+      }
+      toast(`${data ? data.done : 0} done`);
+      setTimeout(() => location.reload(), 300);
+      return;
+    }
     if (then.startsWith("fill:")) { const el = document.querySelector(then.slice(5)); if (el) fill(el, data); return; }
     toast(form.dataset.done);
     if (then === "reload") { setTimeout(() => location.reload(), 300); return; }
@@ -111,6 +126,20 @@
       buttons.forEach((b) => { b.disabled = false; });
     }
   });
+
+  // A list's row selection: select all, and the count beside the bulk actions.
+  const bulk = document.getElementById("bulk");
+  if (bulk) {
+    const boxes = () => document.querySelectorAll('input[form="bulk"][data-type="array"]');
+    const count = () => {
+      const n = Array.from(boxes()).filter((b) => b.checked).length;
+      bulk.querySelector("[data-selected]").textContent = `${n} selected`;
+    };
+    document.addEventListener("change", (event) => {
+      if (event.target.matches("[data-select-all]")) boxes().forEach((b) => { b.checked = event.target.checked; });
+      if (event.target.matches("[data-select-all], input[form=bulk]")) count();
+    });
+  }
 
   // A composer offers the templates of the chosen channel only.
   document.querySelectorAll("form.composer").forEach((form) => {

@@ -19,6 +19,7 @@ from models.lead import Lead
 from models.message import Message
 from models.opportunity import Opportunity
 from models.task import Task
+from models.timeline import TimelineEntry
 from models.tenant import Role
 from services.tasks import create_task
 from tests.browser.conftest import assert_accessible, screenshot
@@ -110,30 +111,58 @@ async def test_the_lead_list_filters_sorts_and_pages(open_tab, engine):
     page = tab.page
     await page.goto("/app/leads")
     rows = page.locator("table.list tbody tr")
+    filters = page.get_by_role("search", name="Filter leads")
     assert await rows.count() == 50
     await page.get_by_role("link", name="Next page").click()
     assert await rows.count() == 7  # 57 in all
     await page.goto("/app/leads")
-    await page.get_by_label("Status").select_option(["qualified"])
-    await page.get_by_label("Source").select_option(["ppc"])
-    await page.get_by_label("Score from").fill("0.5")
-    await page.get_by_role("button", name="Apply").click()
+    await filters.get_by_label("Status").select_option(["qualified"])
+    await filters.get_by_label("Source").select_option(["ppc"])
+    await filters.get_by_label("Score from").fill("0.5")
+    await filters.get_by_role("button", name="Apply").click()
     await page.wait_for_url(re.compile(r"status=qualified"))
     assert await rows.count() == 1 and "Hot Lead" in await rows.first.inner_text()
-    await page.get_by_label("Score from").fill("")
-    await page.get_by_label("Sort").select_option("-score")
-    await page.get_by_role("button", name="Apply").click()
+    await filters.get_by_label("Score from").fill("")
+    await filters.get_by_label("Sort").select_option("-score")
+    await filters.get_by_role("button", name="Apply").click()
     await page.wait_for_url(re.compile(r"sort=-score"))
-    names = [await rows.nth(i).locator("td").first.inner_text() for i in range(await rows.count())]
-    assert [n.splitlines()[0] for n in names] == ["Hot Lead", "Cold Lead"]
-    await page.get_by_label("Search").fill("cold")
-    await page.get_by_role("button", name="Apply").click()
+    names = [await rows.nth(i).get_by_role("link").inner_text() for i in range(await rows.count())]
+    assert names == ["Hot Lead", "Cold Lead"]
+    await filters.get_by_label("Search").fill("cold")
+    await filters.get_by_role("button", name="Apply").click()
     await page.wait_for_url(re.compile(r"q=cold"))
     assert await rows.count() == 1
-    await page.get_by_label("Search").fill("nobody-like-this")
-    await page.get_by_role("button", name="Apply").click()
+    await filters.get_by_label("Search").fill("nobody-like-this")
+    await filters.get_by_role("button", name="Apply").click()
     await page.get_by_text("No lead matches these filters").wait_for()
-    await page.goto("/app/leads")
+    # Bulk: the two ppc leads to me, in one go; then the CSV of the same filters.
+    await page.goto("/app/leads?source=ppc")
+    assert await rows.count() == 2
+    await page.get_by_label("Select all on this page").check()
+    await expect(page.locator("[data-selected]")).to_have_text("2 selected")
+    bulk = page.get_by_role("form", name="Bulk actions")
+    await bulk.get_by_label("Action").select_option("assign")
+    await bulk.get_by_label("Assignee").select_option("me")
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Apply to selected").click()
+    with Session(engine) as session:
+        owners = session.exec(select(Lead.assigned_to).where(Lead.tenant_id == tenant, Lead.source == "ppc")).all()
+        assert owners == [rep.id, rep.id]
+    async with page.expect_download() as download:
+        await page.get_by_role("link", name="Export CSV").click()
+    exported = (await (await download.value).path()).read_text()
+    assert exported.splitlines()[0].startswith("id,first_name") and len(exported.splitlines()) == 3
+    assert "Hot" in exported and "Bulk00" not in exported
+    await page.get_by_label("Select Hot Lead").check()
+    await bulk.get_by_label("Action").select_option("enroll")
+    key = await bulk.get_by_label("Definition").input_value()  # the tenant's default first touch is published
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Apply to selected").click()
+    with Session(engine) as session:
+        hot = session.exec(select(Lead.id).where(Lead.tenant_id == tenant, Lead.first_name == "Hot")).one()
+        entries = session.exec(select(TimelineEntry.summary).where(TimelineEntry.lead_id == hot,
+                                                                   TimelineEntry.kind == "definition.enrolled")).all()
+        assert entries == [f"Enrolled in {key} by hand"]
     await assert_accessible(page)
     await screenshot(page, "leads")
     assert tab.refused == [] and tab.errors == []
