@@ -81,8 +81,8 @@ def _views(session: Session, kind: str, subject: Any) -> dict[str, Any]:
 def run_definition(session: Session, client: Client, task_queue: str, tenant_id: str, kind: str, subject_id: str,
                    key: str, workflow_id: str, call: Callable[..., Any], commit: bool = True) -> str:
     """The `run_definition` action: start the newest published version of `key` for the same subject, whatever
-    its trigger says (the calling definition decided, or staff did). Idempotent on `workflow_id`. Raises LookupError when
-    there is no such published definition, or it is about another kind of subject."""
+    its trigger says (the calling definition decided, or staff did). Idempotent on `workflow_id`. Raises LookupError
+    when there is no such published definition, or it is about another kind of subject."""
     if session.exec(select(WorkflowExecution).where(WorkflowExecution.workflow_id == workflow_id)).first():
         return workflow_id  # started by an earlier attempt of the same step
     definition = next((d for d in active(session, tenant_id) if d.key == key), None)

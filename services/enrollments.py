@@ -69,7 +69,8 @@ def request_enrollment(session: Session, caller: Acting, kind: str, subject_id: 
         return workflow_id  # the same request again
     session.add(TimelineEntry(
         tenant_id=caller.tenant_id, kind="definition.enrolled", actor=caller.actor, workflow_id=workflow_id,
-        summary=f"Enrolled in {key} by hand"[:500], data=data, idempotency_key=f"{ENROLL_REQUESTED}:{workflow_id}"[:300],
+        summary=f"Enrolled in {key} by hand"[:500], data=data,
+        idempotency_key=f"{ENROLL_REQUESTED}:{workflow_id}"[:300],
         **{_SUBJECT_FIELD[kind]: subject_id}))
     record_audit(session, tenant_id=caller.tenant_id, actor=caller.actor, action="definition.enroll",
                  entity_type=kind, entity_id=subject_id, after=data)
