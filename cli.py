@@ -242,7 +242,8 @@ def api_command(
         # This process serves the metrics (with --workers > 1 set PROMETHEUS_MULTIPROC_DIR so it adds theirs up).
         _serve_metrics(settings)
         uvicorn.run("api.app:create_app", factory=True, host=host or settings.api_host,
-                    port=port or settings.api_port, workers=workers, log_config=None, proxy_headers=True)
+                    port=port or settings.api_port, workers=workers, log_config=None, proxy_headers=True,
+                    timeout_graceful_shutdown=GRACEFUL_SECONDS)
         return
 
     class Server(uvicorn.Server):
@@ -254,8 +255,11 @@ def api_command(
     # One of `dealflow up`'s API processes: the socket is the parent's, shared by all of them (the kernel hands
     # each connection to one); its family and type are read from the descriptor.
     config = uvicorn.Config("api.app:create_app", factory=True, log_config=None, proxy_headers=True,
-                            log_level="warning", timeout_keep_alive=75)
+                            log_level="warning", timeout_keep_alive=75, timeout_graceful_shutdown=GRACEFUL_SECONDS)
     Server(config).run(sockets=[socket.socket(fileno=fd)])
+
+
+GRACEFUL_SECONDS = 10  # a stopping API waits this long for requests in flight (the console's live streams end then)
 
 
 def _serve_metrics(settings: Settings, multiprocess_dir: Path | None = None):

@@ -58,14 +58,16 @@ def call_next(request: Request, principal: SignedIn, session: SessionDep) -> HTM
     """My open tasks, soonest due first; then new leads that are mine or nobody's, best score first."""
     tasks = tasks_api.list_tasks(session, principal, assignee="me" if principal.user_id else None,
                                  status=TaskStatus.open, due_before=None, lead_id=None, limit=50, cursor=None)
-    mine = leads_api.list_leads(session, principal, status=[LeadStatus.new], source=None, q=None,
-                                assigned=principal.user_id, min_score=None, max_score=None,
-                                include_duplicates=False, sort="-score", limit=25, cursor=None)
-    unassigned = leads_api.list_leads(session, principal, status=[LeadStatus.new], source=None, q=None,
-                                      assigned="none", min_score=None, max_score=None, include_duplicates=False,
-                                      sort="-score", limit=25, cursor=None)
-    leads = sorted([*mine.items, *unassigned.items], key=lambda lead: -(lead.score or 0))
+    # The newest 50 new leads that are mine or nobody's (a list by score would leave out the ones not scored yet:
+    # the newest of all), best score first, the unscored after them, newest first.
+    found = [leads_api.list_leads(session, principal, status=[LeadStatus.new], source=None, q=None, assigned=who,
+                                  min_score=None, max_score=None, include_duplicates=False, sort="-created_at",
+                                  limit=50, cursor=None, tag=None, created_from=None, created_to=None).items
+             for who in (principal.user_id, "none")]
+    leads = sorted([lead for page in found for lead in page],
+                   key=lambda lead: (lead.score is None, -(lead.score or 0), -lead.created_at.timestamp()))[:50]
     return render(request, "call_next.html.j2", principal, title="Call next", tasks=tasks.items, leads=leads,
+                  live="call-next",
                   now=utcnow(), snooze_until=(utcnow() + timedelta(hours=2)).isoformat(timespec="seconds"))
 
 
@@ -137,6 +139,7 @@ async def lead(request: Request, lead_id: str, principal: SignedIn, session: Ses
     timeline, tasks, people, templates = await run_in_threadpool(read)
     return render(request, "lead.html.j2", principal, title=f"{found.first_name} {found.last_name}".strip(),
                   lead=found, timeline=timeline, tasks=tasks, people=people, templates=templates,
+                  live=f"lead:{found.id}",
                   statuses=[s.value for s in LeadStatus])
 
 
@@ -161,6 +164,7 @@ def board(request: Request, principal: SignedIn, session: SessionDep,
         total = sum((card["value"] or 0) for card in cards)
         columns.append({"stage": stage, "cards": cards, "total": total, "full": len(cards) == BOARD_COLUMN_LIMIT})
     return render(request, "board.html.j2", principal, title="Pipeline", pipeline=spec, pipelines=list(PIPELINES),
+                  live=f"board:{pipeline}",
                   columns=columns, people=_people(session, principal.tenant_id))
 
 
@@ -169,5 +173,5 @@ def deal(request: Request, opportunity_id: str, principal: SignedIn, session: Se
     found = deals_api.get_opportunity(opportunity_id, session, principal)
     spec = PIPELINES[found.pipeline]
     here = spec.stages.get(spec.aliases.get(found.stage, found.stage))
-    return render(request, "deal.html.j2", principal, title=found.title, deal=found,
+    return render(request, "deal.html.j2", principal, title=found.title, deal=found, live=f"deal:{found.id}",
                   next_stages=sorted(here.next) if here else [], people=_people(session, principal.tenant_id))

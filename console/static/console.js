@@ -127,6 +127,27 @@
     }
   });
 
+  // Live pages: when the server says something this page shows changed (an event on the event path), the page
+  // re-reads itself and swaps its [data-region] parts in place (not a region holding the field being typed in).
+  const main = document.getElementById("main");
+  if (main && main.dataset.live && window.EventSource) {
+    let pending = null;
+    const refresh = async () => {
+      const response = await fetch(location.href, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      if (!response.ok) return;
+      const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+      const focused = document.activeElement;
+      document.querySelectorAll("[data-region]").forEach((region) => {
+        if (focused && region.contains(focused) && focused.matches("input, textarea, select")) return;
+        const next = fresh.querySelector(`[data-region="${CSS.escape(region.dataset.region)}"]`);
+        if (next && next.innerHTML !== region.innerHTML) region.innerHTML = next.innerHTML;
+      });
+      document.dispatchEvent(new CustomEvent("dealflow:refreshed"));
+    };
+    const source = new EventSource(`/app/live?topic=${encodeURIComponent(main.dataset.live)}`);
+    source.addEventListener("change", () => { clearTimeout(pending); pending = setTimeout(refresh, 250); });
+  }
+
   // A list's row selection: select all, and the count beside the bulk actions.
   const bulk = document.getElementById("bulk");
   if (bulk) {

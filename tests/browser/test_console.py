@@ -344,3 +344,48 @@ async def test_csrf_and_roles_are_the_apis_in_the_browser(open_tab, engine):
     }""")
     assert status[0] == 403 and "readonly" in status[1]
     await assert_accessible(page)
+
+
+async def test_pages_follow_the_event_path_without_a_reload(open_tab, engine, console):
+    """A note added elsewhere shows on the open lead page, a deal moved by someone else crosses the open board, and a
+    new lead appears in call next — each page still the same document (no reload)."""
+    rep = staff(engine)
+    async with _api(console, engine, rep) as api:
+        lead = await _running_lead(api, first_name="Live")
+        made = await api.post("/api/v1/opportunities", json={"title": "9 Live Oak", "pipeline": "acquisition",
+                                                            "assignee": "me"})
+        deal_id = made.json()["id"]
+        tab = await open_tab(rep)
+        page = tab.page
+
+        await page.goto(f"/app/leads/{lead['id']}")
+        await page.evaluate("window.sameDocument = 'yes'")
+        signal = await api.post(f"/api/v1/workflows/{lead['workflow_id']}/signals/note",
+                                json={"note": "Called from the truck: wants $210k"})
+        assert signal.status_code == 202, signal.text
+        await expect(page.locator("[data-region=timeline]")).to_contain_text("wants $210k", timeout=20_000)
+        assert await page.evaluate("window.sameDocument") == "yes"
+
+        await page.goto("/app/board")
+        await page.evaluate("window.sameDocument = 'yes'")
+
+        async def moved():
+            answer = await api.post(f"/api/v1/opportunities/{deal_id}/stage", json={"stage": "contacted"})
+            return answer.status_code == 200
+
+        await eventually(moved, timeout=30, interval=0.5)  # (once its DealWorkflow runs)
+        await expect(page.locator(f".column[data-stage=contacted] #deal-{deal_id}")).to_be_visible(timeout=20_000)
+        assert await page.evaluate("window.sameDocument") == "yes"
+
+        await page.goto("/app")
+        await page.evaluate("window.sameDocument = 'yes'")
+        # A manager hands the rep a task: its notification's event is the rep's, and call next shows it.
+        manager = staff(engine, Role.manager, tenant=rep.tenant_id)
+        async with _api(console, engine, manager) as boss:
+            task = await boss.post("/api/v1/tasks", json={"title": "Call the Live seller today", "assignee": rep.id,
+                                                          "lead_id": lead["id"]})
+            assert task.status_code == 201, task.text
+        await expect(page.locator("section[data-region=tasks]")).to_contain_text("Call the Live seller today",
+                                                                                  timeout=20_000)
+        assert await page.evaluate("window.sameDocument") == "yes"
+        assert tab.errors == []

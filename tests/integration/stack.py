@@ -40,7 +40,7 @@ def uvicorn_api(settings) -> Iterator[str]:
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
-                                           limit_concurrency=1000, backlog=2048))
+                                           limit_concurrency=1000, backlog=2048, timeout_graceful_shutdown=10))
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
