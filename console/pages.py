@@ -16,15 +16,19 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import ClientDep, SessionDep
 from api.errors import Problem
+from api.routes import documents as documents_api
 from api.routes import leads as leads_api
 from api.routes import messages as messages_api
+from api.routes import offerings as offerings_api
 from api.routes import opportunities as deals_api
 from api.routes import tasks as tasks_api
 from console.app import render
 from console.auth import SignedIn
 from definitions.pipelines import PIPELINES
 from models.base import utcnow
-from models.lead import LeadSource, LeadStatus
+from providers.documents.templates import KINDS
+from models.investor import Investor
+from models.lead import Lead, LeadSource, LeadStatus
 from models.opportunity import Opportunity
 from models.task import TaskStatus
 from models.tenant import User
@@ -34,6 +38,9 @@ from services.definition_store import active
 router = APIRouter(prefix="/app", include_in_schema=False)
 
 BOARD_COLUMN_LIMIT = 50
+# The documents a deal's page sends to its seller (the seller and the tenant as buyer sign them); the others go to
+# investors, from their pages.
+DEAL_DOCUMENTS = tuple(key for key, kind in KINDS.items() if {r.role for r in kind.signers} == {"seller", "buyer"})
 
 
 def _people(session, tenant_id: str) -> dict[str, User]:
@@ -173,5 +180,14 @@ def deal(request: Request, opportunity_id: str, principal: SignedIn, session: Se
     found = deals_api.get_opportunity(opportunity_id, session, principal)
     spec = PIPELINES[found.pipeline]
     here = spec.stages.get(spec.aliases.get(found.stage, found.stage))
+    offerings = offerings_api.list_offerings(opportunity_id, session, principal)
+    named = {a.investor_id for o in offerings for a in o.allocations}
+    investors = {row.id: row for row in session.exec(select(Investor).where(
+        Investor.tenant_id == principal.tenant_id, col(Investor.id).in_(named)))} if named else {}
+    seller = session.get(Lead, found.lead_id) if found.lead_id else None
     return render(request, "deal.html.j2", principal, title=found.title, deal=found, live=f"deal:{found.id}",
-                  next_stages=sorted(here.next) if here else [], people=_people(session, principal.tenant_id))
+                  next_stages=[name for name in spec.stages if here and name in here.next], people=_people(session, principal.tenant_id),
+                  documents=documents_api.list_documents(opportunity_id, session, principal),
+                  matches=deals_api.list_matches(opportunity_id, session, principal), offerings=offerings,
+                  investors=investors, templates=[(key, KINDS[key].title) for key in DEAL_DOCUMENTS], seller=seller,
+                  me_user=session.get(User, principal.user_id) if principal.user_id else None)

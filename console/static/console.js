@@ -26,6 +26,17 @@
     return el.value;
   }
 
+  // "signers.0.name" and "terms.closing_date" build nested JSON (a list of signers, a dict of terms).
+  function put(body, name, value) {
+    const path = name.split(".");
+    let here = body;
+    path.forEach((key, i) => {
+      if (i === path.length - 1) { here[key] = value; return; }
+      if (here[key] === undefined) here[key] = /^\d+$/.test(path[i + 1]) ? [] : {};
+      here = here[key];
+    });
+  }
+
   function bodyOf(form) {
     const body = {};
     for (const el of form.elements) {
@@ -36,7 +47,7 @@
         continue;
       }
       const value = valueOf(el);
-      if (value !== undefined) body[el.name] = value;
+      if (value !== undefined) put(body, el.name, value);
     }
     return body;
   }

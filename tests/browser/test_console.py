@@ -389,3 +389,43 @@ async def test_pages_follow_the_event_path_without_a_reload(open_tab, engine, co
                                                                                   timeout=20_000)
         assert await page.evaluate("window.sameDocument") == "yes"
         assert tab.errors == []
+
+
+async def test_a_rep_sends_the_purchase_agreement_for_signature_from_the_deal_page(open_tab, engine, console):
+    from tests.integration.test_signing import make_deal
+
+    tenant, deal_id, seller_email = make_deal(engine)
+    rep = staff(engine, tenant=tenant)
+    tab = await open_tab(rep)
+    page = tab.page
+    await page.goto(f"/app/deals/{deal_id}")
+    await expect(page.get_by_text("No document yet")).to_be_visible()
+    await expect(page.get_by_text("Not available yet: no expected-return")).to_be_visible()
+    form = page.locator("form[aria-labelledby=send-h]")
+    assert await form.get_by_label("Seller's email").input_value() == seller_email  # from the seller's lead
+    await form.get_by_label("Document").select_option("purchase_agreement")
+    await form.get_by_role("button", name="Send for signature").click()
+    # The template prints terms the form did not give: refused, saying which.
+    await expect(form.locator("[data-form-error]")).to_contain_text("closing_date")
+    await form.get_by_label("Closing date").fill("2027-01-15")
+    await form.get_by_label("Earnest money ($)").fill("2500")
+    await form.get_by_label("Title company").fill("Lone Star Title")
+    await form.get_by_label("Inspection days").fill("10")
+    await form.get_by_label("Signers have (e.g. 14d)").fill("3d")
+    async with page.expect_navigation():
+        await form.get_by_role("button", name="Send for signature").click()
+    documents = page.locator("[data-region=deal-documents]")
+    await expect(documents).to_contain_text("Purchase and Sale Agreement")
+    await expect(documents).to_contain_text("Maria Garcia (seller)")
+    await assert_accessible(page)
+    await screenshot(page, "deal")
+
+    pdf = await page.context.request.get(await documents.get_by_role("link", name="PDF").get_attribute("href"))
+    assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf" and (await pdf.body())[:5] == b"%PDF-"
+
+    # The signing workflow sends it (the relay starts it from the event committed with the request): the seller
+    # is invited, live on the page; then the rep voids it.
+    await expect(documents).to_contain_text("sent", timeout=30_000)
+    await documents.get_by_role("button", name="Void Purchase and Sale Agreement").click()
+    await expect(documents).to_contain_text("voided", timeout=30_000)
+    assert tab.refused == [] and tab.errors == []
