@@ -186,7 +186,8 @@ def deal(request: Request, opportunity_id: str, principal: SignedIn, session: Se
         Investor.tenant_id == principal.tenant_id, col(Investor.id).in_(named)))} if named else {}
     seller = session.get(Lead, found.lead_id) if found.lead_id else None
     return render(request, "deal.html.j2", principal, title=found.title, deal=found, live=f"deal:{found.id}",
-                  next_stages=[name for name in spec.stages if here and name in here.next], people=_people(session, principal.tenant_id),
+                  next_stages=[name for name in spec.stages if here and name in here.next],
+                  people=_people(session, principal.tenant_id),
                   documents=documents_api.list_documents(opportunity_id, session, principal),
                   matches=deals_api.list_matches(opportunity_id, session, principal), offerings=offerings,
                   investors=investors, templates=[(key, KINDS[key].title) for key in DEAL_DOCUMENTS], seller=seller,
