@@ -283,6 +283,7 @@ class DefinitionRunRef(BaseModel):
     workflow_id: str
     status: str  # Temporal's status for a run recorded as running (running, completed, ...); else closed
     started_at: datetime
+    current_step: str | None = None  # a running run's step now (its workflow's state query)
 
 
 class LeadPage(BaseModel):

@@ -41,6 +41,7 @@ from services.assignment import assign_lead, check_lead_assignee, hand_lead
 from services.enrollments import request_enrollment
 from services.lead_intake import receive_lead
 from services.lead_lists import LeadFilters, lead_list_query
+from workflows.definition import DefinitionWorkflow
 from workflows.lead import LeadWorkflow
 
 QUERY_TIMEOUT = timedelta(seconds=3)  # a paused Temporal must not hold a lead's page
@@ -292,7 +293,14 @@ async def _with_temporal_status(client, runs: list[DefinitionRunRef], limit: int
         except Exception:  # noqa: BLE001 - Temporal down or the run unknown: say what the database says
             return ref
         name = description.status.name.lower() if description.status else ref.status
-        return ref.model_copy(update={"status": name})
+        step = None
+        if name == "running":
+            try:
+                step = (await client.get_workflow_handle(ref.workflow_id).query(
+                    DefinitionWorkflow.state, rpc_timeout=QUERY_TIMEOUT)).current_step
+            except Exception:  # noqa: BLE001 - a run that cannot answer yet still has its status
+                step = None
+        return ref.model_copy(update={"status": name, "current_step": step})
 
     checked = await asyncio.gather(*(status(r) for r in runs[:limit] if r.status == "running"))
     by_id = {r.workflow_id: r for r in checked}

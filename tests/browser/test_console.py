@@ -201,6 +201,7 @@ async def test_a_rep_works_a_lead_and_converts_it_to_a_deal(open_tab, engine, co
 
     # Out of the running cadence: the run ends, and the timeline says who removed the lead.
     run = page.locator("#workflow-h ~ ul li", has_text="slow-nurture")
+    await expect(run).to_contain_text("at wait_reply")  # its current step, asked of its workflow
     await run.get_by_role("button", name="Remove from slow-nurture").click()
 
     async def removed():
