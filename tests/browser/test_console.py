@@ -430,3 +430,24 @@ async def test_a_rep_sends_the_purchase_agreement_for_signature_from_the_deal_pa
     await documents.get_by_role("button", name="Void Purchase and Sale Agreement").click()
     await expect(documents).to_contain_text("voided", timeout=30_000)
     assert tab.refused == [] and tab.errors == []
+
+
+async def test_every_page_reads_at_a_phone_width(open_tab, engine, console):
+    """390×844: nothing wider than the screen (no sideways scrolling of the page), every page still accessible."""
+    rep = staff(engine)
+    _, lead_id = insert_lead(engine, tenant=rep.tenant_id, first_name="Phone", last_name="Reader",
+                             email=f"a.very.long.address.{uuid.uuid4().hex}@example-brokerage.com", score=0.5)
+    async with _api(console, engine, rep) as api:
+        made = await api.post("/api/v1/opportunities", json={"title": "1 Small Screen Way", "pipeline": "acquisition",
+                                                            "assignee": "me", "asking_price": "99000"})
+        deal_id = made.json()["id"]
+    tab = await open_tab(rep, width=390, height=844)
+    page = tab.page
+    for path, name in (("/app", None), ("/app/leads", None), (f"/app/leads/{lead_id}", "lead-phone"),
+                       ("/app/board", "board-phone"), (f"/app/deals/{deal_id}", None)):
+        await page.goto(path)
+        overflow = await page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"{path} is {overflow}px wider than the phone"
+        await assert_accessible(page)
+        if name:
+            await screenshot(page, name)
