@@ -353,6 +353,42 @@ def _dev_key(settings: Settings) -> str:
     return key
 
 
+DEV_CONSOLE_EMAIL = "admin@{tenant}.example.com"  # (example.com: reserved for examples, never mailed)
+
+
+def _dev_console_user(settings: Settings) -> str:
+    """The embedded setup's console sign-in: an admin user of the default tenant whose password is kept in
+    .dealflow/dev-console-password (mode 600, made on first run; a missing file gets a new password)."""
+    import secrets
+
+    from sqlmodel import Session
+
+    from core.db import make_engine
+    from core.state import write_private
+    from services.acting import Caller
+    from services.users import create_user, find_user, update_user
+
+    email = DEV_CONSOLE_EMAIL.format(tenant=settings.default_tenant)
+    path = settings.home / "dev-console-password"
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with Session(engine) as session:
+            user = find_user(session, settings.default_tenant, email)
+            if user is not None and path.exists():
+                return email
+            password = secrets.token_urlsafe(12)
+            if user is None:
+                create_user(session, settings.default_tenant, email=email, name="Dev Admin", role=Role.admin.value,
+                            password=password, actor="cli:up")
+            else:
+                update_user(session, Caller(tenant_id=settings.default_tenant, actor="cli:up"), user,
+                            {"password": password})
+    finally:
+        engine.dispose()
+    write_private(path, password + "\n")
+    return email
+
+
 @app.command("up")
 def up_command(
     demo: bool = typer.Option(False, "--demo", help="also seed a demo book (leads, investors, deals)"),
@@ -413,6 +449,7 @@ async def _up(settings: Settings, demo: bool) -> None:
             await migration
             display.set("database", "ready", _safe_url(settings.effective_database_url))
             key = await asyncio.to_thread(_dev_key, settings)
+            console_email = await asyncio.to_thread(_dev_console_user, settings)
             if demo:  # through the real intake; the worker's relay starts their workflows once it runs
                 display.set("demo", "starting", "seeding the demo book")
                 await _seed(settings, settings.default_tenant, 40, display)
@@ -451,6 +488,7 @@ async def _up(settings: Settings, demo: bool) -> None:
                    external_temporal=settings.effective_temporal_address,
                    database=_safe_url(settings.effective_database_url), tenant=settings.default_tenant,
                    namespace=settings.temporal_namespace, key=key, key_file=settings.home / "dev-admin-key",
+                   console_email=console_email, console_password_file=settings.home / "dev-console-password",
                    metrics=settings.metrics_address, temporal_metrics=settings.temporal_metrics_address)
             await supervisor.watch(stop)
     finally:

@@ -84,11 +84,14 @@ def _shown(path: Path) -> str:
 
 def banner(console: Console, *, api: str, ui: str | None, external_temporal: str | None, database: str,
            tenant: str, namespace: str, key: str, key_file: Path, metrics: str = "",
-           temporal_metrics: str = "") -> None:
+           temporal_metrics: str = "", console_email: str = "", console_password_file: Path | None = None) -> None:
     rows = Table.grid(padding=(0, 2))
     rows.add_column(style="bold")
     rows.add_column()
     rows.add_row("API", f"{api}   (docs: {api}/docs)")
+    if console_email:
+        rows.add_row("Console", f"{api}/app   (sign in as {console_email}, password in "
+                                f"{_shown(console_password_file)})" if console_password_file else f"{api}/app")
     rows.add_row("Temporal UI", ui if ui else f"(external Temporal at {external_temporal})")
     rows.add_row("Database", database)
     if metrics or temporal_metrics:  # Prometheus scrapes these (ops/prometheus.yml); not on the API's port

@@ -196,11 +196,20 @@ def test_up_runs_everything_and_ctrl_c_stops_it(tmp_path):
         assert "temporal_workflow_task_execution_latency" in sdk, sdk[:2000]
         assert httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=5).status_code == 200  # Temporal Web UI
         assert httpx.get(f"{base}/docs").status_code == 200
+        # The console, signed in as the dev admin with the password `up` made and kept
+        password = (tmp_path / ".dealflow" / "dev-console-password").read_text().strip()
+        with httpx.Client(base_url=base) as browser:
+            token = re.search(r'name="csrf_token" value="([^"]+)"', browser.get("/app/sign-in").text).group(1)
+            signed = browser.post("/app/sign-in", data={"email": "admin@demo.example.com", "password": password,
+                                                        "csrf_token": token})
+            assert signed.status_code == 303, signed.text
+            assert browser.get("/app/leads").status_code == 200 and "Curl User" in browser.get("/app/leads").text
         assert (tmp_path / ".dealflow" / "temporal.db").exists() and (tmp_path / ".dealflow" / "crm.db").exists()
         # Embedded state is the user's alone (issue 10): the folder 0700, its files 0600, the key made once.
         home = tmp_path / ".dealflow"
         assert stat.S_IMODE(home.stat().st_mode) == 0o700
-        for name in ("secret-key", "dev-admin-key", "crm.db", "temporal.db", "api.log", "worker.log"):
+        for name in ("secret-key", "dev-admin-key", "dev-console-password", "crm.db", "temporal.db", "api.log",
+                     "worker.log"):
             assert stat.S_IMODE((home / name).stat().st_mode) == 0o600, name
         assert len((home / "secret-key").read_text().strip()) == 64
         assert stat.S_IMODE((home / "metrics").stat().st_mode) == 0o700
