@@ -79,9 +79,10 @@ def _attempt(session: Session, settings: Settings, email: str, ip: str, kind: st
     session.add(row)
     session.commit()
     since = utcnow() - timedelta(seconds=settings.sign_in_window_seconds)
+    # Passwords: the failures count. Links: every request does (each mails someone: no inbox is flooded).
     by_email = session.exec(select(func.count()).select_from(SignInAttempt).where(
-        SignInAttempt.email == email, SignInAttempt.kind == kind, col(SignInAttempt.ok).is_(False),
-        SignInAttempt.at >= since)).one()
+        SignInAttempt.email == email, SignInAttempt.kind == kind, SignInAttempt.at >= since,
+        *([col(SignInAttempt.ok).is_(False)] if kind == "password" else []))).one()
     by_ip = session.exec(select(func.count()).select_from(SignInAttempt).where(
         SignInAttempt.ip == row.ip, col(SignInAttempt.ok).is_(False), SignInAttempt.at >= since)).one()
     session.rollback()  # (the counts' read transaction)

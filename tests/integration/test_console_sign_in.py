@@ -142,22 +142,27 @@ async def test_concurrent_wrong_passwords_are_checked_no_more_than_the_limit(set
     so at most sign_in_max_failures are ever verified; the rest, and the right password after them, get 429."""
     user = staff(engine)
     limit = settings.sign_in_max_failures
+    # From an address of its own (uvicorn trusts X-Forwarded-For from 127.0.0.1, as behind a local proxy): the
+    # other tests' tries from 127.0.0.1 stay under the per-address limit.
+    address = {"X-Forwarded-For": f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.7"}
     with uvicorn_api(plain_http(settings)) as base:
         def attempt(client: httpx.Client) -> httpx.Response:
             token = form_token(client)
-            return client.post("/app/sign-in", data={"email": user.email, "password": "guess", "csrf_token": token})
+            return client.post("/app/sign-in", data={"email": user.email, "password": "guess", "csrf_token": token},
+                               headers=address)
 
         responses = released_together(base, [attempt] * 25)
         codes = sorted(r.status_code for r in responses)
         assert codes.count(401) <= limit and codes.count(429) >= 25 - limit, codes
         assert set(codes) <= {401, 429}, codes
         assert all(r.headers.get("retry-after") for r in responses if r.status_code == 429)
-        with httpx.Client(base_url=base) as client:
+        with httpx.Client(base_url=base, headers=address) as client:
             late = sign_in(client, user.email)
             assert late.status_code == 429 and "too many sign-in attempts" in late.text
     with Session(engine) as session:
         tries = session.exec(select(SignInAttempt).where(SignInAttempt.email == user.email)).all()
         assert len(tries) == 26 and not any(t.ok for t in tries)
+        assert {t.ip for t in tries} == {address["X-Forwarded-For"]}
         assert session.exec(select(func.count()).select_from(StaffSession).where(
             StaffSession.user_id == user.id)).one() == 0
 
@@ -198,3 +203,14 @@ async def test_a_mailed_link_signs_in_once_even_when_clicked_many_times_at_once(
     with Session(engine) as session:
         sessions = session.exec(select(StaffSession).where(StaffSession.user_id == user.id)).all()
         assert len(sessions) == 1 and sessions[0].method == "link"
+
+    # Links are limited per address too, answered or not (nobody's inbox is flooded with them).
+    with uvicorn_api(plain_http(settings)) as base, httpx.Client(base_url=base) as client:
+        token = form_token(client)
+        answers = [client.post("/app/sign-in/link", data={"email": user.email, "csrf_token": token}).status_code
+                   for _ in range(settings.sign_in_max_failures)]
+    assert answers == [200] * (settings.sign_in_max_failures - 1) + [429], answers
+    with Session(engine) as session:
+        mailed = session.exec(select(func.count()).select_from(Message).where(
+            Message.to_address == user.email, Message.template == "staff_sign_in_link")).one()
+    assert mailed <= settings.sign_in_max_failures
