@@ -92,5 +92,7 @@ def mount(app: FastAPI) -> None:
 
 def problem_page(request: Request, principal: Principal | None, problem: Problem) -> HTMLResponse:
     """A refusal as a page (the API's words, its status)."""
-    return render(request, "problem.html.j2", principal, status=problem.status, title=f"{problem.status}",
+    page = render(request, "problem.html.j2", principal, status=problem.status, title=f"{problem.status}",
                   problem=problem)
+    page.headers.update(problem.headers or {})  # Retry-After, WWW-Authenticate
+    return page

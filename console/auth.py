@@ -57,7 +57,7 @@ async def signed_in(request: Request) -> Principal:
             if problem.status != 401:
                 raise
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    raise SignInNeeded(quote(target, safe="/?=&"))
+    raise SignInNeeded(quote(target, safe="/"))
 
 
 def _principal(request: Request, cookie: str) -> Principal:

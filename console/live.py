@@ -21,13 +21,16 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import Problem
+from api.security import SESSION_COOKIE
 from console.auth import SignedIn
+from services.staff_sessions import session_principal
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 
 POLL_SECONDS = 1.0
 STREAM_SECONDS = 300.0  # then the browser reconnects (and is signed in again)
 HEARTBEAT_SECONDS = 15.0
+SESSION_CHECK_POLLS = 15  # the session is read again every 15 s: a signed-out browser stops hearing
 _NEWER = text("SELECT seq, name, subject_type, subject_id FROM events WHERE seq > :after AND seq <= :upto "
               "AND tenant_id = :tenant ORDER BY seq LIMIT 200")
 _LAST = text("SELECT COALESCE(MAX(seq), 0) FROM events")
@@ -65,12 +68,22 @@ async def live(request: Request, principal: SignedIn,
             return upto, connection.execute(_NEWER, {"after": after, "upto": upto,
                                                      "tenant": principal.tenant_id}).all()
 
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+
+    def still_signed_in() -> bool:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            return session_principal(connection, cookie) is not None
+
     async def stream():
         after, _ = await run_in_threadpool(read, None)
         started = beat = time.monotonic()
+        polls = 0
         yield "retry: 2000\n\n"
         while time.monotonic() - started < STREAM_SECONDS and not await request.is_disconnected():
             await asyncio.sleep(POLL_SECONDS)
+            polls += 1
+            if polls % SESSION_CHECK_POLLS == 0 and not await run_in_threadpool(still_signed_in):
+                return  # signed out or deactivated meanwhile: the reconnection is sent to sign in
             after, rows = await run_in_threadpool(read, after)
             changed = [row for row in rows if _matches(topic, principal.user_id, row[1], row[2], row[3])]
             if changed:

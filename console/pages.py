@@ -122,10 +122,10 @@ def _day(value: str, field: str, end: bool = False) -> datetime | None:
         return None
     try:
         day = date.fromisoformat(value)
-    except ValueError:
+        return datetime.combine(day + timedelta(days=1) if end else day, time(0), tzinfo=UTC)
+    except (ValueError, OverflowError):
         raise Problem(422, f"{field} is a date (YYYY-MM-DD)", errors=[{"field": field, "message": "not a date"}]
                       ) from None
-    return datetime.combine(day + timedelta(days=1) if end else day, time(0), tzinfo=UTC)
 
 
 @router.get("/leads/{lead_id}", response_class=HTMLResponse)

@@ -81,7 +81,7 @@ async def ask_for_link(request: Request, session: SessionDep, settings: Settings
     if "@" not in email:
         return _form(request, status=422, error="enter the email address you work with", field="link_email",
                      email=email)
-    base = settings.public_url or str(request.base_url)
+    base = settings.effective_public_url  # never the request's Host header: a forged one would mail a link elsewhere
     try:
         await run_in_threadpool(request_sign_in_link, session, settings, email=email,
                                 tenant_id=tenant.strip() or None, ip=client_ip(request), base_url=base)

@@ -306,12 +306,21 @@ class Relay:
             if event.name == ENROLL_REQUESTED:  # staff enrolled the subject by hand
                 from events.enrollment import run_definition
 
-                try:
-                    outcome.append("enrolled " + run_definition(
-                        session, self._client, self._queue, event.tenant_id, event.data["kind"], event.subject_id,
-                        event.data["key"], event.data["workflow_id"], call=self._call, commit=False))
-                except LookupError as exc:  # retired since, or the subject is gone: nothing to retry
-                    outcome.append(f"not enrolled: {exc}")
+                from events.enrollment import running_runs
+
+                going = [r for r in running_runs(session, event.tenant_id, [event.subject_id]).get(event.subject_id, [])
+                         if r.definition_key == event.data["key"] and r.workflow_id != event.data["workflow_id"]]
+                if going:  # another request (or a trigger) started one meanwhile: one run of a cadence at a time
+                    outcome.append(f"not enrolled: {going[0].workflow_id} runs {event.data['key']} already")
+                else:
+                    try:
+                        outcome.append("enrolled " + run_definition(
+                            session, self._client, self._queue, event.tenant_id, event.data["kind"],
+                            event.subject_id, event.data["key"], event.data["workflow_id"], call=self._call,
+                            commit=False))
+                    except LookupError as exc:  # retired since, or the subject is gone: nothing to retry
+                        outcome.append(f"not enrolled: {exc}")
+                running.pop(event.subject_id, None)  # its next event reads its runs again, this one among them
             if event.name == REMOVED:  # staff took the subject out of one definition run
                 from events.enrollment import remove
 

@@ -10,7 +10,7 @@ from definitions.language import ENROLL_REQUESTED, REMOVED
 from services.definition_store import active
 from models.audit import record_audit
 from models.definition import WorkflowExecution
-from models.event import emit
+from models.event import Event, emit
 from models.timeline import TimelineEntry
 from services.acting import Acting, Conflict, NotFound
 
@@ -62,6 +62,11 @@ def request_enrollment(session: Session, caller: Acting, kind: str, subject_id: 
         WorkflowExecution.definition_key == key, WorkflowExecution.status == "running")).first()
     if running is not None:
         return None
+    pending = session.exec(select(Event.event_id).where(
+        Event.tenant_id == caller.tenant_id, Event.subject_type == kind, Event.subject_id == subject_id,
+        Event.name == ENROLL_REQUESTED, col(Event.delivered_at).is_(None), col(Event.parked_at).is_(None))).all()
+    if any(event_id.startswith(f"{ENROLL_REQUESTED}:def-{caller.tenant_id}-{key}-") for event_id in pending):
+        return None  # asked for already, not started yet (the relay checks again when it starts one)
     workflow_id = f"def-{caller.tenant_id}-{key}-{subject_id}-by-{request_key}"[:200]
     data = {"key": key, "workflow_id": workflow_id, "by": caller.actor, "kind": kind}
     if not emit(session, tenant_id=caller.tenant_id, subject_type=kind, subject_id=subject_id, name=ENROLL_REQUESTED,

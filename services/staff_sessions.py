@@ -30,6 +30,7 @@ from services.acting import ServiceError
 from services.users import _hasher, verify_password
 
 SIGN_IN_LINK_TEMPLATE = "staff_sign_in_link"  # providers/message_templates.yaml
+REFUSED = "refused"  # a try the rate limit turned away (kept, but counted by neither limit)
 _DUMMY_HASH = _hasher.hash("not-a-password-of-anyone")  # an unknown email costs the same hashing as a known one
 
 
@@ -84,9 +85,13 @@ def _attempt(session: Session, settings: Settings, email: str, ip: str, kind: st
         SignInAttempt.email == email, SignInAttempt.kind == kind, SignInAttempt.at >= since,
         *([col(SignInAttempt.ok).is_(False)] if kind == "password" else []))).one()
     by_ip = session.exec(select(func.count()).select_from(SignInAttempt).where(
-        SignInAttempt.ip == row.ip, col(SignInAttempt.ok).is_(False), SignInAttempt.at >= since)).one()
+        SignInAttempt.ip == row.ip, col(SignInAttempt.ok).is_(False), SignInAttempt.kind != REFUSED,
+        SignInAttempt.at >= since)).one()
     session.rollback()  # (the counts' read transaction)
     if by_email > settings.sign_in_max_failures or by_ip > settings.sign_in_max_failures_per_ip:
+        # Not a failure of its own (no check was made): refused tries do not keep the window closed for ever.
+        session.execute(update(SignInAttempt).where(col(SignInAttempt.id) == row.id).values(kind=REFUSED))
+        session.commit()
         minutes = max(1, settings.sign_in_window_seconds // 60)
         raise TooManyTries(f"too many sign-in attempts; try again in {minutes} minutes",
                            retry_after=settings.sign_in_window_seconds)

@@ -43,10 +43,14 @@ class EventPage(BaseModel):
     next_cursor: int | None = Field(description="pass as `before` for the next (older) page")
 
 
-def _public(row: Event) -> EventPublic:
+def _public(row: Event, principal) -> EventPublic:
     state = "delivered" if row.delivered_at else "parked" if row.parked_at else "pending"
-    return EventPublic(state=state, **row.model_dump(exclude={"tenant_id", "workflow_signal", "signal_payload",
-                                                              "start"}))
+    public = EventPublic(state=state, **row.model_dump(exclude={"tenant_id", "workflow_signal", "signal_payload",
+                                                                "start"}))
+    # A staff user's events carry their emails (a sign-in link): their data is theirs and the admins' to read.
+    if row.subject_type == "user" and principal.role != Role.admin and row.subject_id != principal.user_id:
+        public = public.model_copy(update={"data": {"hidden": "a staff member's own event"}})
+    return public
 
 
 @router.get("", response_model=EventPage)
@@ -70,22 +74,22 @@ def list_events(session: SessionDep, principal: PrincipalDep,
     rows = list(session.exec(query.order_by(col(Event.seq).desc()).limit(limit + 1)).all())
     more = len(rows) > limit
     rows = rows[:limit]
-    return EventPage(items=[_public(r) for r in rows], next_cursor=rows[-1].seq if more and rows else None)
+    return EventPage(items=[_public(r, principal) for r in rows], next_cursor=rows[-1].seq if more and rows else None)
 
 
-def _one(rows: list[Event], seq: int) -> EventPublic:
+def _one(rows: list[Event], seq: int, principal) -> EventPublic:
     if not rows:
         raise Problem(409, f"event {seq} is not parked (only parked events can be redriven or discarded)")
-    return _public(rows[0])
+    return _public(rows[0], principal)
 
 
 @router.post("/{seq}/redrive", response_model=EventPublic)
 def redrive_event(seq: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep, principal: Operator) -> EventPublic:
     """Back in line: the relay tries it again (attempts reset)."""
-    return _one(redrive(session, [seq], tenant_id=principal.tenant_id, actor=principal.actor), seq)
+    return _one(redrive(session, [seq], tenant_id=principal.tenant_id, actor=principal.actor), seq, principal)
 
 
 @router.post("/{seq}/discard", response_model=EventPublic)
 def discard_event(seq: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep, principal: Operator) -> EventPublic:
     """Dealt with by hand: never delivered, kept with who discarded it."""
-    return _one(discard(session, [seq], tenant_id=principal.tenant_id, actor=principal.actor), seq)
+    return _one(discard(session, [seq], tenant_id=principal.tenant_id, actor=principal.actor), seq, principal)

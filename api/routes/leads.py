@@ -6,12 +6,13 @@ import asyncio
 import csv
 import io
 import json
+import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from pydantic import ConfigDict, Field
@@ -117,6 +118,11 @@ def _filters(status, source, q, assigned, min_score, max_score, include_duplicat
     for name, value in (("created_from", created_from), ("created_to", created_to)):
         if value is not None and value.tzinfo is None:
             raise Problem(422, f"give {name} with its time zone", errors=[{"field": name, "message": "no time zone"}])
+        try:
+            value is not None and value.astimezone(UTC)
+        except OverflowError:
+            raise Problem(422, f"{name} is out of range", errors=[{"field": name, "message": "out of range"}]
+                          ) from None
     return LeadFilters(status=[s.value for s in status or ()], source=[s.value for s in source or ()], q=q,
                        assigned=assigned, min_score=min_score, max_score=max_score,
                        include_duplicates=include_duplicates, sort=sort, tag=tag, created_from=created_from,
@@ -185,7 +191,12 @@ def _cell(value) -> str:
     elif isinstance(value, datetime):
         value = value.isoformat()
     text = str(value)
+    if PHONE.match(text):  # an E.164 number starts with + and is no formula: kept as it is, for re-imports
+        return text
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+PHONE = re.compile(r"^\+\d{7,15}$")
 
 
 class BulkBody(Input):
@@ -213,10 +224,12 @@ class BulkResult(BaseModel):
 
 
 @router.post("/bulk", response_model=BulkResult)
-async def bulk(body: BulkBody, session: SessionDep, client: ClientDep, principal: Staff) -> BulkResult:
+async def bulk(body: BulkBody, session: SessionDep, client: ClientDep, principal: Staff,
+               idempotency_key: Annotated[str | None, Header(max_length=40)] = None) -> BulkResult:
     """One action for many leads, each through the same path as its single-lead endpoint (assign: the same
     ownership rules and notifications; status: each lead's workflow update; enroll: the event the relay turns into
-    a run of the published definition). Every lead gets its own outcome: one refusal does not undo the others."""
+    a run of the published definition). Every lead gets its own outcome: one refusal does not undo the others; once
+    Temporal does not answer, the leads after are not attempted (said so). The same Idempotency-Key enrolls once."""
     if body.action == "status" and body.status is None:
         raise Problem(422, "give the new status", errors=[{"field": "status", "message": "required for status"}])
     if body.action == "enroll" and not body.definition:
@@ -225,9 +238,13 @@ async def bulk(body: BulkBody, session: SessionDep, client: ClientDep, principal
     if body.action == "assign" and "assignee" not in body.model_fields_set:
         raise Problem(422, "give the assignee (null for nobody)",
                       errors=[{"field": "assignee", "message": "required for assign"}])
-    request_key = uuid.uuid4().hex[:12]
+    request_key = (idempotency_key or uuid.uuid4().hex)[:40]
     results: list[BulkOutcome] = []
+    unavailable: str | None = None
     for lead_id in dict.fromkeys(body.lead_ids):  # (each lead once, in the order given)
+        if unavailable:  # Temporal did not answer: the rest are not tried (each would wait as long)
+            results.append(BulkOutcome(lead_id=lead_id, ok=False, detail=f"not attempted: {unavailable}"))
+            continue
         try:
             if body.action == "status":
                 state = await change_status(lead_id, StatusBody(status=body.status, reason=body.reason), session,
@@ -242,7 +259,10 @@ async def bulk(body: BulkBody, session: SessionDep, client: ClientDep, principal
             results.append(BulkOutcome(lead_id=lead_id, ok=True, detail=detail))
         except (Problem, ServiceError) as exc:
             await run_in_threadpool(session.rollback)
-            results.append(BulkOutcome(lead_id=lead_id, ok=False, detail=as_problem(exc).detail))
+            problem = as_problem(exc)
+            results.append(BulkOutcome(lead_id=lead_id, ok=False, detail=problem.detail))
+            if problem.status == 503:
+                unavailable = problem.detail
     done = sum(r.ok for r in results)
     return BulkResult(done=done, failed=len(results) - done, results=results)
 

@@ -130,15 +130,27 @@ def list_messages(
     if direction:
         query = query.where(Message.direction == direction)
     items, next_cursor = page(session, query, Message, limit, cursor)
-    return MessagePage(items=[MessagePublic.model_validate(m) for m in items], next_cursor=next_cursor)
+    return MessagePage(items=[_shown(m, principal) for m in items], next_cursor=next_cursor)
+
+
+STAFF_ONLY = "(an email to a member of the staff: its text is shown to them and to admins)"
+
+
+def _shown(message: Message, principal) -> MessagePublic:
+    """An email to a staff user (a notification, a sign-in link) is theirs: its text is shown to them and to admins
+    only (a sign-in link in it would let anyone who reads it sign in as them)."""
+    public = MessagePublic.model_validate(message)
+    if message.user_id and principal.role != Role.admin and message.user_id != principal.user_id:
+        public = public.model_copy(update={"body": STAFF_ONLY, "html": None, "subject": STAFF_ONLY})
+    return public
 
 
 @router.get("/messages/{message_id}", response_model=MessagePublic)
-def get_message(message_id: str, session: SessionDep, principal: PrincipalDep) -> Message:
+def get_message(message_id: str, session: SessionDep, principal: PrincipalDep) -> MessagePublic:
     message = session.get(Message, message_id)
     if message is None or message.tenant_id != principal.tenant_id:
         raise Problem(404, f"message {message_id} not found")
-    return message
+    return _shown(message, principal)
 
 
 class IntentCorrection(Input):

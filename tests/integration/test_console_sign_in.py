@@ -156,15 +156,22 @@ async def test_concurrent_wrong_passwords_are_checked_no_more_than_the_limit(set
         assert codes.count(401) <= limit and codes.count(429) >= 25 - limit, codes
         assert set(codes) <= {401, 429}, codes
         assert all(r.headers.get("retry-after") for r in responses if r.status_code == 429)
+        # The right password next: refused while the window holds `limit` real failures. (A try turned away by
+        # the limit is no failure of its own — else one guess a minute would lock a person out for ever — so when
+        # tries in flight were counted against others, fewer than the limit were checked and it may go through.)
+        checked = codes.count(401)
         with httpx.Client(base_url=base, headers=address) as client:
             late = sign_in(client, user.email)
-            assert late.status_code == 429 and "too many sign-in attempts" in late.text
+            if checked == limit:
+                assert late.status_code == 429 and "too many sign-in attempts" in late.text
+            else:
+                assert late.status_code == 303, (checked, late.text[:200])
     with Session(engine) as session:
         tries = session.exec(select(SignInAttempt).where(SignInAttempt.email == user.email)).all()
-        assert len(tries) == 26 and not any(t.ok for t in tries)
-        assert {t.ip for t in tries} == {address["X-Forwarded-For"]}
-        assert session.exec(select(func.count()).select_from(StaffSession).where(
-            StaffSession.user_id == user.id)).one() == 0
+        assert len(tries) == 26 and {t.ip for t in tries} == {address["X-Forwarded-For"]}
+        failures = [t for t in tries if t.kind == "password" and not t.ok]
+        assert len(failures) == checked  # the checked ones; the turned-away ones are labelled so
+        assert len([t for t in tries if t.kind == "refused"]) == 25 - checked + (late.status_code == 429)
 
 
 async def test_a_mailed_link_signs_in_once_even_when_clicked_many_times_at_once(settings, engine, worker):
@@ -172,7 +179,8 @@ async def test_a_mailed_link_signs_in_once_even_when_clicked_many_times_at_once(
     with uvicorn_api(plain_http(settings)) as base:
         with httpx.Client(base_url=base) as client:
             token = form_token(client)
-            sent = client.post("/app/sign-in/link", data={"email": user.email, "csrf_token": token})
+            sent = client.post("/app/sign-in/link", data={"email": user.email, "csrf_token": token},
+                               headers={"Host": "evil.example"})  # a forged Host must not say where the link goes
             assert sent.status_code == 200 and "a sign-in link is on its way" in sent.text
             unknown = client.post("/app/sign-in/link", data={"email": "nobody@example.com", "csrf_token": token})
             assert unknown.status_code == 200 and "a sign-in link is on its way" in unknown.text  # same answer
@@ -183,7 +191,17 @@ async def test_a_mailed_link_signs_in_once_even_when_clicked_many_times_at_once(
                                                           Message.template == "staff_sign_in_link")).first()
 
         message = await eventually(mailed, timeout=60)
+        assert "evil.example" not in message.body
         link = re.search(r"https?://\S+/app/sign-in/link/(\S+)", message.body).group(1)
+        # The link is the user's (and the admins') to read: another role's key sees neither it nor its event.
+        from api.security import create_api_key
+
+        _, reader = create_api_key(engine, user.tenant_id, Role.readonly, "reader")
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {reader}"}) as api:
+            shown = api.get("/api/v1/messages", params={"user_id": user.id}).json()["items"]
+            assert shown and all(link not in m["body"] for m in shown)
+            assert link not in api.get(f"/api/v1/messages/{message.id}").text
+            assert link not in api.get("/api/v1/events", params={"subject_id": user.id}).text
 
         with httpx.Client(base_url=base) as scanner:  # opening the link (a mail scanner does) uses nothing
             assert scanner.get(f"/app/sign-in/link/{link}").status_code == 200

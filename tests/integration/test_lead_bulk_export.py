@@ -94,7 +94,7 @@ async def test_bulk_actions_go_lead_by_lead_through_the_single_lead_paths(api, m
 async def test_the_csv_export_lists_what_the_filters_list_and_defuses_formulas(api, make_key, engine):
     headers = make_key(Role.staff)
     lead = await _lead(api, headers, first_name="=HYPERLINK(\"http://evil\")", tags=["Vacant", "probate"],
-                       source="ppc")
+                       source="ppc", phone="(512) 555-0142")
     tenant = lead["tenant_id"]
     insert_lead(engine, tenant=tenant, first_name="Other", source="ppc", tags=["vacant-lot"])
     old = insert_lead(engine, tenant=tenant, first_name="Old", source="referral", tags=["vacant"],
@@ -106,6 +106,9 @@ async def test_the_csv_export_lists_what_the_filters_list_and_defuses_formulas(a
     recent = (await api.get("/api/v1/leads", headers=headers, params={"tag": "vacant", "created_from": since})
               ).json()["items"]
     assert [i["id"] for i in recent] == [lead["id"]]
+    edge = await api.get("/api/v1/leads/export.csv", headers=headers,
+                         params={"created_from": "0001-01-01T00:00:00+14:00"})  # before year 1 in UTC
+    assert edge.status_code == 422 and edge.json()["errors"][0]["field"] == "created_from"
     naive = await api.get("/api/v1/leads", headers=headers, params={"created_from": "2026-01-01T00:00:00"})
     assert naive.status_code == 422 and naive.json()["errors"][0]["field"] == "created_from"
 
@@ -117,6 +120,7 @@ async def test_the_csv_export_lists_what_the_filters_list_and_defuses_formulas(a
     row = next(r for r in rows if r["id"] == lead["id"])
     assert row["first_name"].startswith("'=HYPERLINK")  # a spreadsheet shows it, does not run it
     assert row["tags"] == "probate;vacant" and row["source"] == "ppc"
+    assert row["phone"] == "+15125550142"  # an E.164 number is kept as it is (no formula, no apostrophe)
     everything = list(csv.DictReader(io.StringIO((await api.get("/api/v1/leads/export.csv", headers=headers)).text)))
     assert len(everything) == 3
     other = make_key(Role.staff)
