@@ -76,6 +76,33 @@ async def create_definition(request: Request, session: SessionDep, principal: Op
     return await run_in_threadpool(save)
 
 
+class Validation(BaseModel):
+    valid: bool
+    key: str
+    version: int
+    subject: str
+    trigger: str
+    steps: int
+    content_hash: str
+
+
+@router.post("/validate", response_model=Validation,
+             openapi_extra={"requestBody": {"content": {"application/yaml": {"schema": {"type": "string"}}}}})
+async def validate_definition(request: Request, principal: Ops) -> Validation:
+    """Check a YAML body as saving would (the same loader and checker, the same limits) and store nothing: 200
+    when it would save, else 422 with every error's line and column. For editors that check as you type."""
+    source = (await request.body()).decode("utf-8", "replace")
+    filename = request.headers.get("X-Filename", "definition.yaml")[:200]
+    try:
+        definition = await run_in_threadpool(load_submitted, source, filename)
+    except DefinitionInvalid as exc:
+        raise Problem(422, f"{len(exc.problems)} problem(s) in {filename}", title="Invalid definition",
+                      errors=exc.as_errors()) from None
+    return Validation(valid=True, key=definition.key, version=definition.version, subject=definition.subject,
+                      trigger=definition.trigger_event, steps=len(definition.steps),
+                      content_hash=definition.content_hash)
+
+
 class TestBody(Input):
     source: str
     subject: dict[str, Any] | None = Field(default=None, description="the sample lead, deal or investor; a "

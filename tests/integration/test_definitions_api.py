@@ -75,3 +75,34 @@ async def test_dry_run_through_the_api(api, make_key):
                              "day 1 09:00 wait_reply lead.replied received"]
     invalid = await api.post("/api/v1/definitions/test", headers=headers, json={"source": source.replace("2d", "2x")})
     assert invalid.status_code == 422 and invalid.json()["errors"][0]["line"] == 7
+
+
+async def test_validate_checks_as_saving_does_and_stores_nothing(api, make_key, engine):
+    from sqlmodel import Session, select
+
+    from models.definition import WorkflowDefinition
+
+    tenant = f"v{uuid.uuid4().hex[:6]}"
+    ops, staff = make_key(Role.ops, tenant=tenant), make_key(Role.staff, tenant=tenant)
+    yaml = {"Content-Type": "application/yaml"}
+
+    bad = await api.post("/api/v1/definitions/validate", content=_yaml("checked", wait="2 days"),
+                         headers={**ops, **yaml, "X-Filename": "web.yaml"})
+    saved = await api.post("/api/v1/definitions", content=_yaml("checked", wait="2 days"),
+                           headers={**ops, **yaml, "X-Filename": "web.yaml"})
+    assert bad.status_code == saved.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+    assert bad.json()["errors"] == saved.json()["errors"] == [
+        {"line": 7, "column": 63, "message": "'2 days' is not a duration like 30s, 15m, 2h, 3d or 1w"}]
+    broken = await api.post("/api/v1/definitions/validate", content=b"schema: dealflow/v1\nkey: [oops\n",
+                            headers={**ops, **yaml})
+    assert broken.status_code == 422 and broken.json()["errors"][0]["line"] >= 2  # a YAML error has its place too
+
+    good = await api.post("/api/v1/definitions/validate", content=_yaml("checked"), headers={**ops, **yaml})
+    assert good.status_code == 200, good.text
+    assert good.json() | {"content_hash": None} == {"valid": True, "key": "checked", "version": 1, "subject": "lead",
+                                                   "trigger": "lead.created", "steps": 2, "content_hash": None}
+    with Session(engine) as session:  # nothing saved
+        assert session.exec(select(WorkflowDefinition).where(WorkflowDefinition.tenant_id == tenant,
+                                                             WorkflowDefinition.key == "checked")).all() == []
+    assert (await api.post("/api/v1/definitions/validate", content=_yaml("checked"), headers={**staff, **yaml})
+            ).status_code == 403
