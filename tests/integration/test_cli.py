@@ -176,7 +176,9 @@ def test_up_runs_everything_and_ctrl_c_stops_it(tmp_path):
         assert created.status_code == 201, created.text
         workflow_id = created.json()["workflow_id"]
         for _ in range(100):
-            described = httpx.get(f"{base}/api/v1/workflows/{workflow_id}", headers=headers).json()
+            # (a generous timeout: the demo book's 40 leads keep the worker busy at first, and the answer waits for
+            # the workflow's query)
+            described = httpx.get(f"{base}/api/v1/workflows/{workflow_id}", headers=headers, timeout=30).json()
             if described.get("state") and described["state"]["received"]:
                 break
             time.sleep(0.2)
