@@ -1,12 +1,13 @@
-"""Live pages: server-sent events on the event path. A page that shows a lead, the board or call next listens to
-/app/live?topic=...; the stream says `change` whenever an event about what the page shows is committed to the
-events table (the same rows the relay delivers to the workflows: a change and its event commit together, so a page
-that re-reads on `change` sees the change), and the page re-reads its regions (console.js).
+"""Live pages: server-sent events on the event path. A page that shows a lead, a deal, an investor, the board, call
+next or the inbox listens to /app/live?topic=...; the stream says `change` whenever an event about what the page
+shows is committed to the events table (the same rows the relay delivers to the workflows: a change and its event
+commit together, so a page that re-reads on `change` sees the change), and the page re-reads its regions
+(console.js).
 
-One short read a second per open page: the events written since the last read (a range of the primary key),
-the tenant's filtered here. (An event whose insert took its number before an earlier-numbered one committed can be
-missed: the page then catches up with the next change; nothing is lost, the page is only a view.) A stream lasts
-a few minutes at most; the browser reconnects by itself (EventSource), and each connection is signed in again."""
+One short read a second per open page: the events written since the last read (a range of the primary key), the
+tenant's filtered here. (An event whose insert took its number before an earlier-numbered one committed can be
+missed: the page then catches up with the next change; nothing is lost, the page is only a view.) A stream lasts a
+few minutes at most; the browser reconnects by itself (EventSource), and each connection is signed in again."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ HEARTBEAT_SECONDS = 15.0
 SESSION_CHECK_POLLS = 15  # the session is read again every 15 s: a signed-out browser stops hearing
 _NEWER = text("SELECT seq, name, subject_type, subject_id FROM events WHERE seq > :after AND seq <= :upto "
               "AND tenant_id = :tenant ORDER BY seq LIMIT 200")
+TOPIC = r"^(lead|deal|investor|board|call-next|inbox)(:[\w-]+)?$"
 _LAST = text("SELECT COALESCE(MAX(seq), 0) FROM events")
 
 
@@ -42,6 +44,10 @@ def _matches(topic: str, user_id: str | None, name: str, subject_type: str, subj
         return subject_type == "lead" and subject_id == target
     if kind == "deal":
         return subject_type == "deal" and subject_id == target
+    if kind == "investor":
+        return subject_type == "investor" and subject_id == target
+    if kind == "inbox":  # a reply came in
+        return name in ("lead.replied", "investor.replied")
     if kind == "board":
         return subject_type == "deal"
     if kind == "call-next":  # a new or changed lead, or something for me (a task assigned: its notification)
@@ -51,10 +57,9 @@ def _matches(topic: str, user_id: str | None, name: str, subject_type: str, subj
 
 @router.get("/live")
 async def live(request: Request, principal: SignedIn,
-               topic: Annotated[str, Query(max_length=80, pattern=r"^(lead|deal|board|call-next)(:[\w-]+)?$")]
-               ) -> StreamingResponse:
-    if topic.partition(":")[0] in ("lead", "deal") and not topic.partition(":")[2]:
-        raise Problem(422, "a lead or deal topic names it (lead:<id>)", errors=[{"field": "topic",
+               topic: Annotated[str, Query(max_length=80, pattern=TOPIC)]) -> StreamingResponse:
+    if topic.partition(":")[0] in ("lead", "deal", "investor") and not topic.partition(":")[2]:
+        raise Problem(422, "a lead, deal or investor topic names it (lead:<id>)", errors=[{"field": "topic",
                                                                                  "message": "no id"}])
     engine = request.app.state.engine
 

@@ -43,7 +43,7 @@ BOARD_COLUMN_LIMIT = 50
 DEAL_DOCUMENTS = tuple(key for key, kind in KINDS.items() if {r.role for r in kind.signers} == {"seller", "buyer"})
 
 
-def _people(session, tenant_id: str) -> dict[str, User]:
+def people_of(session, tenant_id: str) -> dict[str, User]:
     return {user.id: user for user in session.exec(select(User).where(User.tenant_id == tenant_id)
                                                     .order_by(col(User.name), col(User.id))).all()}
 
@@ -112,7 +112,7 @@ def leads(request: Request, principal: SignedIn, session: SessionDep,
     definitions = [d.key for d in active(session, principal.tenant_id) if d.subject == "lead"]
     return render(request, "leads.html.j2", principal, title="Leads", leads=found.items, chosen=chosen,
                   statuses=[s.value for s in LeadStatus], sources=[s.value for s in LeadSource],
-                  people=_people(session, principal.tenant_id), next_url=next_url, first_page=cursor is None,
+                  people=people_of(session, principal.tenant_id), next_url=next_url, first_page=cursor is None,
                   export_url=f"/api/v1/leads/export.csv?{urlencode(export)}", definitions=sorted(definitions))
 
 
@@ -138,10 +138,8 @@ async def lead(request: Request, lead_id: str, principal: SignedIn, session: Ses
         tasks = tasks_api.list_tasks(session, principal, assignee=None, status=TaskStatus.open, due_before=None,
                                      lead_id=lead_id, limit=50, cursor=None)
 
-        # (a lead's composer offers the templates written for leads, not the investors' or the staff's own)
-        templates = [t for t in messages_api.list_templates(session, principal)
-                     if not t.key.startswith(("investor_", "staff_", "accreditation_"))]
-        return list(reversed(timeline)), tasks.items, _people(session, principal.tenant_id), templates
+        templates = messages_api.list_templates(session, principal, audience="lead")  # what a lead's send can use
+        return list(reversed(timeline)), tasks.items, people_of(session, principal.tenant_id), templates
 
     timeline, tasks, people, templates = await run_in_threadpool(read)
     return render(request, "lead.html.j2", principal, title=f"{found.first_name} {found.last_name}".strip(),
@@ -172,7 +170,7 @@ def board(request: Request, principal: SignedIn, session: SessionDep,
         columns.append({"stage": stage, "cards": cards, "total": total, "full": len(cards) == BOARD_COLUMN_LIMIT})
     return render(request, "board.html.j2", principal, title="Pipeline", pipeline=spec, pipelines=list(PIPELINES),
                   live=f"board:{pipeline}",
-                  columns=columns, people=_people(session, principal.tenant_id))
+                  columns=columns, people=people_of(session, principal.tenant_id))
 
 
 @router.get("/deals/{opportunity_id}", response_class=HTMLResponse)
@@ -187,7 +185,7 @@ def deal(request: Request, opportunity_id: str, principal: SignedIn, session: Se
     seller = session.get(Lead, found.lead_id) if found.lead_id else None
     return render(request, "deal.html.j2", principal, title=found.title, deal=found, live=f"deal:{found.id}",
                   next_stages=[name for name in spec.stages if here and name in here.next],
-                  people=_people(session, principal.tenant_id),
+                  people=people_of(session, principal.tenant_id),
                   documents=documents_api.list_documents(opportunity_id, session, principal),
                   matches=deals_api.list_matches(opportunity_id, session, principal), offerings=offerings,
                   investors=investors, templates=[(key, KINDS[key].title) for key in DEAL_DOCUMENTS], seller=seller,

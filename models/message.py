@@ -17,6 +17,8 @@ class Message(SQLModel, table=True):
     __table_args__ = (Index("ix_messages_tenant_created", "tenant_id", "created_at", "id"),
                       Index("ix_messages_lead_created", "lead_id", "created_at", "id"),
                       Index("ix_messages_investor_created", "investor_id", "created_at", "id"),
+                      # the inbox: the tenant's replies (inbound), newest first
+                      Index("ix_messages_tenant_direction_created", "tenant_id", "direction", "created_at", "id"),
                       # who texted this number (a STOP opts it out for each of them: services/inbound_sms.py)
                       Index("ix_messages_to_address", "to_address", "channel", "direction"),
                       # staff corrections of reply intents: the next intent model's extra training rows

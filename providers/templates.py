@@ -171,6 +171,31 @@ def render(template: Template, context: dict[str, Any]) -> Rendered:
     return Rendered(text=text, subject=subject, html=html)
 
 
+# What a one-off send (a staff message, a reply from the inbox) puts in a template's context besides the tenant, the
+# sender and the unsubscribe link: a lead's send has the lead and its property; an investor's, the investor.
+ONE_OFF_CONTEXT = {"lead": {"lead", "property"}, "investor": {"investor"}}
+_SITUATIONAL = {"lead", "property", "investor", "user", "notification", "deal", "sign_in"}
+
+
+def audiences(template: Template) -> list[str]:
+    """Whom a one-off send of this template can go to ("lead", "investor"): those whose send gives it every
+    variable it names about a person or a situation. A deal blast (it names `deal`) or a staff notification goes to
+    nobody one-off; a template that names none of them, to either."""
+    return list(_audiences(template.text, template.subject, template.html))
+
+
+@lru_cache(maxsize=512)
+def _audiences(*parts: str | None) -> tuple[str, ...]:
+    named: set[str] = set()
+    for part in parts:
+        if part:
+            try:
+                named |= meta.find_undeclared_variables(_text.parse(part)) & _SITUATIONAL
+            except TemplateError:
+                return ()
+    return tuple(kind for kind, given in ONE_OFF_CONTEXT.items() if named <= given)
+
+
 def latest_template(session: Session, tenant_id: str, key: str) -> Template | None:
     row = session.exec(select(MessageTemplate).where(MessageTemplate.tenant_id == tenant_id,
                                                      MessageTemplate.key == key)

@@ -136,3 +136,14 @@ def totals(allocations: list[Allocation], target: Decimal) -> dict[str, Decimal]
     return {"soft_committed": total(("soft_commit",)), "committed": committed, "funded": funded,
             "waitlisted": total(("waitlisted",)), "remaining": max(target - committed, Decimal(0)),
             "equalisation": funded - funded_committed}
+
+
+def investor_allocations(session: Session, tenant_id: str, investor_id: str,
+                         ) -> list[tuple[Allocation, Offering, Opportunity]]:
+    """An investor's allocations in every raise, newest first, with their offering and deal."""
+    return list(session.exec(
+        select(Allocation, Offering, Opportunity)
+        .join(Offering, Offering.id == Allocation.offering_id)
+        .join(Opportunity, Opportunity.id == Offering.opportunity_id)
+        .where(Allocation.tenant_id == tenant_id, Allocation.investor_id == investor_id)
+        .order_by(Allocation.created_at.desc(), Allocation.id.desc())).all())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import HTMLResponse
@@ -22,13 +22,16 @@ from definitions.vocabulary import ReplyIntent
 from models.event import STAFF_MESSAGE_EVENT, emit
 from models.input import Input
 from models.base import utcnow
+from models.investor import Investor
 from models.lead import Lead
 from models.message import Message, MessageTemplate
 from models.payloads import MessageRequest
 from models.tenant import Role
 from services.message_content import preview_message
 from services.reply_intent import correct_intent
-from providers.templates import Template, TemplateInvalid, builtin_templates, latest_template, validate
+from providers.templates import (
+    Template, TemplateInvalid, audiences, builtin_templates, latest_template, validate,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["messages"])
 
@@ -101,6 +104,8 @@ class TemplatePublic(BaseModel):
     text: str
     html: str | None
     builtin: bool
+    audiences: list[str] = Field(default_factory=list, description="whom a one-off send of it can go to: lead, "
+                                 "investor (none: it needs what only a cadence, a blast or a notice gives)")
     report: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -113,6 +118,7 @@ def list_messages(
     channel: Annotated[str | None, Query(pattern="^(email|sms)$")] = None,
     status: Annotated[list[str] | None, Query()] = None,
     direction: Annotated[str | None, Query(pattern="^(inbound|outbound)$")] = None,
+    intent: Annotated[list[ReplyIntent] | None, Query(description="replies read (or marked) as meaning this")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> MessagePage:
@@ -129,6 +135,8 @@ def list_messages(
         query = query.where(col(Message.status).in_(status))
     if direction:
         query = query.where(Message.direction == direction)
+    if intent:
+        query = query.where(col(Message.intent).in_([i.value for i in intent]))
     items, next_cursor = page(session, query, Message, limit, cursor)
     return MessagePage(items=[_shown(m, principal) for m in items], next_cursor=next_cursor)
 
@@ -181,16 +189,27 @@ async def correct_message_intent(message_id: str, body: IntentCorrection, sessio
     return await run_in_threadpool(apply_and_commit, session, apply)
 
 
-def _check_sendable(session, principal, lead_id: str, body: SendBody) -> Lead:
-    lead = session.get(Lead, lead_id)
-    if lead is None or lead.tenant_id != principal.tenant_id or lead.deleted_at is not None:
-        raise Problem(404, f"lead {lead_id} not found")
+Person = Lead | Investor
+
+
+def _person(session, principal, kind: str, person_id: str) -> Person:
+    person = session.get(Lead if kind == "lead" else Investor, person_id)
+    if person is None or person.tenant_id != principal.tenant_id or getattr(person, "deleted_at", None) is not None:
+        raise Problem(404, f"{kind} {person_id} not found")
+    return person
+
+
+def _check_sendable(session, principal, kind: str, person_id: str, body: SendBody) -> Person:
+    """The checks a one-off send passes before it is accepted (and a preview before it is shown): the person, an
+    address on the channel, a template of that channel written for this kind of person (or a valid inline text)."""
+    person = _person(session, principal, kind, person_id)
     if bool(body.template) == bool(body.text):
         raise Problem(422, "give a template or a text",
                       errors=[{"field": "template", "message": "give exactly one of template and text"}])
-    if not (lead.email if body.channel == "email" else lead.phone):
-        raise Problem(422, f"lead {lead_id} has no {'email' if body.channel == 'email' else 'phone'}",
+    if not (person.email if body.channel == "email" else person.phone):
+        raise Problem(422, f"{kind} {person_id} has no {'email' if body.channel == 'email' else 'phone'}",
                       errors=[{"field": "channel", "message": "no address for this channel"}])
+    field = "template" if body.template else "text"
     if body.template:
         template = latest_template(session, principal.tenant_id, body.template)
         if template is None:
@@ -199,38 +218,61 @@ def _check_sendable(session, principal, lead_id: str, body: SendBody) -> Lead:
             raise Problem(422, f"template {body.template!r} is for {template.channel}",
                           errors=[{"field": "channel", "message": f"template is for {template.channel}"}])
     else:
+        template = Template(key="inline", version=0, channel=body.channel, text=body.text or "",
+                            subject=body.subject if body.channel == "email" else None)
         try:
-            validate(Template(key="inline", version=0, channel=body.channel, text=body.text or "",
-                              subject=body.subject if body.channel == "email" else None))
+            validate(template)
         except TemplateInvalid as exc:
             raise Problem(422, f"invalid message: {exc}", errors=exc.errors) from None
-    return lead
+    if kind not in audiences(template):
+        raise Problem(422, f"{'template ' + repr(body.template) if body.template else 'this text'} is not written for "
+                      f"a message to one {kind}: it names what only another send has (a lead, an investor, a deal)",
+                      errors=[{"field": field, "message": f"not written for one {kind}"}])
+    return person
+
+
+def _request(principal, kind: str, person_id: str, body: SendBody, idempotency_key: str) -> MessageRequest:
+    return MessageRequest(tenant_id=principal.tenant_id, channel=body.channel, template=body.template, text=body.text,
+                          subject=body.subject, idempotency_key=idempotency_key, actor=principal.actor,
+                          **{f"{kind}_id": person_id})
+
+
+async def _accept(session, principal, kind: str, person_id: str, body: SendBody, header_key: str | None,
+                  ) -> SendAccepted:
+    """A one-off send, checked, stored with its event and answered from the database: the relay starts the
+    MessageWorkflow (so a send accepted while Temporal is down goes out once it is back)."""
+    await run_in_threadpool(_check_sendable, session, principal, kind, person_id, body)
+    key = body.idempotency_key or header_key or uuid.uuid4().hex
+    business_key = f"{person_id}:staff:{key}"
+    workflow_id = f"msg-{principal.tenant_id}-{person_id}-{key}"[:250]
+    request = _request(principal, kind, person_id, body, business_key)
+
+    def record() -> None:  # the request and its event in one transaction
+        if emit(session, tenant_id=principal.tenant_id, subject_type=kind, subject_id=person_id,
+                name=STAFF_MESSAGE_EVENT, event_id=f"send:{business_key}"[:300],
+                data={"workflow_id": workflow_id, "request": request.model_dump(mode="json")}):
+            audit(session, principal, "message.send", kind, person_id,
+                  after={"channel": body.channel, "template": body.template, "idempotency_key": business_key})
+        session.commit()
+
+    await run_in_threadpool(record)
+    return SendAccepted(workflow_id=workflow_id, idempotency_key=business_key)
 
 
 @router.post("/leads/{lead_id}/messages", status_code=202, response_model=SendAccepted)
 async def send_to_lead(lead_id: str, body: SendBody, session: SessionDep, principal: Staff,
                        idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> SendAccepted:
     """A one-off message through the same activity path and rules as cadences (consent, quiet hours,
-    exactly once per idempotency key). Stored with its event and answered from the database: the relay starts
-    the MessageWorkflow (so a send accepted while Temporal is down goes out once it is back)."""
-    await run_in_threadpool(_check_sendable, session, principal, lead_id, body)
-    key = body.idempotency_key or idempotency_key or uuid.uuid4().hex
-    business_key = f"{lead_id}:staff:{key}"
-    workflow_id = f"msg-{principal.tenant_id}-{lead_id}-{key}"[:250]
-    request = MessageRequest(tenant_id=principal.tenant_id, lead_id=lead_id, channel=body.channel,
-                             template=body.template, text=body.text, subject=body.subject,
-                             idempotency_key=business_key, actor=principal.actor)
+    exactly once per idempotency key), answered once it is stored (the relay starts its MessageWorkflow)."""
+    return await _accept(session, principal, "lead", lead_id, body, idempotency_key)
 
-    def record() -> None:  # the request and its event in one transaction; the relay starts the workflow
-        if emit(session, tenant_id=principal.tenant_id, subject_type="lead", subject_id=lead_id,
-                name=STAFF_MESSAGE_EVENT, event_id=f"send:{business_key}"[:300],
-                data={"workflow_id": workflow_id, "request": request.model_dump(mode="json")}):
-            audit(session, principal, "message.send", "lead", lead_id,
-                  after={"channel": body.channel, "template": body.template, "idempotency_key": business_key})
-        session.commit()
 
-    await run_in_threadpool(record)
-    return SendAccepted(workflow_id=workflow_id, idempotency_key=business_key)
+@router.post("/investors/{investor_id}/messages", status_code=202, response_model=SendAccepted, tags=["investors"])
+async def send_to_investor(investor_id: str, body: SendBody, session: SessionDep, principal: Staff,
+                           idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> SendAccepted:
+    """A one-off message to an investor (a reply from the inbox, a note from their page): the same path and rules
+    as a lead's; the investor counts as contacted once it is sent."""
+    return await _accept(session, principal, "investor", investor_id, body, idempotency_key)
 
 
 class MessagePreview(BaseModel):
@@ -247,19 +289,11 @@ class MessagePreview(BaseModel):
     summary: str
 
 
-@router.post("/leads/{lead_id}/messages/preview", response_model=MessagePreview)
-def preview_for_lead(lead_id: str, body: SendBody, session: SessionDep, settings: SettingsDep,
-                     principal: Staff) -> MessagePreview:
-    """The message a send with this body would make, rendered for this lead now, with its consent and quiet
-    hours: nothing is sent or stored. The same checks as the send (422 naming the field), the same rendering
-    and send plan as the message workflow's activities (services/message_content.py)."""
-    _check_sendable(session, principal, lead_id, body)
-    request = MessageRequest(tenant_id=principal.tenant_id, lead_id=lead_id, channel=body.channel,
-                             template=body.template, text=body.text, subject=body.subject, idempotency_key="preview",
-                             actor=principal.actor)
+def _preview(session, settings, principal, kind: str, person_id: str, body: SendBody) -> MessagePreview:
+    _check_sendable(session, principal, kind, person_id, body)
     now = utcnow()
     try:
-        preview = preview_message(session, settings, request, now)
+        preview = preview_message(session, settings, _request(principal, kind, person_id, body, "preview"), now)
     except (TemplateError, LookupError, ValueError) as exc:
         raise Problem(422, f"the message cannot be rendered: {exc}",
                       errors=[{"field": "template" if body.template else "text", "message": str(exc)}]) from None
@@ -270,15 +304,36 @@ def preview_for_lead(lead_id: str, body: SendBody, session: SessionDep, settings
                           zones=plan.zones, summary=plan.summary)
 
 
+@router.post("/leads/{lead_id}/messages/preview", response_model=MessagePreview)
+def preview_for_lead(lead_id: str, body: SendBody, session: SessionDep, settings: SettingsDep,
+                     principal: Staff) -> MessagePreview:
+    """The message a send with this body would make, rendered for this lead now, with its consent and quiet
+    hours: nothing is sent or stored. The same checks as the send (422 naming the field), the same rendering
+    and send plan as the message workflow's activities (services/message_content.py)."""
+    return _preview(session, settings, principal, "lead", lead_id, body)
+
+
+@router.post("/investors/{investor_id}/messages/preview", response_model=MessagePreview, tags=["investors"])
+def preview_for_investor(investor_id: str, body: SendBody, session: SessionDep, settings: SettingsDep,
+                         principal: Staff) -> MessagePreview:
+    """What a send to this investor would say and when it could go, sending nothing (as for a lead)."""
+    return _preview(session, settings, principal, "investor", investor_id, body)
+
+
 @router.get("/templates", response_model=list[TemplatePublic])
-def list_templates(session: SessionDep, principal: PrincipalDep) -> list[TemplatePublic]:
+def list_templates(session: SessionDep, principal: PrincipalDep,
+                   audience: Annotated[Literal["lead", "investor"] | None, Query(
+                       description="only those a one-off send to a lead or an investor can use")] = None,
+                   ) -> list[TemplatePublic]:
     keys = set(builtin_templates()) | set(session.exec(
         select(MessageTemplate.key).where(MessageTemplate.tenant_id == principal.tenant_id)).all())
     result = []
     for key in sorted(keys):
         t = latest_template(session, principal.tenant_id, key)
-        result.append(TemplatePublic(key=t.key, version=t.version, channel=t.channel, subject=t.subject,
-                                     text=t.text, html=t.html, builtin=t.builtin))
+        fits = audiences(t)
+        if audience is None or audience in fits:
+            result.append(TemplatePublic(key=t.key, version=t.version, channel=t.channel, subject=t.subject,
+                                         text=t.text, html=t.html, builtin=t.builtin, audiences=fits))
     return result
 
 
@@ -300,8 +355,10 @@ def create_template(body: TemplateBody, session: SessionDep,
     session.add(row)
     audit(session, principal, "template.create", "template", f"{body.key}@{version}", after=body.model_dump())
     session.commit()
+    saved = Template(key=row.key, version=row.version, channel=row.channel, text=row.text, subject=row.subject,
+                     html=row.html)
     return TemplatePublic(key=row.key, version=row.version, channel=row.channel, subject=row.subject, text=row.text,
-                          html=row.html, builtin=False, report=report)
+                          html=row.html, builtin=False, audiences=audiences(saved), report=report)
 
 
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">

@@ -17,9 +17,12 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import ClientDep, PrincipalDep, SessionDep, Staff
 from api.errors import Problem
 from models.input import Input, OneLine
+from models.investor import Investor
 from models.offering import Allocation, Offering
 from services.deals import get_deal
-from services.offerings import allocation_facts, check_raise_owner, get_offering, open_offering, totals
+from services.offerings import (
+    allocation_facts, check_raise_owner, get_offering, investor_allocations, open_offering, totals,
+)
 from workflows.offering import AllocationFacts, AllocationMove, OfferingMove, OfferingState, OfferingWorkflow
 
 router = APIRouter(prefix="/api/v1", tags=["offerings"])
@@ -92,6 +95,30 @@ def list_offerings(opportunity_id: str, session: SessionDep, principal: Principa
     deal = get_deal(session, principal.tenant_id, opportunity_id)
     return [_public(session, o) for o in session.exec(
         select(Offering).where(Offering.opportunity_id == deal.id).order_by(col(Offering.created_at)))]
+
+
+class InvestorAllocation(AllocationPublic):
+    offering_id: str
+    offering_title: str
+    offering_status: str
+    rule: str
+    close_date: date | None
+    opportunity_id: str
+    deal_title: str
+
+
+@router.get("/investors/{investor_id}/allocations", response_model=list[InvestorAllocation], tags=["investors"])
+def list_investor_allocations(investor_id: str, session: SessionDep,
+                              principal: PrincipalDep) -> list[InvestorAllocation]:
+    """What the investor put into each raise (soft commit, committed, funded, waitlisted, withdrawn), newest
+    first."""
+    investor = session.get(Investor, investor_id)
+    if investor is None or investor.tenant_id != principal.tenant_id:
+        raise Problem(404, f"investor {investor_id} not found")
+    return [InvestorAllocation(**AllocationPublic.model_validate(allocation).model_dump(), offering_id=offering.id,
+                               offering_title=offering.title, offering_status=offering.status, rule=offering.rule,
+                               close_date=offering.close_date, opportunity_id=deal.id, deal_title=deal.title)
+            for allocation, offering, deal in investor_allocations(session, principal.tenant_id, investor_id)]
 
 
 @router.get("/offerings/{offering_id}", response_model=OfferingPublic)
