@@ -16,7 +16,7 @@ from api.deps import ClientDep, SessionDep
 from api.routes import definitions as definitions_api
 from console.app import render
 from console.auth import SignedIn
-from services.definition_runs import RunCounts, enrolled_now, run_counts, settle
+from services.definition_runs import RunCounts, enrolled_now, run_counts, settle, subject_names
 
 router = APIRouter(prefix="/app/definitions", include_in_schema=False)
 
@@ -32,7 +32,8 @@ steps:
   - {id: nudge, if: 'reply == null', action: send_sms, with: {template: nudge_1}}
 """
 
-SUBJECT_PAGES = {"lead": "/app/leads/", "deal": "/app/deals/", "opportunity": "/app/deals/"}
+SUBJECT_PAGES = {"lead": "/app/leads/", "deal": "/app/deals/", "opportunity": "/app/deals/",
+                 "investor": "/app/investors/"}
 
 
 async def _settled(request: Request, client, tenant_id: str, key: str | None = None) -> None:
@@ -58,7 +59,8 @@ async def definitions(request: Request, principal: SignedIn, session: SessionDep
 @router.get("/new", response_class=HTMLResponse)
 def new_definition(request: Request, principal: SignedIn) -> HTMLResponse:
     return render(request, "definition_editor.html.j2", principal, title="New definition", key=None, versions=[],
-                  source=STARTER, editing=None, counts=RunCounts(), running=[], subject_pages=SUBJECT_PAGES)
+                  source=STARTER, editing=None, counts=RunCounts(), running=[], names={},
+                  subject_pages=SUBJECT_PAGES)
 
 
 @router.get("/{key}", response_class=HTMLResponse)
@@ -68,11 +70,13 @@ async def definition(request: Request, key: str, principal: SignedIn, session: S
     await _settled(request, client, principal.tenant_id, key)
 
     def read():
-        return run_counts(session, principal.tenant_id).get(key, RunCounts()), enrolled_now(
-            session, principal.tenant_id, key)
+        running = enrolled_now(session, principal.tenant_id, key)
+        return (run_counts(session, principal.tenant_id).get(key, RunCounts()), running,
+                subject_names(session, principal.tenant_id, running))
 
-    counts, running = await run_in_threadpool(read)
+    counts, running, names = await run_in_threadpool(read)
     editing = next((v for v in versions if v.version == version), versions[0])
     return render(request, "definition_editor.html.j2", principal, title=f"Definition {key}", key=key,
                   versions=versions, source=editing.source, editing=editing, counts=counts, running=running,
+                  names=names,
                   subject_pages=SUBJECT_PAGES, published=[v for v in versions if v.status == "published"])

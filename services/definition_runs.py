@@ -21,6 +21,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from models.base import utcnow
 from models.definition import WorkflowExecution
+from models.investor import Investor
+from models.lead import Lead
+from models.opportunity import Opportunity
 
 DEFINITION_WORKFLOW = "DefinitionWorkflow"
 OPEN = ("running", "closed")  # what the database may still have to learn the end of
@@ -71,6 +74,27 @@ def enrolled_now(session: Session, tenant_id: str, key: str, limit: int = 200) -
         WorkflowExecution.tenant_id == tenant_id, WorkflowExecution.workflow_type == DEFINITION_WORKFLOW,
         WorkflowExecution.definition_key == key, WorkflowExecution.status == "running")
         .order_by(col(WorkflowExecution.started_at).desc()).limit(limit)).all())
+
+
+def subject_names(session: Session, tenant_id: str, runs: list[WorkflowExecution]) -> dict[str, str]:
+    """{subject id: what staff call it} for the runs' leads (their name), investors (theirs) and deals (titles)."""
+    ids: dict[str, set[str]] = {}
+    for run in runs:
+        if run.subject_id:
+            ids.setdefault(run.subject_type or "lead", set()).add(run.subject_id)
+    names: dict[str, str] = {}
+    if ids.get("lead"):
+        for lead_id, first, last in session.exec(select(Lead.id, Lead.first_name, Lead.last_name).where(
+                Lead.tenant_id == tenant_id, col(Lead.id).in_(ids["lead"]))):
+            names[lead_id] = f"{first} {last or ''}".strip()
+    if ids.get("investor"):
+        names.update(session.exec(select(Investor.id, Investor.name).where(
+            Investor.tenant_id == tenant_id, col(Investor.id).in_(ids["investor"]))).all())
+    deals = ids.get("deal", set()) | ids.get("opportunity", set())
+    if deals:
+        names.update(session.exec(select(Opportunity.id, Opportunity.title).where(
+            Opportunity.tenant_id == tenant_id, col(Opportunity.id).in_(deals))).all())
+    return names
 
 
 async def settle(engine: Engine, client: Client, tenant_id: str, key: str | None = None, limit: int = 100) -> int:

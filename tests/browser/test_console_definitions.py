@@ -88,7 +88,7 @@ async def test_ops_check_as_they_type_test_save_publish_and_see_who_is_enrolled(
         assert sorted(actions) == ["definition.publish", "definition.save"]
     await expect(page.get_by_role("button", name=f"Retire {key}")).to_be_visible()
 
-    # A lead the trigger matches is enrolled: it is in "enrolled now", with a link to its page.
+    # A lead the trigger matches is enrolled: it is in "enrolled now" by name, with a link to its page.
     _, api_key = create_api_key(engine, ops.tenant_id, Role.admin, "test")
     async with httpx.AsyncClient(base_url=page.url.split("/app")[0],
                                  headers={"Authorization": f"Bearer {api_key}"}, timeout=30) as api:
@@ -104,13 +104,13 @@ async def test_ops_check_as_they_type_test_save_publish_and_see_who_is_enrolled(
 
     await eventually(enrolled, timeout=60)
     await page.reload()
-    await expect(page.locator("[data-region=enrolled]")).to_contain_text(lead_id)
+    await expect(page.locator("[data-region=enrolled]")).to_contain_text("Zed Lee")  # by name, not by id
     await expect(page.locator(".counts")).to_contain_text("Enrolled1")
     await page.get_by_role("button", name="Test").click()
     await expect(path).to_have_count(3, timeout=30_000)
     await assert_accessible(page)
     await screenshot(page, "definition-editor")
-    await page.locator("[data-region=enrolled]").get_by_role("link", name=lead_id).click()
+    await page.locator("[data-region=enrolled]").get_by_role("link", name="Zed Lee").click()
     await page.wait_for_url(f"**/app/leads/{lead_id}")
 
     await page.goto("/app/definitions")
