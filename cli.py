@@ -243,7 +243,7 @@ def api_command(
         _serve_metrics(settings)
         uvicorn.run("api.app:create_app", factory=True, host=host or settings.api_host,
                     port=port or settings.api_port, workers=workers, log_config=None, proxy_headers=True,
-                    timeout_graceful_shutdown=GRACEFUL_SECONDS)
+                    forwarded_allow_ips=settings.forwarded_allow_ips, timeout_graceful_shutdown=GRACEFUL_SECONDS)
         return
 
     class Server(uvicorn.Server):
@@ -255,7 +255,8 @@ def api_command(
     # One of `dealflow up`'s API processes: the socket is the parent's, shared by all of them (the kernel hands
     # each connection to one); its family and type are read from the descriptor.
     config = uvicorn.Config("api.app:create_app", factory=True, log_config=None, proxy_headers=True,
-                            log_level="warning", timeout_keep_alive=75, timeout_graceful_shutdown=GRACEFUL_SECONDS)
+                            forwarded_allow_ips=settings.forwarded_allow_ips, log_level="warning",
+                            timeout_keep_alive=75, timeout_graceful_shutdown=GRACEFUL_SECONDS)
     Server(config).run(sockets=[socket.socket(fileno=fd)])
 
 

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     api_processes: int = Field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)), ge=1, le=32)
     # Public base URL (used in links and by providers' signature checks behind a proxy).
     public_url: str = ""
+    # The proxies whose X-Forwarded-For / X-Forwarded-Proto the API believes (uvicorn's forwarded_allow_ips: a
+    # comma-separated list of addresses or networks, "*" for any). The client's address is what the per-address
+    # sign-in limit counts: behind a proxy not listed here every person would share the proxy's address.
+    forwarded_allow_ips: str = Field(default="127.0.0.1", max_length=2000)
 
     log_level: str = "INFO"
     # auto: readable and coloured on a terminal (Rich), JSON lines otherwise; json or text to force one.
