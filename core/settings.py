@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from functools import lru_cache
+from decimal import Decimal
 from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -117,6 +118,11 @@ class Settings(BaseSettings):
         "self_certification": 365, "income": 90, "net_worth": 90, "third_party_letter": 90,
         "minimum_investment": 365})
     accreditation_reminder_days: list[int] = Field(default_factory=lambda: [30, 7])
+    # Rule 506(c)'s minimum-investment method (the SEC staff's March 2023 no-action letter): a verification that
+    # rests on it holds only for a commitment of at least this much — a natural person's (individual, joint, IRA)
+    # or an entity's (LLC, trust) — with the investor's written representations on file.
+    minimum_investment_person: Decimal = Field(default=Decimal(200_000), ge=0, le=Decimal("1e12"))
+    minimum_investment_entity: Decimal = Field(default=Decimal(1_000_000), ge=0, le=Decimal("1e12"))
 
     @field_validator("accreditation_valid_days")
     @classmethod

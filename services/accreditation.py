@@ -5,6 +5,7 @@ these; the windows are settings (`accreditation_valid_days`)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -17,6 +18,7 @@ from models.event import ACCREDITATION_RECORDED_EVENT as RECORDED, emit
 from models.investor import Investor
 from models.timeline import TimelineEntry
 from core.db import is_unique_violation
+from core.settings import get_settings
 from services.acting import Acting, Conflict, Invalid, check_owner
 
 EXPIRING = "accreditation.expiring"  # investor definitions send the renewal request
@@ -125,6 +127,24 @@ def commitment_problem(session: Session, investor: Investor, rule: str, at: date
     if row is None and not investor.accredited:
         return f"{investor.name} is not known to be accredited: record a self-certification at least"
     return None
+
+
+ENTITIES = {"llc", "trust"}  # the others (individual, joint, IRA) invest as natural persons
+
+
+def minimum_commitment(session: Session, investor: Investor, rule: str, at: datetime | None = None,
+                       ) -> Decimal | None:
+    """The least the investor may commit under `rule` because of how they were verified: a Rule 506(c) verification
+    by the minimum-investment method holds only for a commitment of at least the settings' floor (an entity's
+    or a natural person's); None when no such floor applies."""
+    if rule != "506c":
+        return None
+    row = current(session, investor.id)
+    if row is None or row.expires_at <= (at or utcnow()) or row.method != AccreditationMethod.minimum_investment:
+        return None
+    settings = get_settings()
+    return settings.minimum_investment_entity if investor.entity_type in ENTITIES \
+        else settings.minimum_investment_person
 
 
 def remind(session: Session, accreditation_id: str, days_left: int) -> str:

@@ -19,7 +19,7 @@ from models.offering import Allocation, Offering
 from models.opportunity import Opportunity
 from models.timeline import TimelineEntry
 from services.acting import Acting, Invalid, NotFound, check_owner
-from services.accreditation import commitment_problem
+from services.accreditation import commitment_problem, minimum_commitment
 
 
 def offering_workflow_id(tenant_id: str, offering_id: str) -> str:
@@ -70,8 +70,9 @@ def check_raise_owner(session: Session, caller: Acting, offering: Offering) -> N
 
 
 def allocation_facts(session: Session, offering: Offering, investor_id: str, document_id: str | None) -> dict:
-    """What OfferingWorkflow's validator checks: the investor may commit under the offering's rule; the named
-    subscription agreement is this deal's and signed by every party (investor and issuer)."""
+    """What OfferingWorkflow's validator checks: the investor may commit under the offering's rule (and from which
+    amount, for a verification by the minimum-investment method); the named subscription agreement is this deal's
+    and signed by every party (investor and issuer)."""
     investor = session.get(Investor, investor_id)
     if investor is None or investor.tenant_id != offering.tenant_id:
         raise Invalid(f"investor {investor_id} not found", field="investor_id")
@@ -84,7 +85,8 @@ def allocation_facts(session: Session, offering: Offering, investor_id: str, doc
                       and investor.email is not None and session.exec(select(DocumentSigner.id).where(
                           DocumentSigner.document_id == document.id,
                           DocumentSigner.email == investor.email.lower())).first() is not None)
-    return {"eligibility_problem": commitment_problem(session, investor, offering.rule), "subscription_signed": signed}
+    return {"eligibility_problem": commitment_problem(session, investor, offering.rule), "subscription_signed": signed,
+            "minimum_commitment": minimum_commitment(session, investor, offering.rule)}
 
 
 def record_change(session: Session, change: Any) -> None:

@@ -49,6 +49,7 @@ class AllocationFacts(BaseModel):
 
     eligibility_problem: str | None = None
     subscription_signed: bool = False
+    minimum_commitment: Decimal | None = None  # a 506(c) verification by the minimum-investment method holds from it
 
 
 class AllocationMove(BaseModel):
@@ -181,6 +182,7 @@ class OfferingWorkflow:
                 problems.append(f"the amount is above the whole raise ({self._request.target_amount:,.2f})")
             if move.facts.eligibility_problem:
                 problems.append(move.facts.eligibility_problem)
+            problems += self._below_floor(move, move.amount)
             return problems
         if slot is None or status == "withdrawn":
             return ["the investor has no allocation in this offering (soft commit first)"]
@@ -195,6 +197,7 @@ class OfferingWorkflow:
                                 "(a completed subscription_agreement document of this deal that they signed)")
             if move.facts.eligibility_problem:
                 problems.append(move.facts.eligibility_problem)
+            problems += self._below_floor(move, slot.amount)
             return problems
         if move.action == "fund":
             problems = []
@@ -209,6 +212,14 @@ class OfferingWorkflow:
             return ["a funded allocation cannot be withdrawn (refund it outside the raise)"] if status == "funded" \
                 else []
         return [f"unknown action {move.action!r}"]
+
+    @staticmethod
+    def _below_floor(move: AllocationMove, amount: Decimal | None) -> list[str]:
+        floor = move.facts.minimum_commitment
+        if floor is None or amount is None or amount >= floor:
+            return []
+        return [f"the investor's accreditation rests on the minimum-investment method, which holds for a commitment "
+                f"of at least {floor:,.2f} (not {amount:,.2f})"]
 
     async def _write(self, changed: list[Slot], events: list[tuple[str, str]], actor: str) -> None:
         key = f"{workflow.info().workflow_id}:{workflow.current_update_info().id}"

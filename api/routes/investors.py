@@ -29,7 +29,7 @@ from models.input import Input, OneLine
 from models.investor import (
     Investor, InvestorCreate, InvestorPage, InvestorPublic, InvestorStatus, InvestorUpdate, advance,
 )
-from services.accreditation import commitment_problem
+from services.accreditation import commitment_problem, minimum_commitment
 from services.accreditation import record as record_accreditation
 from services.investors import InvestorFilters, investor_list_query, reopen_investor, update_investor
 from models.timeline import TimelineEntry, TimelineEntryPublic
@@ -197,14 +197,18 @@ class Eligibility(BaseModel):
     rule: str
     eligible: bool
     reason: str | None
+    minimum_commitment: Decimal | None = Field(default=None, description="the least a commitment may be, when the "
+                                               "verification is by the minimum-investment method")
 
 
 @router.get("/{investor_id}/eligibility", response_model=Eligibility)
 def eligibility(investor_id: str, session: SessionDep, principal: PrincipalDep,
                 rule: Literal["506b", "506c"] = "506c") -> Eligibility:
     """Whether the investor may commit to an offering under Rule 506(b) or 506(c) now, and why not."""
-    problem = commitment_problem(session, _get(session, principal, investor_id), rule)
-    return Eligibility(rule=rule, eligible=problem is None, reason=problem)
+    investor = _get(session, principal, investor_id)
+    problem = commitment_problem(session, investor, rule)
+    return Eligibility(rule=rule, eligible=problem is None, reason=problem,
+                       minimum_commitment=minimum_commitment(session, investor, rule))
 
 
 @router.get("/{investor_id}", response_model=InvestorPublic)

@@ -161,6 +161,42 @@ async def test_commitments_at_once_fill_the_raise_in_one_order_and_waitlist_the_
     assert Decimal(body["totals"]["committed"]) == 240000 and Decimal(body["totals"]["remaining"]) == 10000
 
 
+async def test_a_minimum_investment_verification_holds_only_from_its_floor(api, make_key, engine):
+    """Rule 506(c)'s minimum-investment method: $200,000 for a natural person, $1,000,000 for an entity; below it
+    the investor is refused with the reason, at the soft commit and again at the commitment."""
+    tenant, staff, deal, offering, url, (person, fund) = await _raise(api, make_key, engine, investors=2,
+                                                                      target="3000000")
+    assert (await api.patch(f"/api/v1/investors/{fund}", headers=staff, json={"entity_type": "llc"})).status_code \
+        == 200
+    for investor in (person, fund):
+        verified = await api.post(f"/api/v1/investors/{investor}/accreditations", headers=staff, json={
+            "method": "minimum_investment", "evidence": "written representations: not financed by a third party"})
+        assert verified.status_code == 201, verified.text
+    eligibility = (await api.get(f"/api/v1/investors/{fund}/eligibility", headers=staff)).json()
+    assert eligibility["eligible"] is True and Decimal(eligibility["minimum_commitment"]) == 1_000_000
+    assert (await api.get(f"/api/v1/investors/{fund}/eligibility?rule=506b", headers=staff)).json()[
+        "minimum_commitment"] is None
+    assert (await api.post(f"{url}/status", headers=staff, json={"status": "open"})).status_code == 200
+
+    low = await api.post(f"{url}/allocations", headers=staff, json={"investor_id": person, "amount": "150000"})
+    assert low.status_code == 409 and low.json()["errors"] == [{"field": "allocation", "message": (
+        "the investor's accreditation rests on the minimum-investment method, which holds for a commitment of at "
+        "least 200,000.00 (not 150,000.00)")}]
+    entity = await api.post(f"{url}/allocations", headers=staff, json={"investor_id": fund, "amount": "500000"})
+    assert entity.status_code == 409 and "at least 1,000,000.00" in entity.text
+    for investor, amount in ((person, "200000"), (fund, "1000000")):
+        taken = await api.post(f"{url}/allocations", headers=staff, json={"investor_id": investor, "amount": amount})
+        assert taken.status_code == 200, taken.text
+    # The person's verification is replaced by a third-party letter (no floor), then they commit: fine.
+    letter = await api.post(f"/api/v1/investors/{person}/accreditations", headers=staff, json={
+        "method": "third_party_letter", "verifier": "J. Doe, CPA", "evidence": "letter"})
+    assert letter.status_code == 201
+    assert (await api.post(f"{url}/status", headers=staff, json={"status": "active"})).status_code == 200
+    committed = await api.post(f"{url}/allocations/{person}/commit", headers=staff,
+                               json={"subscription_document_id": _signed(engine, tenant, deal["id"], person)})
+    assert committed.status_code == 200, committed.text
+
+
 async def test_matching_a_deal_with_an_open_raise_keeps_to_who_can_take_part(api, make_key, engine):
     tenant, staff, deal, offering, url, (a, b) = await _raise(api, make_key, engine, investors=2, target="120000")
     await api.patch(f"/api/v1/investors/{a}", headers=staff, json={"check_min": "50000", "check_max": "100000"})
@@ -178,7 +214,11 @@ async def test_matching_a_deal_with_an_open_raise_keeps_to_who_can_take_part(api
 async def test_a_blast_goes_to_exactly_the_top_eligible_once_and_stops_when_the_raise_is_full(api, make_key, engine):
     from models.message import Message
 
+    from tests.conftest import set_tenant, zone_at_local_hour
+
     tenant, staff, deal, offering, url, people = await _raise(api, make_key, engine, investors=4, target="100000")
+    # noon where the tenant is, any day: the blast's emails go now (at 19:40 in Chicago they waited for the morning)
+    set_tenant(engine, tenant, timezone=zone_at_local_hour(12), send_window_days="daily")
     with Session(engine) as session:  # the fourth asked never to be written to
         from models.consent import Consent
         from models.investor import Investor
