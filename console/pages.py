@@ -188,5 +188,6 @@ def deal(request: Request, opportunity_id: str, principal: SignedIn, session: Se
                   people=people_of(session, principal.tenant_id),
                   documents=documents_api.list_documents(opportunity_id, session, principal),
                   matches=deals_api.list_matches(opportunity_id, session, principal), offerings=offerings,
+                  replies=deals_api.list_blast_replies(opportunity_id, session, principal),
                   investors=investors, templates=[(key, KINDS[key].title) for key in DEAL_DOCUMENTS], seller=seller,
                   me_user=session.get(User, principal.user_id) if principal.user_id else None)

@@ -7,15 +7,17 @@ the same people, not the next ones."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from models.audit import record_audit
 from models.consent import is_opted_out
 from models.event import STAFF_MESSAGE_EVENT, Event, emit
 from models.investor import Investor
 from models.lead import Property
+from models.message import Message
 from models.offering import Allocation, Offering
 from models.opportunity import Opportunity, OpportunityMatch
 from models.payloads import MessageRequest
@@ -101,3 +103,28 @@ def blast(session: Session, caller: Acting, deal: Opportunity, *, top: int, chan
                                            "sent": result.sent, "skipped": result.skipped})
     session.commit()
     return result
+
+
+@dataclass
+class BlastReply:
+    investor_id: str
+    investor_name: str
+    blasted_at: datetime
+    message: Message
+
+
+def blast_replies(session: Session, deal: Opportunity, limit: int = 200) -> list[BlastReply]:
+    """What the investors a deal was blasted to wrote back since (their inbound messages after the deal reached
+    them), newest first: where investor relations take soft commits from."""
+    blasted = (select(TimelineEntry.investor_id, func.min(TimelineEntry.occurred_at).label("at"))
+               .where(TimelineEntry.tenant_id == deal.tenant_id, TimelineEntry.opportunity_id == deal.id,
+                      TimelineEntry.kind == "deal.blasted")
+               .group_by(TimelineEntry.investor_id).subquery())
+    rows = session.exec(
+        select(Message, Investor.name, blasted.c.at)
+        .join(blasted, blasted.c.investor_id == Message.investor_id)
+        .join(Investor, Investor.id == Message.investor_id)
+        .where(Message.tenant_id == deal.tenant_id, Message.direction == "inbound", Message.created_at >= blasted.c.at)
+        .order_by(col(Message.created_at).desc(), col(Message.id).desc()).limit(limit)).all()
+    return [BlastReply(investor_id=message.investor_id, investor_name=name, blasted_at=at, message=message)
+            for message, name, at in rows]

@@ -19,6 +19,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit, me
 from api.errors import Problem
 from api.paging import page
+from api.routes.messages import MessagePublic
 from definitions.durations import parse_duration
 from definitions.staff import Team
 from models.input import Input, OneLine
@@ -277,6 +278,24 @@ def blast_deal(opportunity_id: str, body: BlastBody, session: SessionDep, princi
     result = blast(session, principal, _own(session, principal, opportunity_id), top=body.top, channel=body.channel,
                    template=template, key=key)
     return BlastPublic(key=result.key, sent=result.sent, skipped=result.skipped, repeated=result.repeated)
+
+
+class BlastReplyPublic(BaseModel):
+    investor_id: str
+    investor_name: str
+    blasted_at: datetime
+    message: MessagePublic
+
+
+@router.get("/{opportunity_id}/blast/replies", response_model=list[BlastReplyPublic])
+def list_blast_replies(opportunity_id: str, session: SessionDep, principal: PrincipalDep) -> list[BlastReplyPublic]:
+    """The replies of the investors this deal was blasted to, since it reached them, newest first, each with its
+    intent: where soft commits come from (POST /offerings/{id}/allocations)."""
+    from services.blasts import blast_replies
+
+    return [BlastReplyPublic(investor_id=r.investor_id, investor_name=r.investor_name, blasted_at=r.blasted_at,
+                             message=MessagePublic.model_validate(r.message))
+            for r in blast_replies(session, _own(session, principal, opportunity_id))]
 
 
 class MatchPublic(BaseModel):

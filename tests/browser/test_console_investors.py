@@ -198,3 +198,47 @@ async def test_the_inbox_shows_replies_live_with_their_intent_and_answers_them(o
     assert overflow <= 1, f"the inbox is {overflow}px wider than the phone"
     await assert_accessible(page)
     assert tab.refused == [] and tab.errors == []
+
+
+async def test_a_reply_to_a_blast_becomes_a_soft_commit_from_the_deal_page(open_tab, engine, console,
+                                                                            console_settings):
+    rep = staff(engine)
+    number = toll_free()
+    set_tenant(engine, rep.tenant_id, sms_from=number, timezone=zone_at_local_hour(12), send_window_days="daily")
+    async with _api(console, engine, rep) as api:
+        investor = (await api.post("/api/v1/investors", json={"name": "Cleo Park", "phone": toll_free(),
+                                                              "accredited": True})).json()
+        assert (await api.post(f"/api/v1/investors/{investor['id']}/accreditations", json={
+            "method": "third_party_letter", "verifier": "J. Doe, CPA", "evidence": "letter"})).status_code == 201
+        deal = (await api.post("/api/v1/opportunities", json={"title": "7 Blast Lane"})).json()
+        offering = (await api.post(f"/api/v1/opportunities/{deal['id']}/offerings", json={
+            "target_amount": "400000", "minimum_investment": "25000", "rule": "506c"})).json()
+
+        async def opened():
+            moved = await api.post(f"/api/v1/offerings/{offering['id']}/status", json={"status": "open"})
+            return moved.status_code == 200
+        await eventually(opened, timeout=30, interval=0.5)
+        await api.post(f"/api/v1/opportunities/{deal['id']}/matches", json={})
+        sent = (await api.post(f"/api/v1/opportunities/{deal['id']}/blast",
+                               json={"top": 1, "channel": "sms"})).json()
+        assert sent.get("sent") == [investor["id"]], sent
+    await _text_in(console_settings, console, {"MessageSid": f"SM{uuid.uuid4().hex}", "From": investor["phone"],
+                                               "To": number, "Body": "I'm in for 50k, send the docs"})
+    tab = await open_tab(rep)
+    page = tab.page
+    await page.goto(f"/app/deals/{deal['id']}")
+    replies = page.locator("[data-region=deal-replies]")
+    await expect(replies).to_contain_text("Cleo Park")
+    await expect(replies).to_contain_text("I'm in for 50k")
+    await replies.get_by_label("Soft commit ($)").fill("10000")  # under the minimum: the workflow says so
+    await replies.get_by_role("button", name="Record in 7 Blast Lane").click()
+    await expect(replies.locator("[data-form-error]")).to_contain_text("the minimum investment is 25,000.00")
+    await replies.get_by_label("Soft commit ($)").fill("50000")
+    async with page.expect_navigation():
+        await replies.get_by_role("button", name="Record in 7 Blast Lane").click()
+    allocations = page.locator("[data-region=deal-allocations]")
+    await expect(allocations).to_contain_text("Cleo Park")
+    await expect(allocations).to_contain_text("$50,000")
+    await expect(page.locator("[data-region=deal-replies]")).to_contain_text("In 7 Blast Lane already")
+    await assert_accessible(page)
+    assert tab.refused == [] and tab.errors == []

@@ -258,6 +258,45 @@ async def test_a_blast_goes_to_exactly_the_top_eligible_once_and_stops_when_the_
     assert full.status_code == 409 and "fully committed" in full.json()["detail"]
 
 
+async def test_replies_to_a_blast_are_shown_with_the_deal_and_become_soft_commits(api, make_key, engine):
+    from tests.conftest import set_tenant, toll_free, zone_at_local_hour
+    from tests.integration.test_webhooks import _twilio_post
+
+    tenant, staff, deal, offering, url, (a, b, c) = await _raise(api, make_key, engine, investors=3)
+    number = toll_free()
+    set_tenant(engine, tenant, timezone=zone_at_local_hour(12), send_window_days="daily", sms_from=number)
+    phones = {}
+    for investor in (a, b, c):
+        phones[investor] = toll_free()
+        assert (await api.patch(f"/api/v1/investors/{investor}", headers=staff,
+                                json={"phone": phones[investor]})).status_code == 200
+    assert (await api.post(f"{url}/status", headers=staff, json={"status": "open"})).status_code == 200
+    path = f"/api/v1/opportunities/{deal['id']}/blast"
+    sent = (await api.post(path, headers=staff, json={"top": 2, "channel": "sms"})).json()["sent"]
+    assert len(sent) == 2
+    left_out = next(i for i in (a, b, c) if i not in sent)
+
+    def delivered():  # the blast's texts went out (outbound rows of the same investors: not replies)
+        from models.message import Message
+
+        with Session(engine) as session:
+            return len(session.exec(select(Message).where(Message.tenant_id == tenant,
+                                                          Message.template == "investor_deal_blast_sms")).all()) == 2
+    await eventually(delivered, timeout=40)
+    for investor, body in ((sent[0], "Count me in for 100k"), (left_out, "What deals do you have?")):
+        form = {"MessageSid": f"SM{uuid.uuid4().hex}", "From": phones[investor], "To": number, "Body": body}
+        assert (await _twilio_post(api, "/api/v1/webhooks/twilio/sms", form)).status_code == 200
+
+    replies = (await api.get(f"/api/v1/opportunities/{deal['id']}/blast/replies", headers=staff)).json()
+    assert [(r["investor_id"], r["message"]["body"]) for r in replies] == [(sent[0], "Count me in for 100k")]
+    assert replies[0]["message"]["intent"] is not None and replies[0]["blasted_at"] <= replies[0]["message"][
+        "created_at"]
+    assert (await api.get(f"/api/v1/opportunities/{deal['id']}/blast/replies",
+                          headers=make_key(Role.staff))).status_code == 404  # another tenant's deal
+    taken = await api.post(f"{url}/allocations", headers=staff, json={"investor_id": sent[0], "amount": "100000"})
+    assert taken.status_code == 200, taken.text
+
+
 async def test_a_506b_raise_is_not_blasted(api, make_key, engine):
     tenant, staff, deal, offering, url, people = await _raise(api, make_key, engine, investors=1, rule="506b")
     refused = await api.post(f"/api/v1/opportunities/{deal['id']}/blast", headers=staff, json={"top": 5})
