@@ -72,7 +72,7 @@ def check_raise_owner(session: Session, caller: Acting, offering: Offering) -> N
 def allocation_facts(session: Session, offering: Offering, investor_id: str, document_id: str | None) -> dict:
     """What OfferingWorkflow's validator checks: the investor may commit under the offering's rule (and from which
     amount, for a verification by the minimum-investment method); the named subscription agreement is this deal's
-    and signed by every party (investor and issuer)."""
+    and signed by every party (investor and issuer); the offering's close date (no new money after it)."""
     investor = session.get(Investor, investor_id)
     if investor is None or investor.tenant_id != offering.tenant_id:
         raise Invalid(f"investor {investor_id} not found", field="investor_id")
@@ -86,7 +86,8 @@ def allocation_facts(session: Session, offering: Offering, investor_id: str, doc
                           DocumentSigner.document_id == document.id,
                           DocumentSigner.email == investor.email.lower())).first() is not None)
     return {"eligibility_problem": commitment_problem(session, investor, offering.rule), "subscription_signed": signed,
-            "minimum_commitment": minimum_commitment(session, investor, offering.rule)}
+            "minimum_commitment": minimum_commitment(session, investor, offering.rule),
+            "close_date": offering.close_date}
 
 
 def record_change(session: Session, change: Any) -> None:

@@ -9,7 +9,7 @@ written by one activity (rows, the investors' events, timeline), keyed by the up
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 from pydantic import BaseModel, Field
@@ -50,6 +50,7 @@ class AllocationFacts(BaseModel):
     eligibility_problem: str | None = None
     subscription_signed: bool = False
     minimum_commitment: Decimal | None = None  # a 506(c) verification by the minimum-investment method holds from it
+    close_date: date | None = None  # the offering's: no new money after it (UTC)
 
 
 class AllocationMove(BaseModel):
@@ -182,7 +183,7 @@ class OfferingWorkflow:
                 problems.append(f"the amount is above the whole raise ({self._request.target_amount:,.2f})")
             if move.facts.eligibility_problem:
                 problems.append(move.facts.eligibility_problem)
-            problems += self._below_floor(move, move.amount)
+            problems += self._below_floor(move, move.amount) + self._past_close(move)
             return problems
         if slot is None or status == "withdrawn":
             return ["the investor has no allocation in this offering (soft commit first)"]
@@ -197,7 +198,7 @@ class OfferingWorkflow:
                                 "(a completed subscription_agreement document of this deal that they signed)")
             if move.facts.eligibility_problem:
                 problems.append(move.facts.eligibility_problem)
-            problems += self._below_floor(move, slot.amount)
+            problems += self._below_floor(move, slot.amount) + self._past_close(move)
             return problems
         if move.action == "fund":
             problems = []
@@ -220,6 +221,14 @@ class OfferingWorkflow:
             return []
         return [f"the investor's accreditation rests on the minimum-investment method, which holds for a commitment "
                 f"of at least {floor:,.2f} (not {amount:,.2f})"]
+
+    @staticmethod
+    def _past_close(move: AllocationMove) -> list[str]:
+        close = move.facts.close_date
+        if close is None or workflow.now().date() <= close:
+            return []
+        return [f"the offering's close date ({close:%Y-%m-%d}) has passed: it takes no new soft commit or commitment "
+                "(commitments already made are still funded)"]
 
     async def _write(self, changed: list[Slot], events: list[tuple[str, str]], actor: str) -> None:
         key = f"{workflow.info().workflow_id}:{workflow.current_update_info().id}"

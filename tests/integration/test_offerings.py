@@ -197,6 +197,32 @@ async def test_a_minimum_investment_verification_holds_only_from_its_floor(api, 
     assert committed.status_code == 200, committed.text
 
 
+async def test_no_new_money_after_the_close_date(api, make_key, engine):
+    from datetime import timedelta
+
+    from models.base import utcnow
+    from models.offering import Offering
+
+    tenant, staff, deal, offering, url, (a, b) = await _raise(api, make_key, engine, investors=2)
+    assert (await api.post(f"{url}/status", headers=staff, json={"status": "open"})).status_code == 200
+    assert (await api.post(f"{url}/allocations", headers=staff,
+                           json={"investor_id": a, "amount": "100000"})).status_code == 200
+    with Session(engine) as session:  # the close date came (yesterday, in UTC)
+        row = session.get(Offering, offering["id"])
+        row.close_date = utcnow().date() - timedelta(days=1)
+        session.add(row)
+        session.commit()
+        closed_on = f"{row.close_date:%Y-%m-%d}"
+    late = await api.post(f"{url}/allocations", headers=staff, json={"investor_id": b, "amount": "100000"})
+    assert late.status_code == 409 and {"field": "allocation", "message": (
+        f"the offering's close date ({closed_on}) has passed: it takes no new soft commit or commitment "
+        "(commitments already made are still funded)")} in late.json()["errors"]
+    assert (await api.post(f"{url}/status", headers=staff, json={"status": "active"})).status_code == 200
+    commit = await api.post(f"{url}/allocations/{a}/commit", headers=staff,
+                            json={"subscription_document_id": _signed(engine, tenant, deal["id"], a)})
+    assert commit.status_code == 409 and "close date" in commit.text
+
+
 async def test_matching_a_deal_with_an_open_raise_keeps_to_who_can_take_part(api, make_key, engine):
     tenant, staff, deal, offering, url, (a, b) = await _raise(api, make_key, engine, investors=2, target="120000")
     await api.patch(f"/api/v1/investors/{a}", headers=staff, json={"check_min": "50000", "check_max": "100000"})
