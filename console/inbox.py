@@ -33,7 +33,8 @@ def inbox(request: Request, principal: SignedIn, session: SessionDep,
     lead_ids = {m.lead_id for m in found.items if m.lead_id}
     investor_ids = {m.investor_id for m in found.items if m.investor_id}
     leads = {row.id: row for row in session.exec(select(Lead).where(
-        Lead.tenant_id == principal.tenant_id, col(Lead.id).in_(lead_ids)))} if lead_ids else {}
+        Lead.tenant_id == principal.tenant_id, col(Lead.id).in_(lead_ids), col(Lead.deleted_at).is_(None)))
+    } if lead_ids else {}  # (a deleted lead's reply shows as from an unknown sender: nobody to answer)
     investors = {row.id: row for row in session.exec(select(Investor).where(
         Investor.tenant_id == principal.tenant_id, col(Investor.id).in_(investor_ids)))} if investor_ids else {}
     query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]

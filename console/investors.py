@@ -33,7 +33,7 @@ def _check(value: str) -> Decimal | None:
         amount = Decimal(value)
     except InvalidOperation:
         amount = Decimal(-1)
-    if not 0 <= amount <= Decimal("1e12"):
+    if not amount.is_finite() or not 0 <= amount <= Decimal("1e12"):  # (NaN compares by raising)
         raise Problem(422, "check is an amount in dollars", errors=[{"field": "check", "message": "an amount"}])
     return amount
 

@@ -46,8 +46,8 @@ def _matches(topic: str, user_id: str | None, name: str, subject_type: str, subj
         return subject_type == "deal" and subject_id == target
     if kind == "investor":
         return subject_type == "investor" and subject_id == target
-    if kind == "inbox":  # a reply came in
-        return name in ("lead.replied", "investor.replied")
+    if kind == "inbox":  # a reply came in (a STOP is an opt-out)
+        return name in ("lead.replied", "investor.replied", "lead.opted_out", "investor.opted_out")
     if kind == "board":
         return subject_type == "deal"
     if kind == "call-next":  # a new or changed lead, or something for me (a task assigned: its notification)

@@ -5,6 +5,7 @@ problem documents are the console's too. Nothing here decides anything."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
@@ -189,5 +190,6 @@ def deal(request: Request, opportunity_id: str, principal: SignedIn, session: Se
                   documents=documents_api.list_documents(opportunity_id, session, principal),
                   matches=deals_api.list_matches(opportunity_id, session, principal), offerings=offerings,
                   replies=deals_api.list_blast_replies(opportunity_id, session, principal),
+                  blast_key=uuid.uuid4().hex,  # one per page: a second click of the same form is the same blast
                   investors=investors, templates=[(key, KINDS[key].title) for key in DEAL_DOCUMENTS], seller=seller,
                   me_user=session.get(User, principal.user_id) if principal.user_id else None)

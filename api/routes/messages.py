@@ -194,7 +194,7 @@ Person = Lead | Investor
 
 def _person(session, principal, kind: str, person_id: str) -> Person:
     person = session.get(Lead if kind == "lead" else Investor, person_id)
-    if person is None or person.tenant_id != principal.tenant_id or getattr(person, "deleted_at", None) is not None:
+    if person is None or person.tenant_id != principal.tenant_id or (isinstance(person, Lead) and person.deleted_at):
         raise Problem(404, f"{kind} {person_id} not found")
     return person
 

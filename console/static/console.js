@@ -150,6 +150,7 @@
       const focused = document.activeElement;
       document.querySelectorAll("[data-region]").forEach((region) => {
         if (focused && region.contains(focused) && focused.matches("input, textarea, select")) return;
+        if (region.querySelector("details[open]")) return;  // someone is writing in it (an inbox reply)
         const next = fresh.querySelector(`[data-region="${CSS.escape(region.dataset.region)}"]`);
         if (next && next.innerHTML !== region.innerHTML) region.innerHTML = next.innerHTML;
       });
@@ -173,22 +174,25 @@
     });
   }
 
-  // A composer offers the templates of the chosen channel only.
-  document.querySelectorAll("form.composer").forEach((form) => {
+  // A composer offers the templates of the chosen channel only (again after a live refresh rebuilt it).
+  function onlyChannel(form) {
     const channel = form.querySelector("select[name=channel]");
     const template = form.querySelector("select[name=template]");
     if (!channel || !template) return;
-    const only = () => {
-      let first = null;
-      for (const option of template.options) {
-        option.hidden = option.disabled = option.dataset.channel !== channel.value;
-        if (!option.hidden && !first) first = option;
-      }
-      if (template.selectedOptions[0] && template.selectedOptions[0].hidden && first) first.selected = true;
-    };
-    channel.addEventListener("change", only);
-    only();
+    let first = null;
+    for (const option of template.options) {
+      option.hidden = option.disabled = option.dataset.channel !== channel.value;
+      if (!option.hidden && !first) first = option;
+    }
+    if (template.selectedOptions[0] && template.selectedOptions[0].hidden && first) first.selected = true;
+  }
+  const composers = () => document.querySelectorAll("form.composer").forEach(onlyChannel);
+  document.addEventListener("change", (event) => {
+    const form = event.target.closest && event.target.closest("form.composer");
+    if (form && event.target.name === "channel") onlyChannel(form);
   });
+  document.addEventListener("dealflow:refreshed", composers);
+  composers();
 
   // The pipeline board: drag a card onto another column; the API's answer decides.
   const board = document.querySelector("[data-board]");

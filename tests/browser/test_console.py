@@ -23,7 +23,7 @@ from models.timeline import TimelineEntry
 from models.tenant import Role
 from services.tasks import create_task
 from tests.browser.conftest import assert_accessible, screenshot
-from tests.conftest import eventually, insert_lead
+from tests.conftest import eventually, insert_lead, set_tenant
 from tests.integration.test_console_sign_in import staff
 
 
@@ -179,6 +179,9 @@ steps:
 
 async def test_a_rep_works_a_lead_and_converts_it_to_a_deal(open_tab, engine, console):
     rep = staff(engine)
+    # a send window open all day: the message below goes now, whatever the time of the run (at 23:36 in Austin
+    # it waited for the morning and the test never saw it)
+    set_tenant(engine, rep.tenant_id, send_window_days="daily", send_window_start="00:00", send_window_end="23:59")
     _, ops_key = create_api_key(engine, rep.tenant_id, Role.ops, "test")
     async with httpx.AsyncClient(base_url=console, headers={"Authorization": f"Bearer {ops_key}"}) as ops:
         saved = await ops.post("/api/v1/definitions", content=SLOW_NURTURE.encode(),

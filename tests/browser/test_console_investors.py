@@ -65,8 +65,9 @@ async def test_investor_relations_works_the_list_and_an_investors_page(open_tab,
     await expect(rows.first).to_contain_text("Ben Ortiz")
     await page.goto("/app/investors?q=nobody-by-this-name")
     await expect(page.get_by_text("No investor matches these filters")).to_be_visible()
-    await page.goto("/app/investors?check=lots")
-    await expect(page.get_by_text("check is an amount in dollars")).to_be_visible()
+    for odd in ("lots", "NaN", "-5", "1e99"):
+        await page.goto(f"/app/investors?check={odd}")
+        await expect(page.get_by_text("check is an amount in dollars")).to_be_visible()
     await page.goto("/app/investors")
     await screenshot(page, "investors")
 
@@ -158,6 +159,10 @@ async def test_the_inbox_shows_replies_live_with_their_intent_and_answers_them(o
     await expect(replies).to_have_count(2, timeout=20_000)
     await expect(replies.first).to_contain_text("Dana Whitfield")  # newest first
     assert await page.evaluate("window.sameDocument") == "yes"
+    # The composers the refresh rebuilt still offer only the templates of the reply's channel, for an investor.
+    await replies.first.get_by_text("Reply from a template").click()
+    offered = await replies.first.get_by_label("Template", exact=True).locator("option:not([hidden])").all_inner_texts()
+    assert offered and all("(sms)" in t for t in offered) and "investor follow up (sms)" in offered, offered
     await assert_accessible(page)
     await screenshot(page, "inbox")
 
@@ -174,9 +179,9 @@ async def test_the_inbox_shows_replies_live_with_their_intent_and_answers_them(o
     await expect(replies).to_have_count(1)
     rosa = replies.first
     await rosa.get_by_text("Reply from a template").click()
-    templates = await rosa.get_by_label("Template").locator("option:not([hidden])").all_inner_texts()
+    templates = await rosa.get_by_label("Template", exact=True).locator("option:not([hidden])").all_inner_texts()
     assert templates and all("(sms)" in t for t in templates) and "offer follow up (sms)" in templates
-    await rosa.get_by_label("Template").select_option("offer_follow_up")
+    await rosa.get_by_label("Template", exact=True).select_option("offer_follow_up")
     await rosa.get_by_role("button", name="Preview").click()
     await expect(rosa.locator(".preview [data-field=to]")).to_have_text(lead["phone"])
     await expect(rosa.locator(".preview [data-field=text]")).to_contain_text("Rosa")
@@ -219,14 +224,24 @@ async def test_a_reply_to_a_blast_becomes_a_soft_commit_from_the_deal_page(open_
             return moved.status_code == 200
         await eventually(opened, timeout=30, interval=0.5)
         await api.post(f"/api/v1/opportunities/{deal['id']}/matches", json={})
-        sent = (await api.post(f"/api/v1/opportunities/{deal['id']}/blast",
-                               json={"top": 1, "channel": "sms"})).json()
-        assert sent.get("sent") == [investor["id"]], sent
-    await _text_in(console_settings, console, {"MessageSid": f"SM{uuid.uuid4().hex}", "From": investor["phone"],
-                                               "To": number, "Body": "I'm in for 50k, send the docs"})
     tab = await open_tab(rep)
     page = tab.page
     await page.goto(f"/app/deals/{deal['id']}")
+    # The blast from the deal's matches: by SMS to the best one.
+    blast = page.get_by_role("form", name="Blast the deal to its best matches")
+    await blast.get_by_label("Blast to the best").fill("1")
+    await blast.get_by_label("by").select_option("sms")
+    async with page.expect_navigation():
+        await blast.get_by_role("button", name="Blast the deal").click()
+
+    def blasted():
+        with Session(engine) as session:
+            return session.exec(select(Message).where(Message.investor_id == investor["id"],
+                                                      Message.direction == "outbound")).first()
+    await eventually(blasted, timeout=30)
+    await _text_in(console_settings, console, {"MessageSid": f"SM{uuid.uuid4().hex}", "From": investor["phone"],
+                                               "To": number, "Body": "I'm in for 50k, send the docs"})
+    await page.reload()
     replies = page.locator("[data-region=deal-replies]")
     await expect(replies).to_contain_text("Cleo Park")
     await expect(replies).to_contain_text("I'm in for 50k")
