@@ -12,6 +12,10 @@ raise adds hard constraints — eligible under its Rule 506(b)/(c) now, a check 
 fit what is left to raise — and three more points: the check size fits, the deal's projected return meets the
 investor's target, they have funded deals with us before, and they replied within 30 days. Each earned or missed
 point says why ("target 12 % vs projected 14.1 %", "last replied 12 days ago").
+
+From `MIN_OUTCOMES` past investor–deal outcomes on (matches of deals whose raise has closed: did the investor
+commit or fund?), a model learned from them (scoring/match_ranking.py) orders the fits instead of the points,
+but only when, on held-out deals, its AUC beats the rule score's; the reasons stay the rules' and say so.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ POINTS = 5  # market, price, property type, capital, accredited
 
 
 RECENT_REPLY = timedelta(days=30)
+MIN_OUTCOMES = 200  # past investor–deal outcomes before a learned ranking is even tried (issue 12)
 
 
 @dataclass
@@ -63,10 +68,16 @@ class Fit:
     points: int = 0
     possible: int = POINTS
     reasons: list[str] = field(default_factory=list)
+    facts: dict[str, float] = field(default_factory=dict)  # what the learned ranking reads (NaN: unknown)
+    learned: float | None = None  # the learned ranking's probability, where it is used
+
+    @property
+    def rule_score(self) -> float:
+        return round(self.points / self.possible, 2)
 
     @property
     def score(self) -> float:
-        return round(self.points / self.possible, 2)
+        return round(self.learned, 2) if self.learned is not None else self.rule_score
 
 
 def deal_price(deal: Opportunity) -> Decimal | None:
@@ -81,12 +92,14 @@ def _money(value) -> str:
 def fit(investor: Investor, deal: Opportunity, prop: Property | None, context: Context | None = None) -> Fit | None:
     """None when the deal is outside the investor's buy box (or, with a raise, they cannot take part in it)."""
     box, result = investor.preferences or {}, Fit(investor)
+    facts = result.facts
     markets = [str(m).upper() for m in box.get("markets") or []]
     if markets and prop is not None:
         where = prop.state if prop.state in markets else (prop.zip[:5] if prop.zip[:5] in markets else None)
         if where is None:
             return None
         result.points += 1
+        facts["market"] = 1.0
         result.reasons.append(f"buys in {where}")
     price = deal_price(deal)
     low, high = box.get("price_min"), box.get("price_max")
@@ -94,6 +107,7 @@ def fit(investor: Investor, deal: Opportunity, prop: Property | None, context: C
         if (low is not None and price < Decimal(str(low))) or (high is not None and price > Decimal(str(high))):
             return None
         result.points += 1
+        facts["price"] = 1.0
         bounds = (f"within {_money(low)}–{_money(high)}" if low is not None and high is not None
                   else f"up to {_money(high)}" if high is not None else f"from {_money(low)}")
         result.reasons.append(f"{_money(price)} {bounds}")
@@ -102,6 +116,7 @@ def fit(investor: Investor, deal: Opportunity, prop: Property | None, context: C
         if prop.property_type.lower() not in types:
             return None
         result.points += 1
+        facts["property_type"] = 1.0
         result.reasons.append(f"buys {prop.property_type}")
     # With a raise the investor funds a share: their capital must cover its minimum, not the whole price.
     needed = context.raise_.minimum if context is not None and context.raise_ is not None else price
@@ -109,12 +124,17 @@ def fit(investor: Investor, deal: Opportunity, prop: Property | None, context: C
         if investor.capital_available < needed:
             return None
         result.points += 1
+        facts["capital"] = 1.0
+        if needed > 0:
+            facts["capital_multiple"] = float(investor.capital_available / needed)
         result.reasons.append(f"{_money(investor.capital_available)} available")
     if investor.accredited:
         result.points += 1
         result.reasons.append("accredited")
+    facts["accredited"] = 1.0 if investor.accredited else 0.0
     if context is not None and not _context_fit(investor, box, context, result):
         return None
+    facts["rule_score"] = result.rule_score
     return result
 
 
@@ -131,8 +151,11 @@ def _context_fit(investor: Investor, box: dict, context: Context, result: Fit) -
         if (high is not None and high < raise_.minimum) or (low is not None and low > raise_.remaining):
             return False  # their checks cannot meet the minimum, or are bigger than what is left
         result.possible += 1
+        if high is not None and raise_.minimum > 0:
+            result.facts["check_multiple"] = float(high / raise_.minimum)
         if low is not None or high is not None:
             result.points += 1
+            result.facts["check_fit"] = 1.0
             size = (f"{_money(low)}–{_money(high)}" if low is not None and high is not None
                     else f"up to {_money(high)}" if high is not None else f"from {_money(low)}")
             result.reasons.append(f"check size {size} fits (minimum {_money(raise_.minimum)}, "
@@ -141,17 +164,21 @@ def _context_fit(investor: Investor, box: dict, context: Context, result: Fit) -
     if target is not None and context.projected_return is not None:
         result.possible += 1
         target = Decimal(str(target))
+        result.facts["return_margin"] = float(context.projected_return - target)
+        result.facts["return_met"] = 1.0 if context.projected_return >= target else 0.0
         if context.projected_return >= target:
             result.points += 1
         result.reasons.append(f"target {_pct(target)} vs projected {_pct(context.projected_return)}")
     result.possible += 2  # history with us, and a recent reply
     deals = context.past_investments.get(investor.id, 0)
+    result.facts["past_deals"] = float(deals)
     if deals:
         result.points += 1
         result.reasons.append(f"invested in {deals} deal{'s' if deals > 1 else ''} with us before")
     replied = context.last_reply.get(investor.id)
     if replied is not None:
         days = max((context.now - replied).days, 0)
+        result.facts["days_since_reply"] = float(days)
         if context.now - replied <= RECENT_REPLY:
             result.points += 1
         result.reasons.append(f"last replied {days} day{'s' if days != 1 else ''} ago")
@@ -202,6 +229,11 @@ def match_investors(session: Session, deal: Opportunity, limit: int = 10,
     projected = next((metrics[m].value for m in ("flip_roi", "cash_on_cash") if m in metrics), None)
     context = build_context(session, deal, [i.id for i in investors], projected)
     fits = [f for f in (fit(i, deal, prop, context) for i in investors) if f is not None]
+    ranker = learned_ranking(session, deal.tenant_id)
+    if ranker is not None and ranker.better and fits:
+        for f, p in zip(fits, ranker.predict([f.facts for f in fits]), strict=True):
+            f.learned = p
+            f.reasons.append(ranker.summary)
     fits.sort(key=lambda f: (-f.score, -f.points, f.investor.name, f.investor.id))
     fits = fits[:limit]
     existing = {m.investor_id: m for m in session.exec(select(OpportunityMatch).where(
@@ -212,3 +244,79 @@ def match_investors(session: Session, deal: Opportunity, limit: int = 10,
         row.score, row.reasons = f.score, [{"text": r} for r in f.reasons]
         session.add(row)
     return fits
+
+
+def outcome_history(session: Session, tenant_id: str) -> tuple[list[dict[str, float]], list[int], list[str]]:
+    """The tenant's past investor–deal outcomes: every match of a deal whose raise has closed, labelled 1 when
+    the investor committed or funded in it. Each pair's facts are read as they stood then: the raise as it
+    opened, fundings of earlier raises only, the last reply before the match (nothing the outcome wrote)."""
+    from scoring.deal_analysis import analyse_deal
+
+    rows: list[dict[str, float]] = []
+    labels: list[int] = []
+    deals: list[str] = []
+    closed = session.exec(select(Offering, Opportunity).join(Opportunity, Opportunity.id == Offering.opportunity_id)
+                          .where(Offering.tenant_id == tenant_id, Offering.status == "closed")
+                          .order_by(col(Offering.created_at), col(Offering.id))).all()
+    for offering, deal in closed:
+        matches = list(session.exec(select(OpportunityMatch, Investor)
+                                    .join(Investor, Investor.id == OpportunityMatch.investor_id)
+                                    .where(OpportunityMatch.opportunity_id == deal.id)))
+        if not matches:
+            continue
+        ids = [investor.id for _, investor in matches]
+        won = set(session.exec(select(Allocation.investor_id).where(
+            Allocation.offering_id == offering.id, col(Allocation.status).in_(["committed", "funded"]))))
+        since = min(match.created_at for match, _ in matches)
+        metrics = analyse_deal(deal).metrics
+        context = Context(raise_=Raise(rule=offering.rule, minimum=offering.minimum_investment,
+                                       remaining=offering.target_amount),
+                          projected_return=next((metrics[m].value for m in ("flip_roi", "cash_on_cash")
+                                                 if m in metrics), None), now=since)
+        context.past_investments = dict(session.exec(
+            select(Allocation.investor_id, func.count(func.distinct(Allocation.offering_id)))
+            .join(Offering, Offering.id == Allocation.offering_id)
+            .where(col(Allocation.investor_id).in_(ids), Allocation.status == "funded",
+                   Offering.id != offering.id, Offering.created_at < offering.created_at)
+            .group_by(Allocation.investor_id)).all())
+        context.last_reply = dict(session.exec(
+            select(Message.investor_id, func.max(Message.created_at))
+            .where(col(Message.investor_id).in_(ids), Message.direction == "inbound", Message.created_at < since)
+            .group_by(Message.investor_id)).all())
+        prop = session.get(Property, deal.property_id) if deal.property_id else None
+        for _, investor in matches:
+            found = fit(investor, deal, prop, context)
+            if found is None:  # outside their buy box as it reads today: no comparable facts
+                continue
+            rows.append(found.facts)
+            labels.append(1 if investor.id in won else 0)
+            deals.append(deal.id)
+    return rows, labels, deals
+
+
+_RANKERS: dict[tuple, object] = {}
+
+
+def learned_ranking(session: Session, tenant_id: str):
+    """The tenant's learned ranking (scoring/match_ranking.Ranker), or None below MIN_OUTCOMES. Trained again
+    only when the outcomes change (a raise closes, an allocation moves): cached per tenant on their count and
+    newest change."""
+    from scoring.match_ranking import train
+
+    marker = session.exec(
+        select(func.count(OpportunityMatch.id), func.max(Offering.updated_at))
+        .join(Offering, Offering.opportunity_id == OpportunityMatch.opportunity_id)
+        .where(OpportunityMatch.tenant_id == tenant_id, Offering.status == "closed")).one()
+    if (marker[0] or 0) < MIN_OUTCOMES:
+        return None
+    newest_allocation = session.exec(select(func.max(Allocation.updated_at)).where(
+        Allocation.tenant_id == tenant_id)).one()
+    key = (tenant_id, marker[0], marker[1], newest_allocation)
+    if key not in _RANKERS:
+        rows, labels, deals = outcome_history(session, tenant_id)
+        if len(labels) < MIN_OUTCOMES:
+            return None
+        for stale in [k for k in _RANKERS if k[0] == tenant_id]:
+            del _RANKERS[stale]
+        _RANKERS[key] = train(rows, labels, deals)
+    return _RANKERS[key]
