@@ -184,10 +184,12 @@ def deal(request: Request, opportunity_id: str, principal: SignedIn, session: Se
     investors = {row.id: row for row in session.exec(select(Investor).where(
         Investor.tenant_id == principal.tenant_id, col(Investor.id).in_(named)))} if named else {}
     seller = session.get(Lead, found.lead_id) if found.lead_id else None
+    deal_documents = documents_api.list_documents(opportunity_id, session, principal)
     return render(request, "deal.html.j2", principal, title=found.title, deal=found, live=f"deal:{found.id}",
                   next_stages=[name for name in spec.stages if here and name in here.next],
                   people=people_of(session, principal.tenant_id),
-                  documents=documents_api.list_documents(opportunity_id, session, principal),
+                  documents=deal_documents,
+                  subscription_docs={d.id: d for d in deal_documents if d.kind == "subscription_agreement"},
                   matches=deals_api.list_matches(opportunity_id, session, principal), offerings=offerings,
                   replies=deals_api.list_blast_replies(opportunity_id, session, principal),
                   blast_key=uuid.uuid4().hex,  # one per page: a second click of the same form is the same blast

@@ -52,7 +52,7 @@ from models.event import (
 from models.lead import Lead, LeadStatus, lead_workflow_id
 from models.payloads import LeadEvent, LeadWorkflowInput, MessageRequest
 from models.signing import REQUESTED_EVENT as SIGNING_REQUESTED
-from models.signing import SigningInput
+from models.signing import DEAL_EVENTS, SigningInput
 from providers.esign.base import ProviderEvent
 from definitions.language import ENROLL_REQUESTED, REMOVED
 from services.definition_store import active
@@ -332,6 +332,11 @@ class Relay:
                 outcome.append(self._start_accreditation(event))
             if event.name == OFFERING_OPENED_EVENT:
                 outcome.append(self._start_offering(event))
+            if event.subject_type == "deal" and event.name == DEAL_EVENTS["completed"] \
+                    and event.data.get("kind") == "subscription_agreement":
+                from events.subscriptions import commit_signed
+
+                outcome.append(commit_signed(session, self._client, event, call=self._call))
             if event.subject_type == "document" and event.name == SIGNING_REQUESTED:
                 outcome.append(self._start_signing(event))
             if event.workflow_signal and event.subject_type == "document":

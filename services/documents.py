@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from core.db import is_unique_violation
@@ -22,6 +23,7 @@ from core.settings import Settings
 from models.base import utcnow
 from models.document import FINAL, OPEN, Document, DocumentEvent, DocumentFile, DocumentSigner, signing_workflow_id
 from models.event import emit
+from models.investor import Investor
 from models.lead import Lead
 from models.opportunity import Opportunity
 from models.signing import DEAL_EVENTS, REQUESTED_EVENT, AppliedEvent, SigningInput
@@ -112,9 +114,10 @@ def request_document(session: Session, settings: Settings, *, tenant_id: str, op
     own = next((s for s in parsed for r in kind(template).signers if r.role == s.role and r.party == "tenant"), None)
     profile = {"signatory_name": own.name if own else None, "signatory_title": "Authorized signatory",
                **{k: v for k, v in (tenant_profile or {}).items() if v is not None}}
+    investor_id = _investor_signing(session, tenant_id, template, parsed)
     try:
         context = document_context(session, tenant_id=tenant_id, document_id=document.id, opportunity_id=deal.id,
-                                   terms=terms, tenant_profile=profile)
+                                   investor_id=investor_id, terms=terms, tenant_profile=profile)
     except ContextNotFound as exc:
         raise NotFound(str(exc)) from None
     rendered = render_document(template, context)  # MissingValues: nothing is stored
@@ -136,6 +139,21 @@ def request_document(session: Session, settings: Settings, *, tenant_id: str, op
     timeline(session, document, "document.requested", f"{document.title} requested for signature by "
              f"{', '.join(s.name for s in parsed)}", {"signers": [s.email for s in parsed]}, actor=actor)
     return document, True
+
+
+def _investor_signing(session: Session, tenant_id: str, template: str, signers: list[Signer]) -> str | None:
+    """The investor a template about an investor is signed by (a subscription agreement's subscriber, an NDA's
+    recipient): the tenant's investor with that signer's e-mail, whose name and accreditation it prints."""
+    role = next((r.role for r in kind(template).signers if r.party == "investor"), None)
+    if role is None or "investor" not in kind(template).parties:
+        return None
+    signer = next((s for s in signers if s.role == role), None)
+    found = session.exec(select(Investor.id).where(Investor.tenant_id == tenant_id, func.lower(Investor.email)
+                                                   == signer.email.lower())).first() if signer else None
+    if found is None:
+        raise Invalid(f"the {role} of a {template} is one of your investors: no investor has the e-mail "
+                      f"{signer.email if signer else '(none given)'}", field="signers")
+    return found
 
 
 def signers_for_deal(session: Session, tenant_id: str, opportunity_id: str, template: str,

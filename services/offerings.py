@@ -4,21 +4,25 @@ these."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import Session, select
+
+from core.settings import Settings
 
 from models.audit import record_audit
 from models.base import utcnow
-from models.document import Document, DocumentSigner
+from models.document import OPEN, Document, DocumentSigner
 from models.event import OFFERING_OPENED_EVENT, emit
 from models.investor import Investor, advance
 from models.offering import Allocation, Offering
 from models.opportunity import Opportunity
+from models.tenant import User
 from models.timeline import TimelineEntry
-from services.acting import Acting, Invalid, NotFound, check_owner
+from services.acting import Acting, Conflict, Invalid, NotFound, check_owner
 from services.accreditation import commitment_problem, minimum_commitment
 
 
@@ -88,6 +92,50 @@ def allocation_facts(session: Session, offering: Offering, investor_id: str, doc
     return {"eligibility_problem": commitment_problem(session, investor, offering.rule), "subscription_signed": signed,
             "minimum_commitment": minimum_commitment(session, investor, offering.rule),
             "close_date": offering.close_date}
+
+
+def request_subscription(session: Session, settings: Settings, caller: Acting, offering: Offering, investor_id: str,
+                         *, terms: dict[str, Any], expires_in: timedelta | None = None) -> tuple[Document, bool]:
+    """The subscription agreement of an investor's soft commit, sent for signature (subscriber: the investor;
+    issuer: the caller, else the deal's owner), with the offering's name and the soft commit's amount; the caller
+    commits. One at a time per allocation: while one is out (or signed), asking again answers it, (document,
+    False). Its completion commits the soft commit (events/subscriptions.py)."""
+    from services.assignment import owner_of
+    from services.documents import document_id_for, request_document
+
+    check_raise_owner(session, caller, offering)
+    allocation = session.exec(select(Allocation).where(Allocation.offering_id == offering.id,
+                                                       Allocation.investor_id == investor_id)
+                              .with_for_update()).first()  # one request at a time per allocation
+    if allocation is None or allocation.status != "soft_commit":
+        raise Conflict(f"investor {investor_id} has no soft commit in {offering.title}"
+                       + (f" (the allocation is {allocation.status})" if allocation else ""), field="investor_id")
+    if offering.status != "active":
+        raise Conflict(f"the offering is {offering.status}: subscription agreements are signed while it is active",
+                       field="offering")
+    earlier = session.get(Document, allocation.subscription_document_id) if allocation.subscription_document_id \
+        else None
+    if earlier is not None and (earlier.status in OPEN or earlier.status == "completed"):
+        return earlier, False
+    investor = session.get(Investor, investor_id)
+    if not investor.email:
+        raise Invalid(f"{investor.name} has no e-mail address to sign with", field="investor_id")
+    deal = session.get(Opportunity, offering.opportunity_id)
+    issuer = (session.get(User, caller.user_id) if caller.user_id else None) or owner_of(session, deal)
+    if issuer is None:
+        raise Invalid("a tenant-level key needs the deal to have an owner to countersign as issuer", field="issuer")
+    tries = session.exec(select(func.count(Document.id)).where(Document.opportunity_id == deal.id,
+                                                               Document.kind == "subscription_agreement")).one()
+    document, created = request_document(
+        session, settings, tenant_id=offering.tenant_id, opportunity_id=deal.id, template="subscription_agreement",
+        signers=[{"name": investor.name, "email": investor.email, "role": "subscriber"},
+                 {"name": issuer.name or issuer.email, "email": issuer.email, "role": "issuer"}],
+        expires_in=expires_in, actor=caller.actor,
+        terms={"offering_name": offering.title, "subscription_amount": allocation.amount, **terms},
+        document_id=document_id_for(f"subscription:{allocation.id}:{tries}"))
+    allocation.subscription_document_id = document.id
+    session.add(allocation)
+    return document, created
 
 
 def record_change(session: Session, change: Any) -> None:

@@ -4,7 +4,9 @@ completion, void it. Tenant-scoped like every route; staff request and void, any
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
@@ -29,18 +31,9 @@ class SignerBody(Input):
     role: str = Field(min_length=1, max_length=40, description="the template's role (seller, buyer, ...)")
 
 
-class DocumentRequest(Input):
-    model_config = ConfigDict(extra="forbid")
-    template: str = Field(min_length=1, max_length=40, description="purchase_agreement, letter_of_intent, "
-                          "assignment_of_contract, nda, subscription_agreement")
-    signers: list[SignerBody] = Field(min_length=1, max_length=10)
-    signing_order: Literal["sequential", "parallel"] = "sequential"
+class Expiring(Input):
     expires_in: Annotated[str, Field(max_length=10)] | None = Field(
         default=None, description="how long the signers have: 30s, 15m, 2h, 3d, 1w (default 14d, at most 120d)")
-    terms: dict[str, Any] = Field(default_factory=dict, description="the deal's terms the template prints "
-                                  "(closing_date, earnest_money, title_company, inspection_days, ...)")
-    tenant_profile: dict[str, OneLine] = Field(default_factory=dict, description="legal_name, signatory_name, "
-                                               "signatory_title, address: the tenant as the document names it")
 
     @field_validator("expires_in")
     @classmethod
@@ -48,6 +41,34 @@ class DocumentRequest(Input):
         if value is not None:
             parse_duration(value)  # ValueError: a 422 naming expires_in
         return value
+
+    def expiry(self) -> timedelta | None:
+        return parse_duration(self.expires_in) if self.expires_in else None
+
+
+class DocumentRequest(Expiring):
+    model_config = ConfigDict(extra="forbid")
+    template: str = Field(min_length=1, max_length=40, description="purchase_agreement, letter_of_intent, "
+                          "assignment_of_contract, nda, subscription_agreement (the investor who signs an nda or "
+                          "a subscription agreement is the investor with that signer's e-mail)")
+    signers: list[SignerBody] = Field(min_length=1, max_length=10)
+    signing_order: Literal["sequential", "parallel"] = "sequential"
+    terms: dict[str, Any] = Field(default_factory=dict, description="the deal's terms the template prints "
+                                  "(closing_date, earnest_money, title_company, inspection_days, ...)")
+    tenant_profile: dict[str, OneLine] = Field(default_factory=dict, description="legal_name, signatory_name, "
+                                               "signatory_title, address: the tenant as the document names it")
+
+
+@contextmanager
+def missing_values(session, template: str) -> Iterator[None]:
+    """A value the template needs and the deal lacks: 422 naming each, nothing stored."""
+    try:
+        yield
+    except MissingValues as exc:
+        session.rollback()
+        raise Problem(422, str(exc), title="Missing document values",
+                      errors=[{"field": name, "message": f"{template} needs {name}"} for name in exc.missing]
+                      ) from None
 
 
 class VoidBody(Input):
@@ -119,7 +140,7 @@ def _own(session, principal, document_id: str) -> Document:
     return document
 
 
-def _public(session, document: Document) -> DocumentPublic:
+def document_public(session, document: Document) -> DocumentPublic:
     base = f"/api/v1/documents/{document.id}"
     return DocumentPublic.model_validate(document).model_copy(update={
         "signers": [SignerPublic.model_validate(s) for s in documents.signers_of(session, document.id)],
@@ -132,27 +153,21 @@ def request_document(opportunity_id: str, body: DocumentRequest, session: Sessio
                      principal: Staff) -> DocumentPublic:
     """Render the template over the deal (a value it needs and the deal lacks is a 422 naming it, before anything
     is sent), store the PDF and its SHA-256, and have the relay start its DocumentSigningWorkflow."""
-    try:
+    with missing_values(session, body.template):
         document, _ = documents.request_document(
             session, settings, tenant_id=principal.tenant_id, opportunity_id=opportunity_id, template=body.template,
             signers=[s.model_dump() for s in body.signers], signing_order=body.signing_order,
-            expires_in=parse_duration(body.expires_in) if body.expires_in else None, terms=body.terms,
-            tenant_profile=body.tenant_profile, actor=principal.actor)
-    except MissingValues as exc:
-        session.rollback()
-        raise Problem(422, str(exc), title="Missing document values",
-                      errors=[{"field": name, "message": f"{body.template} needs {name}"} for name in exc.missing]
-                      ) from None
+            expires_in=body.expiry(), terms=body.terms, tenant_profile=body.tenant_profile, actor=principal.actor)
     audit(session, principal, "document.request", "document", document.id,
           after={"opportunity_id": opportunity_id, "template": body.template, "signers": [s.email for s in
                                                                                             body.signers]})
     session.commit()
-    return _public(session, document)
+    return document_public(session, document)
 
 
 @router.get("/documents/{document_id}", response_model=DocumentPublic)
 def get_document(document_id: str, session: SessionDep, principal: PrincipalDep) -> DocumentPublic:
-    return _public(session, _own(session, principal, document_id))
+    return document_public(session, _own(session, principal, document_id))
 
 
 @router.get("/opportunities/{opportunity_id}/documents", response_model=list[DocumentPublic])
@@ -162,7 +177,7 @@ def list_documents(opportunity_id: str, session: SessionDep, principal: Principa
     rows = session.exec(select(Document).where(Document.tenant_id == principal.tenant_id,
                                                Document.opportunity_id == opportunity_id)
                         .order_by(col(Document.created_at).desc()).limit(200)).all()
-    return [_public(session, d) for d in rows]
+    return [document_public(session, d) for d in rows]
 
 
 def _pdf(content: bytes, name: str) -> Response:
@@ -203,5 +218,5 @@ def void_document(document_id: str, session: SessionDep, principal: Staff,
     audit(session, principal, "document.void", "document", document.id, before={"status": document.status},
           after={"reason": reason})
     session.commit()
-    return _public(session, document)
+    return document_public(session, document)
 

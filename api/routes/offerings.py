@@ -5,23 +5,25 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import ClientDep, PrincipalDep, SessionDep, Staff
+from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit
 from api.errors import Problem
+from api.routes.documents import DocumentPublic, Expiring, document_public, missing_values
 from models.input import Input, OneLine
 from models.investor import Investor
 from models.offering import Allocation, Offering
 from services.deals import get_deal
 from services.offerings import (
-    allocation_facts, check_raise_owner, get_offering, investor_allocations, open_offering, totals,
+    allocation_facts, check_raise_owner, get_offering, investor_allocations, open_offering, request_subscription,
+    totals,
 )
 from workflows.offering import AllocationFacts, AllocationMove, OfferingMove, OfferingState, OfferingWorkflow
 
@@ -171,6 +173,13 @@ class CommitBody(Input):
                                           "agreement, signed and countersigned (a completed document of this deal)")
 
 
+class SubscriptionBody(Expiring):
+    model_config = ConfigDict(extra="forbid")
+    terms: dict[str, Any] = Field(default_factory=dict, description="what the agreement prints besides the "
+                                  "offering's name and the soft commit's amount: memorandum_date and "
+                                  "governing_state (required), funding_days, issuer_name")
+
+
 class FundBody(Input):
     model_config = ConfigDict(extra="forbid")
     amount: Money = Field(description="what was received (an amount other than the commitment is recorded as "
@@ -207,6 +216,28 @@ async def commit(offering_id: str, investor_id: str, body: CommitBody, session: 
     raise is full."""
     return await _allocate(session, client, principal, offering_id, investor_id, "commit",
                            document_id=body.subscription_document_id)
+
+
+@router.post("/offerings/{offering_id}/allocations/{investor_id}/subscription", status_code=201,
+             response_model=DocumentPublic, responses={200: {"model": DocumentPublic,
+                                                             "description": "the agreement already out or signed"}})
+def request_subscription_agreement(offering_id: str, investor_id: str, body: SubscriptionBody, response: Response,
+                                   session: SessionDep, settings: SettingsDep, principal: Staff) -> DocumentPublic:
+    """The investor's subscription agreement for their soft commit, sent for signature (subscriber: the investor;
+    issuer: you, else the deal's owner), printing the offering's name and the soft commit's amount. Once every
+    party signed, the worker commits the soft commit through the offering's workflow (its rules apply: a refusal
+    is on the investor's timeline). 409 without a soft commit or while the offering is not active."""
+    offering = get_offering(session, principal.tenant_id, offering_id)
+    with missing_values(session, "subscription_agreement"):
+        document, created = request_subscription(session, settings, principal, offering, investor_id,
+                                                 terms=body.terms, expires_in=body.expiry())
+    if created:
+        audit(session, principal, "document.request", "document", document.id,
+              after={"offering_id": offering.id, "investor_id": investor_id, "template": "subscription_agreement"})
+    else:
+        response.status_code = 200
+    session.commit()
+    return document_public(session, document)
 
 
 @router.post("/offerings/{offering_id}/allocations/{investor_id}/fund", response_model=OfferingState)

@@ -5,6 +5,7 @@ filtered by intent, answered from a template and corrected. Every page checked w
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from playwright.async_api import expect
@@ -256,4 +257,42 @@ async def test_a_reply_to_a_blast_becomes_a_soft_commit_from_the_deal_page(open_
     await expect(allocations).to_contain_text("$50,000")
     await expect(page.locator("[data-region=deal-replies]")).to_contain_text("In 7 Blast Lane already")
     await assert_accessible(page)
+    assert tab.refused == [] and tab.errors == []
+
+
+async def test_a_soft_commit_s_subscription_agreement_is_sent_from_the_deal_page(open_tab, engine, console):
+    rep = staff(engine)
+    async with _api(console, engine, rep) as api:
+        investor = (await api.post("/api/v1/investors", json={"name": "Dora Lee", "accredited": True,
+                                                              "email": f"dora.{uuid.uuid4().hex[:6]}@example.com"})).json()
+        assert (await api.post(f"/api/v1/investors/{investor['id']}/accreditations", json={
+            "method": "third_party_letter", "verifier": "J. Doe, CPA", "evidence": "letter"})).status_code == 201
+        deal = (await api.post("/api/v1/opportunities", json={"title": "9 Signing Row", "assignee": "me"})).json()
+        offering = (await api.post(f"/api/v1/opportunities/{deal['id']}/offerings", json={
+            "target_amount": "400000", "minimum_investment": "25000", "rule": "506c"})).json()
+
+        async def moved(status: str) -> bool:
+            return (await api.post(f"/api/v1/offerings/{offering['id']}/status",
+                                   json={"status": status})).status_code == 200
+        await eventually(lambda: moved("open"), timeout=30, interval=0.5)
+        assert (await api.post(f"/api/v1/offerings/{offering['id']}/allocations",
+                               json={"investor_id": investor["id"], "amount": "75000"})).status_code == 200
+        assert await moved("active")
+    tab = await open_tab(rep)
+    page = tab.page
+    await page.goto(f"/app/deals/{deal['id']}")
+    allocations = page.locator("[data-region=deal-allocations]")
+    await allocations.get_by_text("Send for signature").click()
+    form = page.get_by_role("form", name="Subscription agreement for Dora Lee")
+    await form.get_by_label("Memorandum dated").fill("2026-11-15")
+    await form.get_by_label("Governing law (state)").fill("Texas")
+    await assert_accessible(page)
+    async with page.expect_navigation():
+        await form.get_by_role("button", name="Send to Dora Lee").click()
+    await expect(allocations.get_by_role("link", name=re.compile(r"^(draft|sent)$"))).to_be_visible(timeout=20_000)
+    await expect(allocations.get_by_text("Send for signature")).to_have_count(0)
+    with Session(engine) as session:
+        from models.document import Document
+        document = session.exec(select(Document).where(Document.opportunity_id == deal["id"])).one()
+        assert document.kind == "subscription_agreement"
     assert tab.refused == [] and tab.errors == []

@@ -6,6 +6,7 @@ and are funded (equalisation recorded). Every refused move is a 409 with its rea
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from decimal import Decimal
 
@@ -17,9 +18,10 @@ from models.tenant import Role
 from tests.conftest import eventually
 
 
-async def _raise(api, make_key, engine, *, investors: int = 3, target: str = "200000", rule: str = "506c"):
-    tenant = f"o{uuid.uuid4().hex[:8]}"
-    staff = make_key(Role.staff, tenant=tenant)
+async def _raise(api, make_key, engine, *, investors: int = 3, target: str = "200000", rule: str = "506c",
+                 headers: tuple[str, dict] | None = None):
+    tenant, staff = headers or (f"o{uuid.uuid4().hex[:8]}", None)
+    staff = staff or make_key(Role.staff, tenant=tenant)
     deal = (await api.post("/api/v1/opportunities", headers=staff, json={"title": "Fund 12 Oak"})).json()
     people = []
     for i in range(investors):
@@ -327,3 +329,97 @@ async def test_a_506b_raise_is_not_blasted(api, make_key, engine):
     tenant, staff, deal, offering, url, people = await _raise(api, make_key, engine, investors=1, rule="506b")
     refused = await api.post(f"/api/v1/opportunities/{deal['id']}/blast", headers=staff, json={"top": 5})
     assert refused.status_code == 409 and "no general solicitation" in refused.json()["detail"]
+
+
+SUBSCRIPTION_TERMS = {"memorandum_date": "2026-11-15", "governing_state": "Texas"}
+
+
+async def test_a_signed_subscription_agreement_commits_its_soft_commit(api, make_key, engine):
+    """Staff send a soft commit's subscription agreement from the raise; once the investor and the issuer signed
+    it (the built-in signing page, over HTTP), the worker commits the soft commit through the offering's workflow.
+    An investor whose accreditation lapsed in between is not committed, and their timeline says why."""
+    from datetime import timedelta
+
+    from models.accreditation import Accreditation
+    from models.base import utcnow
+    from models.offering import Allocation
+    from models.timeline import TimelineEntry
+    from tests.integration.test_signing import consent_and_sign, document_is
+    from tests.integration.test_users import make_user, user_key
+
+    tenant = f"o{uuid.uuid4().hex[:8]}"
+    admin = make_key(Role.admin, tenant=tenant)
+    rep = await make_user(api, admin, name="Rita Issuer", email=f"rita@{tenant}.example.com", role="staff")
+    staff = user_key(engine, tenant, rep["id"], Role.staff)
+    tenant, staff, deal, offering, url, (a, b, c) = await _raise(api, make_key, engine, target="300000",
+                                                                 headers=(tenant, staff))
+    assert (await api.post(f"{url}/status", headers=staff, json={"status": "open"})).status_code == 200
+    for investor in (a, b):
+        assert (await api.post(f"{url}/allocations", headers=staff,
+                               json={"investor_id": investor, "amount": "100000"})).status_code == 200
+    early = await api.post(f"{url}/allocations/{a}/subscription", headers=staff, json={"terms": SUBSCRIPTION_TERMS})
+    assert early.status_code == 409 and "the offering is open" in early.json()["detail"]
+    assert (await api.post(f"{url}/status", headers=staff, json={"status": "active"})).status_code == 200
+
+    missing = await api.post(f"{url}/allocations/{a}/subscription", headers=staff, json={})
+    assert missing.status_code == 422, missing.text
+    assert {e["field"] for e in missing.json()["errors"]} == {"terms.memorandum_date", "terms.governing_state"}
+    none = await api.post(f"{url}/allocations/{c}/subscription", headers=staff, json={"terms": SUBSCRIPTION_TERMS})
+    assert none.status_code == 409 and "has no soft commit" in none.json()["detail"]
+
+    documents = {}
+    for investor in (a, b):
+        sent = await api.post(f"{url}/allocations/{investor}/subscription", headers=staff,
+                              json={"terms": SUBSCRIPTION_TERMS, "expires_in": "2d"})
+        assert sent.status_code == 201, sent.text
+        documents[investor] = sent.json()
+        again = await api.post(f"{url}/allocations/{investor}/subscription", headers=staff,
+                               json={"terms": SUBSCRIPTION_TERMS})
+        assert again.status_code == 200 and again.json()["id"] == sent.json()["id"]  # one out at a time
+    emails = {i: (await api.get(f"/api/v1/investors/{i}", headers=staff)).json()["email"] for i in (a, b)}
+    assert {(s["role"], s["email"]) for s in documents[a]["signers"]} == {
+        ("subscriber", emails[a].lower()), ("issuer", rep["email"].lower())}
+
+    async def new_link(email: str, used: set[str]) -> str:
+        async def find():
+            page = (await api.get("/api/v1/messages", headers=staff, params={"limit": 200})).json()
+            for message in page["items"]:
+                found = re.search(r"https://crm\.example\.com(/sign/\S+)", message["body"] or "")
+                if message["to_address"] == email and message["template"] == "esign_invitation" and found \
+                        and found.group(1) not in used:
+                    return found.group(1)
+            return None
+        link = await eventually(find, timeout=30)
+        used.add(link)
+        return link
+
+    used: set[str] = set()
+    issuer = rep["email"].lower()
+
+    def status_of(investor: str) -> str | None:
+        with Session(engine) as session:
+            return session.exec(select(Allocation).where(Allocation.investor_id == investor)).one().status
+
+    await consent_and_sign(api, await new_link(emails[a].lower(), used), typed="Investor Zero")
+    await consent_and_sign(api, await new_link(issuer, used), typed="Rita Issuer")  # countersigned
+    await document_is(api, staff, documents[a]["id"], "completed")
+    await eventually(lambda: status_of(a) == "committed", timeout=40)
+    with Session(engine) as session:
+        row = session.exec(select(Allocation).where(Allocation.investor_id == a)).one()
+        assert row.subscription_document_id == documents[a]["id"]
+        assert session.exec(select(Event).where(Event.subject_id == a, Event.name == "investor.committed")).first()
+
+        letter = session.exec(select(Accreditation).where(Accreditation.investor_id == b)).one()
+        letter.expires_at = utcnow() - timedelta(minutes=1)  # B's letter lapses before B's agreement is signed
+        session.add(letter)
+        session.commit()
+    await consent_and_sign(api, await new_link(emails[b].lower(), used), typed="Investor One")
+    await consent_and_sign(api, await new_link(issuer, used), typed="Rita Issuer")
+    await document_is(api, staff, documents[b]["id"], "completed")
+
+    def refused():
+        with Session(engine) as session:
+            return session.exec(select(TimelineEntry).where(TimelineEntry.investor_id == b,
+                                                            TimelineEntry.kind == "investor.commit_refused")).first()
+    entry = await eventually(refused, timeout=40)
+    assert "expired" in entry.summary and status_of(b) == "soft_commit"
