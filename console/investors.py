@@ -46,16 +46,18 @@ def investors(request: Request, principal: SignedIn, session: SessionDep,
               check: Annotated[str, Query(max_length=20)] = "",
               owner: Annotated[str, Query(max_length=40)] = "",
               q: Annotated[str, Query(max_length=200)] = "",
+              ends: Annotated[str, Query(pattern="^(|30|90)$")] = "",
               cursor: Annotated[str | None, Query(max_length=400)] = None) -> HTMLResponse:
     # (a filter form sends its empty fields too: empty means "any")
     found = investors_api.list_investors(
         session, principal, status=status, accredited={"yes": True, "no": False}.get(accredited),
         market=market or None, check=_check(check), contacted_before=None, contacted_after=None,
-        owner=owner or None, q=q or None, limit=50, cursor=cursor)
+        owner=owner or None, q=q or None, accreditation_ends_within=int(ends) if ends else None, limit=50,
+        cursor=cursor)
     query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
     next_url = f"/app/investors?{urlencode([*query, ('cursor', found.next_cursor)])}" if found.next_cursor else None
     chosen = {"status": [s.value for s in status or ()], "accredited": accredited, "market": market, "check": check,
-              "owner": owner, "q": q}
+              "owner": owner, "q": q, "ends": ends}
     return render(request, "investors.html.j2", principal, title="Investors", investors=found.items, chosen=chosen,
                   statuses=[s.value for s in InvestorStatus], people=people_of(session, principal.tenant_id),
                   next_url=next_url, first_page=cursor is None)

@@ -122,6 +122,7 @@ class InvestorFilters:
     contacted_after: datetime | None = None
     owner: str | None = None  # a user id, or "none"
     q: str | None = None
+    accreditation_ends_by: datetime | None = None  # an unexpired accreditation that ends by then (about to lapse)
 
 
 def investor_list_query(tenant_id: str, filters: InvestorFilters, dialect: str) -> SelectOfScalar[Investor]:
@@ -142,6 +143,9 @@ def investor_list_query(tenant_id: str, filters: InvestorFilters, dialect: str) 
     if filters.check is not None:
         query = query.where(or_(col(Investor.check_min).is_(None), col(Investor.check_min) <= filters.check),
                             or_(col(Investor.check_max).is_(None), col(Investor.check_max) >= filters.check))
+    if filters.accreditation_ends_by is not None:
+        query = query.where(col(Investor.accreditation_expires_at) > utcnow(),
+                            col(Investor.accreditation_expires_at) <= filters.accreditation_ends_by)
     if filters.contacted_before is not None:
         query = query.where(col(Investor.last_contacted_at) < filters.contacted_before)
     if filters.contacted_after is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -22,6 +22,7 @@ from api.errors import Problem
 from api.paging import page
 from api.routes.leads import EventBody
 from core.db import is_unique_violation
+from models.base import utcnow
 from models.event import emit
 from definitions.language import RECORDED_EVENTS
 from models.accreditation import Accreditation, AccreditationMethod
@@ -109,6 +110,8 @@ def list_investors(
     contacted_after: datetime | None = None,
     owner: Annotated[str | None, Query(max_length=40, description="`me`, a user id, or `none`")] = None,
     q: Annotated[str | None, Query(max_length=200, description="name, company, email or phone contains")] = None,
+    accreditation_ends_within: Annotated[int | None, Query(ge=1, le=366, description="days: investors whose "
+                                                           "unexpired accreditation ends within them")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=400)] = None,
 ) -> InvestorPage:
@@ -118,7 +121,9 @@ def list_investors(
     filters = InvestorFilters(status=tuple(s.value for s in status or ()), accredited=accredited,
                               market=market.upper() if market else None, check=check,
                               contacted_before=contacted_before, contacted_after=contacted_after,
-                              owner=me(principal, owner, "owner"), q=q)
+                              owner=me(principal, owner, "owner"), q=q,
+                              accreditation_ends_by=utcnow() + timedelta(days=accreditation_ends_within)
+                              if accreditation_ends_within else None)
     query = investor_list_query(principal.tenant_id, filters, session.get_bind().dialect.name)
     items, next_cursor = page(session, query, Investor, limit, cursor)
     return InvestorPage(items=[_public(i) for i in items], next_cursor=next_cursor)

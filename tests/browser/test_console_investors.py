@@ -58,6 +58,13 @@ async def test_investor_relations_works_the_list_and_an_investors_page(open_tab,
     await expect(rows.first).to_contain_text("Ada Whitfield")
     await expect(rows.first).to_contain_text("$50,000–$250,000")
     await assert_accessible(page)
+    await page.goto("/app/investors")
+    await page.get_by_label("Accreditation ends").select_option("90")  # Ada's letter: 90 days
+    await page.get_by_role("button", name="Apply").click()
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("Ada Whitfield")
+    await page.goto("/app/investors?ends=30")
+    await expect(page.get_by_text("No investor matches these filters")).to_be_visible()
     await page.goto("/app/investors?status=passed")
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_contain_text("Ben Ortiz")

@@ -113,6 +113,11 @@ async def test_the_list_filters(api, make_key, engine):
             row.last_contacted_at = datetime.now(UTC) - timedelta(days=days)
             session.add(row)
         session.commit()
+    # A's letter (90 days) ends within 90 days, not within 30; B's self-certification in a year
+    for who, method in ((a, "third_party_letter"), (b, "self_certification")):
+        recorded = await api.post(f"/api/v1/investors/{who['id']}/accreditations", headers=ivy, json={
+            "method": method, "verifier": "J. Doe, CPA", "evidence": "on file"})
+        assert recorded.status_code == 201, recorded.text
 
     async def names(headers=admin, **params) -> list[str]:
         response = await api.get("/api/v1/investors", headers=headers, params=params)
@@ -122,7 +127,11 @@ async def test_the_list_filters(api, make_key, engine):
     assert await names() == ["C", "B", "A"]
     assert await names(market="tx") == ["A"]
     assert await names(market="78731") == ["B"]
-    assert await names(accredited="true") == ["A"]
+    assert await names(accredited="true") == ["B", "A"]  # B self-certified
+    assert await names(accredited="false") == ["C"]
+    assert await names(accreditation_ends_within=90) == ["A"]
+    assert await names(accreditation_ends_within=30) == []
+    assert await names(accreditation_ends_within=366) == ["B", "A"]
     assert await names(check="75000") == ["C", "A"]  # C has no limits; B starts at 200k
     assert await names(check="500000") == ["C", "B"]
     before = (datetime.now(UTC) - timedelta(days=3)).isoformat()
@@ -131,7 +140,7 @@ async def test_the_list_filters(api, make_key, engine):
     assert await names(ivy, owner="me") == ["A"]
     assert await names(owner="none") == ["C", "B"]
     for params in ({"market": "Texas"}, {"check": "-1"}, {"contacted_before": "2026-01-01T00:00:00"},
-                   {"status": "sleeping"}):
+                   {"status": "sleeping"}, {"accreditation_ends_within": "0"}):
         assert (await api.get("/api/v1/investors", headers=admin, params=params)).status_code == 422, params
 
 
