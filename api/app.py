@@ -40,13 +40,14 @@ class RequestContext:
     (every event the request writes carries its traceparent), and the HTTP metrics. Plain ASGI: Starlette's
     BaseHTTPMiddleware ran the app in a task of its own and re-wrapped the body, a fifth of a lead intake's CPU."""
 
-    def __init__(self, app, max_body_bytes: int | None = None) -> None:
-        self.app, self.max_body_bytes = app, max_body_bytes
+    def __init__(self, app, max_body_bytes: int | None = None, larger: dict[str, int] | None = None) -> None:
+        self.app, self.default_max_body_bytes, self.larger = app, max_body_bytes, larger or {}
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
+        limit = self.larger.get(scope.get("path", ""), self.default_max_body_bytes)
         request_id = (headers.get("x-request-id") or uuid.uuid4().hex)[:64]
         status, begun = 500, False  # unless the app answers: an exception escaping it becomes a 500 (below)
 
@@ -60,10 +61,10 @@ class RequestContext:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         try:
-            if self._too_large(headers):  # said up front; a body without a length is cut off by max_body_size
+            if self._too_large(headers, limit):  # said up front; a body without a length is cut off as it comes
                 status = 413
                 await errors.problem_response(
-                    413, f"the body is larger than the {self.max_body_bytes:,} bytes allowed",
+                    413, f"the body is larger than the {limit:,} bytes allowed",
                     headers={"X-Request-ID": request_id, "Connection": "close"})(scope, receive, send)
                 return
             nul = self._nul_in(scope)
@@ -76,7 +77,7 @@ class RequestContext:
                 return
             with request_trace(headers):
                 trace.get_current_span().set_attribute("dealflow.request_id", request_id)
-                await self.app(scope, self._limited(receive) if self.max_body_bytes else receive, answer)
+                await self.app(scope, self._limited(receive, limit) if limit else receive, answer)
         except Exception as exc:  # noqa: BLE001 — the one place a crash becomes an answer
             # Here rather than in an exception handler: Starlette runs those outside this middleware, where the
             # request id is gone and uvicorn then closes the keep-alive connection. Logged once, traceback and id.
@@ -94,7 +95,8 @@ class RequestContext:
             HTTP_LATENCY.labels(scope["method"], path).observe(time.perf_counter() - started)
 
 
-    def _limited(self, receive):
+    @staticmethod
+    def _limited(receive, limit: int):
         """`receive`, counting: a body sent without a length (chunked) is refused once it passes the limit, as
         an HTTPException the app's handlers turn into the same problem document."""
         received = 0
@@ -103,8 +105,8 @@ class RequestContext:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_body_bytes:
-                raise StarletteHTTPException(413, f"the body is larger than the {self.max_body_bytes:,} bytes allowed")
+            if received > limit:
+                raise StarletteHTTPException(413, f"the body is larger than the {limit:,} bytes allowed")
             return message
 
         return counted
@@ -119,9 +121,10 @@ class RequestContext:
             return "query"
         return None
 
-    def _too_large(self, headers: Headers) -> bool:
+    @staticmethod
+    def _too_large(headers: Headers, limit: int | None) -> bool:
         length = headers.get("content-length", "")
-        return bool(self.max_body_bytes and length.isdigit() and int(length) > self.max_body_bytes)
+        return bool(limit and length.isdigit() and int(length) > limit)
 
 
 def _warm_intent_model(settings: Settings) -> None:
@@ -171,7 +174,8 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
 
     app.openapi = openapi
 
-    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContext, max_body_bytes=settings.max_body_bytes,
+                       larger={webhooks.INBOUND_EMAIL_PATH: settings.inbound_email_max_bytes})
     # The request's server span (outside RequestContext: its trace is current there, so the events the request
     # writes carry it), when a provider records spans (DEALFLOW_OTEL_EXPORTER, core/tracing.py). Without one the
     # middleware would make spans nobody keeps (a twentieth of an intake's CPU): RequestContext's request_trace

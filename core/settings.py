@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     twilio_account_sid: str | None = None
     twilio_auth_token: str | None = None
+    # SendGrid Inbound Parse has no signature: its destination URL carries HTTP Basic credentials
+    # (https://sendgrid:<password>@host/api/v1/webhooks/sendgrid/inbound), checked against this password
+    sendgrid_inbound_password: str | None = None
     twilio_messaging_service_sid: str | None = None
     twilio_from_number: str | None = None
     twilio_base_url: str = "https://api.twilio.com"
@@ -157,6 +160,8 @@ class Settings(BaseSettings):
     # deeper or larger than the json_ limits, a definition larger or deeper than the definition_ ones, and a
     # rendered message longer than message_max_chars are 422s.
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # SendGrid's Inbound Parse posts a reply with its attachments (up to 30 MB); only its text is kept
+    inbound_email_max_bytes: int = Field(default=31_457_280, ge=1024)
     json_max_depth: int = Field(default=16, ge=2, le=100)
     json_max_bytes: int = Field(default=65_536, ge=256)
     definition_max_bytes: int = Field(default=262_144, ge=1024)

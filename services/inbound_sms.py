@@ -117,24 +117,40 @@ def apply_inbound_sms(session: Session, settings: Settings, form: dict[str, str]
         reply = (tenant.sms_help_text if tenant and tenant.sms_help_text else
                  render(builtin_templates()["help_reply"], {"tenant": {"name": tenant.name if tenant else ""}}).text)
     elif action is None:
-        said = {"channel": "sms", "text": body, "intent": message.intent,
-                "intent_confidence": message.intent_confidence}
-        meaning = f" ({message.intent.replace('_', ' ')})" if message.intent else ""
-        for lead in leads:
-            effects.add(tenant_id, "lead", lead.id, "lead.replied", sid, said, signal="replied", payload=LeadEvent(
-                event_id=sid, actor="webhook:twilio", note=f"Replied by SMS{meaning}: {body[:200]}",
-                data={**said, "message_sid": sid}))
-        for investor in investors:
-            if advance(investor, "investor.replied"):
-                session.add(investor)
-            effects.add(tenant_id, "investor", investor.id, "investor.replied", sid, said)
-    for person in [*leads, *investors]:
-        is_lead = isinstance(person, Lead)
-        session.add(TimelineEntry(tenant_id=tenant_id, lead_id=person.id if is_lead else None,
-                                  investor_id=None if is_lead else person.id, kind="message.received",
-                                  summary=f"SMS from {sender}: {body[:200]}",
-                                  data={"message_sid": sid, "message_id": message.id, "keyword": action,
-                                        "intent": message.intent, "intent_confidence": message.intent_confidence},
-                                  idempotency_key=f"{sid}:{person.id}"))
+        tell_replied(session, effects, message, leads, investors, sid, "twilio")
+    record_received(session, message, leads, investors, sid, f"SMS from {sender}: {body[:200]}",
+                    {"message_sid": sid, "keyword": action})
     row.status, row.processed_at = "applied", utcnow()
     return action or ("reply" if leads or investors else "unknown_sender"), reply
+
+
+def tell_replied(session: Session, effects: Effects, message: Message, leads: list, investors: list, event_id: str,
+                 provider: str) -> None:
+    """A reply (no keyword, no revocation): the leads' workflows and definitions hear `lead.replied` (their
+    cadences pause), the investors' `investor.replied`, each with what was said and its intent."""
+    said = {"channel": message.channel, "text": message.body, "intent": message.intent,
+            "intent_confidence": message.intent_confidence}
+    meaning = f" ({message.intent.replace('_', ' ')})" if message.intent else ""
+    how = "SMS" if message.channel == "sms" else "email"
+    for lead in leads:
+        effects.add(message.tenant_id, "lead", lead.id, "lead.replied", event_id, said, signal="replied",
+                    payload=LeadEvent(event_id=event_id, actor=f"webhook:{provider}",
+                                      note=f"Replied by {how}{meaning}: {(message.body or '')[:200]}",
+                                      data={**said, "message_sid" if provider == "twilio" else "message_id":
+                                            event_id}))
+    for investor in investors:
+        if advance(investor, "investor.replied"):
+            session.add(investor)
+        effects.add(message.tenant_id, "investor", investor.id, "investor.replied", event_id, said)
+
+
+def record_received(session: Session, message: Message, leads: list, investors: list, event_id: str, summary: str,
+                    data: dict) -> None:
+    """The message on each sender's timeline, once per provider message and person."""
+    for person in [*leads, *investors]:
+        is_lead = isinstance(person, Lead)
+        session.add(TimelineEntry(tenant_id=message.tenant_id, lead_id=person.id if is_lead else None,
+                                  investor_id=None if is_lead else person.id, kind="message.received",
+                                  summary=summary, idempotency_key=f"{event_id}:{person.id}"[:300],
+                                  data={**data, "message_id": message.id, "intent": message.intent,
+                                        "intent_confidence": message.intent_confidence}))

@@ -132,6 +132,7 @@ def task_queue() -> str:
 
 FAKE_TENANT = "fakeprov"  # this tenant's email/SMS go through the SendGrid and Twilio fakes (real SDKs)
 TWILIO_SID, TWILIO_TOKEN, TWILIO_FROM = "AC" + "0" * 32, "test-auth-token", "+15125550100"
+INBOUND_EMAIL_PASSWORD = "inbound-parse-password"
 SENDGRID_KEY = "SG.test-key"
 LEAD_SOURCE_TENANT = "leadsrc"
 
@@ -209,6 +210,7 @@ def settings(database_url, temporal_env, task_queue, sendgrid_fake, twilio_fake,
         sendgrid_api_key=SENDGRID_KEY, sendgrid_host=sendgrid_fake.url,
         sendgrid_webhook_public_key=sendgrid_public_key(sendgrid_signing_key),
         twilio_account_sid=TWILIO_SID, twilio_auth_token=TWILIO_TOKEN, twilio_from_number=TWILIO_FROM,
+        sendgrid_inbound_password=INBOUND_EMAIL_PASSWORD,
         twilio_base_url=twilio_fake.url, provider_timeout_seconds=5,
         models_dir=tmp_path_factory.mktemp("models"),
         lead_source_secrets={LEAD_SOURCE_TENANT: {"zapier": "zap-secret", "ppc": "ppc-secret"}},

@@ -6,6 +6,8 @@ A bad signature is refused (403; DocuSign Connect: 401) with nothing stored: a `
 
 from __future__ import annotations
 
+import base64
+import hmac
 import json
 import logging
 import time
@@ -23,11 +25,13 @@ from core.metrics import WEBHOOK_EVENTS
 from providers.esign.docusign_connect import MalformedMessage, parse_message, signature_headers, signature_matches
 from services.delivery_events import Effects, apply_and_commit, apply_sendgrid_event, apply_twilio_status
 from services.docusign_connect import receive_connect_message
+from services.inbound_email import apply_inbound_email, parse_inbound
 from services.inbound_sms import apply_inbound_sms, keyword
 from services.reply_intent import classify_reply
 from services.lead_intake import receive_source_lead
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+INBOUND_EMAIL_PATH = "/api/v1/webhooks/sendgrid/inbound"
 security_log = logging.getLogger("dealflow.security")
 
 SENDGRID_SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
@@ -121,6 +125,42 @@ async def twilio_inbound_sms(request: Request, session: SessionDep, settings: Se
     if reply and outcome != "duplicate":
         twiml.message(reply)
     return Response(str(twiml), media_type="application/xml")
+
+
+@router.post("/sendgrid/inbound")
+async def sendgrid_inbound_email(request: Request, session: SessionDep, settings: SettingsDep):
+    """A reply to one of our emails (SendGrid Inbound Parse, default format: the parsed fields, not raw MIME).
+    Authenticated by the HTTP Basic password in its destination URL (DEALFLOW_SENDGRID_INBOUND_PASSWORD);
+    attachments are not kept. 200 `{status}`: reply, opt_out, unknown_sender or duplicate (a retry)."""
+    if not settings.sendgrid_inbound_password:
+        raise _refuse("sendgrid_inbound", request, "no password configured (DEALFLOW_SENDGRID_INBOUND_PASSWORD)")
+    if not _basic_password_matches(request.headers.get("Authorization", ""), settings.sendgrid_inbound_password):
+        raise _refuse("sendgrid_inbound", request, "wrong or missing Basic credentials")
+    async with request.form(max_files=50, max_fields=200, max_part_size=MAX_INBOUND_PART) as raw:
+        form = {k: v for k, v in raw.items() if isinstance(v, str)}  # attachments (files) are not kept
+    try:
+        email = parse_inbound({k: v.replace("\x00", "") for k, v in form.items()})
+    except ValueError as exc:
+        raise Problem(422, f"not an inbound email: {exc}", errors=[{"field": "from", "message": str(exc)}]) from None
+    intent = await run_in_threadpool(classify_reply, settings, email.text) if email.text else None
+    outcome = await run_in_threadpool(
+        apply_and_commit, session, lambda effects: apply_inbound_email(session, settings, email, effects, intent))
+    WEBHOOK_EVENTS.labels("sendgrid_inbound", outcome).inc()
+    return {"status": outcome}
+
+
+MAX_INBOUND_PART = 5 * 1_048_576  # one text or html part of an email
+
+
+def _basic_password_matches(header: str, password: str) -> bool:
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        _, _, given = base64.b64decode(encoded.strip(), validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return hmac.compare_digest(given.encode(), password.encode())
 
 
 @router.post("/twilio/status")
