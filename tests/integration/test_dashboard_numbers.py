@@ -56,16 +56,18 @@ def backend(request, engine, sqlite_engine):
 class Book:
     """A tenant with its rows; `lead(...)`, `deal(...)`, ... write them; `remove()` deletes them again."""
 
-    def __init__(self, engine) -> None:
+    def __init__(self, engine, tenant: str | None = None) -> None:
         self.engine = engine
-        self.tenant = f"dash{uuid.uuid4().hex[:8]}"
+        self.tenant = tenant or f"dash{uuid.uuid4().hex[:8]}"
         _, key = create_api_key(engine, self.tenant, Role.readonly)  # any signed-in role may read the dashboard
         self.headers = {"Authorization": f"Bearer {key}"}
+        self.users: list[str] = []
 
     def add(self, *rows):
         with Session(self.engine, expire_on_commit=False) as session:
             session.add_all(rows)
             session.commit()
+        self.users += [row.id for row in rows if isinstance(row, User)]
         return rows[0]
 
     def lead(self, source: str, status: str, created: datetime, history: tuple = (), **fields) -> Lead:
@@ -105,7 +107,7 @@ class Book:
                 session.exec(delete(table).where(table.tenant_id == self.tenant))
             session.exec(delete(Lead).where(Lead.tenant_id == self.tenant, Lead.duplicate_of.is_not(None)))
             session.exec(delete(Lead).where(Lead.tenant_id == self.tenant))
-            session.exec(delete(User).where(User.tenant_id == self.tenant))
+            session.exec(delete(User).where(User.id.in_(self.users)))
             session.commit()
 
 
