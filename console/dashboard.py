@@ -5,7 +5,7 @@ beside a table of the same numbers."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -89,7 +89,7 @@ def dashboard(request: Request, principal: SignedIn, session: SessionDep,
         except Invalid as exc:
             errors[exc.field or "from"] = str(exc)
     chosen = {"from": start if errors else found.start.isoformat(), "to": end if errors else found.end.isoformat()}
-    today = date.today()
+    today = datetime.now(UTC).date()  # (the days are UTC days, as the API's)
     presets = [(label, (today - timedelta(days=days - 1)).isoformat(), today.isoformat())
                for label, days in (("7 days", 7), ("30 days", 30), ("90 days", 90), ("a year", 365))]
     return render(request, "dashboard.html.j2", principal, status=422 if errors else 200, title="Dashboard",

@@ -48,6 +48,7 @@ from services.deals import deal_value
 
 MAX_DAYS = 731  # two years, a leap day included
 DEFAULT_DAYS = 30
+EARLIEST, LATEST = date(1900, 1, 1), date(2200, 12, 31)
 STAGES = ("leads", "contacted", "qualified", "deal", "closed_won")
 # How far a lead status goes along the funnel (new, needs_review and dead are at its start; a dead lead that was
 # contacted first keeps that in its history).
@@ -141,6 +142,9 @@ def day_range(start: date | None, end: date | None, today: date | None = None) -
     """The range asked for: by default the last 30 days up to today; `start` after `end`, or more than two years,
     is refused naming the field."""
     today = today or datetime.now(UTC).date()
+    for field, day in (("from", start), ("to", end)):
+        if day is not None and not EARLIEST <= day <= LATEST:  # (and date.max + 1 day would overflow)
+            raise Invalid(f"{field} must be between {EARLIEST} and {LATEST}", field=field)
     end = end or today
     start = start or end - timedelta(days=DEFAULT_DAYS - 1)
     if start > end:

@@ -279,6 +279,8 @@ async def test_the_default_range_is_the_last_30_days(dashboard_api):
     ({"from": "2024-01-01", "to": "2026-01-01"}, "to"),  # 732 days: over two years
     ({"from": "2026-13-01"}, "from"),
     ({"to": "yesterday"}, "to"),
+    ({"to": "9999-12-31"}, "to"),  # the day after it is not a date
+    ({"from": "0001-01-01", "to": "0001-01-02"}, "from"),
 ])
 async def test_a_bad_range_is_a_422_naming_its_field(dashboard_api, params, field):
     api, book = dashboard_api
