@@ -22,8 +22,8 @@ from api import errors
 from api.headers import SecurityHeaders
 from api.openapi import document as openapi_document
 from api.routes import (
-    analysis, audit, definitions, documents, events, health, investors, keys, leads, messages, notifications,
-    offerings, opportunities, signing, tasks, users, webhooks, workflows,
+    analysis, audit, dashboard, definitions, documents, events, health, investors, keys, leads, messages,
+    notifications, offerings, opportunities, signing, tasks, users, webhooks, workflows,
 )
 from core.db import make_engine
 from core.logging import request_id_var
@@ -205,6 +205,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.include_router(tasks.router)
     app.include_router(notifications.router)
     app.include_router(audit.router)
+    app.include_router(dashboard.router)
     app.include_router(health.router, prefix="/api/v1")
     app.include_router(health.router)  # /health at the root too, for probes (metrics: their own address)
     from console.app import mount  # the staff console at /app: pages over these same routes (console/)

@@ -75,7 +75,7 @@ def render(request: Request, name: str, principal: Principal | None = None, *, s
 
 
 def mount(app: FastAPI) -> None:
-    from console import definitions, inbox, investors, live, pages, sign_in
+    from console import dashboard, definitions, inbox, investors, live, pages, sign_in
 
     app.include_router(sign_in.router)
     app.include_router(pages.router)
@@ -83,6 +83,7 @@ def mount(app: FastAPI) -> None:
     app.include_router(definitions.router)
     app.include_router(investors.router)
     app.include_router(inbox.router)
+    app.include_router(dashboard.router)
     app.mount(STATIC, StaticFiles(directory=HERE / "static"), name="console-static")
 
     app.state.problem_page = lambda request, problem: problem_page(

@@ -281,3 +281,21 @@ def deal_numbers(deal: Opportunity) -> DealNumbers:
 def analyse_deal(deal: Opportunity) -> Analysis:
     """The analysis of a saved deal, for its view (GET /opportunities/{id})."""
     return analyse(deal_numbers(deal))
+
+
+def gross_profit(deal: Opportunity) -> Metric | str:
+    """A won deal's gross profit, as its flip profit: the sale price — or, for an assigned contract without one,
+    the assignment price (contract price + assignment fee) — minus the purchase (contract) price, the repairs
+    spent and the closing costs. Only recorded costs: the repair estimate is not one, and a cost not recorded is
+    0. What the figure cannot be worked from is answered as a reason instead."""
+    numbers = deal_numbers(deal)
+    sale = deal.sale_price
+    if sale is None and deal.assignment_fee is not None and deal.contract_price is not None:
+        sale = deal.contract_price + deal.assignment_fee
+    if sale is None:
+        return "needs a sale_price, or a contract_price and an assignment_fee"
+    if deal.contract_price is None:
+        return "needs a contract_price (the purchase price)"
+    analysis = analyse(numbers.model_copy(update={"sale_price": sale, "repairs_spent": deal.repairs_spent or
+                                                  Decimal(0)}))
+    return analysis.metrics.get("flip_profit") or analysis.unavailable["flip_profit"]

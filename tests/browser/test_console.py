@@ -448,7 +448,7 @@ async def test_every_page_reads_at_a_phone_width(open_tab, engine, console):
     page = tab.page
     for path, name in (("/app", None), ("/app/leads", None), (f"/app/leads/{lead_id}", "lead-phone"),
                        ("/app/board", "board-phone"), (f"/app/deals/{deal_id}", None), ("/app/investors", None),
-                       ("/app/inbox", None)):
+                       ("/app/inbox", None), ("/app/dashboard", None)):
         await page.goto(path)
         overflow = await page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
         assert overflow <= 1, f"{path} is {overflow}px wider than the phone"

@@ -212,3 +212,27 @@ def test_a_task_page_far_down_a_reps_list_starts_its_scan_at_the_cursor(engine, 
     assert_index_scan(engine, statement, "ix_tasks_list_assignee")
     scan = next(n for n in nodes(plan(engine, statement)) if n.get("Index Name") == "ix_tasks_list_assignee")
     assert "due_at" in scan.get("Index Cond", "") and "due_at" not in scan.get("Filter", ""), scan
+
+
+def test_the_dashboard_reads_a_range_by_index(engine, book):
+    """The dashboard's cohort (the leads received in 30 days, each one's history, deals and first touch) and its
+    messages: index scans, the per-lead lookups on the per-lead indexes (services/dashboard.py)."""
+    from sqlmodel import func
+
+    from services.dashboard import DayRange, _cohort
+
+    tenant, _ = book
+    today = utcnow().date()
+    days = DayRange(today - timedelta(days=29), today)
+    cohort = _cohort(tenant, days)
+    statement = select(cohort.c.source, func.count(), func.max(cohort.c.history), func.max(cohort.c.deals),
+                       func.min(cohort.c.first_message), func.min(cohort.c.first_contacted)).group_by(cohort.c.source)
+    tree = plan(engine, statement)
+    used = {n.get("Index Name") for n in nodes(tree)}
+    assert not [n for n in nodes(tree) if n["Node Type"] == "Seq Scan"], json.dumps(tree, indent=1)[:3000]
+    assert {"ix_leads_list_created", "ix_timeline_lead", "ix_opportunities_lead_id", "ix_messages_lead_created"
+            } <= used, used
+    messages = select(Message.channel, func.count()).where(
+        Message.tenant_id == tenant, col(Message.user_id).is_(None), Message.created_at >= days.since,
+        Message.created_at < days.until).group_by(Message.channel)
+    assert_index_scan(engine, messages, "ix_messages_tenant_created", ordered=False)
