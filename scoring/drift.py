@@ -21,6 +21,7 @@ Bins come from the reference and are stored with the model version (`metrics["re
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -64,7 +65,7 @@ class Reference(BaseModel):
     def of(cls, values: Any, kind: str = "numeric") -> Reference:
         series = pd.Series(values)
         if kind == "categorical":
-            known = _texts(series).value_counts()
+            known = Counter(t for t in _texts(series) if t is not None)
             ordered = sorted(known.items(), key=lambda item: (-item[1], item[0]))[:MAX_CATEGORIES]
             reference = cls(kind="categorical", categories=[c for c, _ in ordered], proportions=[], n=len(series))
         else:
@@ -88,10 +89,9 @@ class Reference(BaseModel):
         """How many of `values` fall in each bin (labels' order)."""
         series = pd.Series(values)
         if self.kind == "categorical":
-            texts = _texts(series, keep_missing=True)
             index = {c: i for i, c in enumerate(self.categories)}
             other, missing = len(self.categories), len(self.categories) + 1
-            codes = np.array([missing if t is None else index.get(t, other) for t in texts], dtype=np.int64)
+            codes = np.array([missing if t is None else index.get(t, other) for t in _texts(series)], dtype=np.int64)
             return np.bincount(codes, minlength=len(self.categories) + 2)
         numbers = _numbers(series)
         nan = np.isnan(numbers)
@@ -146,11 +146,10 @@ def _numbers(series: pd.Series) -> np.ndarray:
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
-def _texts(series: pd.Series, keep_missing: bool = False) -> pd.Series:
-    """Categories as text; None, NaN and "" are missing (dropped unless keep_missing, then None)."""
-    texts = series.astype(object).map(lambda v: None if v is None or (isinstance(v, float) and math.isnan(v))
-                                      or v == "" else str(v))
-    return texts if keep_missing else texts.dropna()
+def _texts(series: pd.Series) -> list[str | None]:
+    """Categories as text; None, NaN and "" are missing (None)."""
+    return [None if v is None or (isinstance(v, float) and math.isnan(v)) or v == "" else str(v)
+            for v in series.astype(object)]
 
 
 def _short(x: float) -> str:

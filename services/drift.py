@@ -37,7 +37,7 @@ from models.base import utcnow
 from models.enrichment import ScoringModel
 from models.lead import Lead
 from models.tenant import Tenant
-from scoring.drift import SCORE, FeatureDrift, Reference, compare, export_frame
+from scoring.drift import BINS, SCORE, FeatureDrift, Reference, compare, export_frame
 from scoring.engagement import engagement_as_of
 from scoring.export import ExportSpec, LeadValues
 from scoring.features import lead_features
@@ -45,7 +45,7 @@ from scoring.registry import model_label
 from services.acting import Conflict, NotFound
 
 PAGE = 5000
-FEW = 200  # fewer current rows than this: chance alone moves the PSI by about 0.05 (10 bins)
+FEW = 200  # fewer current rows than this: chance alone gives a decile feature a PSI of about 0.05 or more
 READ = ("id", "email", "phone", "source", "tags", "custom", "enrichment", "created_at", "scored_at", "score",
         "score_model_version")
 
@@ -105,8 +105,8 @@ def drift_report(session: Session, settings: Settings, tenant_id: str, days: int
     threshold = settings.drift_psi_threshold
     notes = []
     if len(frame) < FEW:
-        notes.append(f"only {len(frame)} leads in the window: chance alone gives a PSI of about "
-                     f"{_chance(reference, len(frame)):.2f} per feature; widen the window (days) for a firmer reading")
+        notes.append(f"only {len(frame)} leads in the window: chance alone gives a decile feature a PSI of about "
+                     f"{_chance(reference, len(frame)):.2f}, some more; widen the window (days) for a firmer reading")
     if score is None:
         notes.append(f"no lead in the window was scored by model v{row.version}: re-score the book "
                      "(dealflow scoring rescore) to compare its scores")
@@ -185,8 +185,8 @@ def _cold_start_book_hash() -> str:
 
 
 def _chance(reference: dict[str, Any], n: int) -> float:
-    bins = np.median([len(r["proportions"]) for r in reference["features"].values()] or [11])
-    return float((bins - 1) * (1 / max(n, 1) + 1 / max(int(reference["n"]), 1)))
+    """The expected PSI of two samples of one distribution: (bins - 1) * (1/n + 1/n_reference), deciles' bins."""
+    return float(BINS * (1 / max(n, 1) + 1 / max(int(reference["n"]), 1)))  # 10 deciles and the missing bin
 
 
 _exported: dict[str, set[tuple[str, ...]]] = {}  # tenant -> the label sets its gauges hold in this process
