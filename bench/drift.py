@@ -72,12 +72,15 @@ def main(rows: int, database_url: str | None, rounds: int = 3) -> dict:
             t = time.perf_counter()
             rescore_leads(engine, registry, tenant)
             rescored = time.perf_counter() - t
+            if engine.dialect.name == "postgresql":  # what autovacuum does to a live table after bulk writes
+                with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                    connection.exec_driver_sql("VACUUM ANALYZE leads, messages, timeline_entries")
             table = Lead.__table__
             ours, bare, report = [], [], None
             for _ in range(rounds):  # interleaved: the bare read, then the report
                 t = time.perf_counter()
                 with Session(engine) as session:
-                    n = len(session.execute(select(*(table.c[c] for c in READ)).where(
+                    n = len(session.execute(select(*(table.c[c] for c in READ if c != "custom")).where(
                         table.c.tenant_id == tenant, table.c.scored_at.is_not(None))).all())
                 bare.append(time.perf_counter() - t)
                 t = time.perf_counter()

@@ -130,16 +130,18 @@ def current_sample(session: Session, tenant_id: str, features: list[str], spec: 
     scores of those the version `label` gave; read `page` leads at a time in id order."""
     table = Lead.__table__
     values = LeadValues(spec) if spec else None
+    read = [table.c[name] for name in READ if name != "custom" or values is not None]  # custom: an export's only
+    scored = (table.c.tenant_id == tenant_id, table.c.deleted_at.is_(None), table.c.scored_at >= since,
+              table.c.score.is_not(None))
     frames, scores, after = [], [], ""
     while True:
         leads = [dict(r._mapping) for r in session.execute(
-            select(*(table.c[name] for name in READ)).where(
-                table.c.tenant_id == tenant_id, table.c.deleted_at.is_(None), table.c.scored_at >= since,
-                table.c.score.is_not(None), table.c.id > after).order_by(table.c.id).limit(page))]
+            select(*read).where(*scored, table.c.id > after).order_by(table.c.id).limit(page))]
         if not leads:
             break
-        after = leads[-1]["id"]
-        engaged = engagement_as_of(session, leads) if values is None or values.maps else {}
+        first, after = after, leads[-1]["id"]
+        engaged = engagement_as_of(session, leads, *scored, table.c.id > first, table.c.id <= after) \
+            if values is None or values.maps else {}
         if values is None:
             rows = [lead_features(lead, lead["enrichment"], engaged[lead["id"]], lead["scored_at"]) for lead in leads]
             frames.append(pd.DataFrame(rows, columns=features))
