@@ -1,5 +1,6 @@
 """`dealflow scoring`: train the lead-to-deal model (from the tenant's closed leads or another CRM's export), re-score
-the book with the active model, retrain the reply-intent model. The logic is scoring/'s and services/'s."""
+the book with the active model, report its drift (and retrain on it), retrain the reply-intent model. The logic is
+scoring/'s and services/'s."""
 
 from __future__ import annotations
 
@@ -54,8 +55,6 @@ def scoring_train(
     """Train a lead-to-deal model, report its cross-validated AUC (and, from an export, what each column was used
     for, its importance and any leakage), and activate it if it is better."""
     from core.db import make_engine
-    from scoring.registry import ModelRegistry
-    from scoring.training import from_closed_leads, train, train_export
 
     if activate not in ("if_better", "always", "never"):
         raise CliError("--activate must be if_better, always or never")
@@ -74,27 +73,41 @@ def scoring_train(
     engine = make_engine(settings.effective_database_url)
     try:
         _known_tenant(engine, tenant, create_tenant)
-        try:
-            if data is None:
-                with console.status("Reading the tenant's closed leads"):
-                    frame, y, _ = from_closed_leads(engine, tenant)
-            rows, deals = (len(data.y), int(data.y.sum())) if data is not None else (len(y), int(y.sum()))
-            with _progress() as progress:
-                task = progress.add_task(f"Training on {rows} leads ({deals} deals)", total=FOLDS + 1)
-
-                def step(what: str) -> None:
-                    progress.update(task, description=f"Training on {rows} leads: {what}")
-                    if not what.startswith("cross-validating: fold 1 "):
-                        progress.advance(task)
-
-                trained = train_export(data, FOLDS, step) if data is not None else train(frame, y, FOLDS, step)
-                progress.advance(task)
-            row = ModelRegistry(engine, settings.effective_models_dir).register(
-                tenant, trained, "export" if data is not None else "crm_history", activate=activate)
-        except ValueError as exc:
-            raise CliError(str(exc)) from None
+        trained, row = _train_and_register(engine, settings, tenant, data, activate)
     finally:
         engine.dispose()
+    _trained(tenant, trained, row, data, exclude_leaky)
+
+
+def _train_and_register(engine, settings, tenant: str, data, activate: str):
+    """Train on the export `data`, or (None) on the tenant's closed leads, with a progress bar, and register the
+    version: `dealflow scoring train`'s work, and `dealflow scoring drift --retrain`'s."""
+    from scoring.registry import ModelRegistry
+    from scoring.training import from_closed_leads, train, train_export
+
+    try:
+        if data is None:
+            with console.status("Reading the tenant's closed leads"):
+                frame, y, _ = from_closed_leads(engine, tenant)
+        rows, deals = (len(data.y), int(data.y.sum())) if data is not None else (len(y), int(y.sum()))
+        with _progress() as progress:
+            task = progress.add_task(f"Training on {rows} leads ({deals} deals)", total=FOLDS + 1)
+
+            def step(what: str) -> None:
+                progress.update(task, description=f"Training on {rows} leads: {what}")
+                if not what.startswith("cross-validating: fold 1 "):
+                    progress.advance(task)
+
+            trained = train_export(data, FOLDS, step) if data is not None else train(frame, y, FOLDS, step)
+            progress.advance(task)
+        row = ModelRegistry(engine, settings.effective_models_dir).register(
+            tenant, trained, "export" if data is not None else "crm_history", activate=activate)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return trained, row
+
+
+def _trained(tenant: str, trained, row, data, exclude_leaky: bool) -> None:
     m = trained.metrics
     used = f", {len(data.spec.columns)} of {len(data.report)} columns used" if data is not None else (
         f", features used: {', '.join(trained.features)}")
@@ -175,3 +188,91 @@ def scoring_intent_train() -> None:
         engine.dispose()
     console.print(f"[green]✓[/] reply-intent model {model.version}: the shipped set and {corrections} staff "
                   f"correction(s), saved in {settings.effective_models_dir}")
+
+
+@scoring_app.command("drift")
+def scoring_drift(
+    tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug (default DEALFLOW_DEFAULT_TENANT)"),
+    days: int = typer.Option(None, "--days", min=1, max=365,
+                             help="the window: leads scored in the last N days (default DEALFLOW_DRIFT_WINDOW_DAYS)"),
+    plots: Path = typer.Option(None, "--plots", file_okay=False,
+                               help="write a PNG per drifted feature (and the score, if drifted) into this folder"),
+    retrain: bool = typer.Option(False, "--retrain", help="if drift is significant, train on the tenant's closed "
+                                                          "leads as `dealflow scoring train` does (if_better)"),
+) -> None:
+    """Population stability (PSI) of every input of the tenant's active model and of its score: its training data
+    against the leads scored in the last N days; drifted features over DEALFLOW_DRIFT_PSI_THRESHOLD."""
+    from sqlmodel import Session
+
+    from core.db import make_engine
+    from services.acting import ServiceError
+    from services.drift import drift_report
+
+    settings = load_settings()
+    migrate_database(settings)
+    tenant = tenant or settings.default_tenant
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with console.status("Reading the leads scored in the window"), Session(engine) as session:
+            try:
+                report = drift_report(session, settings, tenant, days)
+            except ServiceError as exc:
+                raise CliError(str(exc)) from None
+        _drift_table(report)
+        if plots:
+            _drift_plots(report, plots)
+        if retrain:
+            _retrain(engine, settings, report)
+    finally:
+        engine.dispose()
+
+
+def _drift_table(report) -> None:
+    console.print(f"model v{report.model_version} ({report.model_kind}) of {report.tenant}: {report.n_current:,} "
+                  f"leads scored in the last {report.window_days} days against {report.n_reference:,} training rows "
+                  f"(reference {report.reference})", highlight=False, soft_wrap=True)
+    table = Table("feature", "PSI", "level", "largest change (training → window)", box=None, pad_edge=False)
+    styles = {"significant": "red", "moderate": "yellow", "none": None}
+    for entry in ([report.score] if report.score else []) + report.features:
+        biggest = max(entry.bins, key=lambda b: abs(b.current - b.reference))
+        table.add_row(entry.feature, f"{entry.psi:.3f}", entry.level,
+                      f"{biggest.bin}: {biggest.reference:.1%} → {biggest.current:.1%}", style=styles[entry.level])
+    console.print(table, soft_wrap=True)
+    for note in report.notes:
+        console.print(f"  note: {note}", highlight=False, soft_wrap=True)
+    drifted = report.drifted + (["score"] if report.score_drifted else [])
+    if drifted:
+        console.print(f"[red]drifted[/] (PSI over {report.threshold}): {', '.join(drifted)}", highlight=False)
+    else:
+        console.print(f"[green]✓[/] no drift over {report.threshold}", highlight=False)
+
+
+def _drift_plots(report, folder: Path) -> None:
+    from scoring.drift_plot import drift_png
+
+    drifted = report.drifted + (["score"] if report.score_drifted else [])
+    if not drifted:
+        console.print("  no plot written: nothing drifted (plots are for drifted features)")
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in drifted:
+        path = folder / f"{name}.png"
+        path.write_bytes(drift_png(report.find(name), f"{name} (model v{report.model_version}, last "
+                                                      f"{report.window_days} days)"))
+        console.print(f"  wrote {path}", highlight=False, soft_wrap=True)
+
+
+def _retrain(engine, settings, report) -> None:
+    if not report.significant:
+        console.print("  not retrained: no significant drift")
+        return
+    console.print("  drift is significant: retraining on the tenant's closed leads (as `dealflow scoring train`)")
+    try:
+        trained, row = _train_and_register(engine, settings, report.tenant, None, "if_better")
+    except CliError as exc:
+        raise CliError(f"drift is significant but retraining failed: {exc}") from None
+    m = trained.metrics
+    console.print(f"[green]✓[/] model v{row.version} for {report.tenant}: cross-validated AUC {m['cv_auc']:.3f} on "
+                  f"{m['n_rows']} leads ({m['positives']} deals); "
+                  f"{'active now' if row.active else 'not activated (the active model is at least as good)'}",
+                  highlight=False, soft_wrap=True)

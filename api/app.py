@@ -23,7 +23,7 @@ from api.headers import SecurityHeaders
 from api.openapi import document as openapi_document
 from api.routes import (
     analysis, audit, dashboard, definitions, documents, events, health, investors, keys, leads, messages,
-    notifications, offerings, opportunities, signing, tasks, users, webhooks, workflows,
+    notifications, offerings, opportunities, scoring, signing, tasks, users, webhooks, workflows,
 )
 from core.db import make_engine
 from core.logging import request_id_var
@@ -195,6 +195,7 @@ def create_app(settings: Settings | None = None, *, temporal_client: Client | No
     app.include_router(documents.router)
     app.include_router(signing.router)  # the built-in e-signature page (/sign/{token}), HTML
     app.include_router(analysis.router)
+    app.include_router(scoring.router)
     app.include_router(investors.router)
     app.include_router(offerings.router)
     app.include_router(definitions.router)

@@ -13,7 +13,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess, start_http_server
+from prometheus_client import (
+    CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess, start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
@@ -34,6 +36,15 @@ EVENT_DELIVERY_LATENCY = Histogram(
 # The outcome of each send_message attempt that settles a message: sent, suppressed (opt-out, quiet hours for a
 # workflow's send) or failed (the provider refused it, no address, a template that cannot render).
 MESSAGES = Counter("dealflow_messages_total", "Messages settled by a send attempt", ["channel", "outcome"])
+
+# Drift (services/drift.py): set by the process that computed a tenant's drift report (the API's GET
+# /scoring/drift); the newest value wins across `dealflow up`'s processes. The ModelDrift alert reads them.
+MODEL_FEATURE_PSI = Gauge("dealflow_model_feature_psi", "Population stability index of a model input: training "
+                          "data vs the leads scored in the report's window", ["tenant", "model_version", "feature"],
+                          multiprocess_mode="mostrecent")
+MODEL_SCORE_PSI = Gauge("dealflow_model_score_psi", "Population stability index of the score: out-of-fold training "
+                        "scores vs the scores of the leads scored in the report's window", ["tenant", "model_version"],
+                        multiprocess_mode="mostrecent")
 
 ReadBacklog = Callable[[], tuple[int, float | None, int]]
 

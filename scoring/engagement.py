@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlmodel import Session, col, func, select
 
@@ -37,4 +38,26 @@ def engagement_of(session: Session, leads: list[dict]) -> dict[str, dict]:
         times = replies.get(lead["id"], [])
         out[lead["id"]] = {"messages_sent": sent.get(lead["id"], 0), "replies": len(times),
                            "replied_within_1d": any(at - lead["created_at"] <= timedelta(days=1) for at in times)}
+    return out
+
+
+def engagement_as_of(session: Session, leads: list[dict], *page: Any) -> dict[str, dict]:
+    """engagement_of as each lead stood when it was scored (dicts with id, created_at and scored_at): the messages
+    created and the replies received by then (a drift report's current sample reads what score_lead read). The
+    messages are counted by the database (a lead has many), the replies read (few). `page`: conditions on Lead that
+    select exactly these leads (a key range), cheaper for the database than a list of thousands of ids."""
+    which = page or (col(Lead.id).in_([lead["id"] for lead in leads]),)
+    sent = dict(session.exec(select(Message.lead_id, func.count()).join(Lead, Lead.id == Message.lead_id).where(
+        *which, Message.direction == "outbound", col(Message.status).in_(["sent", "delivered", "opened", "clicked"]),
+        Message.created_at <= Lead.scored_at).group_by(Message.lead_id)).all())
+    replies: dict[str, list] = {}
+    for lead_id, at in session.exec(select(TimelineEntry.lead_id, TimelineEntry.occurred_at)
+                                    .join(Lead, Lead.id == TimelineEntry.lead_id).where(
+            *which, TimelineEntry.kind == "lead.replied", TimelineEntry.occurred_at <= Lead.scored_at)):
+        replies.setdefault(lead_id, []).append(at)
+    out = {}
+    for lead in leads:
+        times, created = replies.get(lead["id"], []), lead["created_at"]
+        out[lead["id"]] = {"messages_sent": sent.get(lead["id"], 0), "replies": len(times),
+                           "replied_within_1d": any(at - created <= timedelta(days=1) for at in times)}
     return out

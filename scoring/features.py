@@ -38,7 +38,9 @@ def lead_features(lead: dict[str, Any], enrichment: dict[str, Any] | None, engag
     created = lead.get("created_at")
     address = enrichment.get("address") or {}
     return {
-        "has_email": _flag(lead.get("email")), "has_phone": _flag(lead.get("phone")),
+        # No email / no phone is a known 0 (the book trains on it so), never missing: read as missing, a lead
+        # without a phone was sent down the trees' default branch (the drift report's first find, issue 13)
+        "has_email": 1.0 if lead.get("email") else 0.0, "has_phone": 1.0 if lead.get("phone") else 0.0,
         "phone_mobile": _flag(phone.get("type") == "mobile") if phone else None,
         "email_disposable": _flag(email.get("disposable")) if email else None,
         "absentee_owner": _flag(facts.get("absentee_owner")), "tax_delinquent": _flag(facts.get("tax_delinquent")),

@@ -27,6 +27,11 @@ from scoring.synthetic import synthetic_book
 from scoring.training import Trained, prepare, train
 
 
+def model_label(tenant_id: str, version: int, kind: str) -> str:
+    """What a lead's `score_model_version` says of the model that scored it."""
+    return f"{tenant_id}-v{version}-{kind}"
+
+
 @dataclass
 class LoadedModel:
     tenant_id: str
@@ -52,7 +57,7 @@ class LoadedModel:
 
     @property
     def label(self) -> str:
-        return f"{self.tenant_id}-v{self.version}-{self.kind}"
+        return model_label(self.tenant_id, self.version, self.kind)
 
     def row(self, lead: dict[str, Any], enrichment: dict[str, Any] | None, engagement: dict[str, Any],
             now: datetime) -> dict[str, Any]:

@@ -77,3 +77,56 @@ def synthetic_book(n: int = 5000, seed: int = 7) -> tuple[pd.DataFrame, np.ndarr
     frame.loc[at_intake, "replied_within_1d"] = np.nan
     frame.loc[at_intake, "days_since_created"] = rng.uniform(0, 0.01, int(at_intake.sum()))
     return frame[FEATURES], target
+
+
+def book_leads(frame: pd.DataFrame, tenant_id: str, now, seed: int = 0) -> dict[str, list[dict]]:
+    """The book's rows (synthetic_book's columns) as the CRM rows that lead_features reads back as those rows at
+    `now`: leads (contact, source, tags, created_at, enrichment), their outbound messages and their replies
+    (timeline entries). Rows for `insert()` into leads, messages and timeline_entries: the drift tests and
+    bench/drift.py seed a database with them, then score it."""
+    import uuid
+    from datetime import timedelta
+
+    rng = np.random.default_rng(seed)
+    run = uuid.uuid4().hex[:8]
+    leads, messages, replies = [], [], []
+
+    def known(value):
+        return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+    for i, row in enumerate(frame.to_dict("records")):
+        lead_id = f"ld_{run}{i:010d}"
+        age = timedelta(days=float(row["days_since_created"]))
+        created = now - age
+        facts = {k: known(row[k]) for k in ("absentee_owner", "tax_delinquent", "years_owned", "assessed_value",
+                                            "sqft", "year_built", "beds", "property_type")}
+        facts = {k: (bool(v) if k in ("absentee_owner", "tax_delinquent") else v) for k, v in facts.items()
+                 if v is not None}
+        contact = {}
+        if row["has_phone"]:
+            contact["phone"] = {"type": "mobile" if row["phone_mobile"] == 1.0 else "landline"}
+        if known(row["email_disposable"]) is not None:
+            contact["email"] = {"disposable": bool(row["email_disposable"])}
+        leads.append({
+            "id": lead_id, "tenant_id": tenant_id, "first_name": "Book",
+            "email": f"book{i}.{run}@example.com" if row["has_email"] else None,
+            "phone": f"+1{2000000000 + i}" if row["has_phone"] else None,
+            "source": row["source"], "status": "new", "custom": {},
+            "tags": [t for t in ("vacant", "probate", "pre-foreclosure", "tired-landlord", "high-equity")
+                     if row[f"tag_{t.replace('-', '_')}"] == 1.0],
+            "enrichment": {"facts": facts, "contact": contact, "address": {"state": known(row["state"])}},
+            "created_at": created, "updated_at": created})
+        for k in range(int(row["messages_sent"])):
+            messages.append({"id": f"ms_{run}{i:010d}{k:02d}", "tenant_id": tenant_id, "lead_id": lead_id,
+                             "channel": "sms", "direction": "outbound", "to_address": "+15125550100",
+                             "status": "sent", "idempotency_key": f"book:{run}:{i}:{k}", "events": [],
+                             "created_at": created + age * rng.uniform(0, 1)})
+        fast = row["replied_within_1d"] == 1.0
+        for k in range(int(row["replies"])):
+            window = min(age, timedelta(days=1)) if fast and k == 0 else age
+            start = timedelta(0) if fast and k == 0 else min(timedelta(days=1, minutes=1), age)
+            replies.append({"id": f"tl_{run}{i:010d}{k:02d}", "tenant_id": tenant_id, "lead_id": lead_id,
+                            "kind": "lead.replied", "summary": "", "data": {}, "actor": "system",
+                            "idempotency_key": f"book-reply:{run}:{i}:{k}",
+                            "occurred_at": created + start + (window - start) * rng.uniform(0, 1)})
+    return {"leads": leads, "messages": messages, "timeline_entries": replies}

@@ -14,6 +14,7 @@ import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
+from scoring.drift import categorical_features, export_frame, references
 from scoring.features import CATEGORICAL, FEATURES
 
 if TYPE_CHECKING:
@@ -81,8 +82,10 @@ Progress = Callable[[str], None]
 
 
 def cross_validate(make: Callable[[], xgb.XGBClassifier], X: Any, y: np.ndarray, folds: int = 5,
-                   progress: Progress | None = None) -> tuple[xgb.XGBClassifier, dict[str, Any]]:
-    """Stratified k-fold AUC (the folds every comparison in bench/ uses too), then the final fit on every row."""
+                   progress: Progress | None = None, oof: np.ndarray | None = None
+                   ) -> tuple[xgb.XGBClassifier, dict[str, Any]]:
+    """Stratified k-fold AUC (the folds every comparison in bench/ uses too), then the final fit on every row.
+    `oof`, given, receives each row's out-of-fold probability (the score's drift reference)."""
     started = time.perf_counter()
     aucs = []
     take = (lambda idx: X.iloc[idx]) if isinstance(X, pd.DataFrame) else (lambda idx: X[idx])
@@ -91,7 +94,10 @@ def cross_validate(make: Callable[[], xgb.XGBClassifier], X: Any, y: np.ndarray,
             progress(f"cross-validating: fold {k} of {folds}")
         fold = make()
         fold.fit(take(train_idx), y[train_idx])
-        aucs.append(roc_auc_score(y[test_idx], fold.predict_proba(take(test_idx))[:, 1]))
+        predicted = fold.predict_proba(take(test_idx))[:, 1]
+        if oof is not None:
+            oof[test_idx] = predicted
+        aucs.append(roc_auc_score(y[test_idx], predicted))
     if progress:
         progress("fitting the final model on every row")
     model = make()
@@ -112,10 +118,16 @@ def train(frame: pd.DataFrame, y: np.ndarray, folds: int = 5, progress: Progress
     categories = {c: sorted({str(v) for v in frame[c].dropna()}) for c in features
                   if c in CATEGORICAL or frame[c].dtype == object}
     X = prepare(frame, features, categories)
-    model, metrics = cross_validate(lambda: xgb.XGBClassifier(**PARAMS), X, y, folds, progress)
-    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes() + y.tobytes())
-    return Trained(model=model, features=features, categories=categories, data_hash=digest.hexdigest(),
+    oof = np.full(len(y), np.nan)
+    model, metrics = cross_validate(lambda: xgb.XGBClassifier(**PARAMS), X, y, folds, progress, oof)
+    metrics["reference"] = references(frame, categorical_features(None, features) | set(categories), oof)
+    return Trained(model=model, features=features, categories=categories, data_hash=data_hash(frame, y),
                    metrics=metrics)
+
+
+def data_hash(frame: pd.DataFrame, y: np.ndarray) -> str:
+    """The training data's fingerprint, stored with the version (`training_data_hash`)."""
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes() + y.tobytes()).hexdigest()
 
 
 def train_export(data: ExportData, folds: int = 5, progress: Progress | None = None) -> Trained:
@@ -123,8 +135,11 @@ def train_export(data: ExportData, folds: int = 5, progress: Progress | None = N
     splits; the report gets each column's share of the model's total gain."""
     _enough(data.y)
     spec = data.spec
+    oof = np.full(len(data.y), np.nan)
     model, metrics = cross_validate(
-        lambda: xgb.XGBClassifier(**EXPORT_PARAMS, feature_types=spec.feature_types), data.X, data.y, folds, progress)
+        lambda: xgb.XGBClassifier(**EXPORT_PARAMS, feature_types=spec.feature_types), data.X, data.y, folds, progress,
+        oof)
+    metrics["reference"] = references(export_frame(data.X, spec), categorical_features(spec, spec.features), oof)
     model.get_booster().feature_names = spec.features
     gains = model.get_booster().get_score(importance_type="total_gain")
     total = sum(gains.values()) or 1.0
