@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     property_api_key: str | None = None
     # Scoring: model files live here (metadata in the scoring_models table). Default: <home>/models.
     models_dir: Path | None = None
+    # Deal forecasts (scoring/deal_forecast.py): a tenant's own expected-return and time-to-close models replace the
+    # cold-start ones (trained on the synthetic deal book) once it has this many closed-won deals with their figures
+    # (a contract price, and a sale price with repairs or an assignment fee), and are trained again when that number
+    # has grown by a tenth (at least 5) since.
+    deal_forecast_min_closed: int = Field(default=30, ge=10, le=1_000_000)
     # Reply intent (scoring/intent.py): an optional LLM behind the same interface as the shipped text model, any
     # OpenAI-compatible chat-completions API (e.g. https://api.openai.com/v1, a local vLLM or Ollama); off when
     # the URL is empty. A failed or unreadable answer falls back to the text model.
