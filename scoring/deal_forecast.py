@@ -124,6 +124,28 @@ class FeatureSpec:
         return out
 
 
+def realised_return(values: Mapping[str, Any]) -> tuple[float, float] | None:
+    """What a closed-won deal made, from its figures, or None without them: an assignment (an assignment fee is set)
+    made the fee less the closing costs, its ROI that over the contract price; a flip made sale price − contract
+    price − repairs (spent, else the estimate) − closing costs, its ROI that over the contract price + repairs +
+    closing costs (scoring/deal_analysis.py's flip_profit and flip_roi)."""
+    get = {k: _number(values.get(k)) for k in ("contract_price", "closing_costs", "assignment_fee", "sale_price",
+                                                 "repairs_spent", "repair_estimate")}
+    contract = get["contract_price"]
+    if not contract > 0:
+        return None
+    closing = 0.0 if math.isnan(get["closing_costs"]) else get["closing_costs"]
+    if not math.isnan(get["assignment_fee"]):
+        profit = get["assignment_fee"] - closing
+        return profit, profit / contract
+    sale = get["sale_price"]
+    repairs = get["repair_estimate"] if math.isnan(get["repairs_spent"]) else get["repairs_spent"]
+    if math.isnan(sale) or math.isnan(repairs):
+        return None
+    profit = sale - contract - repairs - closing
+    return profit, profit / (contract + repairs + closing)
+
+
 # --- the synthetic book -----------------------------------------------------------------------------------------
 
 MARKET = {"TX": 1.0, "FL": 1.15, "GA": 0.95, "OH": 0.7, "TN": 0.9, "NC": 0.95, "AZ": 1.2, "IN": 0.7}

@@ -225,8 +225,8 @@ class ModelRegistry:
     def register(self, tenant_id: str, trained: Trained, kind: str, activate: str = "if_better") -> ScoringModel:
         """Store a new version. activate: 'always', 'never', or 'if_better' (higher CV AUC than the active)."""
         with Session(self._engine, expire_on_commit=False) as session:
-            version = (session.exec(select(func.max(ScoringModel.version))
-                                    .where(ScoringModel.tenant_id == tenant_id, ScoringModel.model == LEAD)).one() or 0) + 1
+            version = (session.exec(select(func.max(ScoringModel.version)).where(
+                ScoringModel.tenant_id == tenant_id, ScoringModel.model == LEAD)).one() or 0) + 1
             path = self._dir / tenant_id / f"v{version}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             trained.model.save_model(path)

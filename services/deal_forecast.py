@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,9 @@ from sqlmodel import Session, col, func, select
 from models.base import utcnow
 from models.lead import Lead, Property
 from models.opportunity import Opportunity
-from scoring.deal_forecast import DealBook, train_forecaster
+from scoring.deal_export import PastDeals
+from scoring.deal_forecast import DealBook, Progress, train_forecaster
+from scoring.deal_forecast import realised_return as forecast_return
 from scoring.deal_registry import DealModels, LoadedForecaster
 
 WON, LOST = "closed_won", "closed_lost"
@@ -31,35 +32,10 @@ DAY = 86_400.0
 
 
 def realised_return(deal: Any) -> tuple[float, float] | None:
-    """What a closed-won deal made, or None without the figures: an assignment (an assignment fee is set) made the
-    fee less the closing costs, its ROI that over the contract price; a flip made sale price − contract price −
-    repairs (spent, else the estimate) − closing costs, its ROI that over the contract price + repairs + closing
-    costs (scoring/deal_analysis.py's flip_profit and flip_roi)."""
-    contract = _money(getattr(deal, "contract_price", None))
-    if contract is None or contract <= 0:
-        return None
-    closing = _money(getattr(deal, "closing_costs", None)) or Decimal(0)
-    fee = _money(getattr(deal, "assignment_fee", None))
-    if fee is not None:
-        profit = fee - closing
-        return float(profit), float(profit / contract)
-    sale = _money(getattr(deal, "sale_price", None))
-    repairs = _money(getattr(deal, "repairs_spent", None))
-    repairs = repairs if repairs is not None else _money(getattr(deal, "repair_estimate", None))
-    if sale is None or repairs is None:
-        return None
-    profit = sale - contract - repairs - closing
-    return float(profit), float(profit / (contract + repairs + closing))
-
-
-def _money(value: Any) -> Decimal | None:
-    if value is None or value == "":
-        return None
-    try:
-        number = Decimal(str(value).replace(",", "").replace("$", "").strip())
-    except ArithmeticError:
-        return None
-    return number if number.is_finite() else None
+    """What a saved closed-won deal made (scoring/deal_forecast.realised_return's rules), or None without the
+    figures."""
+    return forecast_return({k: getattr(deal, k, None) for k in ("contract_price", "closing_costs", "assignment_fee",
+                                                                 "sale_price", "repairs_spent", "repair_estimate")})
 
 
 def _with_figures():
@@ -214,3 +190,28 @@ def forecast_deal(session: Session, models: DealModels, deal: Opportunity, min_c
         model={"version": loaded.version, "kind": loaded.kind, "trained_on": m.get("n_deals"),
                "trained_at": loaded.created_at, "metrics": metrics},
         basis=_basis(loaded, min_closed, closed_with_figures(session, deal.tenant_id)))
+
+
+@dataclass
+class DealTraining:
+    version: int
+    kind: str
+    metrics: dict[str, Any]
+    from_crm: int
+    from_file: int
+
+
+def train_deal_models(session: Session, models: DealModels, tenant_id: str, past: PastDeals | None = None,
+                      progress: Progress | None = None) -> DealTraining:
+    """Train the tenant's deal models now, on its CRM's deals plus an export's past deals when given (kind `csv`,
+    else `crm_history`), and make them the active ones. A ValueError when there is too little to learn from."""
+    rows = tenant_rows(session, tenant_id)
+    from_crm = len(rows.deals)
+    for deal, status, days, outcome in (past.rows if past else []):
+        rows.add(deal, status, days, outcome)
+    forecaster = train_forecaster(rows.book(), progress)
+    kind = "csv" if past else "crm_history"
+    with models.lock:
+        version = models.register(tenant_id, forecaster, kind)
+    return DealTraining(version=version, kind=kind, metrics=forecaster.metrics, from_crm=from_crm,
+                        from_file=len(rows.deals) - from_crm)
