@@ -52,7 +52,7 @@ class ScoringModel(SQLModel, table=True):
     tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
     model: str = Field(default="lead", max_length=20, sa_column_kwargs={"server_default": "lead"})  # one of MODELS
     version: int
-    kind: str = Field(max_length=20)  # cold_start, crm_history, csv (a deal model: cold_start, crm_history, csv)
+    kind: str = Field(max_length=20)  # cold_start, crm_history, csv / export (what it was trained on)
     path: str = Field(max_length=500)  # model JSON (xgboost's own format); a deal_return version: its directory
     features: list[str] = json_field(default_factory=list)
     metrics: dict[str, Any] = json_field()  # cv_auc, cv_auc_std, n_rows, positives, folds

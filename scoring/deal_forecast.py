@@ -458,6 +458,9 @@ def train_forecaster(book: DealBook, progress: Progress | None = None) -> DealFo
     roi = _fit_quantiles(X[returns], book.roi[returns], types)
     close_time = fit_close_time(X, book.days, event, types, sigma=sigma)
     metrics["train_seconds"] = round(time.perf_counter() - started, 2)
+    # A tiny book can leave a held-out measure undefined (no closed deal among the held-out ones): None, not NaN,
+    # which neither JSON nor Postgres' jsonb takes.
+    metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
     digest = hashlib.sha256(np.ascontiguousarray(X).tobytes() + book.days.tobytes() + event.tobytes()
                             + np.nan_to_num(book.profit).tobytes() + np.nan_to_num(book.roi).tobytes())
     return DealForecaster(profit=profit, roi=roi, close_time=close_time, spec=spec, sigma=sigma, metrics=metrics,

@@ -6,6 +6,7 @@ process on the synthetic deal book) as its version 1."""
 from __future__ import annotations
 
 import threading
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -64,11 +65,14 @@ class DealModels:
             version = (session.exec(select(func.max(ScoringModel.version)).where(
                 ScoringModel.tenant_id == tenant_id,
                 col(ScoringModel.model).in_([DEAL_RETURN, DEAL_CLOSE_TIME]))).one() or 0) + 1
-            returns = self._dir / tenant_id / DEAL_RETURN / f"v{version}"
+            # A directory of its own per attempt: two processes racing for one version number must not overwrite
+            # each other's files (the loser's insert fails; the winner's row points at the winner's files).
+            attempt = f"v{version}-{uuid.uuid4().hex[:8]}"
+            returns = self._dir / tenant_id / DEAL_RETURN / attempt
             returns.mkdir(parents=True, exist_ok=True)
             forecaster.profit.save_model(returns / "profit.json")
             forecaster.roi.save_model(returns / "roi.json")
-            close = self._dir / tenant_id / DEAL_CLOSE_TIME / f"v{version}"
+            close = self._dir / tenant_id / DEAL_CLOSE_TIME / attempt
             close.mkdir(parents=True, exist_ok=True)
             forecaster.close_time.save_model(close / "close_time.json")
             m = forecaster.metrics

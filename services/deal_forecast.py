@@ -180,7 +180,8 @@ def forecast_deal(session: Session, models: DealModels, deal: Opportunity, min_c
     m = loaded.metrics
     metrics = {k: m[k] for k in ("n_deals", "n_won", "n_returns", "n_open", "n_lost", "profit_pinball",
                                  "profit_pinball_baseline", "profit_coverage_80", "roi_pinball",
-                                 "roi_pinball_baseline", "roi_coverage_80", "concordance", "sigma") if k in m}
+                                 "roi_pinball_baseline", "roi_coverage_80", "concordance", "sigma")
+               if m.get(k) is not None}
     return DealForecast(
         closed=False, stage=deal.stage,
         profit={k: round(v, 2) for k, v in answer["profit"].items()},
