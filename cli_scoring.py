@@ -139,6 +139,70 @@ def _report(report: list[dict], excluded: bool) -> None:
         console.print(f"  left out as leaky: {', '.join(e['column'] for e in leaky)}", highlight=False)
 
 
+@scoring_app.command("train-deals")
+def scoring_train_deals(
+    tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug (default DEALFLOW_DEFAULT_TENANT)"),
+    csv_path: Path = typer.Option(None, "--csv", "--file", dir_okay=False,
+                                  help="past deals exported from another system, CSV or Excel .xlsx (with the "
+                                       "CRM's own deals)"),
+    create_tenant: bool = typer.Option(False, "--create-tenant", help="create the tenant if it does not exist"),
+) -> None:
+    """Train the tenant's expected-return and time-to-close models on its deals (and a file of past deals), report
+    their held-out pinball loss against a constant baseline and their concordance, and make them the active ones."""
+    from sqlmodel import Session
+
+    from core.db import make_engine
+    from scoring.deal_registry import DealModels
+    from services.deal_forecast import train_deal_models
+
+    settings = load_settings()
+    tenant = tenant or settings.default_tenant
+    past = None
+    if csv_path:  # the file first: its problems are the user's to fix before anything else
+        from scoring.deal_export import read_past_deals
+
+        with console.status(f"Reading {csv_path.name}"):
+            try:
+                past = read_past_deals(csv_path)
+            except ValueError as exc:
+                raise CliError(str(exc)) from None
+    migrate_database(settings)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        _known_tenant(engine, tenant, create_tenant)
+        with _progress() as progress, Session(engine) as session:
+            task = progress.add_task("Training the deal models", total=3)
+
+            def step(what: str) -> None:
+                progress.update(task, description=f"Training the deal models: {what}")
+                if not what.startswith("expected return"):
+                    progress.advance(task)
+
+            try:
+                result = train_deal_models(session, DealModels(engine, settings.effective_models_dir), tenant,
+                                           past, step)
+            except ValueError as exc:
+                raise CliError(str(exc)) from None
+            progress.advance(task)
+    finally:
+        engine.dispose()
+    m = result.metrics
+    source = f"{result.from_file} from {csv_path.name} and {result.from_crm} from the CRM" if past else \
+        f"{result.from_crm} from the CRM"
+    console.print(f"[green]✓[/] deal models v{result.version} for {tenant} ({result.kind}), active now: "
+                  f"{m['n_deals']} deals ({source}): {m['n_returns']} won with their figures, {m['n_open']} open and "
+                  f"{m['n_lost']} lost (censored)", highlight=False, soft_wrap=True)
+    console.print(f"  expected return, held-out pinball loss: profit {m['profit_pinball']:,.0f} (a constant "
+                  f"p10/p50/p90: {m['profit_pinball_baseline']:,.0f}), ROI {m['roi_pinball']:.4f} "
+                  f"({m['roi_pinball_baseline']:.4f}); p10-p90 held {m['profit_coverage_80']:.0%} of profits",
+                  highlight=False, soft_wrap=True)
+    console.print(f"  time to close: concordance {m['concordance']:.3f} on held-out deals, scale {m['sigma']}",
+                  highlight=False)
+    if past and past.skipped:
+        err.print(f"[yellow]warning:[/] {past.skipped} row(s) of {csv_path.name} had no time to close (no dates, no "
+                  "days) and were left out", highlight=False)
+
+
 @scoring_app.command("rescore")
 def scoring_rescore(
     tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug (default DEALFLOW_DEFAULT_TENANT)"),

@@ -125,6 +125,7 @@ def _database(settings: Settings) -> tuple[Part, dict | None, dict | None]:
         with Session(engine) as session:
             count, oldest, parked = backlog(session)
             row = session.exec(select(ScoringModel).where(ScoringModel.tenant_id == settings.default_tenant,
+                                                          ScoringModel.model == "lead",
                                                           col(ScoringModel.active).is_(True))).first()
     except Exception as exc:  # noqa: BLE001 - any failure is "down", said in one line
         return Part("database", "down", shown, f"{exc.__class__.__name__}: {exc}".splitlines()[0][:200]), None, None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from core.logging import request_id_var
 from core.settings import Settings
 from models.audit import AuditLog, compact
 from models.tenant import INCLUDES, Role
+from scoring.deal_registry import DealModels
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
@@ -41,9 +43,23 @@ def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def get_deal_models(request: Request) -> DealModels:
+    """The deal models' registry of this app (its loaded models cached across requests), made on first use."""
+    models = getattr(request.app.state, "deal_models", None)
+    if models is None:
+        with _deal_models_lock:
+            models = getattr(request.app.state, "deal_models", None)
+            if models is None:
+                models = DealModels(request.app.state.engine, request.app.state.settings.effective_models_dir)
+                request.app.state.deal_models = models
+    return models
+
+
+_deal_models_lock = threading.Lock()
 SessionDep = Annotated[Session, Depends(get_session)]
 ClientDep = Annotated[Client, Depends(get_client)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+DealModelsDep = Annotated[DealModels, Depends(get_deal_models)]
 
 _bearer = HTTPBearer(auto_error=False)
 

@@ -29,7 +29,10 @@ templates = Environment(loader=FileSystemLoader(HERE / "templates"),
 
 
 def _money(value: Decimal | float | None) -> str:
-    return "—" if value is None else f"${Decimal(value):,.0f}"
+    if value is None:
+        return "—"
+    amount = Decimal(value)
+    return f"-${-amount:,.0f}" if amount < 0 else f"${amount:,.0f}"  # a loss is -$5,000, not $-5,000
 
 
 def _when(value: datetime | None) -> str:

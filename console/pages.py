@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import col, select
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ClientDep, SessionDep
+from api.deps import ClientDep, SessionDep, get_deal_models
 from api.errors import Problem
 from api.routes import documents as documents_api
 from api.routes import leads as leads_api
@@ -192,6 +192,8 @@ def deal(request: Request, opportunity_id: str, principal: SignedIn, session: Se
                   subscription_docs={d.id: d for d in deal_documents if d.kind == "subscription_agreement"},
                   matches=deals_api.list_matches(opportunity_id, session, principal), offerings=offerings,
                   replies=deals_api.list_blast_replies(opportunity_id, session, principal),
+                  forecast=deals_api.get_forecast(opportunity_id, session, principal, get_deal_models(request),
+                                                  request.app.state.settings),
                   blast_key=uuid.uuid4().hex,  # one per page: a second click of the same form is the same blast
                   investors=investors, templates=[(key, KINDS[key].title) for key in DEAL_DOCUMENTS], seller=seller,
                   me_user=session.get(User, principal.user_id) if principal.user_id else None)

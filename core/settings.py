@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     # Conventional reading: under 0.1 no shift, 0.1-0.25 moderate, over 0.25 significant.
     drift_psi_threshold: float = Field(default=0.25, gt=0, le=10)
     drift_window_days: int = Field(default=30, ge=1, le=365)
+    # Deal forecasts (scoring/deal_forecast.py): a tenant's own expected-return and time-to-close models replace the
+    # cold-start ones (trained on the synthetic deal book) once it has this many closed-won deals with their figures
+    # (a contract price, and a sale price with repairs or an assignment fee), and are trained again when that number
+    # has grown by a tenth (at least 5) since.
+    deal_forecast_min_closed: int = Field(default=30, ge=10, le=1_000_000)
     # Reply intent (scoring/intent.py): an optional LLM behind the same interface as the shipped text model, any
     # OpenAI-compatible chat-completions API (e.g. https://api.openai.com/v1, a local vLLM or Ollama); off when
     # the URL is empty. A failed or unreadable answer falls back to the text model.

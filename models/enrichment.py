@@ -37,17 +37,23 @@ class Parcel(SQLModel, table=True):
     imported_at: datetime = time_field()
 
 
+MODELS = ("lead", "deal_return", "deal_close_time")
+
+
 class ScoringModel(SQLModel, table=True):
-    """A trained lead-to-deal model: file + metadata. One active version per tenant."""
+    """A trained model: file(s) + metadata. `model` says which: the lead-to-deal classifier (lead), a deal's expected
+    return (deal_return: profit and ROI quantiles) or its time to close (deal_close_time). Versions count per tenant
+    and model; one active version per tenant and model."""
 
     __tablename__ = "scoring_models"
-    __table_args__ = (UniqueConstraint("tenant_id", "version"), Index("ix_scoring_models_active", "tenant_id",
-                                                                      "active"))
+    __table_args__ = (UniqueConstraint("tenant_id", "model", "version"),
+                      Index("ix_scoring_models_active", "tenant_id", "model", "active"))
     id: str = Field(default_factory=lambda: new_id("sm"), primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenants.id", max_length=40)
+    model: str = Field(default="lead", max_length=20, sa_column_kwargs={"server_default": "lead"})  # one of MODELS
     version: int
-    kind: str = Field(max_length=20)  # cold_start, crm_history, csv
-    path: str = Field(max_length=500)  # model JSON (xgboost's own format)
+    kind: str = Field(max_length=20)  # cold_start, crm_history, csv / export (what it was trained on)
+    path: str = Field(max_length=500)  # model JSON (xgboost's own format); a deal_return version: its directory
     features: list[str] = json_field(default_factory=list)
     metrics: dict[str, Any] = json_field()  # cv_auc, cv_auc_std, n_rows, positives, folds
     training_data_hash: str = Field(max_length=64)

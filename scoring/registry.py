@@ -26,6 +26,8 @@ from scoring.features import CATEGORICAL, COUNTY, ENGAGEMENT, describe, lead_fea
 from scoring.synthetic import synthetic_book
 from scoring.training import Trained, prepare, train
 
+LEAD = "lead"  # scoring_models.model of the lead-to-deal classifier (the deal models: scoring/deal_registry.py)
+
 
 def model_label(tenant_id: str, version: int, kind: str) -> str:
     """What a lead's `score_model_version` says of the model that scored it."""
@@ -228,12 +230,12 @@ class ModelRegistry:
     def register(self, tenant_id: str, trained: Trained, kind: str, activate: str = "if_better") -> ScoringModel:
         """Store a new version. activate: 'always', 'never', or 'if_better' (higher CV AUC than the active)."""
         with Session(self._engine, expire_on_commit=False) as session:
-            version = (session.exec(select(func.max(ScoringModel.version))
-                                    .where(ScoringModel.tenant_id == tenant_id)).one() or 0) + 1
+            version = (session.exec(select(func.max(ScoringModel.version)).where(
+                ScoringModel.tenant_id == tenant_id, ScoringModel.model == LEAD)).one() or 0) + 1
             path = self._dir / tenant_id / f"v{version}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             trained.model.save_model(path)
-            row = ScoringModel(tenant_id=tenant_id, version=version, kind=kind, path=str(path),
+            row = ScoringModel(tenant_id=tenant_id, model=LEAD, version=version, kind=kind, path=str(path),
                                features=trained.features, training_data_hash=trained.data_hash,
                                metrics={**trained.metrics, "categories": trained.categories,
                                         "ignored_columns": trained.ignored_columns,
@@ -251,7 +253,7 @@ class ModelRegistry:
             return row
 
     def _active_row(self, session: Session, tenant_id: str) -> ScoringModel | None:
-        return session.exec(select(ScoringModel).where(ScoringModel.tenant_id == tenant_id,
+        return session.exec(select(ScoringModel).where(ScoringModel.tenant_id == tenant_id, ScoringModel.model == LEAD,
                                                        col(ScoringModel.active).is_(True))).first()
 
     def active(self, tenant_id: str) -> LoadedModel | None:

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.deps import ClientDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit, me
+from api.deps import ClientDep, DealModelsDep, PrincipalDep, SessionDep, SettingsDep, Staff, audit, me
 from api.errors import Problem
 from api.paging import page
 from api.routes.messages import MessagePublic
@@ -31,6 +31,7 @@ from models.payloads import StageMove
 from scoring.deal_analysis import Analysis, analyse_deal
 from services.acting import check_owner
 from services.assignment import assign_deal
+from services.deal_forecast import forecast_deal
 from services.deals import MONEY, DealFilters, deal_facts, deal_list_query, get_deal, open_deal, update_deal
 from workflows.deal import DealState, DealWorkflow
 
@@ -204,6 +205,54 @@ def assign_opportunity(opportunity_id: str, body: AssignBody, session: SessionDe
 def get_opportunity(opportunity_id: str, session: SessionDep, principal: PrincipalDep) -> OpportunityPublic:
     deal = _own(session, principal, opportunity_id)
     return _public(session, deal).model_copy(update={"analysis": analyse_deal(deal)})
+
+
+class Interval(BaseModel):
+    p10: float
+    p50: float
+    p90: float
+
+
+class ForecastModel(BaseModel):
+    version: int
+    kind: str = Field(description="cold_start (the synthetic deal book), crm_history (the tenant's own deals) or csv "
+                      "(imported past deals with the CRM's)")
+    trained_on: int = Field(description="how many deals the models were trained on")
+    trained_at: datetime
+    metrics: dict[str, float | int] = Field(description="held-out pinball loss (and a constant-quantile baseline's), "
+                                            "p10-p90 coverage, Harrell's concordance, the AFT scale sigma, counts")
+
+
+class DealOutcome(BaseModel):
+    days_to_close: float
+    closed_at: datetime
+    profit: float | None = Field(description="realised (None without the figures, or lost)")
+    roi: float | None
+
+
+class ForecastPublic(BaseModel):
+    closed: bool = Field(description="a closed deal answers its outcome instead of a forecast")
+    stage: str
+    profit: Interval | None = Field(default=None, description="dollars: p10, p50 (median), p90, if it closes won")
+    roi: Interval | None = Field(default=None, description="fractions (0.12 = 12 %), if it closes won")
+    close_within: dict[str, float] | None = Field(default=None, description='P(it closes won within 30/60/90 days '
+                                                  'from now, given how long it has been open): {"30": p, ...}')
+    median_days: float | None = Field(default=None, description="the model's median days from opening to close")
+    days_open: float | None = None
+    outcome: DealOutcome | None = None
+    model: ForecastModel | None = None
+    basis: str
+
+
+@router.get("/{opportunity_id}/forecast", response_model=ForecastPublic)
+def get_forecast(opportunity_id: str, session: SessionDep, principal: PrincipalDep, models: DealModelsDep,
+                 settings: SettingsDep) -> ForecastPublic:
+    """Expected profit and ROI (p10/p50/p90) and the probability of closing within 30, 60 and 90 days, with the
+    model that says so (cold start on the synthetic book until the tenant has enough closed deals). A closed deal
+    answers its outcome (`closed`, `outcome`)."""
+    deal = _own(session, principal, opportunity_id)
+    forecast = forecast_deal(session, models, deal, settings.deal_forecast_min_closed)
+    return ForecastPublic.model_validate(forecast, from_attributes=True)
 
 
 @router.post("/{opportunity_id}/stage", response_model=DealState)

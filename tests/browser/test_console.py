@@ -404,7 +404,14 @@ async def test_a_rep_sends_the_purchase_agreement_for_signature_from_the_deal_pa
     page = tab.page
     await page.goto(f"/app/deals/{deal_id}")
     await expect(page.get_by_text("No document yet")).to_be_visible()
-    await expect(page.get_by_text("Not available yet: no expected-return")).to_be_visible()
+    # Expected return and time to close: the median with its p10-p90 interval, the chances by 30/60/90 days, and
+    # which model says so (a new tenant's: the cold start on the synthetic book)
+    forecast = page.locator("[data-region=deal-forecast]")
+    await expect(forecast.locator("[data-forecast=profit]")).to_contain_text(re.compile(r"\(80 % interval -?\$[\d,]+ to -?\$[\d,]+\)"))
+    await expect(forecast.locator("[data-forecast=roi]")).to_contain_text(re.compile(r"80 % interval -?[\d.]+ % to"))
+    for days in ("30", "60", "90"):
+        await expect(forecast.locator(f"[data-forecast=close-{days}]")).to_contain_text(re.compile(r"^\d+ % chance$"))
+    await expect(page.locator("[data-forecast=basis]")).to_contain_text("synthetic book")
     form = page.locator("form[aria-labelledby=send-h]")
     assert await form.get_by_label("Seller's email").input_value() == seller_email  # from the seller's lead
     await form.get_by_label("Document").select_option("purchase_agreement")

@@ -1,0 +1,218 @@
+"""A deal's expected return and time to close, from the tenant's deal models (scoring/deal_forecast.py).
+
+Which model answers: the tenant's active one. A tenant with none gets the cold-start forecaster (the synthetic deal
+book) as version 1. Once it has `min_closed` closed-won deals with their figures (settings.deal_forecast_min_closed),
+the next forecast trains its own (kind `crm_history`) from every deal of its book — closed-won deals with their
+realised profit and ROI and days to close; deals still open censored at their days so far, lost ones at their days
+until lost — and from then on again whenever that number has grown by a tenth (at least 5). A model trained with an
+imported CSV of past deals (kind `csv`, `dealflow scoring train-deals --csv`) is kept until the next import.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import and_, or_
+from sqlmodel import Session, col, func, select
+
+from models.base import utcnow
+from models.lead import Lead, Property
+from models.opportunity import Opportunity
+from scoring.deal_export import PastDeals
+from scoring.deal_forecast import DealBook, Progress, train_forecaster
+from scoring.deal_forecast import realised_return as forecast_return
+from scoring.deal_registry import DealModels, LoadedForecaster
+
+WON, LOST = "closed_won", "closed_lost"
+DAY = 86_400.0
+
+
+def realised_return(deal: Any) -> tuple[float, float] | None:
+    """What a saved closed-won deal made (scoring/deal_forecast.realised_return's rules), or None without the
+    figures."""
+    return forecast_return({k: getattr(deal, k, None) for k in ("contract_price", "closing_costs", "assignment_fee",
+                                                                 "sale_price", "repairs_spent", "repair_estimate")})
+
+
+def _with_figures():
+    """SQL for realised_return's condition: the closed-won deals a return model learns from."""
+    return and_(Opportunity.stage == WON, col(Opportunity.contract_price) > 0,
+                or_(col(Opportunity.assignment_fee).is_not(None),
+                    and_(col(Opportunity.sale_price).is_not(None),
+                         or_(col(Opportunity.repairs_spent).is_not(None),
+                             col(Opportunity.repair_estimate).is_not(None)))))
+
+
+def closed_with_figures(session: Session, tenant_id: str) -> int:
+    return session.exec(select(func.count()).select_from(Opportunity).where(
+        Opportunity.tenant_id == tenant_id, _with_figures())).one()
+
+
+def deal_row(deal: Opportunity, prop: Property | None, lead: Lead | None) -> dict[str, Any]:
+    """What the models read of a saved deal: its pipeline and prices, its property's type and state, its lead's
+    source."""
+    return {"pipeline": deal.pipeline, "property_type": prop.property_type if prop else None,
+            "state": prop.state if prop else None, "lead_source": lead.source if lead else None,
+            "asking_price": deal.asking_price, "offer_price": deal.offer_price,
+            "contract_price": deal.contract_price, "arv": deal.arv, "repair_estimate": deal.repair_estimate}
+
+
+def _days(start: datetime, end: datetime) -> float:
+    return max((end - start).total_seconds() / DAY, 0.0)
+
+
+@dataclass
+class BookRows:
+    """Deals with their outcomes, before they become a DealBook (the CSV import appends its own)."""
+
+    deals: list[dict[str, Any]] = field(default_factory=list)
+    status: list[str] = field(default_factory=list)
+    days: list[float] = field(default_factory=list)
+    profit: list[float] = field(default_factory=list)
+    roi: list[float] = field(default_factory=list)
+
+    def add(self, deal: dict[str, Any], status: str, days: float, outcome: tuple[float, float] | None) -> None:
+        self.deals.append(deal)
+        self.status.append(status)
+        self.days.append(days)
+        self.profit.append(outcome[0] if outcome and status == "won" else math.nan)
+        self.roi.append(outcome[1] if outcome and status == "won" else math.nan)
+
+    def book(self) -> DealBook:
+        return DealBook(deals=self.deals, status=np.array(self.status, dtype=object).astype(str),
+                        days=np.array(self.days, dtype=float), profit=np.array(self.profit, dtype=float),
+                        roi=np.array(self.roi, dtype=float))
+
+
+def tenant_rows(session: Session, tenant_id: str, now: datetime | None = None) -> BookRows:
+    """Every deal of the tenant: won (days to close, its return when it has the figures), lost (censored at its
+    days until lost) or open (censored at its days so far)."""
+    now = now or utcnow()
+    rows = BookRows()
+    query = (select(Opportunity, Property, Lead)
+             .join(Property, col(Property.id) == col(Opportunity.property_id), isouter=True)
+             .join(Lead, col(Lead.id) == col(Opportunity.lead_id), isouter=True)
+             .where(Opportunity.tenant_id == tenant_id).order_by(col(Opportunity.created_at), col(Opportunity.id)))
+    for deal, prop, lead in session.exec(query):
+        row = deal_row(deal, prop, lead)
+        if deal.stage == WON:
+            rows.add(row, "won", _days(deal.created_at, deal.closed_at or deal.updated_at), realised_return(deal))
+        elif deal.stage == LOST:
+            rows.add(row, "lost", _days(deal.created_at, deal.closed_at or deal.updated_at), None)
+        else:
+            rows.add(row, "open", _days(deal.created_at, now), None)
+    return rows
+
+
+def _due(loaded: LoadedForecaster, ready: int, min_closed: int) -> bool:
+    """Whether the tenant's own history should (re)train its models now."""
+    if ready < min_closed or loaded.kind == "csv":
+        return False
+    if loaded.kind == "cold_start":
+        return True
+    trained_on = int(loaded.metrics.get("n_returns", 0))
+    return ready >= trained_on + max(5, math.ceil(trained_on / 10))
+
+
+def forecaster_for(session: Session, models: DealModels, tenant_id: str, min_closed: int) -> LoadedForecaster:
+    """The tenant's active forecaster, its own trained first when its history is due (services' docstring)."""
+    loaded = models.ensure_active(tenant_id)
+    ready = closed_with_figures(session, tenant_id)
+    if not _due(loaded, ready, min_closed):
+        return loaded
+    with models.lock:
+        current = models.active(tenant_id) or loaded
+        if current.version != loaded.version and not _due(current, ready, min_closed):
+            return current  # another request trained it meanwhile
+        try:
+            forecaster = train_forecaster(tenant_rows(session, tenant_id).book())
+        except ValueError:
+            return current  # not enough to train after all (figures out of range): the current model stays
+        models.register_or_settle(tenant_id, forecaster, "crm_history")
+    return models.active(tenant_id) or loaded
+
+
+@dataclass
+class DealForecast:
+    closed: bool
+    stage: str
+    profit: dict[str, float] | None = None
+    roi: dict[str, float] | None = None
+    close_within: dict[str, float] | None = None
+    median_days: float | None = None
+    days_open: float | None = None
+    outcome: dict[str, Any] | None = None
+    model: dict[str, Any] | None = None
+    basis: str = ""
+
+
+def _basis(loaded: LoadedForecaster, min_closed: int, ready: int) -> str:
+    m = loaded.metrics
+    if loaded.kind == "cold_start":
+        return (f"Cold start: trained on Dealflow's synthetic book of {m['n_deals']:,} deals, not on yours. Your own "
+                f"deals take over at {min_closed} closed-won deals with their figures (you have {ready}).")
+    censored = m.get("n_open", 0) + m.get("n_lost", 0)
+    source = "your imported past deals and your CRM's" if loaded.kind == "csv" else "your deals"
+    return (f"Trained on {m['n_deals']:,} of {source}: {m['n_returns']:,} closed won with their figures for the "
+            f"return, and {censored:,} still open or lost counted as not closed yet (censored) for the time to close.")
+
+
+def forecast_deal(session: Session, models: DealModels, deal: Opportunity, min_closed: int,
+                  now: datetime | None = None) -> DealForecast:
+    """An open deal's forecast; a closed one answers what happened instead (`closed`, `outcome`)."""
+    now = now or utcnow()
+    if deal.stage in (WON, LOST):
+        outcome = realised_return(deal) if deal.stage == WON else None
+        end = deal.closed_at or deal.updated_at
+        return DealForecast(closed=True, stage=deal.stage, outcome={
+            "days_to_close": round(_days(deal.created_at, end), 1), "closed_at": end,
+            "profit": round(outcome[0], 2) if outcome else None, "roi": round(outcome[1], 6) if outcome else None},
+            basis="The deal is closed: this is what happened, not a forecast.")
+    loaded = forecaster_for(session, models, deal.tenant_id, min_closed)
+    prop = session.get(Property, deal.property_id) if deal.property_id else None
+    lead = session.get(Lead, deal.lead_id) if deal.lead_id else None
+    age = _days(deal.created_at, now)
+    answer = loaded.forecaster.forecast(deal_row(deal, prop, lead), age_days=age)
+    m = loaded.metrics
+    metrics = {k: m[k] for k in ("n_deals", "n_won", "n_returns", "n_open", "n_lost", "profit_pinball",
+                                 "profit_pinball_baseline", "profit_coverage_80", "roi_pinball",
+                                 "roi_pinball_baseline", "roi_coverage_80", "concordance", "sigma")
+               if m.get(k) is not None}
+    return DealForecast(
+        closed=False, stage=deal.stage,
+        profit={k: round(v, 2) for k, v in answer["profit"].items()},
+        roi={k: round(v, 4) for k, v in answer["roi"].items()},
+        close_within={k: round(v, 4) for k, v in answer["close_within"].items()},
+        median_days=round(answer["median_days"], 1), days_open=round(age, 1),
+        model={"version": loaded.version, "kind": loaded.kind, "trained_on": m.get("n_deals"),
+               "trained_at": loaded.created_at, "metrics": metrics},
+        basis=_basis(loaded, min_closed, closed_with_figures(session, deal.tenant_id)))
+
+
+@dataclass
+class DealTraining:
+    version: int
+    kind: str
+    metrics: dict[str, Any]
+    from_crm: int
+    from_file: int
+
+
+def train_deal_models(session: Session, models: DealModels, tenant_id: str, past: PastDeals | None = None,
+                      progress: Progress | None = None) -> DealTraining:
+    """Train the tenant's deal models now, on its CRM's deals plus an export's past deals when given (kind `csv`,
+    else `crm_history`), and make them the active ones. A ValueError when there is too little to learn from."""
+    rows = tenant_rows(session, tenant_id)
+    from_crm = len(rows.deals)
+    for deal, status, days, outcome in (past.rows if past else []):
+        rows.add(deal, status, days, outcome)
+    forecaster = train_forecaster(rows.book(), progress)
+    kind = "csv" if past else "crm_history"
+    with models.lock:
+        version = models.register(tenant_id, forecaster, kind)
+    return DealTraining(version=version, kind=kind, metrics=forecaster.metrics, from_crm=from_crm,
+                        from_file=len(rows.deals) - from_crm)
