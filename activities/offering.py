@@ -6,8 +6,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 from temporalio import activity
 
-from services.offerings import record_change
-from workflows.offering import OfferingChange
+from services.offerings import record_change, record_commit_refused
+from workflows.offering import CommitRefused, OfferingChange
 
 
 class OfferingActivities:
@@ -18,3 +18,8 @@ class OfferingActivities:
     def record_offering_change(self, change: OfferingChange) -> None:
         with Session(self._engine) as session:
             record_change(session, change)
+
+    @activity.defn
+    def record_commit_refused(self, refused: CommitRefused) -> None:
+        with Session(self._engine) as session:
+            record_commit_refused(session, refused)

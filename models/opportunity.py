@@ -10,7 +10,7 @@ from sqlalchemy import Index, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from definitions.vocabulary import Pipeline  # the language's vocabulary (set_stage, deal.stage)
-from models.base import json_field, money_field, new_id, time_field
+from models.base import json_field, money_field, new_id, optional_json_field, time_field
 
 
 CLOSED = {"closed_won", "closed_lost"}
@@ -73,4 +73,7 @@ class OpportunityMatch(SQLModel, table=True):
     score: float = 0.0
     reasons: list[dict[str, Any]] = json_field(default_factory=list)
     status: str = Field(default="proposed", max_length=20)  # proposed, sent, interested, passed
+    # what the rules read when it was made (services/matching.py), frozen once the deal was sent: a learned
+    # ranking trains on these, as known then
+    facts: dict[str, Any] | None = optional_json_field()
     created_at: datetime = time_field()

@@ -20,11 +20,13 @@ but only when, on held-out deals, its AUC beats the rule score's; the reasons st
 
 from __future__ import annotations
 
+import math
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func
+from sqlalchemy import exists, func
 from sqlmodel import Session, col, select
 
 from models.base import utcnow
@@ -242,81 +244,61 @@ def match_investors(session: Session, deal: Opportunity, limit: int = 10,
         row = existing.get(f.investor.id) or OpportunityMatch(tenant_id=deal.tenant_id, opportunity_id=deal.id,
                                                               investor_id=f.investor.id)
         row.score, row.reasons = f.score, [{"text": r} for r in f.reasons]
+        if row.status == "proposed":  # frozen once the deal is sent: what was known when the investor was approached
+            row.facts = {k: v for k, v in f.facts.items() if isinstance(v, int | float) and math.isfinite(v)}
         session.add(row)
     return fits
 
 
+APPROACHED = ("sent", "interested", "passed")  # the investor was written to about the deal
+
+
 def outcome_history(session: Session, tenant_id: str) -> tuple[list[dict[str, float]], list[int], list[str]]:
-    """The tenant's past investor–deal outcomes: every match of a deal whose raise has closed, labelled 1 when
-    the investor committed or funded in it. Each pair's facts are read as they stood then: the raise as it
-    opened, fundings of earlier raises only, the last reply before the match (nothing the outcome wrote)."""
-    from scoring.deal_analysis import analyse_deal
-
-    rows: list[dict[str, float]] = []
-    labels: list[int] = []
-    deals: list[str] = []
-    closed = session.exec(select(Offering, Opportunity).join(Opportunity, Opportunity.id == Offering.opportunity_id)
-                          .where(Offering.tenant_id == tenant_id, Offering.status == "closed")
-                          .order_by(col(Offering.created_at), col(Offering.id))).all()
-    for offering, deal in closed:
-        matches = list(session.exec(select(OpportunityMatch, Investor)
-                                    .join(Investor, Investor.id == OpportunityMatch.investor_id)
-                                    .where(OpportunityMatch.opportunity_id == deal.id)))
-        if not matches:
-            continue
-        ids = [investor.id for _, investor in matches]
-        won = set(session.exec(select(Allocation.investor_id).where(
-            Allocation.offering_id == offering.id, col(Allocation.status).in_(["committed", "funded"]))))
-        since = min(match.created_at for match, _ in matches)
-        metrics = analyse_deal(deal).metrics
-        context = Context(raise_=Raise(rule=offering.rule, minimum=offering.minimum_investment,
-                                       remaining=offering.target_amount),
-                          projected_return=next((metrics[m].value for m in ("flip_roi", "cash_on_cash")
-                                                 if m in metrics), None), now=since)
-        context.past_investments = dict(session.exec(
-            select(Allocation.investor_id, func.count(func.distinct(Allocation.offering_id)))
-            .join(Offering, Offering.id == Allocation.offering_id)
-            .where(col(Allocation.investor_id).in_(ids), Allocation.status == "funded",
-                   Offering.id != offering.id, Offering.created_at < offering.created_at)
-            .group_by(Allocation.investor_id)).all())
-        context.last_reply = dict(session.exec(
-            select(Message.investor_id, func.max(Message.created_at))
-            .where(col(Message.investor_id).in_(ids), Message.direction == "inbound", Message.created_at < since)
-            .group_by(Message.investor_id)).all())
-        prop = session.get(Property, deal.property_id) if deal.property_id else None
-        for _, investor in matches:
-            found = fit(investor, deal, prop, context)
-            if found is None:  # outside their buy box as it reads today: no comparable facts
-                continue
-            rows.append(found.facts)
-            labels.append(1 if investor.id in won else 0)
-            deals.append(deal.id)
-    return rows, labels, deals
+    """The tenant's past investor–deal outcomes: the matches of deals whose raise has closed whose investor was
+    approached (the deal sent to them), each with the facts stored when it was made (frozen once sent: nothing
+    the outcome wrote, such as an accreditation recorded to commit or a funding, is among them), labelled 1 when
+    the investor committed or funded in that raise."""
+    closed = exists().where(Offering.opportunity_id == OpportunityMatch.opportunity_id, Offering.status == "closed")
+    won = exists().where(Allocation.investor_id == OpportunityMatch.investor_id,
+                         Allocation.offering_id == Offering.id,
+                         Offering.opportunity_id == OpportunityMatch.opportunity_id, Offering.status == "closed",
+                         col(Allocation.status).in_(["committed", "funded"]))
+    rows = session.exec(
+        select(OpportunityMatch.facts, OpportunityMatch.opportunity_id, won.label("won"))
+        .where(OpportunityMatch.tenant_id == tenant_id, col(OpportunityMatch.status).in_(APPROACHED),
+               col(OpportunityMatch.facts).is_not(None), closed)
+        .order_by(col(OpportunityMatch.opportunity_id), col(OpportunityMatch.investor_id))).all()
+    facts, labels, deals = [], [], []
+    for stored, deal_id, winner in rows:
+        facts.append({k: float(v) for k, v in stored.items() if isinstance(v, int | float)})
+        labels.append(1 if winner else 0)
+        deals.append(deal_id)
+    return facts, labels, deals
 
 
-_RANKERS: dict[tuple, object] = {}
+_RANKERS: dict[str, tuple[tuple, object]] = {}  # tenant -> (what it was trained on, the Ranker or None)
+_RANKERS_LOCK = threading.Lock()
 
 
 def learned_ranking(session: Session, tenant_id: str):
     """The tenant's learned ranking (scoring/match_ranking.Ranker), or None below MIN_OUTCOMES. Trained again
-    only when the outcomes change (a raise closes, an allocation moves): cached per tenant on their count and
-    newest change."""
+    only when its outcomes change (approached matches of closed raises, their raises' last move): cached per
+    tenant, the answer "not enough" too."""
     from scoring.match_ranking import train
 
-    marker = session.exec(
+    marker = tuple(session.exec(
         select(func.count(OpportunityMatch.id), func.max(Offering.updated_at))
         .join(Offering, Offering.opportunity_id == OpportunityMatch.opportunity_id)
-        .where(OpportunityMatch.tenant_id == tenant_id, Offering.status == "closed")).one()
-    if (marker[0] or 0) < MIN_OUTCOMES:
-        return None
-    newest_allocation = session.exec(select(func.max(Allocation.updated_at)).where(
-        Allocation.tenant_id == tenant_id)).one()
-    key = (tenant_id, marker[0], marker[1], newest_allocation)
-    if key not in _RANKERS:
+        .where(OpportunityMatch.tenant_id == tenant_id, Offering.status == "closed",
+               col(OpportunityMatch.status).in_(APPROACHED), col(OpportunityMatch.facts).is_not(None))).one())
+    with _RANKERS_LOCK:
+        cached = _RANKERS.get(tenant_id)
+        if cached is not None and cached[0] == marker:
+            return cached[1]
+    ranker = None
+    if (marker[0] or 0) >= MIN_OUTCOMES:
         rows, labels, deals = outcome_history(session, tenant_id)
-        if len(labels) < MIN_OUTCOMES:
-            return None
-        for stale in [k for k in _RANKERS if k[0] == tenant_id]:
-            del _RANKERS[stale]
-        _RANKERS[key] = train(rows, labels, deals)
-    return _RANKERS[key]
+        ranker = train(rows, labels, deals) if len(labels) >= MIN_OUTCOMES else None
+    with _RANKERS_LOCK:
+        _RANKERS[tenant_id] = (marker, ranker)
+    return ranker

@@ -9,8 +9,10 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
+from core.db import is_unique_violation
 from core.settings import Settings
 
 from models.audit import record_audit
@@ -126,13 +128,20 @@ def request_subscription(session: Session, settings: Settings, caller: Acting, o
         raise Invalid("a tenant-level key needs the deal to have an owner to countersign as issuer", field="issuer")
     tries = session.exec(select(func.count(Document.id)).where(Document.opportunity_id == deal.id,
                                                                Document.kind == "subscription_agreement")).one()
-    document, created = request_document(
-        session, settings, tenant_id=offering.tenant_id, opportunity_id=deal.id, template="subscription_agreement",
-        signers=[{"name": investor.name, "email": investor.email, "role": "subscriber"},
-                 {"name": issuer.name or issuer.email, "email": issuer.email, "role": "issuer"}],
-        expires_in=expires_in, actor=caller.actor,
-        terms={"offering_name": offering.title, "subscription_amount": allocation.amount, **terms},
-        document_id=document_id_for(f"subscription:{allocation.id}:{tries}"))
+    document_id = document_id_for(f"subscription:{allocation.id}:{tries}")
+    try:
+        with session.begin_nested():  # SQLite takes no row lock: a request at the same instant inserts the same id
+            document, created = request_document(
+                session, settings, tenant_id=offering.tenant_id, opportunity_id=deal.id,
+                template="subscription_agreement", expires_in=expires_in, actor=caller.actor, document_id=document_id,
+                signers=[{"name": investor.name, "email": investor.email, "role": "subscriber"},
+                         {"name": issuer.name or issuer.email, "email": issuer.email, "role": "issuer"}],
+                # what it commits to is the allocation's, whatever else the caller's terms say
+                terms={**terms, "offering_name": offering.title, "subscription_amount": allocation.amount})
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
+        return session.get(Document, document_id), False
     allocation.subscription_document_id = document.id
     session.add(allocation)
     return document, created
@@ -151,6 +160,8 @@ def record_change(session: Session, change: Any) -> None:
                                                     Allocation.investor_id == slot.investor_id)).first()
         if row is None:
             row = Allocation(tenant_id=offering.tenant_id, offering_id=offering.id, investor_id=slot.investor_id)
+        if slot.status == "soft_commit" and (row.status != "soft_commit" or row.amount != slot.amount):
+            row.subscription_document_id = None  # an agreement sent for another amount (or before a withdrawal)
         row.amount, row.status, row.sequence = slot.amount, slot.status, slot.sequence
         row.subscription_document_id = slot.subscription_document_id or row.subscription_document_id
         row.funded_amount, row.funding_method = slot.funded_amount, slot.funding_method
@@ -172,6 +183,22 @@ def record_change(session: Session, change: Any) -> None:
                                       summary=f"{name.split('.')[1].replace('_', ' ').capitalize()}: "
                                               f"{slot.amount:,.2f} in {offering.title}",
                                       data=data, actor=change.actor, idempotency_key=key))
+    session.commit()
+
+
+def record_commit_refused(session: Session, refused: Any) -> None:
+    """A signed subscription agreement OfferingWorkflow could not commit (a CommitRefused): on the investor's
+    timeline with every reason, once."""
+    if session.exec(select(TimelineEntry.id).where(TimelineEntry.idempotency_key == refused.key[:300])).first():
+        return
+    offering = session.get(Offering, refused.offering_id)
+    document = session.get(Document, refused.document_id)
+    title = document.title if document else "The subscription agreement"
+    session.add(TimelineEntry(
+        tenant_id=offering.tenant_id, investor_id=refused.investor_id, opportunity_id=offering.opportunity_id,
+        kind="investor.commit_refused", actor="system:subscription_agreement", idempotency_key=refused.key[:300],
+        summary=f"{title} signed, not committed in {offering.title}: {'; '.join(refused.reasons)}"[:500],
+        data={"offering_id": offering.id, "document_id": refused.document_id, "reasons": refused.reasons}))
     session.commit()
 
 

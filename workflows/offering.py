@@ -79,6 +79,17 @@ class OfferingState(BaseModel):
     slots: list[Slot]
 
 
+class CommitRefused(BaseModel):
+    """A signed subscription agreement whose soft commit could not be committed, and why (for the timeline)."""
+
+    tenant_id: str
+    offering_id: str
+    investor_id: str
+    document_id: str
+    reasons: list[str]
+    key: str
+
+
 class OfferingChange(BaseModel):
     """What one accepted move changed, for the activity to write."""
 
@@ -132,6 +143,28 @@ class OfferingWorkflow:
 
     @workflow.update
     async def allocate(self, move: AllocationMove) -> OfferingState:
+        return await self._allocate(move)
+
+    @workflow.signal
+    async def subscription_signed(self, move: AllocationMove) -> None:
+        """A subscription agreement signed by every party (the relay, from the deal's document.completed): the soft
+        commit it was sent for is committed exactly as staff's commit would be, or the refusal is written with
+        every reason. Heard again (a redelivery), or after the allocation moved on, it changes nothing."""
+        slot = self._slots.get(move.investor_id)
+        if slot is None or slot.status in ("committed", "waitlisted", "funded"):
+            return  # committed already (this agreement, or staff by hand), or nothing to commit
+        key = f"{workflow.info().workflow_id}:signed:{move.subscription_document_id}:{move.investor_id}"
+        problems = self._allocation_problems(move)
+        if problems:
+            await workflow.execute_activity(
+                "record_commit_refused", CommitRefused(
+                    tenant_id=self._request.tenant_id, offering_id=self._request.offering_id,
+                    investor_id=move.investor_id, document_id=move.subscription_document_id or "", reasons=problems,
+                    key=key), start_to_close_timeout=timedelta(seconds=30), retry_policy=DB_RETRY)
+            return
+        await self._allocate(move, key)
+
+    async def _allocate(self, move: AllocationMove, key: str | None = None) -> OfferingState:
         slot = self._slots.get(move.investor_id)
         changed: list[Slot] = []
         events: list[tuple[str, str]] = []
@@ -159,7 +192,7 @@ class OfferingWorkflow:
                 waiting.status = "committed"  # its place came free
                 changed.append(waiting)
                 events.append((waiting.investor_id, "investor.committed"))
-        await self._write(changed, events, move.actor)
+        await self._write(changed, events, move.actor, key)
         return self.state()
 
     @allocate.validator
@@ -230,8 +263,9 @@ class OfferingWorkflow:
         return [f"the offering's close date ({close:%Y-%m-%d}) has passed: it takes no new soft commit or commitment "
                 "(commitments already made are still funded)"]
 
-    async def _write(self, changed: list[Slot], events: list[tuple[str, str]], actor: str) -> None:
-        key = f"{workflow.info().workflow_id}:{workflow.current_update_info().id}"
+    async def _write(self, changed: list[Slot], events: list[tuple[str, str]], actor: str,
+                     key: str | None = None) -> None:
+        key = key or f"{workflow.info().workflow_id}:{workflow.current_update_info().id}"
         changed, status = [s.model_copy() for s in changed], self._status
         async with self._writing:
             await self._record(changed, events, actor, status, key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -173,11 +173,19 @@ class CommitBody(Input):
                                           "agreement, signed and countersigned (a completed document of this deal)")
 
 
+class SubscriptionTerms(Input):
+    """What the agreement prints besides the offering's name and the soft commit's amount (those are the raise's)."""
+
+    model_config = ConfigDict(extra="forbid")
+    memorandum_date: date | None = Field(default=None, description="the private placement memorandum's date")
+    governing_state: OneLine | None = Field(default=None, min_length=2, max_length=40)
+    funding_days: int | None = Field(default=None, ge=1, le=90, description="business days to wire (default 5)")
+    issuer_name: OneLine | None = Field(default=None, min_length=1, max_length=200)
+
+
 class SubscriptionBody(Expiring):
     model_config = ConfigDict(extra="forbid")
-    terms: dict[str, Any] = Field(default_factory=dict, description="what the agreement prints besides the "
-                                  "offering's name and the soft commit's amount: memorandum_date and "
-                                  "governing_state (required), funding_days, issuer_name")
+    terms: SubscriptionTerms = Field(default_factory=SubscriptionTerms)
 
 
 class FundBody(Input):
@@ -230,7 +238,8 @@ def request_subscription_agreement(offering_id: str, investor_id: str, body: Sub
     offering = get_offering(session, principal.tenant_id, offering_id)
     with missing_values(session, "subscription_agreement"):
         document, created = request_subscription(session, settings, principal, offering, investor_id,
-                                                 terms=body.terms, expires_in=body.expiry())
+                                                 terms=body.terms.model_dump(mode="json", exclude_none=True),
+                                                 expires_in=body.expiry())
     if created:
         audit(session, principal, "document.request", "document", document.id,
               after={"offering_id": offering.id, "investor_id": investor_id, "template": "subscription_agreement"})

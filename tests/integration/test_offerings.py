@@ -366,6 +366,22 @@ async def test_a_signed_subscription_agreement_commits_its_soft_commit(api, make
     assert {e["field"] for e in missing.json()["errors"]} == {"terms.memorandum_date", "terms.governing_state"}
     none = await api.post(f"{url}/allocations/{c}/subscription", headers=staff, json={"terms": SUBSCRIPTION_TERMS})
     assert none.status_code == 409 and "has no soft commit" in none.json()["detail"]
+    outsider = await api.post(f"{url}/allocations/nobody/subscription", headers=staff,
+                              json={"terms": {**SUBSCRIPTION_TERMS, "memorandum_date": "soon"}})
+    assert outsider.status_code == 422 and outsider.json()["errors"][0]["field"] == "terms.memorandum_date"
+
+    # An agreement sent for one amount does not commit another: a changed soft commit needs a new agreement
+    assert (await api.post(f"{url}/allocations", headers=staff,
+                           json={"investor_id": c, "amount": "60000"})).status_code == 200
+    first = (await api.post(f"{url}/allocations/{c}/subscription", headers=staff,
+                            json={"terms": SUBSCRIPTION_TERMS})).json()
+    assert (await api.post(f"{url}/allocations", headers=staff,
+                           json={"investor_id": c, "amount": "80000"})).status_code == 200
+    second = await api.post(f"{url}/allocations/{c}/subscription", headers=staff, json={"terms": SUBSCRIPTION_TERMS})
+    assert second.status_code == 201 and second.json()["id"] != first["id"], second.text
+    odd = await api.post(f"{url}/allocations/{c}/subscription", headers=staff,
+                         json={"terms": {**SUBSCRIPTION_TERMS, "subscription_amount": "1000000"}})
+    assert odd.status_code == 422  # the amount is the allocation's, not the caller's
 
     documents = {}
     for investor in (a, b):
@@ -409,6 +425,25 @@ async def test_a_signed_subscription_agreement_commits_its_soft_commit(api, make
         assert row.subscription_document_id == documents[a]["id"]
         assert session.exec(select(Event).where(Event.subject_id == a, Event.name == "investor.committed")).first()
 
+        # Delivered again (the relay's retry after a crash): A stays committed, nothing is refused
+        completed = session.exec(select(Event).where(Event.name == "document.completed",
+                                                     Event.subject_id == deal["id"])).one()
+        completed.delivered_at = None
+        session.add(completed)
+        session.commit()
+
+    def redelivered():
+        with Session(engine) as session:
+            return session.exec(select(Event.delivered_at).where(Event.name == "document.completed",
+                                                                 Event.subject_id == deal["id"])).one()
+    await eventually(redelivered, timeout=30)
+    await asyncio.sleep(1)
+    with Session(engine) as session:
+        assert status_of(a) == "committed"
+        assert not session.exec(select(TimelineEntry).where(TimelineEntry.investor_id == a,
+                                                            TimelineEntry.kind == "investor.commit_refused")).all()
+        assert len(session.exec(select(Event).where(Event.subject_id == a,
+                                                    Event.name == "investor.committed")).all()) == 1
         letter = session.exec(select(Accreditation).where(Accreditation.investor_id == b)).one()
         letter.expires_at = utcnow() - timedelta(minutes=1)  # B's letter lapses before B's agreement is signed
         session.add(letter)
