@@ -135,8 +135,10 @@ async def sendgrid_inbound_email(request: Request, session: SessionDep, settings
     if not settings.sendgrid_inbound_password:
         raise _refuse("sendgrid_inbound", request, "no password configured (DEALFLOW_SENDGRID_INBOUND_PASSWORD)")
     if not _basic_password_matches(request.headers.get("Authorization", ""), settings.sendgrid_inbound_password):
-        raise _refuse("sendgrid_inbound", request, "wrong or missing Basic credentials")
-    async with request.form(max_files=50, max_fields=200, max_part_size=MAX_INBOUND_PART) as raw:
+        refused = _refuse("sendgrid_inbound", request, "wrong or missing Basic credentials")
+        # 401 with the challenge: a client that sends a URL's credentials only when asked is asked
+        raise Problem(401, refused.detail, headers={"WWW-Authenticate": 'Basic realm="inbound email"'})
+    async with request.form(max_files=1000, max_fields=1000, max_part_size=MAX_INBOUND_PART) as raw:
         form = {k: v for k, v in raw.items() if isinstance(v, str)}  # attachments (files) are not kept
     try:
         email = parse_inbound({k: v.replace("\x00", "") for k, v in form.items()})
@@ -149,7 +151,7 @@ async def sendgrid_inbound_email(request: Request, session: SessionDep, settings
     return {"status": outcome}
 
 
-MAX_INBOUND_PART = 5 * 1_048_576  # one text or html part of an email
+MAX_INBOUND_PART = 10 * 1_048_576  # one text or html part of an email (attachments are files: not limited here)
 
 
 def _basic_password_matches(header: str, password: str) -> bool:

@@ -28,7 +28,8 @@ def _email(sender: str, text: str, subject: str = "Re: Your property at 4500 Oak
     message_id = f"<{uuid.uuid4().hex}@mail.example.com>"
     return {"from": f"Stop Seller <{sender}>", "to": f"Peach State Buyers <{to}>", "subject": subject, "text": text,
             "envelope": f'{{"to":["{to}"],"from":"{sender}"}}',
-            "headers": f"Message-ID: {message_id}\nSubject: {subject}\n", "spam_score": "0.1", **extra}
+            "headers": f"Message-ID: {message_id}\nSubject: {subject}\n", "spam_score": "0.1",
+            "SPF": "pass", "dkim": "{@mail.example.com : pass}", **extra}
 
 
 async def _post(api, form: dict, headers: dict | None = None):
@@ -99,10 +100,32 @@ async def test_an_unsubscribe_subject_opts_out_and_strangers_are_kept(api, engin
         assert session.exec(select(Message).where(Message.from_address == stranger)).one().direction == "inbound"
 
 
+async def test_an_unauthenticated_email_is_kept_but_moves_nothing_and_harmless_subjects_stay(api, engine, make_key):
+    tenant, address, lead, headers = await _lead(api, engine, make_key)
+    forged = _email(lead["email"], "Yes! Send me the contract.", to=address, SPF="fail", dkim="none")
+    assert (await _post(api, forged)).json()["status"] == "unverified"
+    stop_by = _email(lead["email"], "Can you come then?", to=address, subject="Stop by Friday?")
+    assert (await _post(api, stop_by)).json()["status"] == "reply"
+    with Session(engine) as session:
+        statuses = sorted(m.status for m in session.exec(select(Message).where(
+            Message.lead_id == lead["id"], Message.direction == "inbound")))
+        replied = session.exec(select(Event).where(Event.subject_id == lead["id"],
+                                                   Event.name == "lead.replied")).all()
+        assert statuses == ["received", "unverified"] and len(replied) == 1  # only the authenticated one
+        assert not is_opted_out(session, tenant, "email", lead["email"])
+
+
 async def test_inbound_email_needs_its_password_and_a_sender(api):
     form = _email(f"x.{uuid.uuid4().hex[:6]}@example.com", "hello")
-    assert (await _post(api, form, headers={})).status_code == 403
-    assert (await _post(api, form, headers=_auth("guess"))).status_code == 403
-    assert (await _post(api, form, headers={"Authorization": "Basic !!!"})).status_code == 403
+    for headers in ({}, _auth("guess"), {"Authorization": "Basic !!!"}, {"Authorization": "Bearer x"}):
+        refused = await _post(api, form, headers=headers)
+        assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Basic"), headers
     refused = await _post(api, {**form, "from": "nobody", "envelope": "not json"})
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "from"
+    for odd in ({"envelope": "[1, 2]"}, {"envelope": "[" * 5000 + "]" * 5000}, {"envelope": '{"to": "x@y.z"}'},
+                {"to": ", ".join(f"a{i}%_@example.com" for i in range(500))}, {"text": "\u00e9" * 100_000},
+                {"headers": "Message-ID: <" + "x" * 5000 + ">"}):
+        answer = await _post(api, {**form, **odd})
+        assert answer.status_code == 200, (list(odd), answer.text)
+    long = await _post(api, {**form, "from": "a" * 300 + "@example.com", "subject": "Unsubscribe"})
+    assert long.status_code == 422 and "longer than 254" in long.json()["detail"]
