@@ -43,7 +43,9 @@ from providers.http_call import OutboundHttp
 from providers.registry import Providers
 from scoring.registry import ModelRegistry
 from workflows.accreditation import AccreditationWorkflow
-from workflows.daily import SCHEDULE_ID, DailyTriggersWorkflow
+from events.schedules import ensure_daily_schedule, ensure_retrain_schedules
+from workflows.daily import DailyTriggersWorkflow
+from workflows.retrain import ScoringRetrainWorkflow
 from workflows.deal import DealWorkflow
 from workflows.definition import DefinitionWorkflow
 from workflows.enrichment import EnrichmentWorkflow
@@ -53,7 +55,7 @@ from workflows.offering import OfferingWorkflow
 from workflows.signing import DocumentSigningWorkflow
 
 WORKFLOWS = [LeadWorkflow, EnrichmentWorkflow, DealWorkflow, MessageWorkflow, DefinitionWorkflow, DailyTriggersWorkflow,
-             AccreditationWorkflow, OfferingWorkflow, DocumentSigningWorkflow]
+             AccreditationWorkflow, OfferingWorkflow, DocumentSigningWorkflow, ScoringRetrainWorkflow]
 log = logging.getLogger("dealflow.worker")
 
 
@@ -64,7 +66,8 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
     api = PropertyApiSource(settings.property_api_url, settings.property_api_key) if settings.property_api_url \
         else None
     enrichment = EnrichmentActivities(engine, CountyRecordsSource(engine), api)
-    scoring = ScoringActivities(engine, ModelRegistry(engine, settings.effective_models_dir))
+    scoring = ScoringActivities(engine, ModelRegistry(engine, settings.effective_models_dir),
+                                settings.scoring_promotion_margin)
     deal = DealActivities(engine)
     accreditation = AccreditationActivities(engine)
     offering = OfferingActivities(engine)
@@ -83,7 +86,8 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
                         lead.load_investor, messaging.plan_send, messaging.send_message,
                         enrichment.validate_contact, enrichment.standardize_address, enrichment.lookup_county_records,
                         enrichment.lookup_property_api, enrichment.save_enrichment, enrichment.link_duplicates,
-                        scoring.score_lead, deal.open_opportunity, deal.record_stage_change, deal.deal_sla_breached,
+                        scoring.score_lead, scoring.retrain_scoring_model, deal.open_opportunity,
+                        deal.record_stage_change, deal.deal_sla_breached,
                         deal.deal_stage_sla,
                         deal.match_investors, accreditation.remind_accreditation,
                         accreditation.expire_accreditation, offering.record_offering_change,
@@ -115,6 +119,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None, clie
     with concurrent.futures.ThreadPoolExecutor(max_workers=32) as executor:
         worker = build_worker(client, engine, settings, executor)
         await ensure_daily_schedule(client, settings.temporal_task_queue)
+        await ensure_retrain_schedules(client, engine, settings.temporal_task_queue,
+                                       timedelta(days=settings.scoring_retrain_every_days))
         log.info("worker polling %s on %s", settings.temporal_task_queue, settings.effective_temporal_address)
         async with worker, running_relay(engine, client, settings):
             ready = os.environ.get("DEALFLOW_WORKER_READY_FILE")  # `dealflow up` watches for it
@@ -143,20 +149,6 @@ async def running_relay(engine: Engine, client: Client, settings: Settings):
     finally:
         stop.set()
         await task
-
-
-async def ensure_daily_schedule(client: Client, task_queue: str) -> None:
-    """The hourly Temporal Schedule behind `schedule.daily` triggers (created once; visible in the UI)."""
-    from temporalio.client import (
-        Schedule, ScheduleActionStartWorkflow, ScheduleAlreadyRunningError, ScheduleIntervalSpec, ScheduleSpec,
-    )
-
-    try:
-        await client.create_schedule(SCHEDULE_ID, Schedule(
-            action=ScheduleActionStartWorkflow(DailyTriggersWorkflow.run, id=SCHEDULE_ID, task_queue=task_queue),
-            spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(hours=1))])))
-    except ScheduleAlreadyRunningError:
-        pass
 
 
 async def run_until_signalled(settings: Settings, runtime: Runtime | None = None) -> None:

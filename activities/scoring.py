@@ -17,11 +17,24 @@ from models.payloads import ScoreInput, ScoreResult
 from models.timeline import TimelineEntry
 from scoring.engagement import engagement
 from scoring.registry import ModelRegistry
+from workflows.retrain import RetrainRequest
 
 
 class ScoringActivities:
-    def __init__(self, engine: Engine, registry: ModelRegistry) -> None:
-        self._engine, self._registry = engine, registry
+    def __init__(self, engine: Engine, registry: ModelRegistry, margin: float = 0.005) -> None:
+        self._engine, self._registry, self._margin = engine, registry, margin
+
+    @activity.defn
+    def retrain_scoring_model(self, request: RetrainRequest) -> dict:
+        """ScoringRetrainWorkflow's work: services/retraining.py (a candidate, compared, promoted or not)."""
+        from services.retraining import retrain_lead_model
+
+        if request.model != "lead":
+            raise ApplicationError(f"no retraining for the {request.model} model", type="Invalid",
+                                   non_retryable=True)
+        with heartbeating():
+            return retrain_lead_model(self._engine, self._registry, request.tenant_id, by=request.by,
+                                      margin=self._margin).as_dict()
 
     @activity.defn
     def score_lead(self, request: ScoreInput) -> ScoreResult:

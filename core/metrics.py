@@ -46,6 +46,13 @@ MODEL_SCORE_PSI = Gauge("dealflow_model_score_psi", "Population stability index 
                         "scores vs the scores of the leads scored in the report's window", ["tenant", "model_version"],
                         multiprocess_mode="mostrecent")
 
+# Realised performance (services/retraining.py): the active lead model's AUC and Brier score on the leads whose
+# outcome arrived after it was trained (or after the retrain's cut-off), set by each retrain.
+MODEL_LIVE_AUC = Gauge("dealflow_model_live_auc", "The active lead model's AUC on outcomes that arrived after it "
+                       "was trained", ["tenant", "model_version"], multiprocess_mode="mostrecent")
+MODEL_LIVE_BRIER = Gauge("dealflow_model_live_brier", "The active lead model's Brier score on outcomes that arrived "
+                         "after it was trained", ["tenant", "model_version"], multiprocess_mode="mostrecent")
+
 ReadBacklog = Callable[[], tuple[int, float | None, int]]
 
 

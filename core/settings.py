@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     # Conventional reading: under 0.1 no shift, 0.1-0.25 moderate, over 0.25 significant.
     drift_psi_threshold: float = Field(default=0.25, gt=0, le=10)
     drift_window_days: int = Field(default=30, ge=1, le=365)
+    # Retraining (services/retraining.py): each tenant's lead model is retrained by a Temporal Schedule every this
+    # many days; a candidate replaces the active model only when its AUC on the leads closed after its training
+    # cut-off is higher by the margin (and its Brier score no worse).
+    scoring_retrain_every_days: int = Field(default=7, ge=1, le=365)
+    scoring_promotion_margin: float = Field(default=0.005, ge=0, le=0.5)
     # Deal forecasts (scoring/deal_forecast.py): a tenant's own expected-return and time-to-close models replace the
     # cold-start ones (trained on the synthetic deal book) once it has this many closed-won deals with their figures
     # (a contract price, and a sale price with repairs or an assignment fee), and are trained again when that number

@@ -227,8 +227,10 @@ class ModelRegistry:
         self._cache: dict[tuple[str, int], LoadedModel] = {}
         self._lock = threading.Lock()
 
-    def register(self, tenant_id: str, trained: Trained, kind: str, activate: str = "if_better") -> ScoringModel:
-        """Store a new version. activate: 'always', 'never', or 'if_better' (higher CV AUC than the active)."""
+    def register(self, tenant_id: str, trained: Trained, kind: str, activate: str = "if_better",
+                 extra: dict[str, Any] | None = None) -> ScoringModel:
+        """Store a new version. activate: 'always', 'never', or 'if_better' (higher CV AUC than the active).
+        `extra` joins its metrics (a retrain's evaluation and promotion)."""
         with Session(self._engine, expire_on_commit=False) as session:
             version = (session.exec(select(func.max(ScoringModel.version)).where(
                 ScoringModel.tenant_id == tenant_id, ScoringModel.model == LEAD)).one() or 0) + 1
@@ -240,7 +242,7 @@ class ModelRegistry:
                                metrics={**trained.metrics, "categories": trained.categories,
                                         "ignored_columns": trained.ignored_columns,
                                         **({"export": trained.export, "report": trained.report}
-                                           if trained.export else {})})
+                                           if trained.export else {}), **(extra or {})})
             current = self._active_row(session, tenant_id)
             better = current is None or trained.metrics["cv_auc"] > current.metrics.get("cv_auc", 0)
             if activate == "always" or (activate == "if_better" and better):
@@ -248,6 +250,34 @@ class ModelRegistry:
                     current.active = False
                     session.add(current)
                 row.active = True
+            session.add(row)
+            session.commit()
+            return row
+
+    def versions(self, tenant_id: str) -> list[ScoringModel]:
+        """Every lead-model version of the tenant, newest first."""
+        with Session(self._engine, expire_on_commit=False) as session:
+            return list(session.exec(select(ScoringModel).where(ScoringModel.tenant_id == tenant_id,
+                                                                ScoringModel.model == LEAD)
+                                     .order_by(col(ScoringModel.version).desc())))
+
+    def activate(self, tenant_id: str, version: int, by: str, reason: str) -> ScoringModel:
+        """Make `version` the active one (a rollback, or a promotion by hand), recording who and why on it."""
+        with Session(self._engine, expire_on_commit=False) as session:
+            row = session.exec(select(ScoringModel).where(ScoringModel.tenant_id == tenant_id,
+                                                          ScoringModel.model == LEAD,
+                                                          ScoringModel.version == version)).first()
+            if row is None:
+                raise LookupError(f"{tenant_id} has no lead model v{version}")
+            current = self._active_row(session, tenant_id)
+            if current is not None and current.id != row.id:
+                current.active = False
+                session.add(current)
+                session.flush()  # one active version at a time (the unique partial index, where there is one)
+            history = [*row.metrics.get("activations", []), {"by": by, "at": utcnow().isoformat(), "reason": reason,
+                                                               "replaced": current.version if current else None}]
+            row.metrics = {**row.metrics, "activations": history}
+            row.active = True
             session.add(row)
             session.commit()
             return row

@@ -41,6 +41,9 @@ class Trained:
     report: list[dict[str, Any]] = field(default_factory=list)  # per export column: used, how, importance, leak
 
 
+NO_VALUE = "(no value)"
+
+
 def prepare(frame: pd.DataFrame, features: list[str], categories: dict[str, list[str]] | None = None) -> pd.DataFrame:
     """Columns in model order; categoricals as pandas categories (unknown values -> missing)."""
     frame = frame.reindex(columns=features)
@@ -48,7 +51,7 @@ def prepare(frame: pd.DataFrame, features: list[str], categories: dict[str, list
     for column in features:
         if column in CATEGORICAL or column in categories:
             values = frame[column].astype("object").where(frame[column].notna(), None)
-            known = categories.get(column) or sorted({str(v) for v in values if v is not None})
+            known = categories.get(column) or sorted({str(v) for v in values if v is not None}) or [NO_VALUE]
             frame[column] = pd.Categorical([str(v) if v is not None else None for v in values], categories=known)
         else:
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
@@ -115,7 +118,9 @@ def train(frame: pd.DataFrame, y: np.ndarray, folds: int = 5, progress: Progress
     """Dealflow's own features (the cold-start book, the tenant's closed leads)."""
     _enough(y)
     features = list(frame.columns)
-    categories = {c: sorted({str(v) for v in frame[c].dropna()}) for c in features
+    # a category column no lead has a value in (no enrichment yet: state, property type) keeps one placeholder
+    # category: XGBoost refuses a categorical column with none
+    categories = {c: sorted({str(v) for v in frame[c].dropna()}) or [NO_VALUE] for c in features
                   if c in CATEGORICAL or frame[c].dtype == object}
     X = prepare(frame, features, categories)
     oof = np.full(len(y), np.nan)

@@ -193,7 +193,7 @@ async def test_schedule_daily_enrolls_matching_leads_at_nine_local(api, make_key
     from temporalio.testing import ActivityEnvironment
 
     from activities.enrollment import EnrollmentActivities
-    from worker import ensure_daily_schedule
+    from events.schedules import ensure_daily_schedule
     from workflows.daily import SCHEDULE_ID
 
     tenant, ops, staff = await _setup(api, make_key, engine)
