@@ -67,9 +67,11 @@ def weighted(rng: random.Random, table: list[tuple[str, int]]) -> str:
     return rng.choices([v for v, _ in table], [w for _, w in table])[0]
 
 
-def seed(url: str, tenant: str, n: int, progress: Progress, prefix: str = "b") -> dict:
+def seed(url: str, tenant: str, n: int, progress: Progress, prefix: str = "b", deals_per_lead: int = 20) -> dict:
     """Rows of a plausible book for `tenant`, written in batches of Core INSERTs; returns ids the shapes need.
-    `prefix` keeps ids and keys apart from another book's in the same database."""
+    `prefix` keeps ids and keys apart from another book's in the same database; one deal per `deals_per_lead`
+    leads."""
+    deal_count = n // deals_per_lead
     rng = random.Random(42)
     engine = make_engine(url)
     now = datetime.now(UTC)
@@ -103,12 +105,13 @@ def seed(url: str, tenant: str, n: int, progress: Progress, prefix: str = "b") -
                    "accredited": rng.random() < 0.6, "preferences": {}, "tags": [], "created_at": created}
 
     def deals():
-        for i in range(n // 20):
-            created = now - timedelta(seconds=(n - i * 20) * 730 * 86400 / n)
+        for i in range(deal_count):
+            created = now - timedelta(seconds=(deal_count - i) * 730 * 86400 / deal_count)
             pipeline = "disposition" if rng.random() < 0.2 else "acquisition"
             stage = rng.choice(STAGES if pipeline == "acquisition" else DISPOSITION_STAGES)
             entered = created + (now - created) * rng.random()  # in its stage since then
-            yield {"id": f"op_{prefix}{i:07d}", "tenant_id": tenant, "lead_id": lead_ids[i * 20], "title": f"Deal {i}",
+            yield {"id": f"op_{prefix}{i:07d}", "tenant_id": tenant, "lead_id": lead_ids[i * deals_per_lead],
+                   "title": f"Deal {i}",
                    "pipeline": pipeline, "stage": stage, "created_at": created, "updated_at": entered,
                    "stage_entered_at": entered, "closed_at": entered if stage.startswith("closed") else None,
                    "asking_price": 50_000 + rng.randrange(400) * 1000,
@@ -144,7 +147,7 @@ def seed(url: str, tenant: str, n: int, progress: Progress, prefix: str = "b") -
     with engine.begin() as conn:
         conn.execute(insert(User.__table__), users)
     for label, table, rows, total in (("leads", Lead, leads, n), ("investors", Investor, investors, n // 10),
-                                      ("deals", Opportunity, deals, n // 20), ("messages", Message, messages, n * 2),
+                                      ("deals", Opportunity, deals, deal_count), ("messages", Message, messages, n * 2),
                                       ("tasks", Task, tasks, n),
                                       ("timeline", TimelineEntry, timeline, n * 3)):
         task = progress.add_task(f"seeding {label}", total=total)
