@@ -3,7 +3,7 @@ FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 curl && rm -rf /var/lib/apt/lists/*
-COPY pyproject.toml README.md alembic.ini cli.py cli_common.py cli_definitions.py cli_documents.py cli_events.py cli_scoring.py cli_startup.py cli_status.py cli_users.py worker.py ./
+COPY pyproject.toml README.md alembic.ini cli.py cli_common.py cli_definitions.py cli_documents.py cli_events.py cli_retraining.py cli_scoring.py cli_startup.py cli_status.py cli_users.py worker.py ./
 COPY core core
 COPY models models
 COPY migrations migrations

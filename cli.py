@@ -20,6 +20,7 @@ from cli_common import CliError, console, err, load_settings, migrate_database
 from cli_definitions import definitions_app
 from cli_documents import documents_app
 from cli_events import events_app
+import cli_retraining  # noqa: F401 — registers `dealflow scoring retrain | models | rollback | schedule`
 from cli_scoring import scoring_app
 from cli_status import status_command
 from cli_users import users_app

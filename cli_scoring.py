@@ -22,6 +22,22 @@ def _progress(transient: bool = True) -> Progress:
                     console=console, transient=transient, disable=not console.is_terminal)
 
 
+def _engine(settings):
+    from core.db import make_engine
+
+    migrate_database(settings)
+    return make_engine(settings.effective_database_url)
+
+
+def _tenant_engine(tenant: str | None):
+    """(settings, tenant, engine) for a command about one existing tenant (the default one when not named)."""
+    settings = load_settings()
+    tenant = tenant or settings.default_tenant
+    engine = _engine(settings)
+    _known_tenant(engine, tenant, create=False)
+    return settings, tenant, engine
+
+
 def _known_tenant(engine, tenant: str, create: bool) -> None:
     """An unknown tenant is one line saying how to make it (or, with --create-tenant, it is made here)."""
     from sqlmodel import Session
@@ -54,8 +70,6 @@ def scoring_train(
 ) -> None:
     """Train a lead-to-deal model, report its cross-validated AUC (and, from an export, what each column was used
     for, its importance and any leakage), and activate it if it is better."""
-    from core.db import make_engine
-
     if activate not in ("if_better", "always", "never"):
         raise CliError("--activate must be if_better, always or never")
     settings = load_settings()
@@ -69,8 +83,7 @@ def scoring_train(
                 data = read_export(csv_path, target, exclude_leaky=exclude_leaky)
             except ValueError as exc:
                 raise CliError(str(exc)) from None
-    migrate_database(settings)
-    engine = make_engine(settings.effective_database_url)
+    engine = _engine(settings)
     try:
         _known_tenant(engine, tenant, create_tenant)
         trained, row = _train_and_register(engine, settings, tenant, data, activate)
@@ -151,7 +164,6 @@ def scoring_train_deals(
     their held-out pinball loss against a constant baseline and their concordance, and make them the active ones."""
     from sqlmodel import Session
 
-    from core.db import make_engine
     from scoring.deal_registry import DealModels
     from services.deal_forecast import train_deal_models
 
@@ -166,8 +178,7 @@ def scoring_train_deals(
                 past = read_past_deals(csv_path)
             except ValueError as exc:
                 raise CliError(str(exc)) from None
-    migrate_database(settings)
-    engine = make_engine(settings.effective_database_url)
+    engine = _engine(settings)
     try:
         _known_tenant(engine, tenant, create_tenant)
         with _progress() as progress, Session(engine) as session:
@@ -210,14 +221,12 @@ def scoring_rescore(
     """Score every live lead of the tenant again with its active model (scores and reasons written back)."""
     from sqlmodel import Session
 
-    from core.db import make_engine
     from scoring.registry import ModelRegistry
     from services.rescoring import live_leads, rescore_leads
 
     settings = load_settings()
-    migrate_database(settings)
     tenant = tenant or settings.default_tenant
-    engine = make_engine(settings.effective_database_url)
+    engine = _engine(settings)
     try:
         _known_tenant(engine, tenant, create=False)
         with Session(engine) as session:
@@ -237,12 +246,10 @@ def scoring_intent_train() -> None:
     where the API and the worker load it (each process picks the new file up on its next reply)."""
     from sqlmodel import Session
 
-    from core.db import make_engine
     from services.reply_intent import retrain
 
     settings = load_settings()
-    migrate_database(settings)
-    engine = make_engine(settings.effective_database_url)
+    engine = _engine(settings)
     try:
         with console.status("Training the reply-intent model"), Session(engine) as session:
             model, corrections = retrain(session, settings)
@@ -268,14 +275,12 @@ def scoring_drift(
     against the leads scored in the last N days; drifted features over DEALFLOW_DRIFT_PSI_THRESHOLD."""
     from sqlmodel import Session
 
-    from core.db import make_engine
     from services.acting import ServiceError
     from services.drift import drift_report
 
     settings = load_settings()
-    migrate_database(settings)
     tenant = tenant or settings.default_tenant
-    engine = make_engine(settings.effective_database_url)
+    engine = _engine(settings)
     try:
         with console.status("Reading the leads scored in the window"), Session(engine) as session:
             try:
@@ -340,145 +345,3 @@ def _retrain(engine, settings, report) -> None:
                   f"{m['n_rows']} leads ({m['positives']} deals); "
                   f"{'active now' if row.active else 'not activated (the active model is at least as good)'}",
                   highlight=False, soft_wrap=True)
-
-
-def _engine(settings):
-    from core.db import make_engine
-
-    migrate_database(settings)
-    return make_engine(settings.effective_database_url)
-
-
-@scoring_app.command("retrain")
-def scoring_retrain(
-    tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug (default DEALFLOW_DEFAULT_TENANT)"),
-    local: bool = typer.Option(False, "--local", help="run here instead of as a ScoringRetrainWorkflow on the worker"),
-) -> None:
-    """Retrain the tenant's lead model now, as its weekly Schedule does: a candidate trained on the closed leads up
-    to a cut-off, compared with the active model on the ones closed after, promoted only when better by the
-    margin. Every version is kept (`dealflow scoring models`); `dealflow scoring rollback` undoes a promotion."""
-    import asyncio
-
-    settings = load_settings()
-    tenant = tenant or settings.default_tenant
-    engine = _engine(settings)
-    _known_tenant(engine, tenant, create=False)
-    if local:
-        from scoring.registry import ModelRegistry
-        from services.retraining import retrain_lead_model
-
-        with console.status(f"Retraining {tenant}'s lead model"):
-            outcome = retrain_lead_model(engine, ModelRegistry(engine, settings.effective_models_dir), tenant,
-                                         by="cli", margin=settings.scoring_promotion_margin).as_dict()
-    else:
-        outcome = asyncio.run(_retrain_on_worker(settings, tenant))
-    _retrained(outcome)
-
-
-async def _retrain_on_worker(settings, tenant: str) -> dict:
-    import asyncio
-    import uuid
-    from datetime import timedelta
-
-    from core.temporal import connect, temporal_unreachable
-    from workflows.retrain import RetrainRequest, ScoringRetrainWorkflow, retrain_schedule_id
-
-    try:
-        client = await asyncio.wait_for(connect(settings), timeout=10)
-        with console.status(f"Retraining {tenant}'s lead model on the worker (ScoringRetrainWorkflow)"):
-            return await client.execute_workflow(
-                ScoringRetrainWorkflow.run, RetrainRequest(tenant_id=tenant, by="cli"),
-                id=f"{retrain_schedule_id(tenant)}-now-{uuid.uuid4().hex[:8]}",
-                task_queue=settings.temporal_task_queue, execution_timeout=timedelta(hours=1))
-    except Exception as exc:  # noqa: BLE001 — one line, whatever Temporal said
-        if isinstance(exc, TimeoutError) or temporal_unreachable(exc):
-            raise CliError(f"Temporal is unreachable at {settings.effective_temporal_address}: start it (dealflow up) "
-                           "or retrain here with --local") from None
-        cause = getattr(exc, "cause", None)
-        raise CliError(f"retraining failed: {getattr(cause, 'message', None) or exc}") from None
-
-
-def _retrained(outcome: dict) -> None:
-    if outcome["version"] is None:
-        raise CliError(f"not retrained: {outcome['reason']}")
-    state = "[green]promoted: now active[/]" if outcome["promoted"] else "[yellow]kept inactive[/]"
-    console.print(f"model v{outcome['version']} for {outcome['tenant_id']}: {state} ({outcome['reason']}); "
-                  f"trained on leads closed before {outcome['cutoff']}", highlight=False, soft_wrap=True)
-
-
-@scoring_app.command("models")
-def scoring_models(tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug")) -> None:
-    """Every version of the tenant's lead model: kind, data hash, metrics, and who promoted it."""
-    from scoring.registry import ModelRegistry
-
-    settings = load_settings()
-    tenant = tenant or settings.default_tenant
-    engine = _engine(settings)
-    _known_tenant(engine, tenant, create=False)
-    table = Table("version", "kind", "active", "CV AUC", "later AUC (vs active)", "data", "promotion")
-    for row in ModelRegistry(engine, settings.effective_models_dir).versions(tenant):
-        m = row.metrics
-        evaluation, promotion = m.get("evaluation") or {}, m.get("promotion") or {}
-        later = (f"{evaluation['candidate']['auc']:.3f} (vs v{evaluation['active_version']} "
-                 f"{evaluation['active']['auc']:.3f})") if evaluation else ""
-        activations = m.get("activations") or []
-        who = (f"{activations[-1]['by']}: {activations[-1]['reason']}" if activations else
-               f"{promotion.get('by')}: {'promoted' if promotion.get('promoted') else 'not promoted'}"
-               if promotion else "")
-        table.add_row(f"v{row.version}", row.kind, "✓" if row.active else "", f"{m.get('cv_auc', 0):.3f}", later,
-                      row.training_data_hash[:10], who[:70])
-    console.print(table)
-
-
-@scoring_app.command("rollback")
-def scoring_rollback(
-    tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug"),
-    to: int = typer.Option(None, "--to", help="the version to make active (default: the one before the current)"),
-) -> None:
-    """Make the lead model active before the current one (or --to VERSION) active again."""
-    from scoring.registry import ModelRegistry
-    from services.retraining import rollback
-
-    settings = load_settings()
-    tenant = tenant or settings.default_tenant
-    engine = _engine(settings)
-    _known_tenant(engine, tenant, create=False)
-    try:
-        was, now = rollback(ModelRegistry(engine, settings.effective_models_dir), tenant, by="cli", to=to)
-    except LookupError as exc:
-        raise CliError(str(exc).strip("'\"")) from None
-    console.print(f"[green]✓[/] {tenant}'s lead model: v{now} active again (was v{was})", highlight=False)
-
-
-@scoring_app.command("schedule")
-def scoring_schedule(
-    tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug"),
-    every_days: int = typer.Option(None, "--every-days", min=1, max=365,
-                                   help="retrain every N days (default DEALFLOW_SCORING_RETRAIN_EVERY_DAYS)"),
-) -> None:
-    """Create or change the tenant's retraining Schedule on Temporal (the worker creates one per tenant at start)."""
-    import asyncio
-    from datetime import timedelta
-
-    from core.temporal import connect, temporal_unreachable
-    from events.schedules import ensure_retrain_schedule
-    from workflows.retrain import retrain_schedule_id
-
-    settings = load_settings()
-    tenant = tenant or settings.default_tenant
-    engine = _engine(settings)
-    _known_tenant(engine, tenant, create=False)
-    days = every_days or settings.scoring_retrain_every_days
-
-    async def run() -> str:
-        client = await asyncio.wait_for(connect(settings), timeout=10)
-        return await ensure_retrain_schedule(client, tenant, settings.temporal_task_queue, timedelta(days=days))
-
-    try:
-        done = asyncio.run(run())
-    except Exception as exc:  # noqa: BLE001
-        if isinstance(exc, TimeoutError) or temporal_unreachable(exc):
-            raise CliError(f"Temporal is unreachable at {settings.effective_temporal_address}") from None
-        raise CliError(f"the schedule could not be saved: {exc}") from None
-    console.print(f"[green]✓[/] {retrain_schedule_id(tenant)}: every {days} day{'s' if days != 1 else ''} ({done})",
-                  highlight=False)

@@ -11,8 +11,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("api", "activities", "core", "definitions", "events", "models", "providers", "scoring", "services",
             "workflows")
-ENTRY_POINTS = {"cli", "cli_common", "cli_definitions", "cli_documents", "cli_events", "cli_scoring", "cli_users",
-                "worker"}
+ENTRY_POINTS = {"cli", "cli_common", "cli_definitions", "cli_documents", "cli_events", "cli_retraining", "cli_scoring",
+                "cli_users", "worker"}
 
 
 def test_no_package_imports_the_cli_or_the_worker_entry_point():
