@@ -58,6 +58,14 @@ class LoadedModel:
             self._types = ["c" if f in self._codes else "q" for f in self.features]
 
     @property
+    def reads_engagement(self) -> bool:
+        """Whether a lead's engagement (messages sent, replies) enters its row: Dealflow's own features do; an export
+        model only through a column mapped onto one (re-scoring skips the two engagement queries otherwise)."""
+        if self.export:
+            return any(column.maps_to in ENGAGEMENT for column in self.export.columns)
+        return bool(ENGAGEMENT.intersection(self.features))
+
+    @property
     def label(self) -> str:
         return model_label(self.tenant_id, self.version, self.kind)
 
@@ -191,6 +199,7 @@ def _export_reasons_many(spec: ExportSpec, rows: list[dict[str, Any]], contribs:
     """Per column sums and the top ones by size for many rows at once (numpy), words only for those."""
     sizes = np.add.reduceat(contribs, _column_starts(spec), axis=1)  # (rows, columns)
     order = np.argsort(-np.abs(sizes), axis=1, kind="stable")[:, :top]
+    words: dict[tuple[int, Any], str] = {}  # a column has few distinct values: each described once per batch
     out = []
     for row, row_sizes, best in zip(rows, sizes, order, strict=True):
         reasons = []
@@ -200,9 +209,12 @@ def _export_reasons_many(spec: ExportSpec, rows: list[dict[str, Any]], contribs:
                 continue
             column = spec.columns[index]
             value = row.get(column.name)
+            key = (int(index), value if value.__class__ in (str, int, float, bool, type(None)) else repr(value))
+            text = words.get(key)
+            if text is None:
+                text = words[key] = describe_value(column, value)
             reasons.append({"feature": column.name, "value": _plain(value), "size": round(size, 2),
-                            "direction": "up" if size > 0 else "down",
-                            "text": f"{describe_value(column, value)} {size:+.2f}"})
+                            "direction": "up" if size > 0 else "down", "text": f"{text} {size:+.2f}"})
         out.append(reasons)
     return out
 

@@ -8,6 +8,7 @@ scores hear the per-lead score_lead of the lead's workflow, which a new model al
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -21,6 +22,9 @@ from scoring.engagement import engagement_of
 from scoring.registry import ModelRegistry
 
 PAGE = 2000
+WRITERS = 2  # pages written at once (measured here, 100k leads: 20.8 s of writes with one, 12.8 s with two)
+# A model that reads no engagement gets this for every lead (its row does not look at it).
+NOT_ENGAGED = {"messages_sent": 0, "replies": 0, "replied_within_1d": False}
 
 
 def live_leads(session: Session, tenant_id: str) -> int:
@@ -34,10 +38,12 @@ READ = ("id", "email", "phone", "source", "tags", "custom", "enrichment", "creat
 
 
 def rescore_leads(engine: Engine, registry: ModelRegistry, tenant_id: str, page: int = PAGE,
-                  progress: Callable[[int], None] | None = None) -> dict:
+                  progress: Callable[[int], None] | None = None, writers: int = WRITERS) -> dict:
     """Score every live lead of the tenant with the active model; `progress(n)` after each page of n leads is
-    written. A page is written (its own transaction) by a second thread while the next one is read and scored: the
-    database's time and the model's overlap instead of adding up."""
+    written. Pages are written (each its own transaction) by `writers` threads while the next one is read and
+    scored: the database's time and the model's overlap instead of adding up, and the writes, which cost the
+    database more than the scoring costs us (a lead's update touches every index of the leads table), run on as
+    many database backends at once."""
     model = registry.ensure_active(tenant_id)
     table = Lead.__table__
     write = update(table).where(table.c.id == bindparam("lead_id")).values(
@@ -59,8 +65,9 @@ def rescore_leads(engine: Engine, registry: ModelRegistry, tenant_id: str, page:
             progress(done)
         return done
 
-    now, after, scored, pending = utcnow(), "", 0, None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rescore-write") as writer:
+    writers = max(1, writers) if engine.dialect.name == "postgresql" else 1  # SQLite has one writer anyway
+    now, after, scored, pending = utcnow(), "", 0, deque()
+    with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="rescore-write") as writer:
         while True:
             with Session(engine) as session:
                 leads = [dict(row._mapping) for row in session.execute(
@@ -69,15 +76,17 @@ def rescore_leads(engine: Engine, registry: ModelRegistry, tenant_id: str, page:
                     .order_by(table.c.id).limit(page))]
                 if not leads:
                     break
-                engaged = engagement_of(session, leads)
-            rows = [model.row(lead, lead["enrichment"], engaged[lead["id"]], now) for lead in leads]
+                engaged = engagement_of(session, leads) if model.reads_engagement else {}
+            rows = [model.row(lead, lead["enrichment"], engaged.get(lead["id"], NOT_ENGAGED), now) for lead in leads]
             scores = [{"lead_id": lead["id"], "new_score": round(probability, 4), "new_model": model.label,
                        "new_reasons": reasons, "new_scored_at": now}
                       for lead, (probability, reasons) in zip(leads, model.explain_many(rows, now), strict=True)]
-            scored += written(pending)  # at most one page in flight (and its error raised here)
-            pending = writer.submit(store, scores)
+            while len(pending) >= writers:  # at most `writers` pages in flight (and their errors raised here)
+                scored += written(pending.popleft())
+            pending.append(writer.submit(store, scores))
             after = leads[-1]["id"]
-        scored += written(pending)
+        while pending:
+            scored += written(pending.popleft())
     return {"scored": scored, "model": model.label}
 
 
@@ -86,6 +95,9 @@ def _store_by_copy(engine: Engine, scores: list[dict]) -> None:
     an UPDATE per lead, measured here: the leads table's indexes make each write dear either way)."""
     with engine.begin() as connection:
         cursor = connection.connection.driver_connection.cursor()
+        # A page's commit need not wait for its WAL to reach the disk: a crash can lose the last pages written,
+        # which the next re-score writes again (it is a refresh, not a lead's event), never half a page.
+        cursor.execute("SET LOCAL synchronous_commit = off")
         cursor.execute("CREATE TEMP TABLE IF NOT EXISTS rescored (id varchar(40) PRIMARY KEY, score float8, "
                        "model varchar(64), reasons jsonb, scored_at timestamptz) ON COMMIT DELETE ROWS")
         with cursor.copy("COPY rescored (id, score, model, reasons, scored_at) FROM STDIN") as copy:

@@ -137,3 +137,7 @@ def test_rescoring_writes_every_live_lead_s_score_and_reasons(engine, tmp_path, 
         assert any(r["text"].startswith("Lead Origin: Lead Add Form +") for r in a.score_explanation)
         single, reasons = registry.active(tenant).score(a.model_dump(), None, {}, a.scored_at)
     assert round(single, 4) == a.score and reasons == a.score_explanation  # the batch says what score_lead says
+    # An export model without a column mapped onto engagement is re-scored without reading any; Dealflow's own
+    # features read it.
+    assert not registry.active(tenant).reads_engagement
+    assert registry.ensure_active(insert_lead(engine)[0]).reads_engagement
