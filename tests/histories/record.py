@@ -200,11 +200,35 @@ async def record_offering() -> list[Path]:
     return [_write("offering_workflow_v1", history)]
 
 
+async def record_retrain() -> list[Path]:
+    """ScoringRetrainWorkflow (scheduled, lead model): one retrain activity; it only records here."""
+    from temporalio import activity
+
+    from workflows.retrain import RetrainRequest, ScoringRetrainWorkflow
+
+    @activity.defn(name="retrain_scoring_model")
+    async def retrain_scoring_model(request: dict) -> dict:
+        return {"tenant_id": request["tenant_id"], "version": 2, "promoted": True, "reason": "recorded"}
+
+    env = await time_skipping_environment()
+    try:
+        async with Worker(env.client, task_queue="history", workflows=[ScoringRetrainWorkflow],
+                          activities=[retrain_scoring_model]):
+            handle = await env.client.start_workflow(
+                ScoringRetrainWorkflow.run, RetrainRequest(tenant_id="acme"), id="scoring-retrain-acme-lead",
+                task_queue="history")
+            await handle.result()
+            history = await handle.fetch_history()
+    finally:
+        await env.shutdown()
+    return [_write("scoring_retrain_workflow_v1", history)]
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["first-touch"]
     recorders = {"lifecycle": record_lifecycle, "first-touch": record_first_touch, "definition": record_definition,
                  "deal": record_deal, "accreditation": record_accreditation,
-                 "offering": record_offering}
+                 "offering": record_offering, "retrain": record_retrain}
     for name in which:
         for path in asyncio.run(recorders[name]()):
             print(path)
