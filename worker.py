@@ -66,8 +66,7 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
     api = PropertyApiSource(settings.property_api_url, settings.property_api_key) if settings.property_api_url \
         else None
     enrichment = EnrichmentActivities(engine, CountyRecordsSource(engine), api)
-    scoring = ScoringActivities(engine, ModelRegistry(engine, settings.effective_models_dir),
-                                settings.scoring_promotion_margin)
+    scoring = ScoringActivities(engine, ModelRegistry(engine, settings.effective_models_dir), settings)
     deal = DealActivities(engine)
     accreditation = AccreditationActivities(engine)
     offering = OfferingActivities(engine)

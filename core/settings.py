@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     # cut-off is higher by the margin (and its Brier score no worse).
     scoring_retrain_every_days: int = Field(default=7, ge=1, le=365)
     scoring_promotion_margin: float = Field(default=0.005, ge=0, le=0.5)
+    # The deal models (services/deal_retraining.py) are retrained on the same Schedule interval, one Schedule of their
+    # own per tenant: a candidate replaces the active version only when the pinball loss of its profit and of its ROI
+    # quantiles, on the deals closed after its cut-off, are both lower by this share of the active version's (0.02:
+    # 2 % lower), and its time-to-close concordance is no lower than the active version's less the tolerance.
+    scoring_deal_pinball_margin: float = Field(default=0.02, ge=0, lt=1)
+    scoring_deal_concordance_tolerance: float = Field(default=0.0, ge=0, le=0.5)
     # Deal forecasts (scoring/deal_forecast.py): a tenant's own expected-return and time-to-close models replace the
     # cold-start ones (trained on the synthetic deal book) once it has this many closed-won deals with their figures
     # (a contract price, and a sale price with repairs or an assignment fee), and are trained again when that number

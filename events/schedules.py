@@ -1,5 +1,5 @@
 """The Temporal Schedules Dealflow keeps (visible and editable in the Temporal UI): the hourly one behind
-`schedule.daily` triggers, and one per tenant and model that retrains its lead model (weekly by default)."""
+`schedule.daily` triggers, and one per tenant and model (`lead`, `deal`) that retrains it (weekly by default)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from temporalio.client import (
 
 from models.tenant import Tenant
 from workflows.daily import SCHEDULE_ID, DailyTriggersWorkflow
-from workflows.retrain import RetrainRequest, ScoringRetrainWorkflow, retrain_schedule_id
+from workflows.retrain import RETRAINED, RetrainRequest, ScoringRetrainWorkflow, retrain_schedule_id
 
 
 async def ensure_daily_schedule(client: Client, task_queue: str) -> None:
@@ -27,18 +27,20 @@ async def ensure_daily_schedule(client: Client, task_queue: str) -> None:
         pass
 
 
-def _retrain_schedule(tenant_id: str, task_queue: str, every: timedelta) -> Schedule:
+def _retrain_schedule(tenant_id: str, task_queue: str, every: timedelta, model: str) -> Schedule:
     return Schedule(action=ScheduleActionStartWorkflow(
-        ScoringRetrainWorkflow.run, RetrainRequest(tenant_id=tenant_id), id=retrain_schedule_id(tenant_id),
-        task_queue=task_queue), spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]))
+        ScoringRetrainWorkflow.run, RetrainRequest(tenant_id=tenant_id, model=model),
+        id=retrain_schedule_id(tenant_id, model), task_queue=task_queue),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]))
 
 
-async def ensure_retrain_schedule(client: Client, tenant_id: str, task_queue: str, every: timedelta) -> str:
-    """The tenant's retraining Schedule, created, or updated when its interval is not `every`:
+async def ensure_retrain_schedule(client: Client, tenant_id: str, task_queue: str, every: timedelta,
+                                  model: str = "lead") -> str:
+    """The tenant's retraining Schedule of `model`, created, or updated when its interval is not `every`:
     'created', 'updated' or 'unchanged'."""
-    schedule_id = retrain_schedule_id(tenant_id)
+    schedule_id = retrain_schedule_id(tenant_id, model)
     try:
-        await client.create_schedule(schedule_id, _retrain_schedule(tenant_id, task_queue, every))
+        await client.create_schedule(schedule_id, _retrain_schedule(tenant_id, task_queue, every, model))
         return "created"
     except ScheduleAlreadyRunningError:
         pass
@@ -49,19 +51,20 @@ async def ensure_retrain_schedule(client: Client, tenant_id: str, task_queue: st
         return "unchanged"
 
     def change(_: ScheduleUpdateInput) -> ScheduleUpdate:
-        return ScheduleUpdate(schedule=_retrain_schedule(tenant_id, task_queue, every))
+        return ScheduleUpdate(schedule=_retrain_schedule(tenant_id, task_queue, every, model))
 
     await handle.update(change)
     return "updated"
 
 
 async def ensure_retrain_schedules(client: Client, engine: Engine, task_queue: str, every: timedelta) -> dict:
-    """One retraining Schedule per tenant (the worker's start; a tenant made later gets its own at the next one,
-    or from `dealflow scoring schedule`)."""
+    """One retraining Schedule per tenant and model (the worker's start; a tenant made later gets its own at the
+    next one, or from `dealflow scoring schedule`)."""
     with Session(engine) as session:
         tenants = session.exec(select(Tenant.id)).all()
     outcome: dict[str, int] = {}
     for tenant_id in tenants:
-        done = await ensure_retrain_schedule(client, tenant_id, task_queue, every)
-        outcome[done] = outcome.get(done, 0) + 1
+        for model in RETRAINED:
+            done = await ensure_retrain_schedule(client, tenant_id, task_queue, every, model)
+            outcome[done] = outcome.get(done, 0) + 1
     return outcome

@@ -61,7 +61,7 @@ def deal_row(deal: Opportunity, prop: Property | None, lead: Lead | None) -> dic
             "contract_price": deal.contract_price, "arv": deal.arv, "repair_estimate": deal.repair_estimate}
 
 
-def _days(start: datetime, end: datetime) -> float:
+def days_between(start: datetime, end: datetime) -> float:
     return max((end - start).total_seconds() / DAY, 0.0)
 
 
@@ -88,24 +88,51 @@ class BookRows:
                         roi=np.array(self.roi, dtype=float))
 
 
-def tenant_rows(session: Session, tenant_id: str, now: datetime | None = None) -> BookRows:
-    """Every deal of the tenant: won (days to close, its return when it has the figures), lost (censored at its
-    days until lost) or open (censored at its days so far)."""
-    now = now or utcnow()
-    rows = BookRows()
+@dataclass(frozen=True)
+class DealRecord:
+    """A saved deal with what happened to it: `status` won / lost / open, `closed` when it closed (won or lost;
+    its updated_at when closed_at is missing), `outcome` a won deal's (profit, ROI) when it has the figures."""
+
+    row: dict[str, Any]
+    status: str
+    opened: datetime
+    closed: datetime | None
+    outcome: tuple[float, float] | None
+
+
+def tenant_deals(session: Session, tenant_id: str) -> list[DealRecord]:
+    """Every deal of the tenant, oldest first."""
     query = (select(Opportunity, Property, Lead)
              .join(Property, col(Property.id) == col(Opportunity.property_id), isouter=True)
              .join(Lead, col(Lead.id) == col(Opportunity.lead_id), isouter=True)
              .where(Opportunity.tenant_id == tenant_id).order_by(col(Opportunity.created_at), col(Opportunity.id)))
+    records = []
     for deal, prop, lead in session.exec(query):
-        row = deal_row(deal, prop, lead)
-        if deal.stage == WON:
-            rows.add(row, "won", _days(deal.created_at, deal.closed_at or deal.updated_at), realised_return(deal))
-        elif deal.stage == LOST:
-            rows.add(row, "lost", _days(deal.created_at, deal.closed_at or deal.updated_at), None)
+        status = "won" if deal.stage == WON else "lost" if deal.stage == LOST else "open"
+        records.append(DealRecord(deal_row(deal, prop, lead), status, deal.created_at,
+                                  None if status == "open" else deal.closed_at or deal.updated_at,
+                                  realised_return(deal) if status == "won" else None))
+    return records
+
+
+def book_as_of(records: list[DealRecord], now: datetime, cutoff: datetime | None = None) -> BookRows:
+    """The book to train on: every deal won (days to close, its return when it has the figures), lost (censored at
+    its days until lost) or open (censored at its days so far). With a `cutoff`, the book as it stood then: the
+    deals opened before it, those closed after it still open (censored at their days open by then)."""
+    rows = BookRows()
+    for r in records:
+        if cutoff is not None and r.opened >= cutoff:
+            continue
+        if r.closed is not None and (cutoff is None or r.closed < cutoff):
+            rows.add(r.row, r.status, days_between(r.opened, r.closed), r.outcome)
         else:
-            rows.add(row, "open", _days(deal.created_at, now), None)
+            rows.add(r.row, "open", days_between(r.opened, cutoff or now), None)
     return rows
+
+
+def tenant_rows(session: Session, tenant_id: str, now: datetime | None = None) -> BookRows:
+    """Every deal of the tenant as book_as_of reads them today."""
+    return book_as_of(tenant_deals(session, tenant_id), now or utcnow())
 
 
 def _due(loaded: LoadedForecaster, ready: int, min_closed: int) -> bool:
@@ -169,13 +196,13 @@ def forecast_deal(session: Session, models: DealModels, deal: Opportunity, min_c
         outcome = realised_return(deal) if deal.stage == WON else None
         end = deal.closed_at or deal.updated_at
         return DealForecast(closed=True, stage=deal.stage, outcome={
-            "days_to_close": round(_days(deal.created_at, end), 1), "closed_at": end,
+            "days_to_close": round(days_between(deal.created_at, end), 1), "closed_at": end,
             "profit": round(outcome[0], 2) if outcome else None, "roi": round(outcome[1], 6) if outcome else None},
             basis="The deal is closed: this is what happened, not a forecast.")
     loaded = forecaster_for(session, models, deal.tenant_id, min_closed)
     prop = session.get(Property, deal.property_id) if deal.property_id else None
     lead = session.get(Lead, deal.lead_id) if deal.lead_id else None
-    age = _days(deal.created_at, now)
+    age = days_between(deal.created_at, now)
     answer = loaded.forecaster.forecast(deal_row(deal, prop, lead), age_days=age)
     m = loaded.metrics
     metrics = {k: m[k] for k in ("n_deals", "n_won", "n_returns", "n_open", "n_lost", "profit_pinball",

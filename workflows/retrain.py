@@ -1,8 +1,9 @@
-"""ScoringRetrainWorkflow: one retraining of a tenant's lead model (`scoring-retrain-{tenant}-lead`), started by
-its Temporal Schedule (weekly by default) or by `dealflow scoring retrain`. The activity trains a candidate on
-the closed leads up to a cut-off, scores it and the active model on the leads closed after, registers it and
-promotes it only when it is better by the margin (services/retraining.py); the workflow returns what happened,
-which the Temporal UI shows as its result."""
+"""ScoringRetrainWorkflow: one retraining of one of a tenant's models — the lead model
+(`scoring-retrain-{tenant}-lead`) or its deal models (`scoring-retrain-{tenant}-deal`: expected return and time to
+close) — started by its Temporal Schedule (weekly by default) or by `dealflow scoring retrain [--model deal]`. The
+activity trains a candidate on the data up to a cut-off, scores it and the active model on what closed after,
+registers it and promotes it only when it is better by the margin (services/retraining.py,
+services/deal_retraining.py); the workflow returns what happened, which the Temporal UI shows as its result."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from datetime import timedelta
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+
+
+RETRAINED = ("lead", "deal")  # the models a Schedule retrains (RetrainRequest.model)
 
 
 def retrain_schedule_id(tenant_id: str, model: str = "lead") -> str:
