@@ -112,9 +112,9 @@ class Settings(BaseSettings):
     scoring_deal_pinball_margin: float = Field(default=0.02, ge=0, lt=1)
     scoring_deal_concordance_tolerance: float = Field(default=0.0, ge=0, le=0.5)
     # Deal forecasts (scoring/deal_forecast.py): a tenant's own expected-return and time-to-close models replace the
-    # cold-start ones (trained on the synthetic deal book) once it has this many closed-won deals with their figures
-    # (a contract price, and a sale price with repairs or an assignment fee), and are trained again when that number
-    # has grown by a tenth (at least 5) since.
+    # cold-start ones (trained on the synthetic deal book) at the first retraining (its Schedule, or `dealflow scoring
+    # retrain --model deal`) that finds this many closed-won deals with their figures (a contract price, and a sale
+    # price with repairs or an assignment fee); a forecast request only reads the active version.
     deal_forecast_min_closed: int = Field(default=30, ge=10, le=1_000_000)
     # Reply intent (scoring/intent.py): an optional LLM behind the same interface as the shipped text model, any
     # OpenAI-compatible chat-completions API (e.g. https://api.openai.com/v1, a local vLLM or Ollama); off when

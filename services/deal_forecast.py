@@ -1,11 +1,12 @@
 """A deal's expected return and time to close, from the tenant's deal models (scoring/deal_forecast.py).
 
-Which model answers: the tenant's active one. A tenant with none gets the cold-start forecaster (the synthetic deal
-book) as version 1. Once it has `min_closed` closed-won deals with their figures (settings.deal_forecast_min_closed),
-the next forecast trains its own (kind `crm_history`) from every deal of its book — closed-won deals with their
+Which model answers: the tenant's active one; a forecast only reads it. A tenant with none gets the cold-start
+forecaster (the synthetic deal book) as version 1. Its own (kind `crm_history`) are trained by the retraining
+(services/deal_retraining.py, weekly on its Schedule) from every deal of its book — closed-won deals with their
 realised profit and ROI and days to close; deals still open censored at their days so far, lost ones at their days
-until lost — and from then on again whenever that number has grown by a tenth (at least 5). A model trained with an
-imported CSV of past deals (kind `csv`, `dealflow scoring train-deals --csv`) is kept until the next import.
+until lost — the first once it has `min_closed` closed-won deals with their figures (settings.deal_forecast_min_closed),
+later ones only when they beat the active version on the deals closed since. A model trained with an imported CSV of
+past deals (kind `csv`, `dealflow scoring train-deals --csv`) is kept until the next import.
 """
 
 from __future__ import annotations
@@ -135,32 +136,10 @@ def tenant_rows(session: Session, tenant_id: str, now: datetime | None = None) -
     return book_as_of(tenant_deals(session, tenant_id), now or utcnow())
 
 
-def _due(loaded: LoadedForecaster, ready: int, min_closed: int) -> bool:
-    """Whether the tenant's own history should (re)train its models now."""
-    if ready < min_closed or loaded.kind == "csv":
-        return False
-    if loaded.kind == "cold_start":
-        return True
-    trained_on = int(loaded.metrics.get("n_returns", 0))
-    return ready >= trained_on + max(5, math.ceil(trained_on / 10))
-
-
-def forecaster_for(session: Session, models: DealModels, tenant_id: str, min_closed: int) -> LoadedForecaster:
-    """The tenant's active forecaster, its own trained first when its history is due (services' docstring)."""
-    loaded = models.ensure_active(tenant_id)
-    ready = closed_with_figures(session, tenant_id)
-    if not _due(loaded, ready, min_closed):
-        return loaded
-    with models.lock:
-        current = models.active(tenant_id) or loaded
-        if current.version != loaded.version and not _due(current, ready, min_closed):
-            return current  # another request trained it meanwhile
-        try:
-            forecaster = train_forecaster(tenant_rows(session, tenant_id).book())
-        except ValueError:
-            return current  # not enough to train after all (figures out of range): the current model stays
-        models.register_or_settle(tenant_id, forecaster, "crm_history")
-    return models.active(tenant_id) or loaded
+def forecaster_for(models: DealModels, tenant_id: str) -> LoadedForecaster:
+    """The tenant's active forecaster (the cold start when it has none). A forecast only reads: the tenant's own
+    models are trained by the retraining (services/deal_retraining.py, its Schedule), never inside a request."""
+    return models.ensure_active(tenant_id)
 
 
 @dataclass
@@ -181,7 +160,8 @@ def _basis(loaded: LoadedForecaster, min_closed: int, ready: int) -> str:
     m = loaded.metrics
     if loaded.kind == "cold_start":
         return (f"Cold start: trained on Dealflow's synthetic book of {m['n_deals']:,} deals, not on yours. Your own "
-                f"deals take over at {min_closed} closed-won deals with their figures (you have {ready}).")
+                f"deals take over at the next retraining once you have {min_closed} closed-won deals with their "
+                f"figures (you have {ready}).")
     censored = m.get("n_open", 0) + m.get("n_lost", 0)
     source = "your imported past deals and your CRM's" if loaded.kind == "csv" else "your deals"
     return (f"Trained on {m['n_deals']:,} of {source}: {m['n_returns']:,} closed won with their figures for the "
@@ -199,7 +179,7 @@ def forecast_deal(session: Session, models: DealModels, deal: Opportunity, min_c
             "days_to_close": round(days_between(deal.created_at, end), 1), "closed_at": end,
             "profit": round(outcome[0], 2) if outcome else None, "roi": round(outcome[1], 6) if outcome else None},
             basis="The deal is closed: this is what happened, not a forecast.")
-    loaded = forecaster_for(session, models, deal.tenant_id, min_closed)
+    loaded = forecaster_for(models, deal.tenant_id)
     prop = session.get(Property, deal.property_id) if deal.property_id else None
     lead = session.get(Lead, deal.lead_id) if deal.lead_id else None
     age = days_between(deal.created_at, now)
