@@ -14,7 +14,7 @@ from core.settings import Settings
 from models.base import utcnow
 from models.event import emit
 from models.lead import Lead
-from models.payloads import ScoreInput, ScoreResult
+from models.payloads import DriftCheck, DriftCheckInput, ScoreInput, ScoreResult
 from models.timeline import TimelineEntry
 from scoring.deal_registry import DealModels
 from scoring.engagement import engagement
@@ -39,6 +39,14 @@ class ScoringActivities:
         with heartbeating():
             return retrain_model(self._engine, self._settings, self._registry, self._deals, request.tenant_id,
                                  request.model, by=request.by).as_dict()
+
+    @activity.defn
+    def check_scoring_drift(self, request: DriftCheckInput) -> DriftCheck:
+        """ScoringDriftWorkflow's work: the tenant's drift report, which sets this worker's drift gauges."""
+        from services.drift import check_drift
+
+        with heartbeating():
+            return check_drift(self._engine, self._settings, request.tenant_id)
 
     @activity.defn
     def score_lead(self, request: ScoreInput) -> ScoreResult:

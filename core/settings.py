@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     # Conventional reading: under 0.1 no shift, 0.1-0.25 moderate, over 0.25 significant.
     drift_psi_threshold: float = Field(default=0.25, gt=0, le=10)
     drift_window_days: int = Field(default=30, ge=1, le=365)
+    # Each tenant's drift report is computed by ScoringDriftWorkflow on a Schedule of its own (scoring-drift-{tenant})
+    # every this many hours, in the worker, which sets the drift gauges it serves; when the report is significant
+    # and `scoring_retrain_on_drift` is on, it retrains the lead model (the promotion rule still decides).
+    drift_check_every_hours: int = Field(default=24, ge=1, le=24 * 30)
+    scoring_retrain_on_drift: bool = True
     # Retraining (services/retraining.py): each tenant's lead model is retrained by a Temporal Schedule every this
     # many days; a candidate replaces the active model only when its AUC on the leads closed after its training
     # cut-off is higher by the margin (and its Brier score no worse).
