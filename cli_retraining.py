@@ -1,8 +1,11 @@
-"""`dealflow scoring retrain | models | rollback | schedule`: the lead model's lifecycle (issue 13) — retrain now
-as its Schedule does, list every version, roll back, keep the tenant's Schedule. The logic is services/retraining.py
-and events/schedules.py."""
+"""`dealflow scoring retrain | models | rollback | schedule [--model lead|deal]`: the models' lifecycle (issue 13) —
+retrain now as its Schedule does, list every version, roll back, keep the tenant's Schedule. `--model` is the lead
+model (the default) or the deal models (expected return and time to close). The logic is services/retraining.py,
+services/deal_retraining.py and events/schedules.py."""
 
 from __future__ import annotations
+
+from enum import Enum
 
 import typer
 from rich.table import Table
@@ -10,31 +13,53 @@ from rich.table import Table
 from cli_common import CliError, console
 from cli_scoring import _tenant_engine, scoring_app
 
+MODELS = {"lead": "lead model", "deal": "deal models"}
+
+
+class Model(str, Enum):
+    lead = "lead"
+    deal = "deal"
+
+
+def _model_option():
+    return typer.Option(Model.lead, "--model", "-m", help="lead (the lead-to-deal model, the default) or deal "
+                                                          "(expected return and time to close)")
+
+
+def _registry(settings, engine, model: str):
+    from scoring.deal_registry import DealModels
+    from scoring.registry import ModelRegistry
+
+    kind = DealModels if model == "deal" else ModelRegistry
+    return kind(engine, settings.effective_models_dir)
+
 
 @scoring_app.command("retrain")
 def scoring_retrain(
     tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug (default DEALFLOW_DEFAULT_TENANT)"),
     local: bool = typer.Option(False, "--local", help="run here instead of as a ScoringRetrainWorkflow on the worker"),
+    model: Model = _model_option(),
 ) -> None:
-    """Retrain the tenant's lead model now, as its weekly Schedule does: a candidate trained on the closed leads up
-    to a cut-off, compared with the active model on the ones closed after, promoted only when better by the
-    margin. Every version is kept (`dealflow scoring models`); `dealflow scoring rollback` undoes a promotion."""
+    """Retrain the tenant's lead model (or --model deal: its deal models) now, as its weekly Schedule does: a
+    candidate trained on what closed up to a cut-off, compared with the active model on what closed after, promoted
+    only when better by the margin. Every version is kept (`dealflow scoring models`); `dealflow scoring rollback`
+    undoes a promotion."""
     import asyncio
 
     settings, tenant, engine = _tenant_engine(tenant)
+    model = Model(model).value
     if local:
-        from scoring.registry import ModelRegistry
-        from services.retraining import retrain_lead_model
+        from services.retraining import retrain_model
 
-        with console.status(f"Retraining {tenant}'s lead model"):
-            outcome = retrain_lead_model(engine, ModelRegistry(engine, settings.effective_models_dir), tenant,
-                                         by="cli", margin=settings.scoring_promotion_margin).as_dict()
+        with console.status(f"Retraining {tenant}'s {MODELS[model]}"):
+            outcome = retrain_model(engine, settings, _registry(settings, engine, "lead"),
+                                    _registry(settings, engine, "deal"), tenant, model, by="cli").as_dict()
     else:
-        outcome = asyncio.run(_retrain_on_worker(settings, tenant))
+        outcome = asyncio.run(_retrain_on_worker(settings, tenant, model))
     _retrained(outcome)
 
 
-async def _retrain_on_worker(settings, tenant: str) -> dict:
+async def _retrain_on_worker(settings, tenant: str, model: str) -> dict:
     import asyncio
     import uuid
     from datetime import timedelta
@@ -44,10 +69,10 @@ async def _retrain_on_worker(settings, tenant: str) -> dict:
 
     try:
         client = await asyncio.wait_for(connect(settings), timeout=10)
-        with console.status(f"Retraining {tenant}'s lead model on the worker (ScoringRetrainWorkflow)"):
+        with console.status(f"Retraining {tenant}'s {MODELS[model]} on the worker (ScoringRetrainWorkflow)"):
             return await client.execute_workflow(
-                ScoringRetrainWorkflow.run, RetrainRequest(tenant_id=tenant, by="cli"),
-                id=f"{retrain_schedule_id(tenant)}-now-{uuid.uuid4().hex[:8]}",
+                ScoringRetrainWorkflow.run, RetrainRequest(tenant_id=tenant, model=model, by="cli"),
+                id=f"{retrain_schedule_id(tenant, model)}-now-{uuid.uuid4().hex[:8]}",
                 task_queue=settings.temporal_task_queue, execution_timeout=timedelta(hours=1))
     except Exception as exc:  # noqa: BLE001 — one line, whatever Temporal said
         if isinstance(exc, TimeoutError) or temporal_unreachable(exc):
@@ -61,46 +86,78 @@ def _retrained(outcome: dict) -> None:
     if outcome["version"] is None:
         raise CliError(f"not retrained: {outcome['reason']}")
     state = "[green]promoted: now active[/]" if outcome["promoted"] else "[yellow]kept inactive[/]"
-    console.print(f"model v{outcome['version']} for {outcome['tenant_id']}: {state} ({outcome['reason']}); "
-                  f"trained on leads closed before {outcome['cutoff']}", highlight=False, soft_wrap=True)
+    deal = outcome.get("model") == "deal"
+    rows = "deals" if deal else "leads"
+    trained = f"trained on {rows} closed before {outcome['cutoff']}" if outcome["cutoff"] else "trained on every deal"
+    console.print(f"{'deal models' if deal else 'model'} v{outcome['version']} for {outcome['tenant_id']}: {state} "
+                  f"({outcome['reason']}); {trained}", highlight=False, soft_wrap=True)
 
 
 @scoring_app.command("models")
-def scoring_models(tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug")) -> None:
-    """Every version of the tenant's lead model: kind, data hash, metrics, and who promoted it."""
-    from scoring.registry import ModelRegistry
-
+def scoring_models(tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug"),
+                   model: Model = _model_option()) -> None:
+    """Every version of the tenant's lead model (or --model deal: its deal models): kind, data hash, metrics, the
+    evaluation on later data, and who promoted it."""
     settings, tenant, engine = _tenant_engine(tenant)
-    table = Table("version", "kind", "active", "CV AUC", "later AUC (vs active)", "data", "promotion")
-    for row in ModelRegistry(engine, settings.effective_models_dir).versions(tenant):
+    model = Model(model).value
+    if model == "deal":
+        table = Table("version", "kind", "active", "held-out pinball profit / ROI, C", "later (vs active)", "data",
+                      "promotion")
+    else:
+        table = Table("version", "kind", "active", "CV AUC", "later AUC (vs active)", "data", "promotion")
+    for row in _registry(settings, engine, model).versions(tenant):
         m = row.metrics
-        evaluation, promotion = m.get("evaluation") or {}, m.get("promotion") or {}
-        later = (f"{evaluation['candidate']['auc']:.3f} (vs v{evaluation['active_version']} "
-                 f"{evaluation['active']['auc']:.3f})") if evaluation else ""
-        activations = m.get("activations") or []
-        who = (f"{activations[-1]['by']}: {activations[-1]['reason']}" if activations else
-               f"{promotion.get('by')}: {'promoted' if promotion.get('promoted') else 'not promoted'}"
-               if promotion else "")
-        table.add_row(f"v{row.version}", row.kind, "✓" if row.active else "", f"{m.get('cv_auc', 0):.3f}", later,
-                      row.training_data_hash[:10], who[:70])
+        own, later = _deal_columns(m) if model == "deal" else _lead_columns(m)
+        table.add_row(f"v{row.version}", row.kind, "✓" if row.active else "", own, later,
+                      row.training_data_hash[:10], _who(m)[:70])
     console.print(table)
+
+
+def _lead_columns(m: dict) -> tuple[str, str]:
+    evaluation = m.get("evaluation") or {}
+    later = (f"{evaluation['candidate']['auc']:.3f} (vs v{evaluation['active_version']} "
+             f"{evaluation['active']['auc']:.3f})") if evaluation else ""
+    return f"{m.get('cv_auc', 0):.3f}", later
+
+
+def _deal_columns(m: dict) -> tuple[str, str]:
+    def figures(e: dict) -> str:
+        return f"{e['profit_pinball']:,.0f} / {e['roi_pinball']:.4f}, {e['concordance']}"
+
+    own = figures({"profit_pinball": m.get("profit_pinball") or 0, "roi_pinball": m.get("roi_pinball") or 0,
+                   "concordance": m.get("concordance")})
+    evaluation = m.get("evaluation") or {}
+    later = (f"{figures(evaluation['candidate'])} (vs v{evaluation['active_version']} "
+             f"{figures(evaluation['active'])})") if evaluation else ""
+    return own, later
+
+
+def _who(m: dict) -> str:
+    activations, promotion = m.get("activations") or [], m.get("promotion") or {}
+    if activations:
+        return f"{activations[-1]['by']}: {activations[-1]['reason']}"
+    if promotion:
+        return f"{promotion.get('by')}: {'promoted' if promotion.get('promoted') else 'not promoted'}"
+    return ""
 
 
 @scoring_app.command("rollback")
 def scoring_rollback(
     tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug"),
     to: int = typer.Option(None, "--to", help="the version to make active (default: the one before the current)"),
+    model: Model = _model_option(),
 ) -> None:
-    """Make the lead model active before the current one (or --to VERSION) active again."""
-    from scoring.registry import ModelRegistry
+    """Make the lead model (or --model deal: the deal models) active before the current one (or --to VERSION)
+    active again."""
     from services.retraining import rollback
 
     settings, tenant, engine = _tenant_engine(tenant)
+    model = Model(model).value
     try:
-        was, now = rollback(ModelRegistry(engine, settings.effective_models_dir), tenant, by="cli", to=to)
+        was, now = rollback(_registry(settings, engine, model), tenant, by="cli", to=to, model=model)
     except LookupError as exc:
         raise CliError(str(exc).strip("'\"")) from None
-    console.print(f"[green]✓[/] {tenant}'s lead model: v{now} active again (was v{was})", highlight=False)
+    console.print(f"[green]✓[/] {tenant}'s {MODELS[model]}: v{now} active again (was v{was})", highlight=False)
 
 
 @scoring_app.command("schedule")
@@ -108,8 +165,10 @@ def scoring_schedule(
     tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug"),
     every_days: int = typer.Option(None, "--every-days", min=1, max=365,
                                    help="retrain every N days (default DEALFLOW_SCORING_RETRAIN_EVERY_DAYS)"),
+    model: Model = _model_option(),
 ) -> None:
-    """Create or change the tenant's retraining Schedule on Temporal (the worker creates one per tenant at start)."""
+    """Create or change the tenant's retraining Schedule of the lead model (or --model deal) on Temporal (the worker
+    creates one per tenant and model at start)."""
     import asyncio
     from datetime import timedelta
 
@@ -118,11 +177,12 @@ def scoring_schedule(
     from workflows.retrain import retrain_schedule_id
 
     settings, tenant, engine = _tenant_engine(tenant)
+    model = Model(model).value
     days = every_days or settings.scoring_retrain_every_days
 
     async def run() -> str:
         client = await asyncio.wait_for(connect(settings), timeout=10)
-        return await ensure_retrain_schedule(client, tenant, settings.temporal_task_queue, timedelta(days=days))
+        return await ensure_retrain_schedule(client, tenant, settings.temporal_task_queue, timedelta(days=days), model)
 
     try:
         done = asyncio.run(run())
@@ -130,5 +190,5 @@ def scoring_schedule(
         if isinstance(exc, TimeoutError) or temporal_unreachable(exc):
             raise CliError(f"Temporal is unreachable at {settings.effective_temporal_address}") from None
         raise CliError(f"the schedule could not be saved: {exc}") from None
-    console.print(f"[green]✓[/] {retrain_schedule_id(tenant)}: every {days} day{'s' if days != 1 else ''} ({done})",
-                  highlight=False)
+    console.print(f"[green]✓[/] {retrain_schedule_id(tenant, model)}: every {days} day{'s' if days != 1 else ''} "
+                  f"({done})", highlight=False)

@@ -45,7 +45,7 @@ from scoring.registry import ModelRegistry
 from workflows.accreditation import AccreditationWorkflow
 from events.schedules import ensure_daily_schedule, ensure_retrain_schedules
 from workflows.daily import DailyTriggersWorkflow
-from workflows.retrain import ScoringRetrainWorkflow
+from workflows.retrain import ScoringDriftWorkflow, ScoringRetrainWorkflow
 from workflows.deal import DealWorkflow
 from workflows.definition import DefinitionWorkflow
 from workflows.enrichment import EnrichmentWorkflow
@@ -55,7 +55,8 @@ from workflows.offering import OfferingWorkflow
 from workflows.signing import DocumentSigningWorkflow
 
 WORKFLOWS = [LeadWorkflow, EnrichmentWorkflow, DealWorkflow, MessageWorkflow, DefinitionWorkflow, DailyTriggersWorkflow,
-             AccreditationWorkflow, OfferingWorkflow, DocumentSigningWorkflow, ScoringRetrainWorkflow]
+             AccreditationWorkflow, OfferingWorkflow, DocumentSigningWorkflow, ScoringRetrainWorkflow,
+             ScoringDriftWorkflow]
 log = logging.getLogger("dealflow.worker")
 
 
@@ -66,8 +67,7 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
     api = PropertyApiSource(settings.property_api_url, settings.property_api_key) if settings.property_api_url \
         else None
     enrichment = EnrichmentActivities(engine, CountyRecordsSource(engine), api)
-    scoring = ScoringActivities(engine, ModelRegistry(engine, settings.effective_models_dir),
-                                settings.scoring_promotion_margin)
+    scoring = ScoringActivities(engine, ModelRegistry(engine, settings.effective_models_dir), settings)
     deal = DealActivities(engine)
     accreditation = AccreditationActivities(engine)
     offering = OfferingActivities(engine)
@@ -86,7 +86,8 @@ def build_worker(client: Client, engine: Engine, settings: Settings,
                         lead.load_investor, messaging.plan_send, messaging.send_message,
                         enrichment.validate_contact, enrichment.standardize_address, enrichment.lookup_county_records,
                         enrichment.lookup_property_api, enrichment.save_enrichment, enrichment.link_duplicates,
-                        scoring.score_lead, scoring.retrain_scoring_model, deal.open_opportunity,
+                        scoring.score_lead, scoring.retrain_scoring_model, scoring.check_scoring_drift,
+                        deal.open_opportunity,
                         deal.record_stage_change, deal.deal_sla_breached,
                         deal.deal_stage_sla,
                         deal.match_investors, accreditation.remind_accreditation,
@@ -120,7 +121,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None, clie
         worker = build_worker(client, engine, settings, executor)
         await ensure_daily_schedule(client, settings.temporal_task_queue)
         await ensure_retrain_schedules(client, engine, settings.temporal_task_queue,
-                                       timedelta(days=settings.scoring_retrain_every_days))
+                                       timedelta(days=settings.scoring_retrain_every_days),
+                                       timedelta(hours=settings.drift_check_every_hours))
         log.info("worker polling %s on %s", settings.temporal_task_queue, settings.effective_temporal_address)
         async with worker, running_relay(engine, client, settings):
             ready = os.environ.get("DEALFLOW_WORKER_READY_FILE")  # `dealflow up` watches for it

@@ -10,31 +10,43 @@ from temporalio.exceptions import ApplicationError
 from activities.heartbeat import heartbeating
 from activities.rows import owned
 
+from core.settings import Settings
 from models.base import utcnow
 from models.event import emit
 from models.lead import Lead
-from models.payloads import ScoreInput, ScoreResult
+from models.payloads import DriftCheck, DriftCheckInput, ScoreInput, ScoreResult
 from models.timeline import TimelineEntry
+from scoring.deal_registry import DealModels
 from scoring.engagement import engagement
 from scoring.registry import ModelRegistry
-from workflows.retrain import RetrainRequest
+from workflows.retrain import RETRAINED, RetrainRequest
 
 
 class ScoringActivities:
-    def __init__(self, engine: Engine, registry: ModelRegistry, margin: float = 0.005) -> None:
-        self._engine, self._registry, self._margin = engine, registry, margin
+    def __init__(self, engine: Engine, registry: ModelRegistry, settings: Settings,
+                 deals: DealModels | None = None) -> None:
+        self._engine, self._registry, self._settings = engine, registry, settings
+        self._deals = deals or DealModels(engine, settings.effective_models_dir)
 
     @activity.defn
     def retrain_scoring_model(self, request: RetrainRequest) -> dict:
-        """ScoringRetrainWorkflow's work: services/retraining.py (a candidate, compared, promoted or not)."""
-        from services.retraining import retrain_lead_model
+        """ScoringRetrainWorkflow's work: services/retraining.py for the lead model, services/deal_retraining.py for
+        the deal models (a candidate, compared, promoted or not)."""
+        from services.retraining import retrain_model
 
-        if request.model != "lead":
-            raise ApplicationError(f"no retraining for the {request.model} model", type="Invalid",
-                                   non_retryable=True)
+        if request.model not in RETRAINED:
+            raise ApplicationError(f"no retraining for the {request.model} model", type="Invalid", non_retryable=True)
         with heartbeating():
-            return retrain_lead_model(self._engine, self._registry, request.tenant_id, by=request.by,
-                                      margin=self._margin).as_dict()
+            return retrain_model(self._engine, self._settings, self._registry, self._deals, request.tenant_id,
+                                 request.model, by=request.by).as_dict()
+
+    @activity.defn
+    def check_scoring_drift(self, request: DriftCheckInput) -> DriftCheck:
+        """ScoringDriftWorkflow's work: the tenant's drift report, which sets this worker's drift gauges."""
+        from services.drift import check_drift
+
+        with heartbeating():
+            return check_drift(self._engine, self._settings, request.tenant_id)
 
     @activity.defn
     def score_lead(self, request: ScoreInput) -> ScoreResult:

@@ -100,15 +100,26 @@ class Settings(BaseSettings):
     # Conventional reading: under 0.1 no shift, 0.1-0.25 moderate, over 0.25 significant.
     drift_psi_threshold: float = Field(default=0.25, gt=0, le=10)
     drift_window_days: int = Field(default=30, ge=1, le=365)
+    # Each tenant's drift report is computed by ScoringDriftWorkflow on a Schedule of its own (scoring-drift-{tenant})
+    # every this many hours, in the worker, which sets the drift gauges it serves; when the report is significant
+    # and `scoring_retrain_on_drift` is on, it retrains the lead model (the promotion rule still decides).
+    drift_check_every_hours: int = Field(default=24, ge=1, le=24 * 30)
+    scoring_retrain_on_drift: bool = True
     # Retraining (services/retraining.py): each tenant's lead model is retrained by a Temporal Schedule every this
     # many days; a candidate replaces the active model only when its AUC on the leads closed after its training
     # cut-off is higher by the margin (and its Brier score no worse).
     scoring_retrain_every_days: int = Field(default=7, ge=1, le=365)
     scoring_promotion_margin: float = Field(default=0.005, ge=0, le=0.5)
+    # The deal models (services/deal_retraining.py) are retrained on the same Schedule interval, one Schedule of their
+    # own per tenant: a candidate replaces the active version only when the pinball loss of its profit and of its ROI
+    # quantiles, on the deals closed after its cut-off, are both lower by this share of the active version's (0.02:
+    # 2 % lower), and its time-to-close concordance is no lower than the active version's less the tolerance.
+    scoring_deal_pinball_margin: float = Field(default=0.02, ge=0, lt=1)
+    scoring_deal_concordance_tolerance: float = Field(default=0.0, ge=0, le=0.5)
     # Deal forecasts (scoring/deal_forecast.py): a tenant's own expected-return and time-to-close models replace the
-    # cold-start ones (trained on the synthetic deal book) once it has this many closed-won deals with their figures
-    # (a contract price, and a sale price with repairs or an assignment fee), and are trained again when that number
-    # has grown by a tenth (at least 5) since.
+    # cold-start ones (trained on the synthetic deal book) at the first retraining (its Schedule, or `dealflow scoring
+    # retrain --model deal`) that finds this many closed-won deals with their figures (a contract price, and a sale
+    # price with repairs or an assignment fee); a forecast request only reads the active version.
     deal_forecast_min_closed: int = Field(default=30, ge=10, le=1_000_000)
     # Reply intent (scoring/intent.py): an optional LLM behind the same interface as the shipped text model, any
     # OpenAI-compatible chat-completions API (e.g. https://api.openai.com/v1, a local vLLM or Ollama); off when

@@ -187,6 +187,28 @@ class ScoreResult(BaseModel):
     reasons: list[dict[str, Any]]
 
 
+class DriftCheckInput(BaseModel):
+    """ScoringDriftWorkflow's input (its daily Schedule's, scoring-drift-{tenant})."""
+
+    tenant_id: str
+    by: str = "schedule"
+
+
+class DriftCheck(BaseModel):
+    """check_scoring_drift's answer: the tenant's drift report in brief (services/drift.check_drift)."""
+
+    tenant_id: str
+    checked: bool  # False: no report (no active lead model, no reference, no lead scored in the window): `reason`
+    reason: str
+    model_version: int | None = None
+    n_current: int = 0
+    threshold: float | None = None
+    significant: bool = False  # a feature or the score over the threshold
+    drifted: list[str] = Field(default_factory=list)  # highest PSI first; "score" when the score drifted
+    max_psi: float | None = None
+    retrain: bool = False  # significant, and settings.scoring_retrain_on_drift allows a retrain
+
+
 class TaskInput(BaseModel):
     tenant_id: str
     lead_id: str | None = None

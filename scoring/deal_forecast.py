@@ -49,7 +49,7 @@ AFT_PARAMS = {"objective": "survival:aft", "eval_metric": "aft-nloglik", "aft_lo
               "subsample": 0.9, "colsample_bytree": 0.9, "nthread": 1, "seed": 13, "max_cat_to_onehot": 8}
 AFT_ROUNDS = 200
 # One thread each: a few thousand rows are too few to share out (two threads made a fit 3x slower on a busy 2-core
-# machine), and the API trains a tenant's models inside a request.
+# machine), and the worker that retrains them runs other activities beside.
 HOLDOUT = 0.2
 
 Progress = Callable[[str], None]

@@ -1,11 +1,12 @@
 """A deal's expected return and time to close, from the tenant's deal models (scoring/deal_forecast.py).
 
-Which model answers: the tenant's active one. A tenant with none gets the cold-start forecaster (the synthetic deal
-book) as version 1. Once it has `min_closed` closed-won deals with their figures (settings.deal_forecast_min_closed),
-the next forecast trains its own (kind `crm_history`) from every deal of its book — closed-won deals with their
+Which model answers: the tenant's active one; a forecast only reads it. A tenant with none gets the cold-start
+forecaster (the synthetic deal book) as version 1. Its own (kind `crm_history`) are trained by the retraining
+(services/deal_retraining.py, weekly on its Schedule) from every deal of its book — closed-won deals with their
 realised profit and ROI and days to close; deals still open censored at their days so far, lost ones at their days
-until lost — and from then on again whenever that number has grown by a tenth (at least 5). A model trained with an
-imported CSV of past deals (kind `csv`, `dealflow scoring train-deals --csv`) is kept until the next import.
+until lost — the first once it has `min_closed` closed-won deals with their figures (settings.deal_forecast_min_closed),
+later ones only when they beat the active version on the deals closed since. A model trained with an imported CSV of
+past deals (kind `csv`, `dealflow scoring train-deals --csv`) is kept until the next import.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def deal_row(deal: Opportunity, prop: Property | None, lead: Lead | None) -> dic
             "contract_price": deal.contract_price, "arv": deal.arv, "repair_estimate": deal.repair_estimate}
 
 
-def _days(start: datetime, end: datetime) -> float:
+def days_between(start: datetime, end: datetime) -> float:
     return max((end - start).total_seconds() / DAY, 0.0)
 
 
@@ -88,52 +89,57 @@ class BookRows:
                         roi=np.array(self.roi, dtype=float))
 
 
-def tenant_rows(session: Session, tenant_id: str, now: datetime | None = None) -> BookRows:
-    """Every deal of the tenant: won (days to close, its return when it has the figures), lost (censored at its
-    days until lost) or open (censored at its days so far)."""
-    now = now or utcnow()
-    rows = BookRows()
+@dataclass(frozen=True)
+class DealRecord:
+    """A saved deal with what happened to it: `status` won / lost / open, `closed` when it closed (won or lost;
+    its updated_at when closed_at is missing), `outcome` a won deal's (profit, ROI) when it has the figures."""
+
+    row: dict[str, Any]
+    status: str
+    opened: datetime
+    closed: datetime | None
+    outcome: tuple[float, float] | None
+
+
+def tenant_deals(session: Session, tenant_id: str) -> list[DealRecord]:
+    """Every deal of the tenant, oldest first."""
     query = (select(Opportunity, Property, Lead)
              .join(Property, col(Property.id) == col(Opportunity.property_id), isouter=True)
              .join(Lead, col(Lead.id) == col(Opportunity.lead_id), isouter=True)
              .where(Opportunity.tenant_id == tenant_id).order_by(col(Opportunity.created_at), col(Opportunity.id)))
+    records = []
     for deal, prop, lead in session.exec(query):
-        row = deal_row(deal, prop, lead)
-        if deal.stage == WON:
-            rows.add(row, "won", _days(deal.created_at, deal.closed_at or deal.updated_at), realised_return(deal))
-        elif deal.stage == LOST:
-            rows.add(row, "lost", _days(deal.created_at, deal.closed_at or deal.updated_at), None)
+        status = "won" if deal.stage == WON else "lost" if deal.stage == LOST else "open"
+        records.append(DealRecord(deal_row(deal, prop, lead), status, deal.created_at,
+                                  None if status == "open" else deal.closed_at or deal.updated_at,
+                                  realised_return(deal) if status == "won" else None))
+    return records
+
+
+def book_as_of(records: list[DealRecord], now: datetime, cutoff: datetime | None = None) -> BookRows:
+    """The book to train on: every deal won (days to close, its return when it has the figures), lost (censored at
+    its days until lost) or open (censored at its days so far). With a `cutoff`, the book as it stood then: the
+    deals opened before it, those closed after it still open (censored at their days open by then)."""
+    rows = BookRows()
+    for r in records:
+        if cutoff is not None and r.opened >= cutoff:
+            continue
+        if r.closed is not None and (cutoff is None or r.closed < cutoff):
+            rows.add(r.row, r.status, days_between(r.opened, r.closed), r.outcome)
         else:
-            rows.add(row, "open", _days(deal.created_at, now), None)
+            rows.add(r.row, "open", days_between(r.opened, cutoff or now), None)
     return rows
 
 
-def _due(loaded: LoadedForecaster, ready: int, min_closed: int) -> bool:
-    """Whether the tenant's own history should (re)train its models now."""
-    if ready < min_closed or loaded.kind == "csv":
-        return False
-    if loaded.kind == "cold_start":
-        return True
-    trained_on = int(loaded.metrics.get("n_returns", 0))
-    return ready >= trained_on + max(5, math.ceil(trained_on / 10))
+def tenant_rows(session: Session, tenant_id: str, now: datetime | None = None) -> BookRows:
+    """Every deal of the tenant as book_as_of reads them today."""
+    return book_as_of(tenant_deals(session, tenant_id), now or utcnow())
 
 
-def forecaster_for(session: Session, models: DealModels, tenant_id: str, min_closed: int) -> LoadedForecaster:
-    """The tenant's active forecaster, its own trained first when its history is due (services' docstring)."""
-    loaded = models.ensure_active(tenant_id)
-    ready = closed_with_figures(session, tenant_id)
-    if not _due(loaded, ready, min_closed):
-        return loaded
-    with models.lock:
-        current = models.active(tenant_id) or loaded
-        if current.version != loaded.version and not _due(current, ready, min_closed):
-            return current  # another request trained it meanwhile
-        try:
-            forecaster = train_forecaster(tenant_rows(session, tenant_id).book())
-        except ValueError:
-            return current  # not enough to train after all (figures out of range): the current model stays
-        models.register_or_settle(tenant_id, forecaster, "crm_history")
-    return models.active(tenant_id) or loaded
+def forecaster_for(models: DealModels, tenant_id: str) -> LoadedForecaster:
+    """The tenant's active forecaster (the cold start when it has none). A forecast only reads: the tenant's own
+    models are trained by the retraining (services/deal_retraining.py, its Schedule), never inside a request."""
+    return models.ensure_active(tenant_id)
 
 
 @dataclass
@@ -154,7 +160,8 @@ def _basis(loaded: LoadedForecaster, min_closed: int, ready: int) -> str:
     m = loaded.metrics
     if loaded.kind == "cold_start":
         return (f"Cold start: trained on Dealflow's synthetic book of {m['n_deals']:,} deals, not on yours. Your own "
-                f"deals take over at {min_closed} closed-won deals with their figures (you have {ready}).")
+                f"deals take over at the next retraining once you have {min_closed} closed-won deals with their "
+                f"figures (you have {ready}).")
     censored = m.get("n_open", 0) + m.get("n_lost", 0)
     source = "your imported past deals and your CRM's" if loaded.kind == "csv" else "your deals"
     return (f"Trained on {m['n_deals']:,} of {source}: {m['n_returns']:,} closed won with their figures for the "
@@ -169,13 +176,13 @@ def forecast_deal(session: Session, models: DealModels, deal: Opportunity, min_c
         outcome = realised_return(deal) if deal.stage == WON else None
         end = deal.closed_at or deal.updated_at
         return DealForecast(closed=True, stage=deal.stage, outcome={
-            "days_to_close": round(_days(deal.created_at, end), 1), "closed_at": end,
+            "days_to_close": round(days_between(deal.created_at, end), 1), "closed_at": end,
             "profit": round(outcome[0], 2) if outcome else None, "roi": round(outcome[1], 6) if outcome else None},
             basis="The deal is closed: this is what happened, not a forecast.")
-    loaded = forecaster_for(session, models, deal.tenant_id, min_closed)
+    loaded = forecaster_for(models, deal.tenant_id)
     prop = session.get(Property, deal.property_id) if deal.property_id else None
     lead = session.get(Lead, deal.lead_id) if deal.lead_id else None
-    age = _days(deal.created_at, now)
+    age = days_between(deal.created_at, now)
     answer = loaded.forecaster.forecast(deal_row(deal, prop, lead), age_days=age)
     m = loaded.metrics
     metrics = {k: m[k] for k in ("n_deals", "n_won", "n_returns", "n_open", "n_lost", "profit_pinball",

@@ -13,7 +13,8 @@ of its score, between the training data and the leads scored in the last N days.
   by the previous version say nothing about this one's scores).
 
 Computing a report sets the gauges `dealflow_model_feature_psi` and `dealflow_model_score_psi` of this process
-(core/metrics.py), which the ModelDrift alert reads.
+(core/metrics.py), which the ModelDrift alert reads: the worker computes every tenant's on a Schedule
+(ScoringDriftWorkflow, `check_drift`), the API when asked.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 from sqlmodel import select as select_model
 
@@ -36,12 +37,13 @@ from core.settings import Settings
 from models.base import utcnow
 from models.enrichment import ScoringModel
 from models.lead import Lead
+from models.payloads import DriftCheck
 from models.tenant import Tenant
 from scoring.drift import BINS, SCORE, FeatureDrift, Reference, compare, export_frame
 from scoring.engagement import engagement_as_of
 from scoring.export import ExportSpec, LeadValues
 from scoring.features import lead_features
-from scoring.registry import model_label
+from scoring.registry import LEAD, model_label
 from services.acting import Conflict, NotFound
 
 PAGE = 5000
@@ -88,6 +90,7 @@ def drift_report(session: Session, settings: Settings, tenant_id: str, days: int
     if session.get(Tenant, tenant_id) is None:
         raise NotFound(f"tenant {tenant_id!r} does not exist")
     row = session.exec(select_model(ScoringModel).where(ScoringModel.tenant_id == tenant_id,
+                                                        ScoringModel.model == LEAD,  # not the deal models
                                                         col(ScoringModel.active).is_(True))).first()
     if row is None:
         raise NotFound(f"tenant {tenant_id!r} has no active scoring model: train one (dealflow scoring train) or "
@@ -122,6 +125,27 @@ def drift_report(session: Session, settings: Settings, tenant_id: str, days: int
         significant=bool(drifted) or score_drifted, notes=notes)
     _export_gauges(report)
     return report
+
+
+def check_drift(engine: Engine, settings: Settings, tenant_id: str) -> DriftCheck:
+    """ScoringDriftWorkflow's activity: the tenant's report (which sets this process's drift gauges: the worker's,
+    which Prometheus scrapes) in brief, and whether to retrain. No report is an answer, not a failure: a tenant
+    whose leads were not scored lately has nothing to compare."""
+    with Session(engine) as session:
+        try:
+            report = drift_report(session, settings, tenant_id)
+        except (NotFound, Conflict) as exc:
+            return DriftCheck(tenant_id=tenant_id, checked=False, reason=str(exc))
+    drifted = ([SCORE] if report.score_drifted else []) + report.drifted
+    psis = [f.psi for f in report.features] + ([report.score.psi] if report.score else [])
+    retrain = report.significant and settings.scoring_retrain_on_drift
+    reason = (f"drifted over {report.threshold}: {', '.join(drifted)}" if drifted else
+              f"no drift over {report.threshold}") + f" ({report.n_current} leads scored in {report.window_days} days)"
+    if report.significant and not retrain:
+        reason += "; DEALFLOW_SCORING_RETRAIN_ON_DRIFT is off: not retrained"
+    return DriftCheck(tenant_id=tenant_id, checked=True, reason=reason, model_version=report.model_version,
+                      n_current=report.n_current, threshold=report.threshold, significant=report.significant,
+                      drifted=drifted, max_psi=round(max(psis), 4) if psis else None, retrain=retrain)
 
 
 def current_sample(session: Session, tenant_id: str, features: list[str], spec: ExportSpec | None, label: str,

@@ -18,10 +18,12 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from core.metrics import MODEL_LIVE_AUC, MODEL_LIVE_BRIER
+from core.settings import Settings
 from models.base import utcnow
 from models.lead import Lead
 from scoring.engagement import engagement
 from scoring.features import FEATURES, lead_features
+from scoring.deal_registry import DealModels
 from scoring.promotion import decide, evaluate
 from scoring.registry import ModelRegistry
 from scoring.training import train
@@ -40,6 +42,7 @@ class RetrainOutcome:
     candidate: dict | None = None
     active: dict | None = None
     active_version: int | None = None
+    model: str = "lead"  # or deal (services/deal_retraining.py)
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -96,18 +99,35 @@ def retrain_lead_model(engine: Engine, registry: ModelRegistry, tenant_id: str, 
                           active_eval.as_dict(), active.version)
 
 
-def rollback(registry: ModelRegistry, tenant_id: str, *, by: str, to: int | None = None) -> tuple[int, int]:
-    """The version active before the current one (or `to`) made active again: (from version, to version)."""
+def retrain_model(engine: Engine, settings: Settings, lead: ModelRegistry, deals: DealModels, tenant_id: str,
+                  model: str, *, by: str) -> RetrainOutcome:
+    """One model's retraining with the settings' margins: ScoringRetrainWorkflow's activity and `dealflow scoring
+    retrain --local`. A ValueError for a model that is not retrained."""
+    if model == "lead":
+        return retrain_lead_model(engine, lead, tenant_id, by=by, margin=settings.scoring_promotion_margin)
+    if model == "deal":
+        from services.deal_retraining import retrain_deal_models  # it builds on this module
+
+        return retrain_deal_models(engine, deals, tenant_id, by=by, min_closed=settings.deal_forecast_min_closed,
+                                   margin=settings.scoring_deal_pinball_margin,
+                                   tolerance=settings.scoring_deal_concordance_tolerance)
+    raise ValueError(f"no retraining for the {model} model")
+
+
+def rollback(registry: ModelRegistry | DealModels, tenant_id: str, *, by: str, to: int | None = None,
+             model: str = "lead") -> tuple[int, int]:
+    """The version active before the current one (or `to`) made active again: (from version, to version). The
+    lead model's registry, or (model="deal") the deal models' (DealModels: the same versions and activate)."""
     versions = registry.versions(tenant_id)
     current = next((v for v in versions if v.active), None)
     if current is None:
-        raise LookupError(f"{tenant_id} has no active lead model")
+        raise LookupError(f"{tenant_id} has no active {model} model")
     if to is None:
         earlier = [a.get("replaced") for a in current.metrics.get("activations", [])]
-        promoted_over = current.metrics.get("evaluation", {}).get("active_version")
+        promoted_over = (current.metrics.get("evaluation") or {}).get("active_version")
         to = next((v for v in reversed(earlier) if v), None) or promoted_over or next(
             (v.version for v in versions if v.version < current.version), None)
     if to is None or to == current.version:
-        raise LookupError(f"{tenant_id}'s lead model v{current.version} has no earlier version to roll back to")
+        raise LookupError(f"{tenant_id}'s {model} model v{current.version} has no earlier version to roll back to")
     registry.activate(tenant_id, to, by=by, reason=f"rolled back from v{current.version}")
     return current.version, to

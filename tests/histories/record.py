@@ -15,6 +15,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+from temporalio import activity
 from temporalio.worker import Worker
 
 from core.devserver import time_skipping_environment
@@ -200,11 +201,56 @@ async def record_offering() -> list[Path]:
     return [_write("offering_workflow_v1", history)]
 
 
+async def _one_run(workflows: list, activities: list, run, argument, workflow_id: str):
+    """The history of one run of `run(argument)` to its end, its activities recording."""
+    env = await time_skipping_environment()
+    try:
+        async with Worker(env.client, task_queue="history", workflows=workflows, activities=activities):
+            handle = await env.client.start_workflow(run, argument, id=workflow_id, task_queue="history")
+            await handle.result()
+            return await handle.fetch_history()
+    finally:
+        await env.shutdown()
+
+
+@activity.defn(name="retrain_scoring_model")
+async def _recorded_retrain(request: dict) -> dict:
+    return {"tenant_id": request["tenant_id"], "version": None, "promoted": False, "reason": "recorded"}
+
+
+async def record_retrain() -> list[Path]:
+    """ScoringRetrainWorkflow (scheduled, lead model): one retrain activity; it only records here (the file was
+    recorded with a version 2 promoted)."""
+    from workflows.retrain import RetrainRequest, ScoringRetrainWorkflow
+
+    history = await _one_run([ScoringRetrainWorkflow], [_recorded_retrain], ScoringRetrainWorkflow.run,
+                             RetrainRequest(tenant_id="acme"), "scoring-retrain-acme-lead")
+    return [_write("scoring_retrain_workflow_v1", history)]
+
+
+async def record_drift() -> list[Path]:
+    """ScoringDriftWorkflow: a significant drift report, then the lead model's retraining as a child. Recording
+    activities."""
+    from models.payloads import DriftCheckInput
+    from workflows.retrain import ScoringDriftWorkflow, ScoringRetrainWorkflow
+
+    @activity.defn(name="check_scoring_drift")
+    async def check_scoring_drift(request: dict) -> dict:
+        return {"tenant_id": request["tenant_id"], "checked": True, "reason": "drifted over 0.25: source",
+                "model_version": 1, "significant": True, "drifted": ["source"], "max_psi": 1.2, "retrain": True}
+
+    history = await _one_run([ScoringDriftWorkflow, ScoringRetrainWorkflow],
+                             [check_scoring_drift, _recorded_retrain], ScoringDriftWorkflow.run,
+                             DriftCheckInput(tenant_id="acme"), "scoring-drift-acme")
+    return [_write("scoring_drift_workflow_v1", history)]
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["first-touch"]
     recorders = {"lifecycle": record_lifecycle, "first-touch": record_first_touch, "definition": record_definition,
                  "deal": record_deal, "accreditation": record_accreditation,
-                 "offering": record_offering}
+                 "offering": record_offering, "retrain": record_retrain,
+                 "drift": record_drift}
     for name in which:
         for path in asyncio.run(recorders[name]()):
             print(path)

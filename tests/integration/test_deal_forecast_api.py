@@ -1,5 +1,6 @@
 """GET /api/v1/opportunities/{id}/forecast over HTTP: a new tenant's deal is forecast by the cold-start models (the
-synthetic deal book), the tenant's own take over once it has enough closed deals, a closed deal answers its outcome,
+synthetic deal book), the tenant's own take over once it has enough closed deals and the retraining has run (a
+forecast never trains), a closed deal answers its outcome,
 and another tenant's deal is a 404. Runs on SQLite, and on Postgres when DEALFLOW_TEST_DATABASE_URL is set."""
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from models.base import utcnow
 from models.enrichment import ScoringModel
 from models.opportunity import Opportunity
 from models.tenant import Role
+from scoring.deal_registry import DealModels
+from services.deal_retraining import retrain_deal_models
 
 DEAL = {"title": "12 Oak St", "asking_price": "180000", "offer_price": "150000", "arv": "260000",
         "repair_estimate": "45000"}
@@ -46,7 +49,8 @@ def _ordered(interval: dict) -> bool:
     return interval["p10"] <= interval["p50"] <= interval["p90"]
 
 
-async def test_a_new_deal_is_forecast_by_the_cold_start_then_by_the_tenant_s_own_models(api, make_key, engine):
+async def test_a_new_deal_is_forecast_by_the_cold_start_then_by_the_tenant_s_own_models(api, make_key, engine,
+                                                                                         settings):
     tenant = f"fc{uuid.uuid4().hex[:8]}"
     staff = make_key(Role.staff, tenant)
     created = await api.post("/api/v1/opportunities", json=DEAL, headers=staff)
@@ -69,6 +73,13 @@ async def test_a_new_deal_is_forecast_by_the_cold_start_then_by_the_tenant_s_own
     assert again["model"]["kind"] == "cold_start" and "(you have 29)" in again["basis"]
 
     _past_deals(engine, tenant, won=1, seed=2)  # the 30th
+    # A forecast reads the active models and never trains: the switch-over is the retraining's (its Schedule's)
+    still = (await api.get(f"/api/v1/opportunities/{deal_id}/forecast", headers=staff)).json()
+    assert still["model"]["kind"] == "cold_start" and still["model"]["version"] == 1, still
+    assert "(you have 30)" in still["basis"] and "next retraining" in still["basis"]
+    outcome = retrain_deal_models(engine, DealModels(engine, settings.effective_models_dir), tenant, by="test",
+                                  min_closed=30)
+    assert outcome.promoted and outcome.version == 2, outcome
     own = (await api.get(f"/api/v1/opportunities/{deal_id}/forecast", headers=staff)).json()
     assert own["model"]["kind"] == "crm_history" and own["model"]["version"] == 2, own
     assert own["model"]["trained_on"] == 51  # 30 won, 12 open, 8 lost and the deal itself (open)
@@ -79,7 +90,8 @@ async def test_a_new_deal_is_forecast_by_the_cold_start_then_by_the_tenant_s_own
                                                        col(ScoringModel.active).is_(True))).all()
     assert sorted((r.model, r.version, r.kind) for r in rows) == [("deal_close_time", 2, "crm_history"),
                                                                   ("deal_return", 2, "crm_history")]
-    # Asked again with no new closed deal: the same model, not retrained
+    # Five more closed deals (what used to retrain inside the request): the forecast still reads v2
+    _past_deals(engine, tenant, won=5, seed=3)
     assert (await api.get(f"/api/v1/opportunities/{deal_id}/forecast", headers=staff)).json()["model"]["version"] == 2
 
 

@@ -38,6 +38,7 @@ from workflows.definition import DefinitionEvent, DefinitionWorkflow
 from workflows.enrichment import EnrichmentWorkflow
 from workflows.lead import LeadWorkflow
 from workflows.offering import OfferingWorkflow
+from workflows.retrain import ScoringDriftWorkflow, ScoringRetrainWorkflow
 
 HISTORIES = Path(__file__).resolve().parents[1] / "histories"
 WORKFLOWS = [LeadWorkflow, EnrichmentWorkflow, DealWorkflow, DefinitionWorkflow, AccreditationWorkflow,
@@ -341,13 +342,14 @@ def test_record_timeline_entry_is_idempotent(engine):
 async def test_recorded_histories_replay(path):
     """A change that makes a workflow non-deterministic for running executions fails here."""
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
-    await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(history)
+    await Replayer(workflows=[*WORKFLOWS, ScoringRetrainWorkflow, ScoringDriftWorkflow],
+                   data_converter=pydantic_data_converter).replay_workflow(history)
 
 
 def test_histories_exist():
     names = {p.name.split("_v")[0] for p in HISTORIES.glob("*_workflow_*.json")}
     assert {"lead_workflow", "enrichment_workflow", "deal_workflow", "accreditation_workflow",
-                     "offering_workflow"} <= names, \
+                     "offering_workflow", "scoring_retrain_workflow", "scoring_drift_workflow"} <= names, \
         "record with: python -m tests.histories.record"
 
 

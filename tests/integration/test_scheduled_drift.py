@@ -1,0 +1,106 @@
+"""Scheduled drift (issue 13): ScoringDriftWorkflow on the time-skipping server with the real activities computes a
+tenant's drift report in the worker, which sets the drift gauges the worker serves (what the ModelDrift alert
+reads, with no one opening the API), and retrains the lead model when the drift is significant and the setting
+allows it; the tenant's drift Schedule is created on the dev server beside its retraining ones."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import uuid
+from datetime import timedelta
+
+import pytest_asyncio
+from prometheus_client import REGISTRY
+
+from core.devserver import time_skipping_environment
+from models.payloads import DriftCheckInput
+from scoring.deal_registry import DealModels
+from tests.integration.test_drift_api import book, trained  # noqa: F401 — a tenant's model and its scored leads
+from workflows.retrain import ScoringDriftWorkflow, drift_schedule_id
+
+
+@pytest_asyncio.fixture
+async def skipping_env():
+    env = await time_skipping_environment()
+    yield env
+    await env.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def _worker(env, engine, settings, **overrides):
+    from worker import build_worker
+
+    queue = f"drift-{uuid.uuid4().hex[:6]}"
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as executor:
+        async with build_worker(env.client, engine, settings.model_copy(update={"temporal_task_queue": queue,
+                                                                                **overrides}), executor):
+            yield queue
+
+
+def _gauge(name: str, **labels) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+async def _check(env, queue: str, tenant: str) -> dict:
+    return await env.client.execute_workflow(ScoringDriftWorkflow.run, DriftCheckInput(tenant_id=tenant),
+                                             id=f"{drift_schedule_id(tenant)}-test", task_queue=queue)
+
+
+async def test_the_drift_check_sets_the_worker_s_gauges_and_retrains_on_significant_drift(
+        skipping_env, book, engine, settings):  # noqa: F811
+    tenant, _ = book(shift=True)
+    # The tenant's deal models are active too: the report is of its lead model, not of whichever active row
+    DealModels(engine, settings.effective_models_dir).ensure_active(tenant)
+    assert _gauge("dealflow_model_feature_psi", tenant=tenant, model_version="1", feature="years_owned") is None
+    async with _worker(skipping_env, engine, settings) as queue:
+        result = await _check(skipping_env, queue, tenant)
+    drift = result["drift"]
+    assert drift["checked"] and drift["significant"] and drift["model_version"] == 1, drift
+    assert {"years_owned", "assessed_value", "source"} <= set(drift["drifted"]) and drift["n_current"] == 600
+    # set by the activity in this (the worker's) process: what its /metrics serves and the alert reads
+    assert _gauge("dealflow_model_feature_psi", tenant=tenant, model_version="1", feature="years_owned") > 0.25
+    assert _gauge("dealflow_model_score_psi", tenant=tenant, model_version="1") is not None
+    assert drift["max_psi"] == max(_gauge("dealflow_model_feature_psi", tenant=tenant, model_version="1",
+                                          feature=f) for f in ("years_owned", "assessed_value", "source"))
+    # and the lead model's retraining ran as a child; its rule decides (these leads have no outcomes yet)
+    assert result["retrain"]["tenant_id"] == tenant and result["retrain"]["version"] is None
+    assert "not enough history" in result["retrain"]["reason"]
+
+
+async def test_no_retrain_without_significant_drift_or_with_the_setting_off(skipping_env, book, engine, settings):  # noqa: F811
+    calm, _ = book(shift=False, seed=32)
+    shifted, _ = book(n=300, shift=True, seed=33)
+    async with _worker(skipping_env, engine, settings, scoring_retrain_on_drift=False) as queue:
+        unchanged = await _check(skipping_env, queue, calm)
+        off = await _check(skipping_env, queue, shifted)
+        nobody = await _check(skipping_env, queue, f"t{uuid.uuid4().hex[:8]}")
+    assert unchanged["drift"]["checked"] and not unchanged["drift"]["significant"] and "retrain" not in unchanged
+    assert _gauge("dealflow_model_feature_psi", tenant=calm, model_version="1", feature="years_owned") < 0.1
+    assert off["drift"]["significant"] and not off["drift"]["retrain"] and "retrain" not in off
+    assert "DEALFLOW_SCORING_RETRAIN_ON_DRIFT is off" in off["drift"]["reason"]
+    # no report is an answer, not a failed workflow
+    assert not nobody["drift"]["checked"] and "does not exist" in nobody["drift"]["reason"]
+
+
+async def test_the_drift_schedule_is_created_and_updated_on_the_dev_server(temporal_client, engine, settings):
+    from events.schedules import ensure_drift_schedule, ensure_retrain_schedules
+    from tests.integration.test_retraining import _book
+    from workflows.retrain import retrain_schedule_id
+
+    tenant = _book(engine, n=0)
+    queue = settings.temporal_task_queue
+    everyone = await ensure_retrain_schedules(temporal_client, engine, queue, timedelta(days=7), timedelta(days=1))
+    assert everyone.get("created", 0) >= 3  # this tenant's lead, deal and drift Schedules at least
+    assert await ensure_drift_schedule(temporal_client, tenant, queue, timedelta(days=1)) == "unchanged"
+    assert await ensure_drift_schedule(temporal_client, tenant, queue, timedelta(hours=6)) == "updated"
+    drift = await temporal_client.get_schedule_handle(drift_schedule_id(tenant)).describe()
+    assert drift.schedule.action.workflow == "ScoringDriftWorkflow"
+    assert drift.schedule.spec.intervals[0].every == timedelta(hours=6)
+    deal = temporal_client.get_schedule_handle(retrain_schedule_id(tenant, "deal"))
+    described = await deal.describe()
+    assert described.schedule.action.workflow == "ScoringRetrainWorkflow"
+    assert described.schedule.action.id == f"scoring-retrain-{tenant}-deal"
+    for handle in (deal, temporal_client.get_schedule_handle(drift_schedule_id(tenant)),
+                   temporal_client.get_schedule_handle(retrain_schedule_id(tenant))):
+        await handle.delete()
