@@ -53,6 +53,7 @@ from temporalio.common import (  # noqa: E402
 from api.security import create_api_key  # noqa: E402
 from core import search_attributes as sa  # noqa: E402
 from bench.loadgen import LoadClient  # noqa: E402
+from bench.settle import settle  # noqa: E402
 from core.db import make_engine  # noqa: E402
 from core.devserver import DevServer  # noqa: E402
 from core.settings import Settings  # noqa: E402
@@ -186,25 +187,6 @@ def bare_insert(url: str, tenant: str, n: int, threads: int, tag: str) -> dict:
     elapsed = time.perf_counter() - started
     engine.dispose()
     return {"rows": n, "rows_per_s": round(n / elapsed, 1)}
-
-
-def settle(engine, limit: float = 60.0) -> float:
-    """Let the database finish what the bulk phases left (a checkpoint, autovacuum of the new rows) so the open
-    loop measures steady intake, not the after-effects of 6,000 rows written a moment before. Seconds waited."""
-    from sqlalchemy import text
-
-    started = time.perf_counter()
-    with engine.connect() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text("CHECKPOINT"))
-            conn.execute(text("ANALYZE"))
-            while time.perf_counter() - started < limit and conn.execute(text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")).scalar():
-                time.sleep(0.5)
-        else:
-            conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-    time.sleep(1.0)
-    return round(time.perf_counter() - started, 1)
 
 
 def undelivered(engine) -> int:
