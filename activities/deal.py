@@ -24,6 +24,7 @@ from services.matching import match_investors as find_matches
 from models.payloads import ConvertInput, MatchInput
 from models.timeline import TimelineEntry
 from services.deals import deal_workflow_id, sla_breached
+from services.documents import void_lost_deal_documents
 from workflows.deal import SlaBreach, StageSla
 
 
@@ -108,6 +109,8 @@ class DealActivities:
             emit(session, tenant_id=deal.tenant_id, subject_type="deal", subject_id=deal.id,
                  name="deal.stage_changed", event_id=change_id,
                  data={"stage": change.to_stage, "previous": change.from_stage, "reason": change.reason})
+            if change.to_stage == "closed_lost":  # a lost deal's envelopes stop (and send no more reminders)
+                void_lost_deal_documents(session, deal, reason=change.reason, actor=change.actor)
             session.commit()
 
     @activity.defn

@@ -17,7 +17,7 @@ from models.base import utcnow
 from models.document import Document
 from models.opportunity import Opportunity
 from models.tenant import Role
-from tests.conftest import eventually
+from tests.conftest import eventually, insert_lead
 from tests.integration.test_users import staff_team
 
 
@@ -209,10 +209,16 @@ async def test_a_lost_deal_stops_its_automations(api, make_key, engine, temporal
     from tests.integration.test_definition_enrollment import _publish, _runs
     from workflows.definition import DefinitionWorkflow
 
+    from models.signing import SigningState
+    from tests.integration.test_signing import body as document_body, document_is, link_for
+
     p = await _people(api, make_key, engine)
     ana, ops = p["ana"]["headers"], make_key(Role.ops, tenant=p["tenant"])
     await _publish(api, ops, LOST_STOPS, "offer-follow-up")
-    deal = await _open(api, ana, assignee="me", offer_price="100000")
+    seller = f"maria.{uuid.uuid4().hex[:6]}@example.com"
+    _, lead_id = insert_lead(engine, p["tenant"], first_name="Maria", last_name="Garcia", email=seller, property={
+        "street": "4500 Oak Ridge Dr", "city": "Austin", "state": "TX", "zip": "78745"})
+    deal = await _open(api, ana, lead_id=lead_id, assignee="me", offer_price="100000", contract_price="98000")
     await _running(api, ana, deal["id"])
     assert (await _move(api, ana, deal["id"], "contacted")).status_code == 200
     assert (await _move(api, ana, deal["id"], "offer_made")).status_code == 200
@@ -220,6 +226,12 @@ async def test_a_lost_deal_stops_its_automations(api, make_key, engine, temporal
     assert run.definition_key == "offer-follow-up"
     handle = temporal_client.get_workflow_handle_for(DefinitionWorkflow.run, run.workflow_id)
     await eventually(lambda: _at(handle, "wait"), timeout=30)
+    # An envelope out to the seller, its day-2 and day-5 reminders armed.
+    asked = await api.post(f"/api/v1/opportunities/{deal['id']}/documents", headers=ana,
+                           json=document_body(seller, expires_in="7d"))
+    assert asked.status_code == 201, asked.text
+    document = asked.json()
+    await link_for(api, ana, seller)  # the invitation went out: the signing workflow waits for the signers
 
     lost = await _move(api, ana, deal["id"], "closed_lost", "seller listed with an agent")
     assert lost.status_code == 200 and lost.json()["closed"] is True and lost.json()["sla_due_at"] is None
@@ -227,6 +239,22 @@ async def test_a_lost_deal_stops_its_automations(api, make_key, engine, temporal
     assert result.status == "exited" and "the deal was lost" in result.path[-1]["detail"], result
     body = (await api.get(f"/api/v1/opportunities/{deal['id']}", headers=ana)).json()
     assert body["closed_at"] is not None and body["history"][-1]["reason"] == "seller listed with an agent"
+    # The envelope is voided through the staff void's path, saying why; its workflow is over, no timer left.
+    voided = await document_is(api, ana, document["id"], "voided")
+    assert "deal closed lost" in voided["status_reason"], voided
+    assert any(e["event"] == "voided" and "deal closed lost: seller listed with an agent" in (e["detail"] or "")
+               for e in voided["events"]), voided["events"]
+    signing = temporal_client.get_workflow_handle(document["workflow_id"], result_type=SigningState)
+    ended = await asyncio.wait_for(signing.result(), 20)
+    assert ended.status == "voided" and ended.reminders_sent == 0
+    assert not [e for e in voided["events"] if e["event"] == "reminded"]
+    messages = (await api.get("/api/v1/messages", headers=ana, params={"limit": 200})).json()["items"]
+    assert not [m for m in messages if m["template"] == "esign_reminder"]
+    # A closed deal takes no new document.
+    refused = await api.post(f"/api/v1/opportunities/{deal['id']}/documents", headers=ana,
+                             json=document_body(seller, expires_in="7d"))
+    assert refused.status_code == 409 and refused.headers["content-type"].startswith("application/problem+json")
+    assert "closed_lost" in refused.json()["detail"], refused.text
     # revived: open again, its SLA clock running
     revived = await _move(api, ana, deal["id"], "contacted", "seller came back")
     assert revived.status_code == 200 and revived.json()["closed"] is False and revived.json()["sla_due_at"]
