@@ -107,6 +107,50 @@ async def test_every_illegal_move_and_unmet_rule_is_refused_with_its_reason(api,
     assert all(h["changed_at"] for h in body["history"])
 
 
+async def test_disposition_rules_and_closed_won_contract_price_over_http(api, make_key, engine):
+    p = await _people(api, make_key, engine)
+    ana = p["ana"]["headers"]
+
+    async def refused(deal_id: str, stage: str) -> list[str]:
+        response = await _move(api, ana, deal_id, stage)
+        assert response.status_code == 409, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        return [e["message"] for e in response.json()["errors"]]
+
+    def signed(deal_id: str, kind: str) -> None:
+        with Session(engine) as session:
+            session.add(Document(tenant_id=p["tenant"], opportunity_id=deal_id, kind=kind, title=kind,
+                                 status="completed", content_sha256="0" * 64, signed_sha256="1" * 64))
+            session.commit()
+
+    dispo = (await _open(api, ana, pipeline="disposition", assignee="me"))["id"]
+    await _running(api, ana, dispo)
+    assert (await _move(api, ana, dispo, "showing")).status_code == 200
+    assert await refused(dispo, "buyer_offer") == ["buyer_offer needs sale price (sale_price)"]
+    assert (await api.patch(f"/api/v1/opportunities/{dispo}", headers=ana,
+                            json={"sale_price": "210000"})).status_code == 200
+    assert (await _move(api, ana, dispo, "buyer_offer")).status_code == 200
+    assert await refused(dispo, "assigned") == [
+        "assigned needs a signed assignment of contract (assignment_of_contract completed)"]
+    signed(dispo, "assignment_of_contract")
+    assert (await _move(api, ana, dispo, "assigned")).status_code == 200
+
+    # closed_won (acquisition) needs the contract price: cleared after under_contract, the win is refused
+    acq = (await _open(api, ana, assignee="me", offer_price="150000", contract_price="148000"))["id"]
+    await _running(api, ana, acq)
+    for stage in ("contacted", "offer_made"):
+        assert (await _move(api, ana, acq, stage)).status_code == 200
+    signed(acq, "purchase_agreement")
+    assert (await _move(api, ana, acq, "under_contract")).status_code == 200
+    assert (await api.patch(f"/api/v1/opportunities/{acq}", headers=ana,
+                            json={"contract_price": None})).status_code == 200
+    assert await refused(acq, "closed_won") == ["closed_won needs contract price (contract_price)"]
+    assert (await api.patch(f"/api/v1/opportunities/{acq}", headers=ana,
+                            json={"contract_price": "147500"})).status_code == 200
+    won = await _move(api, ana, acq, "closed_won")
+    assert won.status_code == 200 and won.json()["closed"] is True
+
+
 async def test_open_patch_assign_and_the_audit(api, make_key, engine):
     p = await _people(api, make_key, engine)
     ana, ben, mia = p["ana"]["headers"], p["ben"]["headers"], p["mia"]["headers"]
