@@ -23,6 +23,7 @@ from models.opportunity import Opportunity, StageChange
 from services.matching import match_investors as find_matches
 from models.payloads import ConvertInput, MatchInput
 from models.timeline import TimelineEntry
+from services.assignment import owner_label, owner_of
 from services.deals import deal_workflow_id, sla_breached
 from services.documents import void_lost_deal_documents
 from workflows.deal import SlaBreach, StageSla
@@ -118,6 +119,16 @@ class DealActivities:
         """DealWorkflow's local activity: the stage's SLA in pipelines.yaml now (`within` None: none, or closed)."""
         sla = sla_for(pipeline, stage)
         return StageSla(within=sla.within, expect=sla.expect) if sla else StageSla()
+
+    @activity.defn
+    def deal_stage_facts(self, tenant_id: str, opportunity_id: str, pipeline: str, stage: str) -> StageSla:
+        """DealWorkflow's local activity since "deal-current-details": the stage's SLA, and the deal's owner for
+        the Temporal UI's current details."""
+        found = self.deal_stage_sla(pipeline, stage)
+        with Session(self._engine) as session:
+            deal = owned(session, Opportunity, opportunity_id, tenant_id, "deal")
+            found.owner = owner_label(owner_of(session, deal))
+        return found
 
     @activity.defn
     def deal_sla_breached(self, breach: SlaBreach) -> str:

@@ -305,6 +305,57 @@ async def test_a_lost_deal_stops_its_automations(api, make_key, engine, temporal
     assert (await api.get(f"/api/v1/opportunities/{deal['id']}", headers=ana)).json()["closed_at"] is None
 
 
+async def test_the_temporal_ui_shows_the_deals_stage_owner_and_sla(api, make_key, engine, temporal_client):
+    """DealWorkflow's current details (what the Temporal UI shows, read as it reads them: the
+    __temporal_workflow_metadata query) follow the stage, the owner (reassigned on the event path) and the SLA."""
+    from temporalio.api.enums.v1 import WorkflowExecutionStatus
+    from temporalio.api.sdk.v1 import WorkflowMetadata
+
+    from core import search_attributes as sa
+    from workflows.deal import DealWorkflow
+
+    p = await _people(api, make_key, engine)
+    ana, mia = p["ana"]["headers"], p["mia"]["headers"]
+    deal = await _open(api, ana, assignee="me")
+    await _running(api, ana, deal["id"])
+    handle = temporal_client.get_workflow_handle_for(DealWorkflow.run, deal["workflow_id"])
+
+    seen = {"details": ""}
+
+    async def details(*wanted: str) -> str:
+        async def check():
+            metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+            seen["details"] = metadata.current_details
+            return seen["details"] if all(w in seen["details"] for w in wanted) else None
+        try:
+            return await eventually(check, timeout=30)
+        except AssertionError:
+            raise AssertionError(f"{wanted} not in {seen['details']!r}") from None
+
+    def due(state) -> str:
+        return f"due {state.sla_due_at[:16].replace('T', ' ')} UTC"
+
+    described = await handle.describe()
+    assert described.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+    assert described.typed_search_attributes.get(sa.DEAL_STAGE) == "new"
+    state = await handle.query(DealWorkflow.state)
+    shown = await details("**Stage** new (acquisition)", f"**Owner** Ana <{p['ana']['email']}>",
+                          f"**SLA** First contact with the seller {due(state)}")
+    assert "missed" not in shown
+
+    handed = await api.post(f"/api/v1/opportunities/{deal['id']}/assign", headers=mia,
+                            json={"assignee": p["ben"]["email"]})
+    assert handed.status_code == 200, handed.text
+    await details("**Stage** new", f"**Owner** Ben <{p['ben']['email']}>")
+
+    assert (await _move(api, mia, deal["id"], "contacted")).status_code == 200
+    state = await handle.query(DealWorkflow.state)
+    await details("**Stage** contacted (acquisition)", f"**Owner** Ben <{p['ben']['email']}>",
+                  f"**SLA** Set an appointment or make an offer {due(state)}")
+    assert (await _move(api, mia, deal["id"], "closed_lost", "went with a realtor")).status_code == 200
+    await details("**Stage** closed_lost (acquisition)", "**SLA** closed: no SLA")
+
+
 async def _at(handle, step: str) -> bool:
     from workflows.definition import DefinitionWorkflow
 
