@@ -23,7 +23,9 @@ from models.opportunity import Opportunity, StageChange
 from services.matching import match_investors as find_matches
 from models.payloads import ConvertInput, MatchInput
 from models.timeline import TimelineEntry
+from services.assignment import owner_label, owner_of
 from services.deals import deal_workflow_id, sla_breached
+from services.documents import void_lost_deal_documents
 from workflows.deal import SlaBreach, StageSla
 
 
@@ -108,6 +110,8 @@ class DealActivities:
             emit(session, tenant_id=deal.tenant_id, subject_type="deal", subject_id=deal.id,
                  name="deal.stage_changed", event_id=change_id,
                  data={"stage": change.to_stage, "previous": change.from_stage, "reason": change.reason})
+            if change.to_stage == "closed_lost":  # a lost deal's envelopes stop (and send no more reminders)
+                void_lost_deal_documents(session, deal, reason=change.reason, actor=change.actor)
             session.commit()
 
     @activity.defn
@@ -115,6 +119,16 @@ class DealActivities:
         """DealWorkflow's local activity: the stage's SLA in pipelines.yaml now (`within` None: none, or closed)."""
         sla = sla_for(pipeline, stage)
         return StageSla(within=sla.within, expect=sla.expect) if sla else StageSla()
+
+    @activity.defn
+    def deal_stage_facts(self, tenant_id: str, opportunity_id: str, pipeline: str, stage: str) -> StageSla:
+        """DealWorkflow's local activity since "deal-current-details": the stage's SLA, and the deal's owner for
+        the Temporal UI's current details."""
+        found = self.deal_stage_sla(pipeline, stage)
+        with Session(self._engine) as session:
+            deal = owned(session, Opportunity, opportunity_id, tenant_id, "deal")
+            found.owner = owner_label(owner_of(session, deal))
+        return found
 
     @activity.defn
     def deal_sla_breached(self, breach: SlaBreach) -> str:

@@ -341,6 +341,8 @@ class Relay:
                 outcome.append(self._start_signing(event))
             if event.workflow_signal and event.subject_type == "document":
                 outcome.append(self._to_signing_workflow(session, event))
+            elif event.workflow_signal and event.subject_type == "deal":
+                outcome.append(self._to_deal_workflow(event))
             elif event.workflow_signal:
                 outcome.append(self._to_lead_workflow(session, event))
             # Definitions hear leads, deals and investors; a user's events (a notification's email) have none.
@@ -468,6 +470,17 @@ class Relay:
             return f"{workflow_id} closed: not signalled"
         return f"signalled {workflow_id}"
 
+    def _to_deal_workflow(self, event: Event) -> str:
+        """A deal's signal (its owner changed) to its DealWorkflow; a closed (won) one is not signalled."""
+        workflow_id = f"deal-{event.tenant_id}-{event.subject_id}"  # services.deals.deal_workflow_id
+        try:
+            self._call(self._signal, workflow_id, event.workflow_signal, event.signal_payload or {})
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return f"{workflow_id} not running: not signalled"
+        return f"signalled {workflow_id}"
+
     def _to_lead_workflow(self, session: Session, event: Event) -> str:
         lead = session.get(Lead, event.subject_id)
         if lead is None:
@@ -505,7 +518,7 @@ class Relay:
             ]),
             static_summary=lead_summary(lead), rpc_timeout=RPC_TIMEOUT)
 
-    async def _signal(self, workflow_id: str, signal: str, event: LeadEvent | ProviderEvent) -> None:
+    async def _signal(self, workflow_id: str, signal: str, event: LeadEvent | ProviderEvent | dict) -> None:
         await self._client.get_workflow_handle(workflow_id).signal(signal, event, rpc_timeout=RPC_TIMEOUT)
 
 

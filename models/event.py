@@ -55,6 +55,8 @@ STAFF_MESSAGE_EVENT = "message.requested"  # a staff send (POST /leads/{id}/mess
 ACCREDITATION_RECORDED_EVENT = "accreditation.recorded"  # the relay starts its AccreditationWorkflow
 OFFERING_OPENED_EVENT = "offering.opened"  # a capital raise on a deal: the relay starts its OfferingWorkflow
 DEAL_OPENED_EVENT = "deal.opened"  # a deal opened through the API: the relay starts its DealWorkflow
+DEAL_ASSIGNED_EVENT = "deal.assigned"  # a deal's owner changed: the relay signals its DealWorkflow (OWNER_SIGNAL)
+OWNER_SIGNAL = "owner_changed"  # workflows/deal.py's DealWorkflow.owner_changed
 
 
 def emit(session: Session, *, tenant_id: str, subject_type: str, subject_id: str, name: str, event_id: str,

@@ -17,7 +17,8 @@ from sqlmodel import Session, col, select
 
 from definitions.staff import OWNER, ROUND_ROBIN, TEAMS, Team
 from models.audit import record_audit
-from models.base import utcnow
+from models.base import new_id, utcnow
+from models.event import DEAL_ASSIGNED_EVENT, OWNER_SIGNAL, emit
 from models.investor import Investor
 from models.lead import Lead
 from models.opportunity import Opportunity
@@ -76,6 +77,13 @@ def owner_of(session: Session, subject: Any) -> User | None:
         assignee = lead.assigned_to if lead else None
     user = session.get(User, assignee) if assignee else None
     return user if user is not None and user.active else None
+
+
+def owner_label(user: User | None) -> str | None:
+    """How DealWorkflow's current details name an owner: "Ana Ruiz <ana@example.com>"."""
+    if user is None:
+        return None
+    return f"{user.name} <{user.email}>" if user.name else user.email
 
 
 def active_user(session: Session, tenant_id: str, id_or_email: str, field: str = "assignee") -> User:
@@ -154,6 +162,11 @@ def assign_deal(session: Session, caller: Acting, deal: Opportunity, assignee: s
                  entity_id=deal.id, before={"assigned_to": before},
                  after={"assigned_to": deal.assigned_to, **({"round_robin": team or default_team(deal)}
                                                             if assignee == ROUND_ROBIN else {})})
+    if deal.assigned_to != before:  # DealWorkflow's current details name the owner (on the event path, in order)
+        event_id = f"{deal.id}:assigned:{new_id('as')}"
+        emit(session, tenant_id=deal.tenant_id, subject_type="deal", subject_id=deal.id, name=DEAL_ASSIGNED_EVENT,
+             event_id=event_id, data={"assigned_to": deal.assigned_to}, workflow_signal=OWNER_SIGNAL,
+             signal_payload={"event_id": event_id, "owner": owner_label(user)})
     if user is not None and user.id != before and user.id != caller.user_id:
         notify(session, user, kind="deal.assigned", title=f"Deal for you: {deal.title}",
                body=f"{deal.title} ({deal.pipeline}, {deal.stage}) is yours now.",

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from core.db import is_unique_violation
 from core.settings import Settings
+from definitions.pipelines import is_closed
 from models.base import utcnow
 from models.document import FINAL, OPEN, Document, DocumentEvent, DocumentFile, DocumentSigner, signing_workflow_id
 from models.event import emit
@@ -37,7 +38,7 @@ from providers.documents.pades import sign_pdf
 from providers.documents.pdf import render_document, sha256
 from providers.documents.templates import KINDS, UnknownTemplate, kind
 from providers.esign.base import EVENT_NAME, SIGNAL, CompletedEnvelope, ProviderEvent, Signer
-from services.acting import Invalid, NotFound
+from services.acting import Conflict, Invalid, NotFound
 
 DEFAULT_EXPIRY = timedelta(days=14)
 MAX_EXPIRY = timedelta(days=120)
@@ -85,11 +86,13 @@ def request_document(session: Session, settings: Settings, *, tenant_id: str, op
                      signers: list[Mapping[str, Any]], signing_order: str = "sequential",
                      expires_in: timedelta | None = None, terms: Mapping[str, Any] | None = None,
                      tenant_profile: Mapping[str, Any] | None = None, actor: str = "system",
-                     document_id: str | None = None) -> tuple[Document, bool]:
+                     document_id: str | None = None, won_deal_ok: bool = False) -> tuple[Document, bool]:
     """Render `template` over the deal and add the document, its original PDF, its signers and the event that
     starts its DocumentSigningWorkflow to the caller's transaction (the caller commits). (document, created):
     with `document_id` given and already there, that document and False. Raises Invalid (a bad template, signer
-    or expiry), NotFound (the deal), MissingValues (a value the template needs, named; nothing is stored)."""
+    or expiry), NotFound (the deal), Conflict (the deal is closed: won or lost, it takes no new document — except,
+    with `won_deal_ok`, a won one: a capital raise's subscription agreements), MissingValues (a value the template
+    needs, named; nothing is stored)."""
     if document_id:
         existing = session.get(Document, document_id)
         if existing is not None and existing.tenant_id == tenant_id:
@@ -102,9 +105,13 @@ def request_document(session: Session, settings: Settings, *, tenant_id: str, op
     if not timedelta(seconds=1) <= expires_in <= MAX_EXPIRY:
         raise Invalid(f"expires_in must be between 1 second and {MAX_EXPIRY.days} days", field="expires_in")
     parsed = _signers(template, list(signers), signing_order)
-    deal = session.get(Opportunity, opportunity_id)
+    # Locked: a loss being recorded (which voids the deal's open documents) either sees this one or is seen.
+    deal = session.get(Opportunity, opportunity_id, with_for_update=True)
     if deal is None or deal.tenant_id != tenant_id:
         raise NotFound(f"opportunity {opportunity_id} not found")
+    if is_closed(deal.pipeline, deal.stage) and not (won_deal_ok and deal.stage == "closed_won"):
+        raise Conflict(f"deal {deal.id} is {deal.stage}: a closed deal takes no new documents"
+                       + (" (revive it first)" if deal.stage == "closed_lost" else ""), field="opportunity_id")
     document = Document(tenant_id=tenant_id, opportunity_id=deal.id, kind=template, title=kind(template).title,
                         provider=settings.provider_for(tenant_id, "esign"), signing_order=signing_order,
                         expires_at=utcnow() + expires_in, requested_by=actor, status="draft")
@@ -196,6 +203,24 @@ def void_document(session: Session, document: Document, *, reason: str, actor: s
     emit(session, tenant_id=document.tenant_id, subject_type="document", subject_id=document.id, name=EVENT_NAME,
          event_id=event.event_id, workflow_signal=SIGNAL, signal_payload=event.model_dump(mode="json"))
     return True
+
+
+LOST_REASON = "deal closed lost"
+
+
+def void_lost_deal_documents(session: Session, deal: Opportunity, *, reason: str | None, actor: str) -> list[str]:
+    """A deal lost: each of its open documents voided as staff would void it (void_document), "deal closed lost"
+    and the loss's reason in the event, in the caller's transaction (the one that records the move), so its signing
+    workflow voids the envelope and stops its reminders. The ids voided."""
+    why = f"{LOST_REASON}: {reason}" if reason else LOST_REASON
+    voided = []
+    for document in session.exec(select(Document).where(Document.tenant_id == deal.tenant_id,
+                                                        Document.opportunity_id == deal.id,
+                                                        col(Document.status).in_(OPEN))
+                                 .order_by(col(Document.created_at))).all():
+        if void_document(session, document, reason=why, actor=actor):
+            voided.append(document.id)
+    return voided
 
 
 # -- what the signing workflow's activities write ------------------------------------------------------------

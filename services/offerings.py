@@ -134,6 +134,7 @@ def request_subscription(session: Session, settings: Settings, caller: Acting, o
             document, created = request_document(
                 session, settings, tenant_id=offering.tenant_id, opportunity_id=deal.id,
                 template="subscription_agreement", expires_in=expires_in, actor=caller.actor, document_id=document_id,
+                won_deal_ok=True,  # raising capital for a deal bought: the offering's state is the rule
                 signers=[{"name": investor.name, "email": investor.email, "role": "subscriber"},
                          {"name": issuer.name or issuer.email, "email": issuer.email, "role": "issuer"}],
                 # what it commits to is the allocation's, whatever else the caller's terms say

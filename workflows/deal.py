@@ -2,7 +2,8 @@
 stages with an update whose validator refuses an illegal move or an unmet entry rule with every reason (the API
 answers 409 with them). Each open stage may have an SLA: a first breach creates a reminder task for the assignee
 and notifies them, a second escalates to the managers of their team; moving the deal re-arms the clock (one timer
-at a time, never stacked). closed_won ends the workflow; closed_lost stops its SLAs (a lost deal can be revived)."""
+at a time, never stacked). closed_won ends the workflow; closed_lost stops its SLAs (a lost deal can be revived).
+The Temporal UI's current details say the stage, the owner and when the SLA falls due (or that it was missed)."""
 
 from __future__ import annotations
 
@@ -43,6 +44,14 @@ class DealState(BaseModel):
 class StageSla(BaseModel):
     within: timedelta | None = None  # None: the stage has no SLA (or is closed)
     expect: str = ""
+    owner: str | None = None  # the deal's owner at the stage's entry ("Name <email>"); deal_stage_facts only
+
+
+class DealOwner(BaseModel):
+    """The `owner_changed` signal (services.assignment.assign_deal, on the event path): who owns the deal now."""
+
+    event_id: str
+    owner: str | None = None
 
 
 class SlaBreach(BaseModel):
@@ -65,19 +74,37 @@ class DealWorkflow:
         self._moves = 0  # counts accepted moves: the SLA clock of a stage is the entry it was armed for
         self._breaches = 0
         self._due_at: str | None = None
+        self._owner: str | None = None
+        self._expect = ""
         self._writing = asyncio.Lock()  # moves are written in the order they were accepted (see advance_stage)
 
     @workflow.run
     async def run(self, deal: DealInput) -> DealState:
         workflow.upsert_search_attributes([sa.OPPORTUNITY_ID.value_set(deal.opportunity_id),
                                            sa.DEAL_STAGE.value_set(self._stage)])
+        self._show()
         if workflow.patched("deal-stage-slas"):
             while self._stage != "closed_won":
                 await self._watch_stage(self._moves)
         else:  # a run started before SLAs existed keeps the command sequence its history recorded
             await workflow.wait_condition(lambda: self._stage == "closed_won")  # a lost deal can be revived
         await workflow.wait_condition(workflow.all_handlers_finished)
+        self._show()
         return self.state()
+
+    def _show(self) -> None:
+        """The Temporal UI's current details (no command, no history event: replay is unaffected)."""
+        where = f"**Stage** {self._stage} ({self._deal.pipeline})"
+        if is_closed(self._deal.pipeline, self._stage):
+            sla = "closed: no SLA" + ("" if self._stage == "closed_won" else " (a lost deal can be revived)")
+        elif self._due_at is not None:
+            sla = f"{self._expect or 'SLA'} due {self._due_at[:16].replace('T', ' ')} UTC" + (
+                f" (missed {self._breaches}×: the owner was reminded)" if self._breaches else "")
+        elif self._breaches >= ESCALATE_AFTER:
+            sla = f"{self._expect} missed twice: escalated to the managers"
+        else:
+            sla = "no SLA in this stage"
+        workflow.set_current_details(f"{where} · **Owner** {self._owner or 'nobody'} · **SLA** {sla}")
 
     async def _watch_stage(self, entry: int) -> None:
         """Until the deal moves (or wins): the stage's SLA, breach by breach."""
@@ -85,16 +112,26 @@ class DealWorkflow:
         self._breaches, self._due_at = 0, None
         # The stage's SLA as pipelines.yaml says at entry, recorded in the history (a local activity): editing the
         # file changes the next entries' clocks, never a running timer's replay.
-        found = await workflow.execute_local_activity(
-            "deal_stage_sla", args=[self._deal.pipeline, self._stage], result_type=StageSla,
-            start_to_close_timeout=timedelta(seconds=10))
+        if workflow.patched("deal-current-details"):  # the owner too, for the current details
+            found = await workflow.execute_local_activity(
+                "deal_stage_facts", args=[self._deal.tenant_id, self._deal.opportunity_id, self._deal.pipeline,
+                                          self._stage], result_type=StageSla,
+                start_to_close_timeout=timedelta(seconds=10), retry_policy=DB_RETRY)
+            self._owner = found.owner
+        else:
+            found = await workflow.execute_local_activity(
+                "deal_stage_sla", args=[self._deal.pipeline, self._stage], result_type=StageSla,
+                start_to_close_timeout=timedelta(seconds=10))
+        self._expect = found.expect
         if found.within is None:
+            self._show()
             await workflow.wait_condition(moved)
             return
         sla = found
         due = workflow.now() + sla.within
         while self._breaches < ESCALATE_AFTER:
             self._due_at = due.isoformat()
+            self._show()
             try:
                 await workflow.wait_condition(moved, timeout=max(due - workflow.now(), timedelta(seconds=1)))
                 return
@@ -110,6 +147,7 @@ class DealWorkflow:
                 start_to_close_timeout=timedelta(seconds=30), retry_policy=DB_RETRY)
             due = due + sla.within
         self._due_at = None
+        self._show()
         await workflow.wait_condition(moved)  # escalated: nothing more until the deal moves
 
     @workflow.update
@@ -130,13 +168,18 @@ class DealWorkflow:
                                             start_to_close_timeout=timedelta(seconds=30), retry_policy=DB_RETRY)
         self._history.append(change.stage)
         workflow.upsert_search_attributes([sa.DEAL_STAGE.value_set(change.stage)])
-        return self.state()
+        return self.state()  # (the current details follow once the run loop has the new stage's SLA)
 
     @advance_stage.validator
     def _check_stage(self, change: StageMove) -> None:
         problems = entry_problems(self._deal.pipeline, self._stage, change.stage, change.facts, change.reason)
         if problems:  # every unmet rule, each a detail (the API lists them), joined in the message
             raise ApplicationError("; ".join(problems), *problems, type="StageRefused", non_retryable=True)
+
+    @workflow.signal
+    def owner_changed(self, owner: DealOwner) -> None:
+        self._owner = owner.owner
+        self._show()
 
     @workflow.query
     def state(self) -> DealState:

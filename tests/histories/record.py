@@ -84,14 +84,14 @@ async def record_definition() -> list[Path]:
     return [_write("definition_workflow_v2_status_through_lead", history)]
 
 
-async def record_deal(name: str = "deal_workflow_v2_stage_slas") -> list[Path]:
-    """DealWorkflow: opened, a stage SLA breached twice (reminder, escalation), moved on (the clock re-armed),
-    won. Its activities only record. `python -m tests.histories.record deal` (the v1 file was recorded the same
-    way from the code before stage SLAs, commit b477f16)."""
+async def record_deal(name: str = "deal_workflow_v3_current_details") -> list[Path]:
+    """DealWorkflow: opened, a stage SLA breached twice (reminder, escalation), reassigned, moved on (the clock
+    re-armed), won. Its activities only record. `python -m tests.histories.record deal` (v1 was recorded the same
+    way from the code before stage SLAs, commit b477f16; v2 before "deal-current-details")."""
     from temporalio import activity
 
     from models.payloads import StageMove
-    from workflows.deal import DealInput, DealWorkflow
+    from workflows.deal import DealInput, DealOwner, DealWorkflow
 
     @activity.defn(name="record_stage_change")
     async def record_stage_change(change: dict) -> None:
@@ -107,14 +107,21 @@ async def record_deal(name: str = "deal_workflow_v2_stage_slas") -> list[Path]:
     async def stage_sla(pipeline: str, stage: str):
         return DealActivities(None).deal_stage_sla(pipeline, stage)  # pure: reads pipelines.yaml
 
+    @activity.defn(name="deal_stage_facts")
+    async def stage_facts(tenant_id: str, opportunity_id: str, pipeline: str, stage: str):
+        found = DealActivities(None).deal_stage_sla(pipeline, stage)
+        found.owner = "Ana Ruiz <ana@example.com>"
+        return found
+
     env = await time_skipping_environment()
     try:
         async with Worker(env.client, task_queue="history", workflows=[DealWorkflow],
-                          activities=[record_stage_change, deal_sla_breached, stage_sla]):
+                          activities=[record_stage_change, deal_sla_breached, stage_sla, stage_facts]):
             handle = await env.client.start_workflow(
                 DealWorkflow.run, DealInput(tenant_id="acme", opportunity_id="op_history0001"),
                 id="deal-acme-op_history0001", task_queue="history")
             await env.sleep(timedelta(hours=2, minutes=5))  # new's SLA: reminded, then escalated
+            await handle.signal(DealWorkflow.owner_changed, DealOwner(event_id="a1", owner="Ben <ben@example.com>"))
             for stage in ("contacted", "offer_made", "under_contract", "closed_won"):
                 await handle.execute_update(DealWorkflow.advance_stage, StageMove(stage=stage, actor="user:history"))
                 await env.sleep(timedelta(minutes=30))

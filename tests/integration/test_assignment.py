@@ -137,3 +137,37 @@ def test_a_deal_takes_its_turn_in_its_pipelines_team_and_staff_keep_to_their_own
                              .order_by(Notification.created_at)).all()
         actions = session.exec(select(AuditLog.action).where(AuditLog.entity_id == deal.id)).all()
     assert notes == [dispo.id, acq.id] and actions == ["deal.assign", "deal.assign"]
+
+
+async def test_a_manager_reassigns_a_colleagues_lead_and_staff_may_not(api, make_key, engine):
+    """services.acting.check_owner over HTTP: a staff member may not take or hand on a colleague's lead (403,
+    nothing changes); their team's manager may, and the audit and the new owner's notification name them."""
+    from tests.integration.test_users import staff_team
+
+    p = await staff_team(api, make_key, engine, "acquisitions", (("ana", "staff"), ("ben", "staff"),
+                                                                 ("mia", "manager")))
+    ana, ben, mia = (p[name]["headers"] for name in ("ana", "ben", "mia"))
+    _, lead_id = insert_lead(engine, p["tenant"])
+    url = f"/api/v1/leads/{lead_id}/assign"
+    assert (await api.post(url, headers=ana, json={"assignee": "me"})).json()["assigned_to"] == p["ana"]["id"]
+
+    for body in ({"assignee": "me"}, {"assignee": p["ben"]["email"]}, {"assignee": None}):
+        refused = await api.post(url, headers=ben, json=body)
+        assert refused.status_code == 403, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert "assigned to someone else" in refused.json()["detail"]
+    assert (await api.get(f"/api/v1/leads/{lead_id}", headers=ben)).json()["assigned_to"] == p["ana"]["id"]
+
+    handed = await api.post(url, headers=mia, json={"assignee": p["ben"]["email"]})
+    assert handed.status_code == 200, handed.text
+    assert handed.json()["assigned_to"] == p["ben"]["id"]
+    assert (await api.post(url, headers=ana, json={"assignee": "me"})).status_code == 403  # Ben's now
+    with Session(engine) as session:
+        audit = [(a.actor, a.before, a.after) for a in session.exec(
+            select(AuditLog).where(AuditLog.entity_id == lead_id, AuditLog.action == "lead.assign")
+            .order_by(col(AuditLog.id)))]
+        told = session.exec(select(Notification).where(Notification.user_id == p["ben"]["id"],
+                                                       Notification.lead_id == lead_id)).all()
+    assert [(actor, before["assigned_to"], after["assigned_to"]) for actor, before, after in audit] == [
+        (f"user:{p['ana']['id']}", None, p["ana"]["id"]), (f"user:{p['mia']['id']}", p["ana"]["id"], p["ben"]["id"])]
+    assert len(told) == 1 and told[0].kind == "lead.assigned"

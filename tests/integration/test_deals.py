@@ -17,7 +17,7 @@ from models.base import utcnow
 from models.document import Document
 from models.opportunity import Opportunity
 from models.tenant import Role
-from tests.conftest import eventually
+from tests.conftest import eventually, insert_lead
 from tests.integration.test_users import staff_team
 
 
@@ -105,6 +105,50 @@ async def test_every_illegal_move_and_unmet_rule_is_refused_with_its_reason(api,
     assert history[3][2:] == (who, "seller signed") and history[2][3] == "verbal offer at 150k", history
     assert body["contract_price"] == "148000.50" and body["closed_at"] is None
     assert all(h["changed_at"] for h in body["history"])
+
+
+async def test_disposition_rules_and_closed_won_contract_price_over_http(api, make_key, engine):
+    p = await _people(api, make_key, engine)
+    ana = p["ana"]["headers"]
+
+    async def refused(deal_id: str, stage: str) -> list[str]:
+        response = await _move(api, ana, deal_id, stage)
+        assert response.status_code == 409, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        return [e["message"] for e in response.json()["errors"]]
+
+    def signed(deal_id: str, kind: str) -> None:
+        with Session(engine) as session:
+            session.add(Document(tenant_id=p["tenant"], opportunity_id=deal_id, kind=kind, title=kind,
+                                 status="completed", content_sha256="0" * 64, signed_sha256="1" * 64))
+            session.commit()
+
+    dispo = (await _open(api, ana, pipeline="disposition", assignee="me"))["id"]
+    await _running(api, ana, dispo)
+    assert (await _move(api, ana, dispo, "showing")).status_code == 200
+    assert await refused(dispo, "buyer_offer") == ["buyer_offer needs sale price (sale_price)"]
+    assert (await api.patch(f"/api/v1/opportunities/{dispo}", headers=ana,
+                            json={"sale_price": "210000"})).status_code == 200
+    assert (await _move(api, ana, dispo, "buyer_offer")).status_code == 200
+    assert await refused(dispo, "assigned") == [
+        "assigned needs a signed assignment of contract (assignment_of_contract completed)"]
+    signed(dispo, "assignment_of_contract")
+    assert (await _move(api, ana, dispo, "assigned")).status_code == 200
+
+    # closed_won (acquisition) needs the contract price: cleared after under_contract, the win is refused
+    acq = (await _open(api, ana, assignee="me", offer_price="150000", contract_price="148000"))["id"]
+    await _running(api, ana, acq)
+    for stage in ("contacted", "offer_made"):
+        assert (await _move(api, ana, acq, stage)).status_code == 200
+    signed(acq, "purchase_agreement")
+    assert (await _move(api, ana, acq, "under_contract")).status_code == 200
+    assert (await api.patch(f"/api/v1/opportunities/{acq}", headers=ana,
+                            json={"contract_price": None})).status_code == 200
+    assert await refused(acq, "closed_won") == ["closed_won needs contract price (contract_price)"]
+    assert (await api.patch(f"/api/v1/opportunities/{acq}", headers=ana,
+                            json={"contract_price": "147500"})).status_code == 200
+    won = await _move(api, ana, acq, "closed_won")
+    assert won.status_code == 200 and won.json()["closed"] is True
 
 
 async def test_open_patch_assign_and_the_audit(api, make_key, engine):
@@ -209,10 +253,16 @@ async def test_a_lost_deal_stops_its_automations(api, make_key, engine, temporal
     from tests.integration.test_definition_enrollment import _publish, _runs
     from workflows.definition import DefinitionWorkflow
 
+    from models.signing import SigningState
+    from tests.integration.test_signing import body as document_body, document_is, link_for
+
     p = await _people(api, make_key, engine)
     ana, ops = p["ana"]["headers"], make_key(Role.ops, tenant=p["tenant"])
     await _publish(api, ops, LOST_STOPS, "offer-follow-up")
-    deal = await _open(api, ana, assignee="me", offer_price="100000")
+    seller = f"maria.{uuid.uuid4().hex[:6]}@example.com"
+    _, lead_id = insert_lead(engine, p["tenant"], first_name="Maria", last_name="Garcia", email=seller, property={
+        "street": "4500 Oak Ridge Dr", "city": "Austin", "state": "TX", "zip": "78745"})
+    deal = await _open(api, ana, lead_id=lead_id, assignee="me", offer_price="100000", contract_price="98000")
     await _running(api, ana, deal["id"])
     assert (await _move(api, ana, deal["id"], "contacted")).status_code == 200
     assert (await _move(api, ana, deal["id"], "offer_made")).status_code == 200
@@ -220,6 +270,12 @@ async def test_a_lost_deal_stops_its_automations(api, make_key, engine, temporal
     assert run.definition_key == "offer-follow-up"
     handle = temporal_client.get_workflow_handle_for(DefinitionWorkflow.run, run.workflow_id)
     await eventually(lambda: _at(handle, "wait"), timeout=30)
+    # An envelope out to the seller, its day-2 and day-5 reminders armed.
+    asked = await api.post(f"/api/v1/opportunities/{deal['id']}/documents", headers=ana,
+                           json=document_body(seller, expires_in="7d"))
+    assert asked.status_code == 201, asked.text
+    document = asked.json()
+    await link_for(api, ana, seller)  # the invitation went out: the signing workflow waits for the signers
 
     lost = await _move(api, ana, deal["id"], "closed_lost", "seller listed with an agent")
     assert lost.status_code == 200 and lost.json()["closed"] is True and lost.json()["sla_due_at"] is None
@@ -227,10 +283,77 @@ async def test_a_lost_deal_stops_its_automations(api, make_key, engine, temporal
     assert result.status == "exited" and "the deal was lost" in result.path[-1]["detail"], result
     body = (await api.get(f"/api/v1/opportunities/{deal['id']}", headers=ana)).json()
     assert body["closed_at"] is not None and body["history"][-1]["reason"] == "seller listed with an agent"
+    # The envelope is voided through the staff void's path, saying why; its workflow is over, no timer left.
+    voided = await document_is(api, ana, document["id"], "voided")
+    assert "deal closed lost" in voided["status_reason"], voided
+    assert any(e["event"] == "voided" and "deal closed lost: seller listed with an agent" in (e["detail"] or "")
+               for e in voided["events"]), voided["events"]
+    signing = temporal_client.get_workflow_handle(document["workflow_id"], result_type=SigningState)
+    ended = await asyncio.wait_for(signing.result(), 20)
+    assert ended.status == "voided" and ended.reminders_sent == 0
+    assert not [e for e in voided["events"] if e["event"] == "reminded"]
+    messages = (await api.get("/api/v1/messages", headers=ana, params={"limit": 200})).json()["items"]
+    assert not [m for m in messages if m["template"] == "esign_reminder"]
+    # A closed deal takes no new document.
+    refused = await api.post(f"/api/v1/opportunities/{deal['id']}/documents", headers=ana,
+                             json=document_body(seller, expires_in="7d"))
+    assert refused.status_code == 409 and refused.headers["content-type"].startswith("application/problem+json")
+    assert "closed_lost" in refused.json()["detail"], refused.text
     # revived: open again, its SLA clock running
     revived = await _move(api, ana, deal["id"], "contacted", "seller came back")
     assert revived.status_code == 200 and revived.json()["closed"] is False and revived.json()["sla_due_at"]
     assert (await api.get(f"/api/v1/opportunities/{deal['id']}", headers=ana)).json()["closed_at"] is None
+
+
+async def test_the_temporal_ui_shows_the_deals_stage_owner_and_sla(api, make_key, engine, temporal_client):
+    """DealWorkflow's current details (what the Temporal UI shows, read as it reads them: the
+    __temporal_workflow_metadata query) follow the stage, the owner (reassigned on the event path) and the SLA."""
+    from temporalio.api.enums.v1 import WorkflowExecutionStatus
+    from temporalio.api.sdk.v1 import WorkflowMetadata
+
+    from core import search_attributes as sa
+    from workflows.deal import DealWorkflow
+
+    p = await _people(api, make_key, engine)
+    ana, mia = p["ana"]["headers"], p["mia"]["headers"]
+    deal = await _open(api, ana, assignee="me")
+    await _running(api, ana, deal["id"])
+    handle = temporal_client.get_workflow_handle_for(DealWorkflow.run, deal["workflow_id"])
+
+    seen = {"details": ""}
+
+    async def details(*wanted: str) -> str:
+        async def check():
+            metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+            seen["details"] = metadata.current_details
+            return seen["details"] if all(w in seen["details"] for w in wanted) else None
+        try:
+            return await eventually(check, timeout=30)
+        except AssertionError:
+            raise AssertionError(f"{wanted} not in {seen['details']!r}") from None
+
+    def due(state) -> str:
+        return f"due {state.sla_due_at[:16].replace('T', ' ')} UTC"
+
+    described = await handle.describe()
+    assert described.status == WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_RUNNING
+    assert described.typed_search_attributes.get(sa.DEAL_STAGE) == "new"
+    state = await handle.query(DealWorkflow.state)
+    shown = await details("**Stage** new (acquisition)", f"**Owner** Ana <{p['ana']['email']}>",
+                          f"**SLA** First contact with the seller {due(state)}")
+    assert "missed" not in shown
+
+    handed = await api.post(f"/api/v1/opportunities/{deal['id']}/assign", headers=mia,
+                            json={"assignee": p["ben"]["email"]})
+    assert handed.status_code == 200, handed.text
+    await details("**Stage** new", f"**Owner** Ben <{p['ben']['email']}>")
+
+    assert (await _move(api, mia, deal["id"], "contacted")).status_code == 200
+    state = await handle.query(DealWorkflow.state)
+    await details("**Stage** contacted (acquisition)", f"**Owner** Ben <{p['ben']['email']}>",
+                  f"**SLA** Set an appointment or make an offer {due(state)}")
+    assert (await _move(api, mia, deal["id"], "closed_lost", "went with a realtor")).status_code == 200
+    await details("**Stage** closed_lost (acquisition)", "**SLA** closed: no SLA")
 
 
 async def _at(handle, step: str) -> bool:

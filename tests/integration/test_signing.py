@@ -287,6 +287,24 @@ async def test_an_unsigned_envelope_expires_and_the_deal_hears_it(api, make_key,
     assert refused.status_code == 410
 
 
+async def test_a_closed_deal_takes_no_new_documents(api, make_key, engine):
+    """Won or lost, a deal is over: a new envelope is a 409 naming the stage, and nothing is stored."""
+    tenant, deal_id, seller = make_deal(engine)
+    headers = make_key(Role.staff, tenant)
+    for stage in ("closed_won", "closed_lost"):
+        with Session(engine) as session:
+            deal = session.get(Opportunity, deal_id)
+            deal.stage = stage
+            session.add(deal)
+            session.commit()
+        answer = await api.post(f"/api/v1/opportunities/{deal_id}/documents", json=body(seller), headers=headers)
+        assert answer.status_code == 409, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert f"is {stage}: a closed deal takes no new documents" in answer.json()["detail"]
+    with Session(engine) as session:
+        assert not session.exec(select(Document).where(Document.opportunity_id == deal_id)).all()
+
+
 async def test_staff_void_and_a_csrf_less_post(api, make_key, engine, worker):
     tenant, deal_id, seller = make_deal(engine)
     headers = make_key(Role.staff, tenant)

@@ -2,7 +2,8 @@
 reassign, each audited — staff on their own and unassigned tasks only (403 on a colleague's), managers and admins
 on anyone's. A task landing on someone writes their in-app notification and the event of its email in the same
 transaction; the relay has the email sent through the tenant's provider (the outbox here). And a definition whose
-create_task takes turns in a team and whose notify tells the team's managers, run end to end."""
+create_task takes turns in a team and whose notify tells the team's managers, and one whose tasks go to named
+users, run end to end."""
 
 from __future__ import annotations
 
@@ -249,6 +250,56 @@ async def test_a_definitions_round_robin_task_and_notify_to_managers_run_end_to_
                                                       Message.status == "sent")).all()
 
     assert len(await eventually(lambda: len(emails()) == 2 and emails(), timeout=30)) == 2
+
+
+NAMED = """schema: dealflow/v1
+key: {key}
+trigger: {{event: lead.created, when: 'lead.source == "direct_mail"'}}
+steps:
+  - {{id: by_email, action: create_task, with: {{title: Pull the title report, assignee: "{email}", due_in: 2h}}}}
+  - {{id: by_id, action: create_task, with: {{title: Review the mailer response, assignee: {user_id}}}}}
+"""
+
+
+async def test_a_definitions_create_task_for_a_named_user_runs_end_to_end(api, make_key, engine, worker):
+    """`assignee: <user>` (an email, any case, or a user id): the task is that person's — not the lead's owner's —
+    they are notified, and it is in their own list."""
+    t = await _team(api, make_key, engine)
+    key = f"named-task-{uuid.uuid4().hex[:4]}"
+    ops = make_key(Role.ops, tenant=t["tenant"])
+    await _publish_definition(api, ops, NAMED.format(key=key, email=t["ben"]["email"].upper(),
+                                                     user_id=t["mia"]["id"]), key)
+    lead = (await api.post("/api/v1/leads", headers=t["admin"], json={
+        "first_name": "Mailer", "email": f"mailer.{uuid.uuid4().hex[:6]}@example.com",
+        "source": "direct_mail"})).json()
+    assert (await api.post(f"/api/v1/leads/{lead['id']}/assign", headers=t["admin"],
+                           json={"assignee": t["ana"]["id"]})).status_code == 200  # the owner is Ana
+    await delivered(engine, f"{lead['id']}:created")
+
+    def tasks():
+        with Session(engine) as session:
+            found = session.exec(select(Task).where(Task.lead_id == lead["id"])).all()
+            return {x.title: x for x in found} if len(found) == 2 else None
+
+    made = await eventually(tasks, timeout=60)
+    title, review = made["Pull the title report"], made["Review the mailer response"]
+    assert (title.assignee, review.assignee) == (t["ben"]["id"], t["mia"]["id"])
+    assert title.created_by == f"definition:{key}" and title.due_at > title.created_at + timedelta(minutes=119)
+    with Session(engine) as session:
+        notes = session.exec(select(Notification).where(col(Notification.task_id).in_([title.id, review.id]))).all()
+    assert sorted((n.user_id, n.kind) for n in notes) == sorted([(t["ben"]["id"], "task.assigned"),
+                                                                (t["mia"]["id"], "task.assigned")])
+    bens = (await api.get("/api/v1/tasks?assignee=me", headers=t["ben"]["headers"])).json()["items"]
+    assert [x["title"] for x in bens] == ["Pull the title report"]
+    anas = (await api.get("/api/v1/tasks?assignee=me", headers=t["ana"]["headers"])).json()["items"]
+    assert anas == []
+
+
+async def _publish_definition(api, ops, source: str, key: str) -> None:
+    saved = await api.post("/api/v1/definitions", content=source.encode(),
+                           headers={**ops, "Content-Type": "application/yaml"})
+    assert saved.status_code == 201, saved.text
+    assert (await api.post(f"/api/v1/definitions/{key}/versions/1/publish", headers=ops)).status_code == 200
 
 
 def test_the_create_task_activity_is_once_per_key_goes_to_the_owner_and_refuses_a_name_it_cannot_use(engine):
