@@ -76,13 +76,17 @@ class DevServer:
                 )
         if self.db_file is not None:
             self.db_file.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self.process = subprocess.Popen(
-            dev_server_command(self.db_file, self.port, self.ui_port), stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop it in order
-            preexec_fn=self.preexec_fn,
-        )
         deadline = time.monotonic() + timeout
+        for attempt in range(3):
+            logged = self.log_file.stat().st_size if self.log_file and self.log_file.exists() else 0
+            log = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+            self.process = subprocess.Popen(
+                dev_server_command(self.db_file, self.port, self.ui_port), stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C in the terminal reaches us, and we stop it in order
+                preexec_fn=self.preexec_fn,
+            )
+            if not self._exited_on_a_port_race(deadline, logged) or attempt == 2:
+                break
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 where = f" (see {self.log_file})" if self.log_file else ""
@@ -92,6 +96,19 @@ class DevServer:
             time.sleep(0.2)
         self.stop()
         raise DevServerError(f"the Temporal dev server did not open port {self.port} within {timeout:.0f}s")
+
+    def _exited_on_a_port_race(self, deadline: float, logged: int) -> bool:
+        """Whether the server just started exited because a port it picked at random for itself (its HTTP API's)
+        was taken before it bound it: a start worth trying again. False as soon as it is up or fails otherwise."""
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if port_in_use(self.port):
+                return False
+            time.sleep(0.2)
+        if self.process.poll() is None or self.log_file is None:
+            return False
+        with open(self.log_file, "rb") as log:
+            log.seek(logged)
+            return b"failed listening" in log.read()
 
     def stop(self, timeout: float = 15.0) -> None:
         if self.process is None or self.process.poll() is not None:
