@@ -147,8 +147,8 @@ def scoring_rollback(
     to: int = typer.Option(None, "--to", help="the version to make active (default: the one before the current)"),
     model: Model = _model_option(),
 ) -> None:
-    """Make the lead model (or --model deal: the deal models) active before the current one (or --to VERSION)
-    active again."""
+    """Make the lead model's version before the current one (or --to VERSION) active again (--model deal: the deal
+    models')."""
     from services.retraining import rollback
 
     settings, tenant, engine = _tenant_engine(tenant)
