@@ -25,6 +25,7 @@ import functools
 import math
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -231,8 +232,11 @@ class LeadValues:
                 self._names[keys] = found
         return found
 
-    def raw(self, custom: dict[str, Any] | None, dealflow: dict[str, Any]) -> dict[str, Any]:
-        """{column name: the value used} for the export's columns."""
+    def raw(self, custom: dict[str, Any] | None,
+            dealflow: dict[str, Any] | Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """{column name: the value used} for the export's columns. `dealflow`: the lead's Dealflow features, or a
+        function that computes them, called only when a mapped column is missing from `custom` (a re-scored book
+        mostly has them all: computing every feature of every lead for none was a tenth of a re-score)."""
         values: dict[str, Any] = dict.fromkeys(self._by_key.values())
         if custom:
             for key, name in self._matched(tuple(custom)):
@@ -240,6 +244,8 @@ class LeadValues:
         if self.maps:
             for column in self.spec.columns:
                 if column.maps_to and is_placeholder(values[column.name]):
+                    if callable(dealflow):
+                        dealflow = dealflow()
                     values[column.name] = dealflow.get(column.maps_to)
         return values
 

@@ -74,8 +74,7 @@ class LoadedModel:
         """What this model reads of a lead: Dealflow's features, or (an export model) the export's columns from the
         lead's `custom` fields and the Dealflow fields they map onto."""
         if self.export:  # Dealflow's own features only when a column maps onto one
-            return self._values.raw(lead.get("custom"),
-                                    lead_features(lead, enrichment, engagement, now) if self._values.maps else {})
+            return self._values.raw(lead.get("custom"), lambda: lead_features(lead, enrichment, engagement, now))
         return lead_features(lead, enrichment, engagement, now)
 
     def score(self, lead: dict[str, Any], enrichment: dict[str, Any] | None, engagement: dict[str, Any],
@@ -200,16 +199,17 @@ def _export_reasons_many(spec: ExportSpec, rows: list[dict[str, Any]], contribs:
     sizes = np.add.reduceat(contribs, _column_starts(spec), axis=1)  # (rows, columns)
     order = np.argsort(-np.abs(sizes), axis=1, kind="stable")[:, :top]
     words: dict[tuple[int, Any], str] = {}  # a column has few distinct values: each described once per batch
-    out = []
-    for row, row_sizes, best in zip(rows, sizes, order, strict=True):
+    out, columns = [], spec.columns
+    # As Python lists at once: numpy's scalars, indexed one at a time, cost more than the reasons' words
+    for row, row_sizes, best in zip(rows, sizes.tolist(), order.tolist(), strict=True):
         reasons = []
         for index in best:
-            size = float(row_sizes[index])
+            size = row_sizes[index]
             if abs(size) < 0.005:
                 continue
-            column = spec.columns[index]
+            column = columns[index]
             value = row.get(column.name)
-            key = (int(index), value if value.__class__ in (str, int, float, bool, type(None)) else repr(value))
+            key = (index, value if value.__class__ in (str, int, float, bool, type(None)) else repr(value))
             text = words.get(key)
             if text is None:
                 text = words[key] = describe_value(column, value)

@@ -170,9 +170,8 @@ def current_sample(session: Session, tenant_id: str, features: list[str], spec: 
             rows = [lead_features(lead, lead["enrichment"], engaged[lead["id"]], lead["scored_at"]) for lead in leads]
             frames.append(pd.DataFrame(rows, columns=features))
         else:
-            raws = [values.raw(lead["custom"], lead_features(lead, lead["enrichment"], engaged[lead["id"]],
-                                                             lead["scored_at"]) if values.maps else {})
-                    for lead in leads]
+            raws = [values.raw(lead["custom"], lambda lead=lead, engaged=engaged: lead_features(
+                lead, lead["enrichment"], engaged[lead["id"]], lead["scored_at"])) for lead in leads]
             frames.append(_as_scored(export_frame(values.matrix(raws, now), spec), spec, leads, now))
         scores.extend(lead["score"] for lead in leads if lead["score_model_version"] == label)
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=features)
