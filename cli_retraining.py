@@ -1,7 +1,7 @@
 """`dealflow scoring retrain | models | rollback | schedule [--model lead|deal]`: the models' lifecycle (issue 13) —
-retrain now as its Schedule does, list every version, roll back, keep the tenant's Schedule. `--model` is the lead
-model (the default) or the deal models (expected return and time to close). The logic is services/retraining.py,
-services/deal_retraining.py and events/schedules.py."""
+retrain now as its Schedule does, list every version, roll back, keep the tenant's Schedules (its retraining and its
+drift check). `--model` is the lead model (the default) or the deal models (expected return and time to close). The
+logic is services/retraining.py, services/deal_retraining.py and events/schedules.py."""
 
 from __future__ import annotations
 
@@ -167,28 +167,36 @@ def scoring_schedule(
                                    help="retrain every N days (default DEALFLOW_SCORING_RETRAIN_EVERY_DAYS)"),
     model: Model = _model_option(),
 ) -> None:
-    """Create or change the tenant's retraining Schedule of the lead model (or --model deal) on Temporal (the worker
-    creates one per tenant and model at start)."""
+    """Create or change the tenant's retraining Schedule of the lead model (or --model deal) on Temporal, and its
+    drift-check Schedule (every DEALFLOW_DRIFT_CHECK_EVERY_HOURS): the worker creates them for every tenant at
+    start, this for a tenant made since."""
     import asyncio
     from datetime import timedelta
 
     from core.temporal import connect, temporal_unreachable
-    from events.schedules import ensure_retrain_schedule
-    from workflows.retrain import retrain_schedule_id
+    from events.schedules import ensure_drift_schedule, ensure_retrain_schedule
+    from workflows.retrain import drift_schedule_id, retrain_schedule_id
 
     settings, tenant, engine = _tenant_engine(tenant)
     model = Model(model).value
-    days = every_days or settings.scoring_retrain_every_days
+    days, hours = every_days or settings.scoring_retrain_every_days, settings.drift_check_every_hours
+    queue = settings.temporal_task_queue
 
-    async def run() -> str:
+    async def run() -> tuple[str, str]:
         client = await asyncio.wait_for(connect(settings), timeout=10)
-        return await ensure_retrain_schedule(client, tenant, settings.temporal_task_queue, timedelta(days=days), model)
+        return (await ensure_retrain_schedule(client, tenant, queue, timedelta(days=days), model),
+                await ensure_drift_schedule(client, tenant, queue, timedelta(hours=hours)))
 
     try:
-        done = asyncio.run(run())
+        retrain, drift = asyncio.run(run())
     except Exception as exc:  # noqa: BLE001
         if isinstance(exc, TimeoutError) or temporal_unreachable(exc):
             raise CliError(f"Temporal is unreachable at {settings.effective_temporal_address}") from None
-        raise CliError(f"the schedule could not be saved: {exc}") from None
-    console.print(f"[green]✓[/] {retrain_schedule_id(tenant, model)}: every {days} day{'s' if days != 1 else ''} "
-                  f"({done})", highlight=False)
+        raise CliError(f"the Schedules could not be saved: {exc}") from None
+    console.print(f"[green]✓[/] {retrain_schedule_id(tenant, model)}: every {_count(days, 'day')} ({retrain})",
+                  highlight=False)
+    console.print(f"[green]✓[/] {drift_schedule_id(tenant)}: every {_count(hours, 'hour')} ({drift})", highlight=False)
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}{'s' if n != 1 else ''}"

@@ -42,6 +42,7 @@ from providers.enrichment import CountyRecordsSource, PropertyApiSource
 from providers.http_call import OutboundHttp
 from providers.registry import Providers
 from scoring.registry import ModelRegistry
+from services.drift import restore_drift_gauges
 from workflows.accreditation import AccreditationWorkflow
 from events.schedules import ensure_daily_schedule, ensure_retrain_schedules
 from workflows.daily import DailyTriggersWorkflow
@@ -123,6 +124,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None, clie
         await ensure_retrain_schedules(client, engine, settings.temporal_task_queue,
                                        timedelta(days=settings.scoring_retrain_every_days),
                                        timedelta(hours=settings.drift_check_every_hours))
+        restored = restore_drift_gauges(engine)  # the ModelDrift alert reads the last checks until the next ones
+        log.info("drift gauges restored from the last check of %d tenant(s)", restored)
         log.info("worker polling %s on %s", settings.temporal_task_queue, settings.effective_temporal_address)
         async with worker, running_relay(engine, client, settings):
             ready = os.environ.get("DEALFLOW_WORKER_READY_FILE")  # `dealflow up` watches for it

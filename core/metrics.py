@@ -37,8 +37,9 @@ EVENT_DELIVERY_LATENCY = Histogram(
 # workflow's send) or failed (the provider refused it, no address, a template that cannot render).
 MESSAGES = Counter("dealflow_messages_total", "Messages settled by a send attempt", ["channel", "outcome"])
 
-# Drift (services/drift.py): set by the process that computed a tenant's drift report (the API's GET
-# /scoring/drift); the newest value wins across `dealflow up`'s processes. The ModelDrift alert reads them.
+# Drift (services/drift.py): set by the process that computed a tenant's drift report (the worker's daily check,
+# the API's GET /scoring/drift), and by a starting worker from the last daily check kept in the database; the newest
+# value wins across `dealflow up`'s processes. The ModelDrift alert reads them.
 MODEL_FEATURE_PSI = Gauge("dealflow_model_feature_psi", "Population stability index of a model input: training "
                           "data vs the leads scored in the report's window", ["tenant", "model_version", "feature"],
                           multiprocess_mode="mostrecent")

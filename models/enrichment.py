@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from models.base import json_field, money_field, new_id, time_field
+from models.base import json_field, money_field, new_id, optional_json_field, time_field
 
 
 class Parcel(SQLModel, table=True):
@@ -59,3 +59,7 @@ class ScoringModel(SQLModel, table=True):
     training_data_hash: str = Field(max_length=64)
     active: bool = False
     created_at: datetime = time_field()
+    # A lead version's last scheduled drift check (services/drift.py: checked_at, window_days, n_current, each
+    # feature's PSI, the score's): what a starting worker sets its drift gauges from, so a restart does not blind the
+    # ModelDrift alert until the next check. Not in `metrics`, which retraining and rollback rewrite.
+    last_drift_check: dict[str, Any] | None = optional_json_field()

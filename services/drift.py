@@ -14,7 +14,9 @@ of its score, between the training data and the leads scored in the last N days.
 
 Computing a report sets the gauges `dealflow_model_feature_psi` and `dealflow_model_score_psi` of this process
 (core/metrics.py), which the ModelDrift alert reads: the worker computes every tenant's on a Schedule
-(ScoringDriftWorkflow, `check_drift`), the API when asked.
+(ScoringDriftWorkflow, `check_drift`), the API when asked. A scheduled check is also kept with the version
+(`scoring_models.last_drift_check`), and a starting worker sets the gauges from it (`restore_drift_gauges`): the
+gauges live in a process, and a deploy would otherwise leave the alert blind until the next check, up to a day.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlmodel import Session, col
 from sqlmodel import select as select_model
 
@@ -123,7 +125,8 @@ def drift_report(session: Session, settings: Settings, tenant_id: str, days: int
         window_days=days, since=since, computed_at=now, threshold=threshold, n_reference=int(reference["n"]),
         n_current=len(frame), score=score, features=features, drifted=drifted, score_drifted=score_drifted,
         significant=bool(drifted) or score_drifted, notes=notes)
-    _export_gauges(report)
+    _export_gauges(report.tenant, report.model_version, {f.feature: f.psi for f in report.features},
+                   report.score.psi if report.score is not None else None)
     return report
 
 
@@ -136,6 +139,8 @@ def check_drift(engine: Engine, settings: Settings, tenant_id: str) -> DriftChec
             report = drift_report(session, settings, tenant_id)
         except (NotFound, Conflict) as exc:
             return DriftCheck(tenant_id=tenant_id, checked=False, reason=str(exc))
+        _keep_check(session, report)
+        session.commit()
     drifted = ([SCORE] if report.score_drifted else []) + report.drifted
     psis = [f.psi for f in report.features] + ([report.score.psi] if report.score else [])
     retrain = report.significant and settings.scoring_retrain_on_drift
@@ -146,6 +151,31 @@ def check_drift(engine: Engine, settings: Settings, tenant_id: str) -> DriftChec
     return DriftCheck(tenant_id=tenant_id, checked=True, reason=reason, model_version=report.model_version,
                       n_current=report.n_current, threshold=report.threshold, significant=report.significant,
                       drifted=drifted, max_psi=round(max(psis), 4) if psis else None, retrain=retrain)
+
+
+def _keep_check(session: Session, report: DriftReport) -> None:
+    """The report's PSIs on its version's row (restore_drift_gauges reads them); only this column is written, so a
+    rollback or promotion changing the row's metrics meanwhile is not undone."""
+    table = ScoringModel.__table__
+    session.execute(update(table).where(
+        table.c.tenant_id == report.tenant, table.c.model == LEAD, table.c.version == report.model_version).values(
+        last_drift_check={"checked_at": report.computed_at.isoformat(), "window_days": report.window_days,
+                          "n_current": report.n_current, "features": {f.feature: f.psi for f in report.features},
+                          "score": report.score.psi if report.score is not None else None}))
+
+
+def restore_drift_gauges(engine: Engine) -> int:
+    """The worker's start: each tenant's drift gauges as its active lead model's last scheduled check set them (what
+    this process would hold had it run that check); the number of tenants set. A version never checked (new, or
+    promoted since the last check) sets nothing: an older version's PSIs say nothing of it."""
+    table = ScoringModel.__table__
+    with Session(engine) as session:
+        rows = session.execute(select(table.c.tenant_id, table.c.version, table.c.last_drift_check).where(
+            table.c.model == LEAD, table.c.active.is_(True))).all()
+    kept = [(tenant, version, check) for tenant, version, check in rows if check]  # JSON null too: never checked
+    for tenant, version, check in kept:
+        _export_gauges(tenant, version, check["features"], check["score"])
+    return len(kept)
 
 
 def current_sample(session: Session, tenant_id: str, features: list[str], spec: ExportSpec | None, label: str,
@@ -218,17 +248,18 @@ _exported: dict[str, set[tuple[str, ...]]] = {}  # tenant -> the label sets its 
 _exported_lock = threading.Lock()
 
 
-def _export_gauges(report: DriftReport) -> None:
-    """This report's values, and nothing left of the tenant's previous version (or features it no longer has)."""
-    version = str(report.model_version)
-    current = {(report.tenant, version, f.feature) for f in report.features}
+def _export_gauges(tenant: str, model_version: int, features: dict[str, float], score: float | None) -> None:
+    """A report's PSIs (or a kept check's), and nothing left of the tenant's previous version (or features it no
+    longer has)."""
+    version = str(model_version)
+    current = {(tenant, version, feature) for feature in features}
     with _exported_lock:
-        for labels in _exported.get(report.tenant, set()) - current:
+        for labels in _exported.get(tenant, set()) - current:
             with suppress(KeyError):  # already gone
                 (MODEL_FEATURE_PSI if len(labels) == 3 else MODEL_SCORE_PSI).remove(*labels)
-        for feature in report.features:
-            MODEL_FEATURE_PSI.labels(report.tenant, version, feature.feature).set(feature.psi)
-        if report.score is not None:
-            MODEL_SCORE_PSI.labels(report.tenant, version).set(report.score.psi)
-            current.add((report.tenant, version))
-        _exported[report.tenant] = current
+        for feature, psi in features.items():
+            MODEL_FEATURE_PSI.labels(tenant, version, feature).set(psi)
+        if score is not None:
+            MODEL_SCORE_PSI.labels(tenant, version).set(score)
+            current.add((tenant, version))
+        _exported[tenant] = current

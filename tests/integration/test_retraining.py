@@ -139,3 +139,43 @@ async def test_each_tenant_s_schedule_is_created_and_updated_on_the_dev_server(t
     everyone = await ensure_retrain_schedules(temporal_client, engine, queue, timedelta(days=3))
     assert everyone.get("unchanged", 0) >= 1
     await handle.delete()
+
+
+async def test_the_schedule_command_keeps_the_tenant_s_retrain_and_drift_schedules(tmp_path, temporal_client,
+                                                                                   database_url, settings, engine):
+    """A tenant made after the worker started gets its drift check from `dealflow scoring schedule` too, not only
+    at the next worker start: the same ensure_drift_schedule, at DEALFLOW_DRIFT_CHECK_EVERY_HOURS."""
+    import asyncio
+
+    from workflows.retrain import drift_schedule_id
+
+    tenant = _book(engine, n=0)
+    env = _env(tmp_path, DEALFLOW_DATABASE_URL=database_url, DEALFLOW_TEMPORAL_ADDRESS=settings.temporal_address,
+               DEALFLOW_TEMPORAL_TASK_QUEUE=settings.temporal_task_queue, DEALFLOW_DRIFT_CHECK_EVERY_HOURS="12",
+               COLUMNS="200")
+
+    async def schedule(*args: str, **extra: str) -> list[str]:
+        out = await asyncio.to_thread(subprocess.run, [*DEALFLOW, "scoring", "schedule", "--tenant", tenant, *args],
+                                      cwd=tmp_path, env={**env, **extra}, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.splitlines()
+
+    assert await schedule() == [f"✓ {retrain_schedule_id(tenant)}: every 7 days (created)",
+                                f"✓ {drift_schedule_id(tenant)}: every 12 hours (created)"]
+    drift = temporal_client.get_schedule_handle(drift_schedule_id(tenant))
+    described = await drift.describe()
+    assert described.schedule.action.workflow == "ScoringDriftWorkflow"
+    assert described.schedule.spec.intervals[0].every == timedelta(hours=12)
+    assert await schedule() == [f"✓ {retrain_schedule_id(tenant)}: every 7 days (unchanged)",
+                                f"✓ {drift_schedule_id(tenant)}: every 12 hours (unchanged)"]
+    assert await schedule("--every-days", "3", DEALFLOW_DRIFT_CHECK_EVERY_HOURS="6") == [
+        f"✓ {retrain_schedule_id(tenant)}: every 3 days (updated)",
+        f"✓ {drift_schedule_id(tenant)}: every 6 hours (updated)"]
+    assert (await drift.describe()).schedule.spec.intervals[0].every == timedelta(hours=6)
+    # the deal model's Schedule beside it; the tenant's one drift check stays as it is
+    assert await schedule("--model", "deal", DEALFLOW_DRIFT_CHECK_EVERY_HOURS="6") == [
+        f"✓ {retrain_schedule_id(tenant, 'deal')}: every 7 days (created)",
+        f"✓ {drift_schedule_id(tenant)}: every 6 hours (unchanged)"]
+    for handle in (drift, temporal_client.get_schedule_handle(retrain_schedule_id(tenant)),
+                   temporal_client.get_schedule_handle(retrain_schedule_id(tenant, "deal"))):
+        await handle.delete()

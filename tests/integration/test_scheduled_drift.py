@@ -1,7 +1,8 @@
 """Scheduled drift (issue 13): ScoringDriftWorkflow on the time-skipping server with the real activities computes a
 tenant's drift report in the worker, which sets the drift gauges the worker serves (what the ModelDrift alert
 reads, with no one opening the API), and retrains the lead model when the drift is significant and the setting
-allows it; the tenant's drift Schedule is created on the dev server beside its retraining ones."""
+allows it; the tenant's drift Schedule is created on the dev server beside its retraining ones; a starting worker
+sets the gauges again from the last check kept in the database."""
 
 from __future__ import annotations
 
@@ -104,3 +105,52 @@ async def test_the_drift_schedule_is_created_and_updated_on_the_dev_server(tempo
     for handle in (deal, temporal_client.get_schedule_handle(drift_schedule_id(tenant)),
                    temporal_client.get_schedule_handle(retrain_schedule_id(tenant))):
         await handle.delete()
+
+
+def _series(tenant: str) -> dict[tuple, float]:
+    """Every drift gauge series of `tenant` in this process: (metric, model_version, feature) -> value."""
+    return {(s.name, s.labels["model_version"], s.labels.get("feature")): s.value
+            for metric in REGISTRY.collect() if metric.name in ("dealflow_model_feature_psi", "dealflow_model_score_psi")
+            for s in metric.samples if s.labels.get("tenant") == tenant}
+
+
+def _new_process() -> None:
+    """What a restarted worker starts with: no drift series at all."""
+    from core.metrics import MODEL_FEATURE_PSI, MODEL_SCORE_PSI
+    from services import drift
+
+    MODEL_FEATURE_PSI.clear()
+    MODEL_SCORE_PSI.clear()
+    drift._exported.clear()
+
+
+def test_the_last_check_s_gauges_are_restored_when_the_worker_starts(book, engine, settings, trained, tmp_path):  # noqa: F811
+    """After a deploy the ModelDrift alert reads the last daily check again, not nothing until the next one."""
+    from core.db import make_engine, migrate
+    from scoring.registry import ModelRegistry
+    from services.drift import check_drift, restore_drift_gauges
+
+    checked, _ = book(n=300, shift=True, seed=34)
+    unchecked, _ = book(n=60, seed=35)  # an active model and scored leads, never checked
+    retrained, _ = book(n=60, seed=36)
+    assert check_drift(engine, settings, checked).checked and check_drift(engine, settings, retrained).checked
+    ModelRegistry(engine, settings.effective_models_dir).register(retrained, trained, "crm_history",
+                                                                  activate="always")  # v2, not checked yet
+    before = _series(checked)
+    assert before[("dealflow_model_feature_psi", "1", "years_owned")] > 0.25
+    assert ("dealflow_model_score_psi", "1", None) in before and len(before) > 10
+
+    _new_process()
+    assert _series(checked) == {}
+    assert restore_drift_gauges(engine) >= 1
+    assert _series(checked) == before  # the same series, the same values
+    assert _series(unchecked) == {}  # nothing stored: nothing set
+    assert _series(retrained) == {}  # v1's check says nothing of the active v2
+
+    _new_process()  # a database with no check stored at all: nothing set, no failure
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    migrate(url)
+    empty = make_engine(url)
+    assert restore_drift_gauges(empty) == 0
+    empty.dispose()
+    assert _series(checked) == {}
