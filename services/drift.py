@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select, text, update
 from sqlmodel import Session, col
 from sqlmodel import select as select_model
 
@@ -164,12 +164,15 @@ def _keep_check(session: Session, report: DriftReport) -> None:
                           "score": report.score.psi if report.score is not None else None}))
 
 
-def restore_drift_gauges(engine: Engine) -> int:
+def restore_drift_gauges(engine: Engine, lock_wait: float = 5.0) -> int:
     """The worker's start: each tenant's drift gauges as its active lead model's last scheduled check set them (what
     this process would hold had it run that check); the number of tenants set. A version never checked (new, or
-    promoted since the last check) sets nothing: an older version's PSIs say nothing of it."""
+    promoted since the last check) sets nothing: an older version's PSIs say nothing of it. On Postgres it waits at
+    most `lock_wait` seconds for a lock on the models table (a migration's, say) and then raises."""
     table = ScoringModel.__table__
     with Session(engine) as session:
+        if engine.dialect.name == "postgresql":
+            session.execute(text(f"SET LOCAL lock_timeout = '{int(lock_wait * 1000)}ms'"))
         rows = session.execute(select(table.c.tenant_id, table.c.version, table.c.last_drift_check).where(
             table.c.model == LEAD, table.c.active.is_(True))).all()
     kept = [(tenant, version, check) for tenant, version, check in rows if check]  # JSON null too: never checked

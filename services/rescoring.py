@@ -48,13 +48,13 @@ def rescore_leads(engine: Engine, registry: ModelRegistry, tenant_id: str, page:
     writes, which cost the database more than the scoring costs us (a lead's update touches every index of the
     leads table), run on as many database backends at once."""
     model = registry.ensure_active(tenant_id)
-    table = Lead.__table__
+    table, postgres = Lead.__table__, engine.dialect.name == "postgresql"
     write = update(table).where(table.c.id == bindparam("lead_id")).values(
         score=bindparam("new_score"), score_model_version=bindparam("new_model"),
         score_explanation=bindparam("new_reasons"), scored_at=bindparam("new_scored_at"))
 
     def store(scores: list[dict]) -> int:
-        if engine.dialect.name == "postgresql":
+        if postgres:
             _store_by_copy(engine, scores)
             return len(scores)
         with Session(engine) as session:
@@ -68,12 +68,10 @@ def rescore_leads(engine: Engine, registry: ModelRegistry, tenant_id: str, page:
             progress(done)
         return done
 
-    writers = max(1, writers) if engine.dialect.name == "postgresql" else 1  # SQLite has one writer anyway
+    writers = max(1, writers) if postgres else 1  # SQLite has one writer anyway
     columns = [cast(table.c[name], Text).label(name) if name in JSON_READ else table.c[name] for name in READ]
-
     query = select(*columns).where(table.c.tenant_id == tenant_id, table.c.deleted_at.is_(None),
                                    table.c.id > bindparam("after")).order_by(table.c.id).limit(page)
-    postgres = engine.dialect.name == "postgresql"
     if postgres:  # the driver's rows as they come: SQLAlchemy's rows and type processing cost as much client time
         compiled = query.compile(dialect=engine.dialect)
         sql, fixed = str(compiled), dict(compiled.params)
@@ -81,9 +79,9 @@ def rescore_leads(engine: Engine, registry: ModelRegistry, tenant_id: str, page:
     def page_of(session: Session, after: str) -> list[dict]:
         if not postgres:
             return [dict(row._mapping) for row in session.execute(query, {"after": after})]
-        cursor = session.connection().connection.driver_connection.cursor()
-        cursor.execute(sql, {**fixed, "after": after})
-        return [dict(zip(READ, row, strict=True)) for row in cursor]
+        with session.connection().connection.driver_connection.cursor() as cursor:
+            cursor.execute(sql, {**fixed, "after": after})
+            return [dict(zip(READ, row, strict=True)) for row in cursor]
 
     def read(after: str) -> tuple[list[dict], dict[str, dict]]:
         with Session(engine) as session:
