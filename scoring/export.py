@@ -236,7 +236,7 @@ class LeadValues:
             dealflow: dict[str, Any] | Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """{column name: the value used} for the export's columns. `dealflow`: the lead's Dealflow features, or a
         function that computes them, called only when a mapped column is missing from `custom` (a re-scored book
-        mostly has them all: computing every feature of every lead for none was a tenth of a re-score)."""
+        mostly has them all: computing every feature of every lead for none was a twentieth of a re-score)."""
         values: dict[str, Any] = dict.fromkeys(self._by_key.values())
         if custom:
             for key, name in self._matched(tuple(custom)):
