@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import calendar
+import re
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -47,22 +50,33 @@ def definitions_test(
                                  help="sample lead, deal or investor (JSON)"),
     events: Path = typer.Option(None, "--events", exists=True, dir_okay=False,
                                 help="YAML list of {after: 1d, name: lead.replied, data: {...}}"),
+    start_on: str = typer.Option(None, "--start-on", help="the weekday day 0 falls on: mon, tue, ... sun "
+                                                          "(default: the next day, whichever it is)"),
+    start_at: str = typer.Option("09:00", "--start-at", help="when day 0 begins, HH:MM in the sample's zone"),
 ) -> None:
     """Dry run on the time-skipping test server: side effects recorded, not performed; prints the path."""
     import json as _json
 
     from ruamel.yaml import YAML
 
-    from services.dry_run import dry_run, sample_subject
+    from services.dry_run import WEEKDAYS, dry_run, sample_subject
 
+    names = {**{d: i for i, d in enumerate(WEEKDAYS)}, **{d.lower(): i for i, d in enumerate(calendar.day_name)}}
+    if start_on is not None and start_on.lower() not in names:
+        raise CliError(f"--start-on {start_on!r}: not a weekday (mon, tue, wed, thu, fri, sat or sun)")
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", start_at):
+        raise CliError(f"--start-at {start_at!r}: not a time like 09:00")
     definition = _load_definition(path)
     sample = _json.loads(subject.read_text()) if subject else sample_subject(definition.subject)
     timeline = (YAML(typ="safe").load(events.read_text()) or []) if events else []
     with console.status(f"Running {definition.key} v{definition.version} on the time-skipping test server"):
-        result = asyncio.run(dry_run(definition, sample, timeline))
+        result = asyncio.run(dry_run(definition, sample, timeline, start_at=start_at,
+                                     weekday=names[start_on.lower()] if start_on else None))
     for line in result["lines"]:
         console.print(line, highlight=False)
-    console.print(f"[bold]{result['status']}[/] (times in {result['zone']})", highlight=False)
+    day0 = datetime.fromisoformat(result["starts"])
+    console.print(f"[bold]{result['status']}[/] (times in {result['zone']}; day 0 is {day0:%A %d %B})",
+                  highlight=False)
 
 
 def _definition_store(tenant: str | None):

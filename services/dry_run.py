@@ -39,6 +39,10 @@ SAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
+# Day names a dry run may start on (`start_on`), Monday first as in `date.weekday()`.
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
 def sample_subject(kind: str) -> dict[str, Any]:
     return dict(SAMPLES[kind])
 
@@ -194,4 +198,4 @@ async def dry_run(definition: Definition, subject: dict[str, Any], events: list[
     for entry in state.path:
         at = datetime.fromisoformat(entry["at"]).astimezone(ZoneInfo(zone))
         lines.append(f"day {(at.date() - day0).days} {at:%H:%M} {entry['step']} {entry['detail']}")
-    return {"status": state.status, "zone": zone, "lines": lines, "path": state.path}
+    return {"status": state.status, "zone": zone, "lines": lines, "path": state.path, "starts": start.isoformat()}

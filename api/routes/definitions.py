@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
@@ -14,7 +14,7 @@ from sqlmodel import col, select
 
 from api.deps import PrincipalDep, SessionDep, SettingsDep, audit, require
 from api.errors import Problem
-from services.dry_run import dry_run, sample_subject
+from services.dry_run import WEEKDAYS, dry_run, sample_subject
 from definitions.loader import DefinitionInvalid, load
 from services.definition_store import DefinitionConflict, load_submitted, publish, retire, save_draft
 from models.input import Input
@@ -109,11 +109,17 @@ class TestBody(Input):
                                                                     "built-in sample of the definition's subject "
                                                                     "when left out")
     events: list[dict[str, Any]] = []
+    start_on: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] | None = Field(
+        default=None, description="the weekday day 0 falls on (the next one); left out: the next `start_at`, "
+                                  "whatever day that is. Send windows skip days, so the path depends on it")
+    start_at: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+                          description="the time day 0 begins, HH:MM in the sample's zone")
 
 
 class TestResult(BaseModel):
     status: str
     zone: str
+    starts: datetime = Field(description="when day 0 began on the simulated clock, in the sample's zone")
     lines: list[str]
 
 
@@ -135,14 +141,16 @@ async def test_definition(body: TestBody, request: Request, settings: SettingsDe
     try:
         async with slots:
             result = await asyncio.wait_for(
-                dry_run(definition, body.subject or sample_subject(definition.subject), body.events),
+                dry_run(definition, body.subject or sample_subject(definition.subject), body.events,
+                        start_at=body.start_at,
+                        weekday=WEEKDAYS.index(body.start_on) if body.start_on else None),
                 timeout=settings.dry_run_timeout_seconds)
     except TimeoutError:
         raise Problem(422, f"the dry run did not finish within {settings.dry_run_timeout_seconds:g} s: does a "
                            "step wait with no timeout for an event the test does not send?") from None
     except (ValueError, KeyError) as exc:
         raise Problem(422, f"bad sample or events: {exc}") from None
-    return TestResult(status=result["status"], zone=result["zone"], lines=result["lines"])
+    return TestResult(status=result["status"], zone=result["zone"], starts=result["starts"], lines=result["lines"])
 
 
 @router.get("", response_model=list[DefinitionVersion])

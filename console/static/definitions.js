@@ -78,6 +78,15 @@
     return { ok: response.ok, status: response.status, data };
   }
 
+  function dayZero(starts) {
+    // "2026-12-07T09:00:00-05:00": the simulated day 0 as written in the sample's zone (not the browser's)
+    const parts = /^(\d{4})-(\d\d)-(\d\d)T(\d\d:\d\d)/.exec(starts || "");
+    if (!parts) return "the first day";
+    const day = new Date(Date.UTC(+parts[1], +parts[2] - 1, +parts[3]));
+    const name = day.toLocaleDateString("en-US", { weekday: "long", day: "numeric", month: "long", timeZone: "UTC" });
+    return `${name}, from ${parts[4]}`;
+  }
+
   function refusal(answer) {
     const data = answer.data || {};
     return data.detail || data.title || `The request failed (${answer.status}).`;
@@ -162,6 +171,10 @@
       if (!raw) continue;
       try { body[name] = JSON.parse(raw); } catch (error) { showError(`${name}: not JSON (${error.message})`); return; }
     }
+    const startOn = document.getElementById("start-on").value;
+    if (startOn) body.start_on = startOn;
+    const startAt = document.getElementById("start-at").value;
+    if (startAt) body.start_at = startAt.slice(0, 5);
     run.disabled = true;
     run.textContent = "Testing…";
     try {
@@ -192,7 +205,7 @@
       }
       if (!answer.data.lines.length) lines.innerHTML = '<li class="empty">No step ran.</li>';
       result.querySelector("[data-test-summary]").textContent =
-        `Ended ${answer.data.status}; times in the sample's zone (${answer.data.zone}), day 0 is the first day. Nothing was sent.`;
+        `Ended ${answer.data.status}; times in the sample's zone (${answer.data.zone}); day 0 is ${dayZero(answer.data.starts)}. Nothing was sent.`;
       result.hidden = false;
       result.scrollIntoView({ block: "nearest" });
     } catch (error) {

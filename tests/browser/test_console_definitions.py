@@ -66,13 +66,16 @@ async def test_ops_check_as_they_type_test_save_publish_and_see_who_is_enrolled(
     await expect(problems).to_be_hidden()
     await expect(page.locator("[data-gutter] span.bad")).to_have_count(0)
 
+    await page.locator("details.sample summary").click()
+    await page.locator("#start-on").select_option("mon")  # the window skips Sundays: pin the day the path starts
     await page.get_by_role("button", name="Test").click()
     path = page.locator("[data-test-lines] li")
     await expect(path).to_have_count(3, timeout=30_000)
-    await expect(path).to_have_text([re.compile(r"day 0 \d\d:\d\d\s*welcome\s*send_email welcome: sent"),
-                                     re.compile(r"day 2 \d\d:\d\d\s*wait_reply\s*lead.replied timed out"),
-                                     re.compile(r"day 2 \d\d:\d\d\s*nudge\s*send_sms nudge_1: sent")])
-    await expect(page.locator("[data-test-summary]")).to_contain_text("Ended completed")
+    await expect(path).to_have_text([re.compile(r"day 0 09:00\s*welcome\s*send_email welcome: sent"),
+                                     re.compile(r"day 2 09:00\s*wait_reply\s*lead.replied timed out"),
+                                     re.compile(r"day 2 09:00\s*nudge\s*send_sms nudge_1: sent")])
+    await expect(page.locator("[data-test-summary]")).to_contain_text(re.compile(
+        r"Ended completed; times in the sample's zone \(America/New_York\); day 0 is Monday, \w+ \d+, from 09:00"))
 
     await page.get_by_role("button", name="Save as version").click()
     await page.wait_for_url(f"**/app/definitions/{key}?version=1")
@@ -106,8 +109,12 @@ async def test_ops_check_as_they_type_test_save_publish_and_see_who_is_enrolled(
     await page.reload()
     await expect(page.locator("[data-region=enrolled]")).to_contain_text("Zed Lee")  # by name, not by id
     await expect(page.locator(".counts")).to_contain_text("Enrolled1")
+    await page.locator("details.sample summary").click()
+    await page.locator("#start-on").select_option("fri")  # day 2 is a Sunday: the nudge waits for Monday 08:00
     await page.get_by_role("button", name="Test").click()
     await expect(path).to_have_count(3, timeout=30_000)
+    await expect(path.nth(2)).to_have_text(re.compile(r"day 3 08:00\s*nudge\s*send_sms nudge_1: sent"))
+    await expect(page.locator("[data-test-summary]")).to_contain_text("day 0 is Friday")
     await assert_accessible(page)
     await screenshot(page, "definition-editor")
     await page.locator("[data-region=enrolled]").get_by_role("link", name="Zed Lee").click()

@@ -90,7 +90,7 @@ async def test_library_dry_runs(path):
 async def test_a_reply_in_the_dry_run_changes_the_path():
     path = next(p for p in LIBRARY if p.name == "web-lead-nurture.yaml")
     result = await dry_run(load(path.read_text(), path.name), SAMPLE,
-                           [{"after": "1d", "name": "lead.replied", "data": {"text": "call me"}}])
+                           [{"after": "1d", "name": "lead.replied", "data": {"text": "call me"}}], weekday=MONDAY)
     assert "day 1 09:00 wait_reply lead.replied received" in result["lines"]
     assert any(line.startswith("day 1 09:00 call_now create_task") for line in result["lines"])
     assert "day 1 09:00 nudge skipped (if was false)" in result["lines"]
@@ -144,6 +144,13 @@ def test_cli_validate_and_test(tmp_path):
     events.write_text("- {after: 1d, name: lead.replied, data: {text: yes}}\n")
     nurture = next(p for p in LIBRARY if p.name == "web-lead-nurture.yaml")
     run = subprocess.run([*DEALFLOW, "definitions", "test", str(nurture), "--subject", str(subject), "--events",
-                          str(events)], cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+                          str(events), "--start-on", "Monday"], cwd=tmp_path, env=_env(tmp_path),
+                         capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "day 1 09:00 wait_reply lead.replied received" in run.stdout and "completed" in run.stdout
+    assert "day 0 is Monday" in run.stdout, run.stdout
+    for option, value in (("--start-on", "someday"), ("--start-at", "9am")):
+        refused = subprocess.run([*DEALFLOW, "definitions", "test", str(nurture), option, value], cwd=tmp_path,
+                                 env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+        assert f"{option} '{value}': not a" in refused.stderr, refused.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
 from models.tenant import Role
 
@@ -67,14 +68,45 @@ async def test_dry_run_through_the_api(api, make_key):
     response = await api.post("/api/v1/definitions/test", headers=headers, json={
         "source": source, "subject": {"id": "ld_x", "first_name": "Ann", "status": "new", "tags": [],
                                       "timezone": "America/Denver"},
-        "events": [{"after": "1d", "name": "lead.replied", "data": {"text": "yes"}}]})
+        "events": [{"after": "1d", "name": "lead.replied", "data": {"text": "yes"}}], "start_on": "wed"})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "completed" and body["zone"] == "America/Denver"
+    starts = datetime.fromisoformat(body["starts"])
+    assert (starts.weekday(), f"{starts:%H:%M}", starts.utcoffset()) == (2, "09:00", timedelta(hours=-7))
     assert body["lines"] == ["day 0 09:00 welcome send_email welcome: sent",
                              "day 1 09:00 wait_reply lead.replied received"]
     invalid = await api.post("/api/v1/definitions/test", headers=headers, json={"source": source.replace("2d", "2x")})
     assert invalid.status_code == 422 and invalid.json()["errors"][0]["line"] == 7
+
+
+async def test_a_dry_run_starts_on_the_weekday_asked_and_send_windows_skip_the_closed_days(api, make_key):
+    """The default send window is Monday to Saturday 08:00-20:00: a run whose day 0 is a Saturday sends its first
+    message at once and its second, due on Sunday, at Monday's opening; the same run from a Monday does not wait.
+    Without `start_on` day 0 is whatever the next morning is, so this path changed with the day CI ran."""
+    headers = make_key(Role.ops)
+    source = _yaml("weekday-dry-run", wait="1d").decode()
+    nudge = source + "  - {id: nudge, action: send_sms, with: {template: nudge_1}}\n"
+    subject = {"id": "ld_w", "first_name": "Wes", "status": "new", "tags": [], "timezone": "America/Chicago"}
+    paths = {}
+    for day in ("sat", "mon"):
+        response = await api.post("/api/v1/definitions/test", headers=headers, json={
+            "source": nudge, "subject": subject, "start_on": day, "start_at": "10:30"})
+        assert response.status_code == 200, response.text
+        paths[day] = response.json()["lines"]
+        starts = datetime.fromisoformat(response.json()["starts"])
+        assert f"{starts:%a %H:%M}" == f"{day.title()} 10:30"
+    assert paths["sat"] == ["day 0 10:30 welcome send_email welcome: sent",
+                            "day 1 10:30 wait_reply lead.replied timed out",
+                            "day 2 08:00 nudge send_sms nudge_1: sent"]
+    assert paths["mon"] == ["day 0 10:30 welcome send_email welcome: sent",
+                            "day 1 10:30 wait_reply lead.replied timed out",
+                            "day 1 10:30 nudge send_sms nudge_1: sent"]
+    for bad, field in (({"start_on": "someday"}, "start_on"), ({"start_at": "9am"}, "start_at"),
+                       ({"start_at": "24:00"}, "start_at")):
+        refused = await api.post("/api/v1/definitions/test", headers=headers, json={"source": source, **bad})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"].endswith(field), refused.json()
 
 
 async def test_validate_checks_as_saving_does_and_stores_nothing(api, make_key, engine):

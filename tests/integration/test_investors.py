@@ -170,7 +170,7 @@ async def test_the_test_button_uses_a_sample_investor_for_investor_definitions(a
     ops = make_key(Role.ops, tenant=f"t{uuid.uuid4().hex[:6]}")
     source = (Path(__file__).resolve().parents[2] / "definitions" / "library" / "investor-capital-raise.yaml").read_text()
     result = await api.post("/api/v1/definitions/test", headers=ops, json={
-        "source": source, "events": [{"after": "4d", "name": "investor.passed"}]})
+        "source": source, "start_on": "mon", "events": [{"after": "4d", "name": "investor.passed"}]})
     assert result.status_code == 200, result.text
     body = result.json()
     assert body["status"] == "exited" and "day 0 09:00 intro send_email investor_intro: sent" in body["lines"]

@@ -201,7 +201,7 @@ async def test_a_definitions_round_robin_task_and_notify_to_managers_run_end_to_
     key = f"referral-route-{uuid.uuid4().hex[:4]}"
     ops = make_key(Role.ops, tenant=t["tenant"])
     source = ROUTE.format(key=key)
-    dry = await api.post("/api/v1/definitions/test", headers=ops, json={"source": source, "events": []})
+    dry = await api.post("/api/v1/definitions/test", headers=ops, json={"source": source, "events": [], "start_on": "tue"})
     assert dry.status_code == 200, dry.text
     lines = "\n".join(dry.json()["lines"])
     assert dry.json()["status"] == "completed", lines
