@@ -126,7 +126,7 @@ async def main(args) -> dict:
         with Session(engine) as session:  # the send window open around the clock: the first touch goes at once
             row = session.get(Tenant, tenant)
             row.timezone, row.send_window_days, row.send_window_start, row.send_window_end = \
-                "Etc/UTC", "mon-sun", "00:00", "23:59"
+                "Etc/UTC", "mon-sun", "00:00", "24:00"
             session.add(row)
             session.commit()
         headers = {"Authorization": f"Bearer {key}"}

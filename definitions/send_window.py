@@ -58,14 +58,15 @@ class SendWindow:
                 chosen.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
         if not chosen:
             raise ValueError("a send window needs at least one day")
-        opens, closes = _clock(start), _clock(end)
+        opens, closes = _clock(start), _clock(end, closing=True)
         if opens >= closes:
             raise ValueError(f"send window opens at {start} but closes at {end}: opening must come first")
         return cls(frozenset(chosen), opens, closes)
 
     def is_open(self, at: datetime, zone: str) -> bool:
         local = at.astimezone(ZoneInfo(zone))
-        return local.weekday() in self.days and self.start <= local.time() < self.end
+        return local.weekday() in self.days and self.start <= local.time() and (
+            self.end == time.max or local.time() < self.end)
 
     def _next_open_in(self, at: datetime, zone: str) -> datetime:
         local = at.astimezone(ZoneInfo(zone))
@@ -94,9 +95,13 @@ class SendWindow:
         raise ValueError("the send window is never open in all of the recipient's possible zones")
 
 
-def _clock(value: str) -> time:
+def _clock(value: str, closing: bool = False) -> time:
+    """HH:MM; a window may close at 24:00 (the end of the day: "00:00"–"24:00" is open all day, where a close
+    at 23:59 would hold messages for the day's last minute)."""
+    if closing and value.strip() == "24:00":
+        return time.max
     if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value.strip()):
-        raise ValueError(f"{value!r} is not a time like 08:00")
+        raise ValueError(f"{value!r} is not a time like 08:00" + (" (or 24:00, the end of the day)" if closing else ""))
     hours, minutes = value.strip().split(":")
     return time(int(hours), int(minutes))
 

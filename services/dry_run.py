@@ -6,7 +6,7 @@ timestamps (`day 0 09:00 welcome send_email welcome: sent` ... `day 2 09:00 wait
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -157,6 +157,21 @@ class _Recorder:
                 standardize_address, lookup_county_records, lookup_property_api, save_enrichment, link_duplicates]
 
 
+def day_zero(now: datetime, zone: str, start_at: str = "09:00",
+             weekday: int | None = None) -> tuple[datetime, timedelta]:
+    """Day 0's start: the next `start_at` (HH:MM) after `now` on the wall clock of `zone`, on `weekday`
+    (0 = Monday) if given, and the time until then. That wait is taken in UTC: two times of one zone subtract
+    as clock readings, so across a daylight-saving change the simulated clock would land an hour off."""
+    local = now.astimezone(ZoneInfo(zone))
+    hour, minute = (int(x) for x in start_at.split(":"))
+    start = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if start <= local:
+        start += timedelta(days=1)
+    while weekday is not None and start.weekday() != weekday:
+        start += timedelta(days=1)
+    return start, start.astimezone(UTC) - now.astimezone(UTC)
+
+
 async def dry_run(definition: Definition, subject: dict[str, Any], events: list[dict[str, Any]],
                   start_at: str = "09:00", weekday: int | None = None) -> dict[str, Any]:
     """Run and return {status, lines, path}. `events`: [{after: 1d, name: lead.replied, data: {...}}].
@@ -168,14 +183,9 @@ async def dry_run(definition: Definition, subject: dict[str, Any], events: list[
                        for e in events), key=lambda e: e["offset"])
     env = await time_skipping_environment()
     try:
-        now = (await env.get_current_time()).astimezone(ZoneInfo(zone))
-        hour, minute = (int(x) for x in start_at.split(":"))
-        start = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
-        if start <= now:
-            start += timedelta(days=1)
-        while weekday is not None and start.weekday() != weekday:
-            start += timedelta(days=1)
-        await env.sleep(start - now)  # day 0 begins at start_at in the subject's zone
+        now = await env.get_current_time()
+        start, wait = day_zero(now, zone, start_at, weekday)
+        await env.sleep(wait)  # day 0 begins at start_at in the subject's zone
         recorder = _Recorder(subject, zone)
         queue = f"dry-run-{uuid.uuid4().hex[:8]}"
         async with Worker(env.client, task_queue=queue, workflows=[DefinitionWorkflow, EnrichmentWorkflow],

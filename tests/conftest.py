@@ -309,6 +309,15 @@ def zone_at_local_hour(hour: int, now=None) -> str:
     return "Etc/UTC" if offset == 0 else f"Etc/GMT{-offset:+d}"
 
 
+def distant_weekday(now=None) -> str:
+    """A send-window day three days after today's UTC date: every zone's local date is within a day of UTC, so a
+    window open only then holds every message for two days at least, wherever a lead's phone or address puts it
+    (a quiet tenant zone alone does not: a Texas address puts the lead in Chicago)."""
+    from datetime import UTC, datetime
+
+    return ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[((now or datetime.now(UTC)).weekday() + 3) % 7]
+
+
 def toll_free() -> str:
     """A valid number that maps to no single zone, so the tenant's zone applies."""
     return f"+1888555{uuid.uuid4().int % 10000:04d}"
@@ -318,7 +327,7 @@ def always_open(engine: Engine, tenant_id: str) -> None:
     """The tenant's send window open all day, every day (in whatever zone a lead's phone or address puts it),
     so a test that expects a send does not depend on the hour or the weekday it runs."""
     set_tenant(engine, tenant_id, timezone="Etc/UTC", send_window_days="mon-sun", send_window_start="00:00",
-               send_window_end="23:59")
+               send_window_end="24:00")
 
 
 def set_tenant(engine: Engine, tenant_id: str, **fields) -> None:

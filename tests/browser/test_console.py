@@ -181,7 +181,7 @@ async def test_a_rep_works_a_lead_and_converts_it_to_a_deal(open_tab, engine, co
     rep = staff(engine)
     # a send window open all day: the message below goes now, whatever the time of the run (at 23:36 in Austin
     # it waited for the morning and the test never saw it)
-    set_tenant(engine, rep.tenant_id, send_window_days="daily", send_window_start="00:00", send_window_end="23:59")
+    set_tenant(engine, rep.tenant_id, send_window_days="daily", send_window_start="00:00", send_window_end="24:00")
     _, ops_key = create_api_key(engine, rep.tenant_id, Role.ops, "test")
     async with httpx.AsyncClient(base_url=console, headers={"Authorization": f"Bearer {ops_key}"}) as ops:
         saved = await ops.post("/api/v1/definitions", content=SLOW_NURTURE.encode(),

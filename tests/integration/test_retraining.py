@@ -124,6 +124,26 @@ async def test_the_retrain_workflow_promotes_on_the_time_skipping_server(skippin
         == "schedule"
 
 
+async def drop_every_tenants_schedules(client, engine) -> None:
+    """After a test of ensure_retrain_schedules: its Schedules for every tenant in the shared database would
+    otherwise start hundreds of retrains and drift checks on the shared worker at the next interval boundary
+    (daily ones at 00:00 UTC) while later tests run."""
+    from temporalio.service import RPCError
+    from sqlmodel import select
+
+    from models.tenant import Tenant
+    from workflows.retrain import RETRAINED, drift_schedule_id
+
+    with Session(engine) as session:
+        tenants = session.exec(select(Tenant.id)).all()
+    for tenant in tenants:
+        for schedule_id in (*(retrain_schedule_id(tenant, m) for m in RETRAINED), drift_schedule_id(tenant)):
+            try:
+                await client.get_schedule_handle(schedule_id).delete()
+            except RPCError:
+                pass  # never made (the test's call made no drift Schedules) or gone already
+
+
 async def test_each_tenant_s_schedule_is_created_and_updated_on_the_dev_server(temporal_client, engine, settings):
     from events.schedules import ensure_retrain_schedule, ensure_retrain_schedules
 
@@ -136,9 +156,11 @@ async def test_each_tenant_s_schedule_is_created_and_updated_on_the_dev_server(t
     described = await handle.describe()
     assert described.schedule.spec.intervals[0].every == timedelta(days=3)
     assert described.schedule.action.workflow == "ScoringRetrainWorkflow"
-    everyone = await ensure_retrain_schedules(temporal_client, engine, queue, timedelta(days=3))
-    assert everyone.get("unchanged", 0) >= 1
-    await handle.delete()
+    try:
+        everyone = await ensure_retrain_schedules(temporal_client, engine, queue, timedelta(days=3))
+        assert everyone.get("unchanged", 0) >= 1
+    finally:
+        await drop_every_tenants_schedules(temporal_client, engine)
 
 
 async def test_the_schedule_command_keeps_the_tenant_s_retrain_and_drift_schedules(tmp_path, temporal_client,

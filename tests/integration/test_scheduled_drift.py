@@ -85,12 +85,20 @@ async def test_no_retrain_without_significant_drift_or_with_the_setting_off(skip
 
 
 async def test_the_drift_schedule_is_created_and_updated_on_the_dev_server(temporal_client, engine, settings):
-    from events.schedules import ensure_drift_schedule, ensure_retrain_schedules
-    from tests.integration.test_retraining import _book
-    from workflows.retrain import retrain_schedule_id
+    from tests.integration.test_retraining import _book, drop_every_tenants_schedules
 
     tenant = _book(engine, n=0)
     queue = settings.temporal_task_queue
+    try:
+        await _every_tenant_and_then_one(temporal_client, engine, tenant, queue)
+    finally:
+        await drop_every_tenants_schedules(temporal_client, engine)
+
+
+async def _every_tenant_and_then_one(temporal_client, engine, tenant: str, queue: str) -> None:
+    from events.schedules import ensure_drift_schedule, ensure_retrain_schedules
+    from workflows.retrain import retrain_schedule_id
+
     everyone = await ensure_retrain_schedules(temporal_client, engine, queue, timedelta(days=7), timedelta(days=1))
     assert everyone.get("created", 0) >= 3  # this tenant's lead, deal and drift Schedules at least
     assert await ensure_drift_schedule(temporal_client, tenant, queue, timedelta(days=1)) == "unchanged"
@@ -102,9 +110,6 @@ async def test_the_drift_schedule_is_created_and_updated_on_the_dev_server(tempo
     described = await deal.describe()
     assert described.schedule.action.workflow == "ScoringRetrainWorkflow"
     assert described.schedule.action.id == f"scoring-retrain-{tenant}-deal"
-    for handle in (deal, temporal_client.get_schedule_handle(drift_schedule_id(tenant)),
-                   temporal_client.get_schedule_handle(retrain_schedule_id(tenant))):
-        await handle.delete()
 
 
 def _series(tenant: str) -> dict[tuple, float]:

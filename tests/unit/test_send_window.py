@@ -58,3 +58,18 @@ def test_recipient_zone_sources():
     assert recipient_zones("+19075550100", "AK", "UTC") == (["America/Anchorage"], "phone+state")
     assert recipient_zones("+18005551212", "FL", "UTC") == (["America/New_York"], "state")  # toll-free
     assert recipient_zones(None, None, "America/Denver") == (["America/Denver"], "tenant")
+
+
+def test_a_window_may_close_at_midnight_and_then_never_holds_a_message():
+    all_day = SendWindow.parse("daily", "00:00", "24:00")
+    last_minute = datetime(2026, 12, 3, 23, 59, 30, tzinfo=UTC)
+    assert all_day.is_open(last_minute, "Etc/UTC") and all_day.next_opening(last_minute, ["Etc/UTC"]) == last_minute
+    assert all_day.is_open(datetime(2026, 12, 4, 0, 0, tzinfo=UTC), "Etc/UTC")
+    # the old way to say "all day" held a message sent in the day's last minute until midnight
+    assert not SendWindow.parse("daily", "00:00", "23:59").is_open(last_minute, "Etc/UTC")
+    evenings = SendWindow.parse("mon-fri", "18:00", "24:00")
+    saturday = datetime(2026, 12, 5, 23, 30, tzinfo=UTC)
+    assert not evenings.is_open(saturday, "Etc/UTC")
+    assert evenings.next_opening(saturday, ["Etc/UTC"]) == datetime(2026, 12, 7, 18, 0, tzinfo=UTC)
+    with pytest.raises(ValueError, match="is not a time like 08:00$"):
+        SendWindow.parse("daily", "24:00", "24:00")  # a window cannot open at the end of the day
