@@ -5,25 +5,13 @@ logic is services/retraining.py, services/deal_retraining.py and events/schedule
 
 from __future__ import annotations
 
-from enum import Enum
-
 import typer
 from rich.table import Table
 
 from cli_common import CliError, console
-from cli_scoring import _tenant_engine, scoring_app
+from cli_scoring import Model, _model_option, _tenant_engine, scoring_app
 
 MODELS = {"lead": "lead model", "deal": "deal models"}
-
-
-class Model(str, Enum):
-    lead = "lead"
-    deal = "deal"
-
-
-def _model_option():
-    return typer.Option(Model.lead, "--model", "-m", help="lead (the lead-to-deal model, the default) or deal "
-                                                          "(expected return and time to close)")
 
 
 def _registry(settings, engine, model: str):

@@ -4,6 +4,7 @@ scoring/'s and services/'s."""
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -14,6 +15,16 @@ from cli_common import CliError, console, err, load_settings, migrate_database
 
 scoring_app = typer.Typer(help="Lead scoring models.", no_args_is_help=True)
 FOLDS = 5
+
+
+class Model(str, Enum):
+    lead = "lead"
+    deal = "deal"
+
+
+def _model_option():
+    return typer.Option(Model.lead, "--model", "-m", help="lead (the lead-to-deal model, the default) or deal "
+                                                          "(expected return and time to close)")
 
 
 def _progress(transient: bool = True) -> Progress:
@@ -265,14 +276,19 @@ def scoring_intent_train() -> None:
 def scoring_drift(
     tenant: str = typer.Option(None, "--tenant", "-t", help="tenant slug (default DEALFLOW_DEFAULT_TENANT)"),
     days: int = typer.Option(None, "--days", min=1, max=365,
-                             help="the window: leads scored in the last N days (default DEALFLOW_DRIFT_WINDOW_DAYS)"),
+                             help="the window: leads scored (deals created) in the last N days (default "
+                                  "DEALFLOW_DRIFT_WINDOW_DAYS)"),
     plots: Path = typer.Option(None, "--plots", file_okay=False,
-                               help="write a PNG per drifted feature (and the score, if drifted) into this folder"),
-    retrain: bool = typer.Option(False, "--retrain", help="if drift is significant, train on the tenant's closed "
-                                                          "leads as `dealflow scoring train` does (if_better)"),
+                               help="write a PNG per drifted feature (and output, if drifted) into this folder"),
+    retrain: bool = typer.Option(False, "--retrain", help="if drift is significant, retrain: the lead model on the "
+                                                          "tenant's closed leads as `dealflow scoring train` does "
+                                                          "(if_better); the deal models as `dealflow scoring retrain "
+                                                          "--model deal --local` does"),
+    model: Model = _model_option(),
 ) -> None:
-    """Population stability (PSI) of every input of the tenant's active model and of its score: its training data
-    against the leads scored in the last N days; drifted features over DEALFLOW_DRIFT_PSI_THRESHOLD."""
+    """Population stability (PSI) of every input of the tenant's active model and of its outputs (the score; the
+    deal models' median days to close and p50 profit): its training data against the leads scored (the deals
+    created) in the last N days; drifted ones over DEALFLOW_DRIFT_PSI_THRESHOLD."""
     from sqlmodel import Session
 
     from services.acting import ServiceError
@@ -280,11 +296,13 @@ def scoring_drift(
 
     settings = load_settings()
     tenant = tenant or settings.default_tenant
+    model = Model(model).value
     engine = _engine(settings)
     try:
-        with console.status("Reading the leads scored in the window"), Session(engine) as session:
+        with console.status(f"Reading the {'deals created' if model == 'deal' else 'leads scored'} in the window"), \
+                Session(engine) as session:
             try:
-                report = drift_report(session, settings, tenant, days)
+                report = drift_report(session, settings, tenant, days, model=model)
             except ServiceError as exc:
                 raise CliError(str(exc)) from None
         _drift_table(report)
@@ -297,19 +315,20 @@ def scoring_drift(
 
 
 def _drift_table(report) -> None:
-    console.print(f"model v{report.model_version} ({report.model_kind}) of {report.tenant}: {report.n_current:,} "
-                  f"leads scored in the last {report.window_days} days against {report.n_reference:,} training rows "
+    what, rows = ("deal models", "training deals") if report.family == "deal" else ("model", "training rows")
+    console.print(f"{what} v{report.model_version} ({report.model_kind}) of {report.tenant}: {report.n_current:,} "
+                  f"{report.noun} in the last {report.window_days} days against {report.n_reference:,} {rows} "
                   f"(reference {report.reference})", highlight=False, soft_wrap=True)
     table = Table("feature", "PSI", "level", "largest change (training → window)", box=None, pad_edge=False)
     styles = {"significant": "red", "moderate": "yellow", "none": None}
-    for entry in ([report.score] if report.score else []) + report.features:
+    for entry in report.predictions + report.features:
         biggest = max(entry.bins, key=lambda b: abs(b.current - b.reference))
         table.add_row(entry.feature, f"{entry.psi:.3f}", entry.level,
                       f"{biggest.bin}: {biggest.reference:.1%} → {biggest.current:.1%}", style=styles[entry.level])
     console.print(table, soft_wrap=True)
     for note in report.notes:
         console.print(f"  note: {note}", highlight=False, soft_wrap=True)
-    drifted = report.drifted + (["score"] if report.score_drifted else [])
+    drifted = report.drifted + report.predictions_drifted
     if drifted:
         console.print(f"[red]drifted[/] (PSI over {report.threshold}): {', '.join(drifted)}", highlight=False)
     else:
@@ -318,22 +337,25 @@ def _drift_table(report) -> None:
 
 def _drift_plots(report, folder: Path) -> None:
     from scoring.drift_plot import drift_png
+    from services.drift import plot_title
 
-    drifted = report.drifted + (["score"] if report.score_drifted else [])
+    drifted = report.drifted + report.predictions_drifted
     if not drifted:
         console.print("  no plot written: nothing drifted (plots are for drifted features)")
         return
     folder.mkdir(parents=True, exist_ok=True)
     for name in drifted:
         path = folder / f"{name}.png"
-        path.write_bytes(drift_png(report.find(name), f"{name} (model v{report.model_version}, last "
-                                                      f"{report.window_days} days)"))
+        path.write_bytes(drift_png(report.find(name), plot_title(report, name), report.noun))
         console.print(f"  wrote {path}", highlight=False, soft_wrap=True)
 
 
 def _retrain(engine, settings, report) -> None:
     if not report.significant:
         console.print("  not retrained: no significant drift")
+        return
+    if report.family == "deal":
+        _retrain_deals(engine, settings, report)
         return
     console.print("  drift is significant: retraining on the tenant's closed leads (as `dealflow scoring train`)")
     try:
@@ -345,3 +367,18 @@ def _retrain(engine, settings, report) -> None:
                   f"{m['n_rows']} leads ({m['positives']} deals); "
                   f"{'active now' if row.active else 'not activated (the active model is at least as good)'}",
                   highlight=False, soft_wrap=True)
+
+
+def _retrain_deals(engine, settings, report) -> None:
+    """The deal models' retraining as their Schedule runs it (services/deal_retraining.py: its promotion rule)."""
+    from cli_retraining import _registry, _retrained
+    from services.retraining import retrain_model
+
+    console.print("  drift is significant: retraining the deal models (as `dealflow scoring retrain --model deal`)")
+    with console.status(f"Retraining {report.tenant}'s deal models"):
+        outcome = retrain_model(engine, settings, _registry(settings, engine, "lead"),
+                                _registry(settings, engine, "deal"), report.tenant, "deal", by="drift").as_dict()
+    try:
+        _retrained(outcome)
+    except CliError as exc:
+        raise CliError(f"drift is significant but {exc}") from None

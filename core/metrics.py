@@ -46,6 +46,15 @@ MODEL_FEATURE_PSI = Gauge("dealflow_model_feature_psi", "Population stability in
 MODEL_SCORE_PSI = Gauge("dealflow_model_score_psi", "Population stability index of the score: out-of-fold training "
                         "scores vs the scores of the leads scored in the report's window", ["tenant", "model_version"],
                         multiprocess_mode="mostrecent")
+# The deal models' (services/deal_drift.py): names of their own, so the lead model's series and the ModelDrift alert
+# stay as they were; read by the DealModelDrift alert.
+DEAL_FEATURE_PSI = Gauge("dealflow_deal_model_feature_psi", "Population stability index of a deal-model input: "
+                         "training deals vs the deals created in the report's window",
+                         ["tenant", "model_version", "feature"], multiprocess_mode="mostrecent")
+DEAL_PREDICTION_PSI = Gauge("dealflow_deal_model_prediction_psi", "Population stability index of a deal model's "
+                            "central prediction (median_days, profit_p50): for the training deals vs for the deals "
+                            "created in the report's window", ["tenant", "model_version", "prediction"],
+                            multiprocess_mode="mostrecent")
 
 # Realised performance (services/retraining.py): the active lead model's AUC and Brier score on the leads whose
 # outcome arrived after it was trained (or after the retrain's cut-off), set by each retrain.

@@ -95,8 +95,9 @@ class Settings(BaseSettings):
     # Scoring: model files live here (metadata in the scoring_models table). Default: <home>/models.
     models_dir: Path | None = None
     # Drift (scoring/drift.py, docs/scoring.md#drift): a feature's or the score's population stability index (PSI)
-    # between the active model's training data and the inputs of the leads scored in the last `drift_window_days`;
-    # above `drift_psi_threshold` it is drifted (the ModelDrift alert; `dealflow scoring drift --retrain`).
+    # between the active model's training data and the inputs of the leads scored in the last `drift_window_days`
+    # (the deal models': of the deals created in them); above `drift_psi_threshold` it is drifted (the ModelDrift and
+    # DealModelDrift alerts; `dealflow scoring drift --retrain`).
     # Conventional reading: under 0.1 no shift, 0.1-0.25 moderate, over 0.25 significant.
     drift_psi_threshold: float = Field(default=0.25, gt=0, le=10)
     drift_window_days: int = Field(default=30, ge=1, le=365)

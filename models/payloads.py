@@ -198,7 +198,8 @@ class DriftCheck(BaseModel):
     """check_scoring_drift's answer: the tenant's drift report in brief (services/drift.check_drift)."""
 
     tenant_id: str
-    checked: bool  # False: no report (no active lead model, no reference, no lead scored in the window): `reason`
+    model: str = "lead"  # lead, or deal (the deal models' check, in the lead check's `deals`)
+    checked: bool  # False: no report (no active model, no reference, an empty window): `reason`
     reason: str
     model_version: int | None = None
     n_current: int = 0
@@ -206,7 +207,9 @@ class DriftCheck(BaseModel):
     significant: bool = False  # a feature or the score over the threshold
     drifted: list[str] = Field(default_factory=list)  # highest PSI first; "score" when the score drifted
     max_psi: float | None = None
-    retrain: bool = False  # significant, and settings.scoring_retrain_on_drift allows a retrain
+    retrain: bool = False  # significant, and settings.scoring_retrain_on_drift allows a retrain (lead model only)
+    # The deal models' check, run by the same activity (None in a history recorded before they had one)
+    deals: DriftCheck | None = None
 
 
 class TaskInput(BaseModel):

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from scoring.drift import references
 from scoring.synthetic import SOURCES, STATES, TYPES
 
 QUANTILES = (0.1, 0.5, 0.9)
@@ -33,6 +34,9 @@ CATEGORICAL = ("pipeline", "property_type", "state", "lead_source")
 NUMERIC = ("asking_price", "offer_price", "price", "arv", "repair_estimate", "price_to_arv", "repairs_to_arv",
            "spread")
 FEATURES = [*CATEGORICAL, *NUMERIC]
+# The central predictions a drift report compares (docs/scoring.md#drift): the predicted median days to close of a
+# deal as new (age 0) and its p50 profit. ROI's p50 is left out: profit over price, it moves with those two.
+OUTPUTS = ("median_days", "profit_p50")
 # What a deal row may carry (a saved Opportunity's fields, its property's type and state, its lead's source).
 INPUTS = ("pipeline", "property_type", "state", "lead_source", "asking_price", "offer_price", "contract_price", "arv",
           "repair_estimate")
@@ -355,6 +359,10 @@ class DealForecaster:
         dm = xgb.DMatrix(matrix, feature_types=self.spec.types, enable_categorical=True)
         return np.asarray(self._single("close_time").predict(dm), dtype=float)
 
+    def central(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
+        """OUTPUTS for many rows at once: each row's median days to close (as new) and its p50 profit."""
+        return {"median_days": self.median_days(matrix), "profit_p50": self.quantiles("profit", matrix)[:, 1]}
+
     def forecast(self, deal: Mapping[str, Any], age_days: float = 0.0) -> dict[str, Any]:
         """One deal: profit and ROI p10/p50/p90, its median days to close and P(close within 30/60/90 days)."""
         matrix = self.spec.matrix([deal_features(deal)])
@@ -457,14 +465,30 @@ def train_forecaster(book: DealBook, progress: Progress | None = None) -> DealFo
     profit = _fit_quantiles(X[returns], book.profit[returns], types)
     roi = _fit_quantiles(X[returns], book.roi[returns], types)
     close_time = fit_close_time(X, book.days, event, types, sigma=sigma)
+    forecaster = DealForecaster(profit=profit, roi=roi, close_time=close_time, spec=spec, sigma=sigma, metrics={},
+                                data_hash=book_hash(X, book))
+    # The drift reference (docs/scoring.md#drift): every training deal's features, and the final models' central
+    # predictions for every training deal (won, lost and open: the current sample is every new deal, of any stage).
+    # In-sample predictions: the report compares their distribution, not their accuracy, and shallow trees with
+    # large leaves give rows they learnt from much what they give new rows of the same population.
+    metrics["reference"] = references(pd.DataFrame(rows, columns=FEATURES), set(CATEGORICAL),
+                                      outputs=forecaster.central(X))
     metrics["train_seconds"] = round(time.perf_counter() - started, 2)
     # A tiny book can leave a held-out measure undefined (no closed deal among the held-out ones): None, not NaN,
     # which neither JSON nor Postgres' jsonb takes.
-    metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+    forecaster.metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+    return forecaster
+
+
+def book_hash(X: np.ndarray | None, book: DealBook) -> str:
+    """A version's `training_data_hash`: its feature matrix (None: computed from the book) and outcomes."""
+    if X is None:
+        rows = [deal_features(d) for d in book.deals]
+        X = FeatureSpec.of(rows).matrix(rows)
+    event = (book.status == "won").astype(float)
     digest = hashlib.sha256(np.ascontiguousarray(X).tobytes() + book.days.tobytes() + event.tobytes()
                             + np.nan_to_num(book.profit).tobytes() + np.nan_to_num(book.roi).tobytes())
-    return DealForecaster(profit=profit, roi=roi, close_time=close_time, spec=spec, sigma=sigma, metrics=metrics,
-                          data_hash=digest.hexdigest())
+    return digest.hexdigest()
 
 
 MIN_RETURNS = 10  # below this no model is trained at all (services decide when a tenant's own takes over)

@@ -97,7 +97,10 @@ class DealModels:
                       "categories": forecaster.spec.categories, **(extra or {})}
             rows = [ScoringModel(tenant_id=tenant_id, model=DEAL_RETURN, version=version, kind=kind,
                                  path=str(returns), features=list(FEATURES), training_data_hash=forecaster.data_hash,
-                                 metrics={**common, **{k: m[k] for k in RETURN_KEYS if k in m}}, active=activate),
+                                 metrics={**common, **{k: m[k] for k in RETURN_KEYS if k in m},
+                                          # the drift reference, once per version (services/deal_drift.py)
+                                          **({"reference": m["reference"]} if "reference" in m else {})},
+                                 active=activate),
                     ScoringModel(tenant_id=tenant_id, model=DEAL_CLOSE_TIME, version=version, kind=kind,
                                  path=str(close / "close_time.json"), features=list(FEATURES),
                                  training_data_hash=forecaster.data_hash,

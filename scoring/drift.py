@@ -1,5 +1,6 @@
-"""Population stability (PSI) of a model's inputs and of its score: the training data (the reference) against the
-inputs of the leads scored lately (the current sample). Pure: numbers in, numbers out; the database side is
+"""Population stability (PSI) of a model's inputs and of its outputs (the lead model's score, the deal models' central
+predictions): the training data (the reference) against the current sample (the leads scored lately, the deals
+created lately). Pure: numbers in, numbers out; the database side is
 services/drift.py, the plots scoring/drift_plot.py.
 
     PSI = sum over bins of (a - e) * ln(a / e)
@@ -131,15 +132,24 @@ def compare(name: str, reference: Reference, values: Any) -> FeatureDrift:
                               for label, e, a in zip(reference.labels, reference.proportions, current, strict=True)])
 
 
-def references(frame: pd.DataFrame, categorical: set[str], scores: Any) -> dict[str, Any]:
-    """What a model version stores at training (`metrics["reference"]`): every feature's bins and shares, and the
-    score's (the out-of-fold probabilities, as a model sees rows it did not learn from)."""
+def references(frame: pd.DataFrame, categorical: set[str], scores: Any = None,
+               outputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a model version stores at training (`metrics["reference"]`): every feature's bins and shares, and its
+    outputs' — the lead model's score (the out-of-fold probabilities, as a model sees rows it did not learn from),
+    or the deal models' central predictions (`outputs`, name -> values; `outputs` lists their names)."""
+    outputs = {SCORE: scores} if outputs is None else outputs
     return {
         "bins": BINS, "epsilon": EPSILON, "n": len(frame),
         "features": {c: Reference.of(frame[c], "categorical" if c in categorical else "numeric").model_dump()
                      for c in frame.columns},
-        SCORE: Reference.of(np.asarray(scores, dtype=float)).model_dump(),
+        "outputs": list(outputs),
+        **{name: Reference.of(np.asarray(values, dtype=float)).model_dump() for name, values in outputs.items()},
     }
+
+
+def output_names(reference: dict[str, Any]) -> list[str]:
+    """The outputs a stored reference has bins for (one stored before `outputs` was written: the score)."""
+    return list(reference.get("outputs", [SCORE]))
 
 
 def _numbers(series: pd.Series) -> np.ndarray:

@@ -1,5 +1,7 @@
-"""A tenant's drift report: the population stability (PSI, scoring/drift.py) of every input of its active model and
-of its score, between the training data and the leads scored in the last N days.
+"""A tenant's drift report: the population stability (PSI, scoring/drift.py) of every input of one of its active
+models and of that model's outputs, between the training data and the current sample of the last N days — the
+lead model (here) or the deal models (`model="deal"`: services/deal_drift.py reads their sample); one report, one
+comparison, one set of notes for both.
 
 - The reference is what the version stored at training (`metrics["reference"]`: bins and shares per feature, and
   the out-of-fold scores'). A version trained before drift reports has none; the cold-start model's is recomputed
@@ -13,40 +15,45 @@ of its score, between the training data and the leads scored in the last N days.
   by the previous version say nothing about this one's scores).
 
 Computing a report sets the gauges `dealflow_model_feature_psi` and `dealflow_model_score_psi` of this process
-(core/metrics.py), which the ModelDrift alert reads: the worker computes every tenant's on a Schedule
-(ScoringDriftWorkflow, `check_drift`), the API when asked. A scheduled check is also kept with the version
-(`scoring_models.last_drift_check`), and a starting worker sets the gauges from it (`restore_drift_gauges`): the
-gauges live in a process, and a deploy would otherwise leave the alert blind until the next check, up to a day.
+(the deal models': `dealflow_deal_model_feature_psi`, `dealflow_deal_model_prediction_psi`; core/metrics.py),
+which the ModelDrift and DealModelDrift alerts read: the worker computes every tenant's on a Schedule
+(ScoringDriftWorkflow, `check_drift`: both models), the API when asked. A scheduled check is also kept with the
+version (`scoring_models.last_drift_check`), and a starting worker sets the gauges from it
+(`restore_drift_gauges`): the gauges live in a process, and a deploy would otherwise leave the alert blind until the
+next check, up to a day.
 """
 
 from __future__ import annotations
 
 import threading
 from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from prometheus_client import Gauge
 from pydantic import BaseModel
 from sqlalchemy import Engine, select, text, update
 from sqlmodel import Session, col
 from sqlmodel import select as select_model
 
-from core.metrics import MODEL_FEATURE_PSI, MODEL_SCORE_PSI
+from core.metrics import DEAL_FEATURE_PSI, DEAL_PREDICTION_PSI, MODEL_FEATURE_PSI, MODEL_SCORE_PSI
 from core.settings import Settings
 from models.base import utcnow
 from models.enrichment import ScoringModel
 from models.lead import Lead
 from models.payloads import DriftCheck
 from models.tenant import Tenant
-from scoring.drift import BINS, SCORE, FeatureDrift, Reference, compare, export_frame
+from scoring.deal_registry import DEAL_CLOSE_TIME, DEAL_RETURN
+from scoring.drift import BINS, SCORE, FeatureDrift, Reference, compare, export_frame, output_names
 from scoring.engagement import engagement_as_of
 from scoring.export import ExportSpec, LeadValues
 from scoring.features import lead_features
 from scoring.registry import LEAD, model_label
-from services.acting import Conflict, NotFound
+from services.acting import Conflict, Invalid, NotFound
 
 PAGE = 5000
 FEW = 200  # fewer current rows than this: chance alone gives a decile feature a PSI of about 0.05 or more
@@ -54,43 +61,91 @@ READ = ("id", "email", "phone", "source", "tags", "custom", "enrichment", "creat
         "score_model_version")
 
 
+MODELS = ("lead", "deal")  # what ?model= / --model names: the lead score, the deal forecasts (services/deal_drift.py)
+
+
+@dataclass
+class Sample:
+    """What one model's report compares: its active version and reference, and the current sample (`frame`, one row
+    of inputs each) with the current values of each of its outputs (`outputs`, name -> values)."""
+
+    version: int
+    label: str
+    kind: str
+    reference: dict[str, Any]
+    source: str  # where the reference came from
+    frame: pd.DataFrame
+    outputs: dict[str, np.ndarray]
+    noun: str  # what a row is: "leads", "deals"
+    notes: list[str] = field(default_factory=list)
+
+
 class DriftReport(BaseModel):
     tenant: str
+    family: Literal["lead", "deal"]  # which model, as ?model= names it: the lead score or the deal forecasts
     model_version: int
-    model: str  # as a lead's score_model_version names it
+    model: str  # as a lead's score_model_version names it (the deal models: {tenant}-deals-v{n}-{kind})
     model_kind: str
     reference: str  # where the reference came from
     window_days: int
     since: datetime
     computed_at: datetime
-    threshold: float  # drift_psi_threshold: above it a feature (or the score) is drifted
+    threshold: float  # drift_psi_threshold: above it a feature (or an output) is drifted
     n_reference: int  # training rows
-    n_current: int  # leads scored in the window
-    score: FeatureDrift | None  # None when no lead in the window was scored by this version
+    n_current: int  # leads scored in the window; deals created in it
+    score: FeatureDrift | None  # the lead model's: None when no lead in the window was scored by this version
+    # The model's outputs: the lead model's score (as `score`); the deal models' median days to close and p50 profit
+    predictions: list[FeatureDrift]
     features: list[FeatureDrift]  # highest PSI first
     drifted: list[str]  # the features above the threshold, highest first
     score_drifted: bool
-    significant: bool  # a feature or the score drifted: what `dealflow scoring drift --retrain` acts on
+    predictions_drifted: list[str]  # the outputs above the threshold ("score" for the lead model)
+    significant: bool  # a feature or an output drifted: what `dealflow scoring drift --retrain` acts on
     notes: list[str]
 
+    @property
+    def noun(self) -> str:
+        """What the current sample is."""
+        return "deals created" if self.family == "deal" else "leads scored"
+
     def find(self, feature: str) -> FeatureDrift:
-        if feature == SCORE and self.score is not None:
-            return self.score
-        for entry in self.features:
+        for entry in [*self.predictions, *self.features]:
             if entry.feature == feature:
                 return entry
-        known = ", ".join([SCORE] * (self.score is not None) + sorted(f.feature for f in self.features))
-        raise NotFound(f"model v{self.model_version} has no feature {feature!r} (its features: {known})")
+        known = ", ".join([p.feature for p in self.predictions] + sorted(f.feature for f in self.features))
+        what = "deal models" if self.family == "deal" else "model"
+        raise NotFound(f"{what} v{self.model_version} has no feature {feature!r} (its features: {known})")
+
+
+def plot_title(report: DriftReport, feature: str) -> str:
+    what = "deal models" if report.family == "deal" else "model"
+    return f"{feature} ({what} v{report.model_version}, last {report.window_days} days)"
 
 
 def drift_report(session: Session, settings: Settings, tenant_id: str, days: int | None = None,
-                 now: datetime | None = None) -> DriftReport:
-    """The report, or NotFound (no such tenant, no active model) / Conflict (no reference, no scored leads)."""
+                 now: datetime | None = None, model: str = "lead") -> DriftReport:
+    """The report of the tenant's active lead model (`model="lead"`) or deal models (`"deal"`), or Invalid (another
+    model) / NotFound (no such tenant, no active model) / Conflict (no reference, an empty window)."""
+    if model not in MODELS:
+        raise Invalid(f"no drift report for the {model!r} model: lead or deal")
     days = days or settings.drift_window_days
     now = now or utcnow()
     since = now - timedelta(days=days)
     if session.get(Tenant, tenant_id) is None:
         raise NotFound(f"tenant {tenant_id!r} does not exist")
+    if model == "deal":
+        from services.deal_drift import deal_sample
+
+        sample = deal_sample(session, settings, tenant_id, since, now, days)
+    else:
+        sample = _lead_sample(session, tenant_id, since, now, days)
+    report = _report(settings, tenant_id, model, sample, days, since, now)
+    _export_gauges(model, tenant_id, report.model_version, {f.feature: f.psi for f in report.features},
+                   {p.feature: p.psi for p in report.predictions})
+    return report
+
+
+def _lead_sample(session: Session, tenant_id: str, since: datetime, now: datetime, days: int) -> Sample:
     row = session.exec(select_model(ScoringModel).where(ScoringModel.tenant_id == tenant_id,
                                                         ScoringModel.model == LEAD,  # not the deal models
                                                         col(ScoringModel.active).is_(True))).first()
@@ -104,80 +159,114 @@ def drift_report(session: Session, settings: Settings, tenant_id: str, days: int
     if frame.empty:
         raise Conflict(f"no lead of {tenant_id!r} was scored in the last {days} days (since "
                        f"{since:%Y-%m-%d %H:%M} UTC): nothing to compare model v{row.version}'s training data with")
-    features = sorted((compare(name, Reference(**reference["features"][name]), frame[name])
-                       for name in row.features if name in reference["features"]), key=lambda f: -f.psi)
-    score = compare(SCORE, Reference(**reference[SCORE]), scores) if len(scores) else None
-    threshold = settings.drift_psi_threshold
     notes = []
-    if len(frame) < FEW:
-        notes.append(f"only {len(frame)} leads in the window: chance alone gives a decile feature a PSI of about "
-                     f"{_chance(reference, len(frame)):.2f}, some more; widen the window (days) for a firmer reading")
-    if score is None:
+    if not len(scores):
         notes.append(f"no lead in the window was scored by model v{row.version}: re-score the book "
                      "(dealflow scoring rescore) to compare its scores")
     elif len(scores) < len(frame):
         notes.append(f"the score's PSI is over the {len(scores)} leads scored by model v{row.version}; the other "
                      f"{len(frame) - len(scores)} were scored by an earlier version")
+    features = {name: reference["features"][name] for name in row.features if name in reference["features"]}
+    return Sample(version=row.version, label=label, kind=row.kind, reference={**reference, "features": features},
+                  source=source, frame=frame, outputs={SCORE: scores}, noun="leads", notes=notes)
+
+
+def _report(settings: Settings, tenant_id: str, model: str, sample: Sample, days: int, since: datetime,
+            now: datetime) -> DriftReport:
+    """Either model's report from its sample: compare, order, the threshold, and the notes on a small window."""
+    reference, frame = sample.reference, sample.frame
+    features = sorted((compare(name, Reference(**stored), frame[name])
+                       for name, stored in reference["features"].items()), key=lambda f: -f.psi)
+    predictions = [compare(name, Reference(**reference[name]), sample.outputs[name])
+                   for name in output_names(reference) if len(sample.outputs.get(name, ()))]
+    threshold = settings.drift_psi_threshold
+    notes = []
+    if len(frame) < FEW:
+        notes.append(f"only {len(frame)} {sample.noun} in the window: chance alone gives a decile feature a PSI of "
+                     f"about {_chance(reference, len(frame)):.2f}, some more; widen the window (days) for a firmer "
+                     "reading")
     drifted = [f.feature for f in features if f.psi > threshold]
-    score_drifted = score is not None and score.psi > threshold
-    report = DriftReport(
-        tenant=tenant_id, model_version=row.version, model=label, model_kind=row.kind, reference=source,
-        window_days=days, since=since, computed_at=now, threshold=threshold, n_reference=int(reference["n"]),
-        n_current=len(frame), score=score, features=features, drifted=drifted, score_drifted=score_drifted,
-        significant=bool(drifted) or score_drifted, notes=notes)
-    _export_gauges(report.tenant, report.model_version, {f.feature: f.psi for f in report.features},
-                   report.score.psi if report.score is not None else None)
-    return report
+    predictions_drifted = [p.feature for p in predictions if p.psi > threshold]
+    score = next((p for p in predictions if p.feature == SCORE), None)
+    return DriftReport(
+        tenant=tenant_id, family=model, model_version=sample.version, model=sample.label, model_kind=sample.kind,
+        reference=sample.source, window_days=days, since=since, computed_at=now, threshold=threshold,
+        n_reference=int(reference["n"]), n_current=len(frame), score=score, predictions=predictions,
+        features=features, drifted=drifted, score_drifted=score is not None and score.psi > threshold,
+        predictions_drifted=predictions_drifted, significant=bool(drifted) or bool(predictions_drifted),
+        notes=notes + sample.notes)
 
 
 def check_drift(engine: Engine, settings: Settings, tenant_id: str) -> DriftCheck:
-    """ScoringDriftWorkflow's activity: the tenant's report (which sets this process's drift gauges: the worker's,
-    which Prometheus scrapes) in brief, and whether to retrain. No report is an answer, not a failure: a tenant
-    whose leads were not scored lately has nothing to compare."""
+    """ScoringDriftWorkflow's activity: the tenant's lead-model report (which sets this process's drift gauges: the
+    worker's, which Prometheus scrapes) in brief, and whether to retrain; and its deal models' in `deals` (their
+    gauges too; they are retrained by their own weekly Schedule, not on drift). No report is an answer, not a
+    failure: a tenant whose leads were not scored lately, or with no new deals, has nothing to compare."""
+    check = _check(engine, settings, tenant_id, "lead")
+    check.deals = _check(engine, settings, tenant_id, "deal")
+    return check
+
+
+def _check(engine: Engine, settings: Settings, tenant_id: str, model: str) -> DriftCheck:
     with Session(engine) as session:
         try:
-            report = drift_report(session, settings, tenant_id)
+            report = drift_report(session, settings, tenant_id, model=model)
         except (NotFound, Conflict) as exc:
-            return DriftCheck(tenant_id=tenant_id, checked=False, reason=str(exc))
+            return DriftCheck(tenant_id=tenant_id, model=model, checked=False, reason=str(exc))
         _keep_check(session, report)
         session.commit()
-    drifted = ([SCORE] if report.score_drifted else []) + report.drifted
-    psis = [f.psi for f in report.features] + ([report.score.psi] if report.score else [])
-    retrain = report.significant and settings.scoring_retrain_on_drift
+    drifted = report.predictions_drifted + report.drifted
+    psis = [f.psi for f in report.features] + [p.psi for p in report.predictions]
+    retrain = report.significant and settings.scoring_retrain_on_drift and model == "lead"
+    noun = "leads scored" if model == "lead" else "deals created"
     reason = (f"drifted over {report.threshold}: {', '.join(drifted)}" if drifted else
-              f"no drift over {report.threshold}") + f" ({report.n_current} leads scored in {report.window_days} days)"
-    if report.significant and not retrain:
+              f"no drift over {report.threshold}") + f" ({report.n_current} {noun} in {report.window_days} days)"
+    if report.significant and model == "deal":
+        reason += "; the deal models are retrained by their weekly Schedule, whose promotion rule decides"
+    elif report.significant and not retrain:
         reason += "; DEALFLOW_SCORING_RETRAIN_ON_DRIFT is off: not retrained"
-    return DriftCheck(tenant_id=tenant_id, checked=True, reason=reason, model_version=report.model_version,
-                      n_current=report.n_current, threshold=report.threshold, significant=report.significant,
-                      drifted=drifted, max_psi=round(max(psis), 4) if psis else None, retrain=retrain)
+    return DriftCheck(tenant_id=tenant_id, model=model, checked=True, reason=reason,
+                      model_version=report.model_version, n_current=report.n_current, threshold=report.threshold,
+                      significant=report.significant, drifted=drifted,
+                      max_psi=round(max(psis), 4) if psis else None, retrain=retrain)
+
+
+def _rows(model: str):
+    """The scoring_models rows a model's check is kept on: the lead model's, or both of a deal version's."""
+    table = ScoringModel.__table__
+    return table.c.model == LEAD if model == "lead" else table.c.model.in_([DEAL_RETURN, DEAL_CLOSE_TIME])
 
 
 def _keep_check(session: Session, report: DriftReport) -> None:
-    """The report's PSIs on its version's row (restore_drift_gauges reads them); only this column is written, so a
-    rollback or promotion changing the row's metrics meanwhile is not undone."""
+    """The report's PSIs on its version's row(s) (restore_drift_gauges reads them); only this column is written, so
+    a rollback or promotion changing the row's metrics meanwhile is not undone."""
     table = ScoringModel.__table__
     session.execute(update(table).where(
-        table.c.tenant_id == report.tenant, table.c.model == LEAD, table.c.version == report.model_version).values(
+        table.c.tenant_id == report.tenant, _rows(report.family), table.c.version == report.model_version).values(
         last_drift_check={"checked_at": report.computed_at.isoformat(), "window_days": report.window_days,
                           "n_current": report.n_current, "features": {f.feature: f.psi for f in report.features},
-                          "score": report.score.psi if report.score is not None else None}))
+                          "score": report.score.psi if report.score is not None else None,
+                          "outputs": {p.feature: p.psi for p in report.predictions}}))
 
 
 def restore_drift_gauges(engine: Engine, lock_wait: float = 5.0) -> int:
-    """The worker's start: each tenant's drift gauges as its active lead model's last scheduled check set them (what
-    this process would hold had it run that check); the number of tenants set. A version never checked (new, or
-    promoted since the last check) sets nothing: an older version's PSIs say nothing of it. On Postgres it waits at
-    most `lock_wait` seconds for a lock on the models table (a migration's, say) and then raises."""
+    """The worker's start: each tenant's drift gauges as its active lead model's and deal models' last scheduled
+    checks set them (what this process would hold had it run those checks); the number of checks restored. A version
+    never checked (new, or promoted since the last check) sets nothing: an older version's PSIs say nothing of it.
+    On Postgres it waits at most `lock_wait` seconds for a lock on the models table (a migration's, say) and then
+    raises."""
     table = ScoringModel.__table__
     with Session(engine) as session:
         if engine.dialect.name == "postgresql":
             session.execute(text(f"SET LOCAL lock_timeout = '{int(lock_wait * 1000)}ms'"))
-        rows = session.execute(select(table.c.tenant_id, table.c.version, table.c.last_drift_check).where(
-            table.c.model == LEAD, table.c.active.is_(True))).all()
-    kept = [(tenant, version, check) for tenant, version, check in rows if check]  # JSON null too: never checked
-    for tenant, version, check in kept:
-        _export_gauges(tenant, version, check["features"], check["score"])
+        rows = session.execute(select(table.c.model, table.c.tenant_id, table.c.version, table.c.last_drift_check)
+                               .where(table.c.model.in_([LEAD, DEAL_RETURN]), table.c.active.is_(True))).all()
+    kept = [row for row in rows if row.last_drift_check]  # JSON null too: never checked
+    for name, tenant, version, check in kept:
+        outputs = check.get("outputs")
+        if outputs is None:  # kept before the outputs were: the lead model's score
+            outputs = {SCORE: check["score"]} if check.get("score") is not None else {}
+        _export_gauges("lead" if name == LEAD else "deal", tenant, version, check["features"], outputs)
     return len(kept)
 
 
@@ -247,22 +336,27 @@ def _chance(reference: dict[str, Any], n: int) -> float:
     return float(BINS * (1 / max(n, 1) + 1 / max(int(reference["n"]), 1)))  # 10 deciles and the missing bin
 
 
-_exported: dict[str, set[tuple[str, ...]]] = {}  # tenant -> the label sets its gauges hold in this process
+# (model, tenant) -> the (gauge, labels) its series hold in this process
+_exported: dict[tuple[str, str], set[tuple[Gauge, tuple[str, ...]]]] = {}
 _exported_lock = threading.Lock()
+# Each model's (feature gauge, output gauge). The lead model's score gauge has no output label (one output; the
+# ModelDrift alert's series as they were); the deal models' names the prediction (DealModelDrift).
+GAUGES = {"lead": (MODEL_FEATURE_PSI, MODEL_SCORE_PSI), "deal": (DEAL_FEATURE_PSI, DEAL_PREDICTION_PSI)}
 
 
-def _export_gauges(tenant: str, model_version: int, features: dict[str, float], score: float | None) -> None:
-    """A report's PSIs (or a kept check's), and nothing left of the tenant's previous version (or features it no
-    longer has)."""
+def _export_gauges(model: str, tenant: str, model_version: int, features: dict[str, float],
+                   outputs: dict[str, float]) -> None:
+    """A report's PSIs (or a kept check's), and nothing left of the tenant's previous version of that model (or
+    features it no longer has)."""
     version = str(model_version)
-    current = {(tenant, version, feature) for feature in features}
+    per_feature, per_output = GAUGES[model]
+    series = {(per_feature, (tenant, version, feature)): psi for feature, psi in features.items()}
+    for name, psi in outputs.items():
+        series[(per_output, (tenant, version) if model == "lead" else (tenant, version, name))] = psi
     with _exported_lock:
-        for labels in _exported.get(tenant, set()) - current:
+        for gauge, labels in _exported.get((model, tenant), set()) - set(series):
             with suppress(KeyError):  # already gone
-                (MODEL_FEATURE_PSI if len(labels) == 3 else MODEL_SCORE_PSI).remove(*labels)
-        for feature, psi in features.items():
-            MODEL_FEATURE_PSI.labels(tenant, version, feature).set(psi)
-        if score is not None:
-            MODEL_SCORE_PSI.labels(tenant, version).set(score)
-            current.add((tenant, version))
-        _exported[tenant] = current
+                gauge.remove(*labels)
+        for (gauge, labels), psi in series.items():
+            gauge.labels(*labels).set(psi)
+        _exported[(model, tenant)] = set(series)

@@ -84,6 +84,40 @@ async def test_no_retrain_without_significant_drift_or_with_the_setting_off(skip
     assert not nobody["drift"]["checked"] and "does not exist" in nobody["drift"]["reason"]
 
 
+async def test_the_drift_check_covers_the_deal_models_and_sets_their_gauges(skipping_env, book, engine, settings):  # noqa: F811
+    """One activity checks both: the lead model's report as before, the deal models' in `deals` (their gauges set in
+    the worker's process, kept with the version, restored by a starting worker); deal drift retrains nothing here."""
+    from services.drift import restore_drift_gauges
+    from tests.integration.test_deal_drift import write_deals
+
+    tenant, _ = book(n=300, shift=False, seed=37)
+    DealModels(engine, settings.effective_models_dir).ensure_active(tenant)
+    write_deals(engine, tenant, 400, seed=38, shift=True)
+    quiet, _ = book(n=60, seed=39)  # deal models made, no deal created: the deal check says why, the lead's stands
+    DealModels(engine, settings.effective_models_dir).ensure_active(quiet)
+    assert _gauge("dealflow_deal_model_feature_psi", tenant=tenant, model_version="1", feature="arv") is None
+    async with _worker(skipping_env, engine, settings) as queue:
+        result = await _check(skipping_env, queue, tenant)
+        calm = await _check(skipping_env, queue, quiet)
+    drift, deals = result["drift"], result["drift"]["deals"]
+    assert drift["checked"] and not drift["significant"] and "retrain" not in result  # the lead model is calm
+    assert deals["model"] == "deal" and deals["checked"] and deals["significant"] and deals["n_current"] == 400
+    assert {"arv", "asking_price", "profit_p50"} <= set(deals["drifted"]) and not deals["retrain"]
+    assert "weekly Schedule" in deals["reason"] and "400 deals created in 30 days" in deals["reason"]
+    assert _gauge("dealflow_deal_model_feature_psi", tenant=tenant, model_version="1", feature="arv") > 0.25
+    assert _gauge("dealflow_deal_model_prediction_psi", tenant=tenant, model_version="1",
+                  prediction="profit_p50") > 0.25
+    assert calm["drift"]["checked"] and not calm["drift"]["deals"]["checked"]
+    assert "no deal of" in calm["drift"]["deals"]["reason"]
+
+    before = _series(tenant, DEAL_GAUGES)
+    assert len(before) == 14  # 12 features, 2 predictions
+    _new_process()
+    assert _series(tenant, DEAL_GAUGES) == {}
+    assert restore_drift_gauges(engine) >= 2
+    assert _series(tenant, DEAL_GAUGES) == before
+
+
 async def test_the_drift_schedule_is_created_and_updated_on_the_dev_server(temporal_client, engine, settings):
     from tests.integration.test_retraining import _book, drop_every_tenants_schedules
 
@@ -112,20 +146,24 @@ async def _every_tenant_and_then_one(temporal_client, engine, tenant: str, queue
     assert described.schedule.action.id == f"scoring-retrain-{tenant}-deal"
 
 
-def _series(tenant: str) -> dict[tuple, float]:
+LEAD_GAUGES = ("dealflow_model_feature_psi", "dealflow_model_score_psi")
+DEAL_GAUGES = ("dealflow_deal_model_feature_psi", "dealflow_deal_model_prediction_psi")
+
+
+def _series(tenant: str, gauges: tuple[str, ...] = LEAD_GAUGES) -> dict[tuple, float]:
     """Every drift gauge series of `tenant` in this process: (metric, model_version, feature) -> value."""
-    return {(s.name, s.labels["model_version"], s.labels.get("feature")): s.value
-            for metric in REGISTRY.collect() if metric.name in ("dealflow_model_feature_psi", "dealflow_model_score_psi")
+    return {(s.name, s.labels["model_version"], s.labels.get("feature") or s.labels.get("prediction")): s.value
+            for metric in REGISTRY.collect() if metric.name in gauges
             for s in metric.samples if s.labels.get("tenant") == tenant}
 
 
 def _new_process() -> None:
     """What a restarted worker starts with: no drift series at all."""
-    from core.metrics import MODEL_FEATURE_PSI, MODEL_SCORE_PSI
+    from core.metrics import DEAL_FEATURE_PSI, DEAL_PREDICTION_PSI, MODEL_FEATURE_PSI, MODEL_SCORE_PSI
     from services import drift
 
-    MODEL_FEATURE_PSI.clear()
-    MODEL_SCORE_PSI.clear()
+    for gauge in (MODEL_FEATURE_PSI, MODEL_SCORE_PSI, DEAL_FEATURE_PSI, DEAL_PREDICTION_PSI):
+        gauge.clear()
     drift._exported.clear()
 
 
