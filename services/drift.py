@@ -25,6 +25,7 @@ next check, up to a day.
 
 from __future__ import annotations
 
+import logging
 import threading
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ from scoring.export import ExportSpec, LeadValues
 from scoring.features import lead_features
 from scoring.registry import LEAD, model_label
 from services.acting import Conflict, Invalid, NotFound
+
+log = logging.getLogger("dealflow.drift")
 
 PAGE = 5000
 FEW = 200  # fewer current rows than this: chance alone gives a decile feature a PSI of about 0.05 or more
@@ -203,7 +206,12 @@ def check_drift(engine: Engine, settings: Settings, tenant_id: str) -> DriftChec
     gauges too; they are retrained by their own weekly Schedule, not on drift). No report is an answer, not a
     failure: a tenant whose leads were not scored lately, or with no new deals, has nothing to compare."""
     check = _check(engine, settings, tenant_id, "lead")
-    check.deals = _check(engine, settings, tenant_id, "deal")
+    try:
+        check.deals = _check(engine, settings, tenant_id, "deal")
+    except Exception as exc:  # noqa: BLE001 - the lead check stands (its gauges are set); the deal failure is told
+        log.exception("drift: the deal models' check of %s failed", tenant_id)
+        check.deals = DriftCheck(tenant_id=tenant_id, model="deal", checked=False,
+                                 reason=f"the deal models' check failed: {type(exc).__name__}: {exc}"[:500])
     return check
 
 

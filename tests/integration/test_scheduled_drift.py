@@ -118,6 +118,29 @@ async def test_the_drift_check_covers_the_deal_models_and_sets_their_gauges(skip
     assert _series(tenant, DEAL_GAUGES) == before
 
 
+def test_a_failing_deal_check_does_not_take_the_lead_check_with_it(book, engine, settings):  # noqa: F811
+    """The deal models' files gone (a lost volume): their check says so in `deals`, the lead report still counts."""
+    from sqlalchemy import update
+
+    from models.enrichment import ScoringModel
+    from scoring.deal_registry import DEAL_CLOSE_TIME, DEAL_RETURN
+    from services.drift import check_drift
+    from tests.integration.test_deal_drift import write_deals
+
+    tenant, _ = book(n=300, shift=False, seed=41)
+    DealModels(engine, settings.effective_models_dir).ensure_active(tenant)
+    write_deals(engine, tenant, 50, seed=42, shift=False)
+    with engine.begin() as connection:
+        table = ScoringModel.__table__
+        connection.execute(update(table).where(table.c.tenant_id == tenant,
+                                               table.c.model.in_([DEAL_RETURN, DEAL_CLOSE_TIME]))
+                           .values(path=f"/nonexistent/{uuid.uuid4().hex}/model.json"))
+    check = check_drift(engine, settings, tenant)
+    assert check.checked and check.model == "lead" and check.n_current > 0
+    assert check.deals is not None and not check.deals.checked
+    assert check.deals.reason.startswith("the deal models' check failed: "), check.deals.reason
+
+
 async def test_the_drift_schedule_is_created_and_updated_on_the_dev_server(temporal_client, engine, settings):
     from tests.integration.test_retraining import _book, drop_every_tenants_schedules
 
