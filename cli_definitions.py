@@ -51,7 +51,7 @@ def definitions_test(
     events: Path = typer.Option(None, "--events", exists=True, dir_okay=False,
                                 help="YAML list of {after: 1d, name: lead.replied, data: {...}}"),
     start_on: str = typer.Option(None, "--start-on", help="the weekday day 0 falls on: mon, tue, ... sun "
-                                                          "(default: the next day, whichever it is)"),
+                                                          "(default: the next --start-at, whatever day it is)"),
     start_at: str = typer.Option("09:00", "--start-at", help="when day 0 begins, HH:MM in the sample's zone"),
 ) -> None:
     """Dry run on the time-skipping test server: side effects recorded, not performed; prints the path."""
@@ -59,12 +59,13 @@ def definitions_test(
 
     from ruamel.yaml import YAML
 
+    from definitions.send_window import CLOCK
     from services.dry_run import WEEKDAYS, dry_run, sample_subject
 
     names = {**{d: i for i, d in enumerate(WEEKDAYS)}, **{d.lower(): i for i, d in enumerate(calendar.day_name)}}
     if start_on is not None and start_on.lower() not in names:
         raise CliError(f"--start-on {start_on!r}: not a weekday (mon, tue, wed, thu, fri, sat or sun)")
-    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", start_at):
+    if not re.fullmatch(CLOCK, start_at):
         raise CliError(f"--start-at {start_at!r}: not a time like 09:00")
     definition = _load_definition(path)
     sample = _json.loads(subject.read_text()) if subject else sample_subject(definition.subject)

@@ -75,7 +75,8 @@ class SendWindow:
             if day.weekday() not in self.days:
                 continue
             opens = datetime.combine(day, self.start, ZoneInfo(zone))
-            closes = datetime.combine(day, self.end, ZoneInfo(zone))
+            closes = (datetime.combine(day + timedelta(days=1), time(0), ZoneInfo(zone)) if self.end == time.max
+                      else datetime.combine(day, self.end, ZoneInfo(zone)))  # 24:00: up to the next midnight
             if local < opens:
                 return opens.astimezone(at.tzinfo)
             if local < closes:
@@ -95,12 +96,15 @@ class SendWindow:
         raise ValueError("the send window is never open in all of the recipient's possible zones")
 
 
+CLOCK = r"([01]\d|2[0-3]):[0-5]\d"  # HH:MM, 00:00-23:59
+
+
 def _clock(value: str, closing: bool = False) -> time:
     """HH:MM; a window may close at 24:00 (the end of the day: "00:00"–"24:00" is open all day, where a close
     at 23:59 would hold messages for the day's last minute)."""
     if closing and value.strip() == "24:00":
         return time.max
-    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value.strip()):
+    if not re.fullmatch(CLOCK, value.strip()):
         raise ValueError(f"{value!r} is not a time like 08:00" + (" (or 24:00, the end of the day)" if closing else ""))
     hours, minutes = value.strip().split(":")
     return time(int(hours), int(minutes))

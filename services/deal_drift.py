@@ -27,8 +27,11 @@ from sqlmodel import Session, col, select
 from core.settings import Settings
 from models.lead import Lead, Property
 from models.opportunity import Opportunity
-from scoring.deal_forecast import FEATURES, OUTPUTS, DealForecaster, book_hash, deal_features, synthetic_deals
-from scoring.deal_registry import DealModels, LoadedForecaster, cold_start_forecaster
+from scoring.deal_forecast import (
+    CATEGORICAL, FEATURES, OUTPUTS, DealForecaster, book_hash, deal_features, synthetic_deals,
+)
+from scoring.deal_registry import DealModels, LoadedForecaster
+from scoring.drift import references
 from services.acting import Conflict, NotFound
 from services.deal_forecast import deal_row
 from services.drift import PAGE, Sample
@@ -36,7 +39,11 @@ from services.drift import PAGE, Sample
 
 def deal_sample(session: Session, settings: Settings, tenant_id: str, since: datetime, now: datetime,
                 days: int) -> Sample:
-    loaded = DealModels(session.get_bind(), settings.effective_models_dir).active(tenant_id)
+    try:
+        loaded = DealModels(session.get_bind(), settings.effective_models_dir).active(tenant_id)
+    except (OSError, ValueError) as exc:  # a model file gone or unreadable (XGBoostError is a ValueError)
+        raise Conflict(f"the active deal models of {tenant_id!r} cannot be read ({type(exc).__name__}): retrain "
+                       "them (dealflow scoring retrain --model deal)") from None
     if loaded is None:
         raise NotFound(f"tenant {tenant_id!r} has no active deal models: the cold start is made on a deal's first "
                        "forecast (GET /api/v1/opportunities/{id}/forecast), or train them (dealflow scoring "
@@ -81,8 +88,11 @@ def _reference(loaded: LoadedForecaster) -> tuple[dict[str, Any], str]:
     if stored:
         return stored, "stored with the version at training"
     if loaded.kind == "cold_start" and loaded.forecaster.data_hash == _cold_start_book_hash():
-        return (cold_start_forecaster().metrics["reference"],
-                "recomputed from the cold-start deal book (seeded: the same rows)")
+        # the same rows, predicted by this version's own trees (an older cold start's were fitted differently)
+        rows = _cold_start_rows()
+        outputs = loaded.forecaster.central(loaded.forecaster.spec.matrix(rows))
+        return (references(pd.DataFrame(rows, columns=FEATURES), set(CATEGORICAL), outputs=outputs),
+                "recomputed from the cold-start deal book (seeded: the same rows) and this version's predictions")
     raise Conflict(f"no reference stored for deal models v{loaded.version} (they were trained before drift "
                    "reports): retrain them (dealflow scoring train-deals) and drift is measured against the new "
                    "version's training deals")
@@ -91,3 +101,8 @@ def _reference(loaded: LoadedForecaster) -> tuple[dict[str, Any], str]:
 @lru_cache(maxsize=1)
 def _cold_start_book_hash() -> str:
     return book_hash(None, synthetic_deals())
+
+
+@lru_cache(maxsize=1)
+def _cold_start_rows() -> list[dict[str, Any]]:
+    return [deal_features(deal) for deal in synthetic_deals().deals]

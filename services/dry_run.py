@@ -21,7 +21,7 @@ from models.payloads import (
     MessageResult, PropertyLookup, ScoreInput, ScoreResult, SendPlan, SendPlanInput, SourceOutcome,
     NotifyInput, StartDefinitionInput, TaskInput,
 )
-from definitions.send_window import SendWindow, recipient_zones
+from definitions.send_window import DAYS, SendWindow, recipient_zones
 from models.signing import SignatureRequest
 from workflows.definition import DefinitionEvent, DefinitionRun, DefinitionWorkflow
 from workflows.enrichment import EnrichmentWorkflow
@@ -39,8 +39,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
-# Day names a dry run may start on (`start_on`), Monday first as in `date.weekday()`.
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# Day names a dry run may start on (`start_on`), Monday first as in `date.weekday()`: the send window's.
+WEEKDAYS = tuple(DAYS)
 
 
 def sample_subject(kind: str) -> dict[str, Any]:
@@ -169,12 +169,13 @@ def day_zero(now: datetime, zone: str, start_at: str = "09:00",
         start += timedelta(days=1)
     while weekday is not None and start.weekday() != weekday:
         start += timedelta(days=1)
+    start = start.astimezone(UTC).astimezone(ZoneInfo(zone))  # a time the change skips (02:30) reads as it lands
     return start, start.astimezone(UTC) - now.astimezone(UTC)
 
 
 async def dry_run(definition: Definition, subject: dict[str, Any], events: list[dict[str, Any]],
                   start_at: str = "09:00", weekday: int | None = None) -> dict[str, Any]:
-    """Run and return {status, lines, path}. `events`: [{after: 1d, name: lead.replied, data: {...}}].
+    """Run and return {status, zone, lines, path, starts}. `events`: [{after: 1d, name: lead.replied, data: {...}}].
     Day 0 is the next `start_at` in the subject's zone; with `weekday` (0 = Monday), the next such day on that
     weekday, so that send windows over weekdays give the same path whatever day it is run."""
     zones, _ = recipient_zones(subject.get("phone"), subject.get("state"), subject.get("timezone", "America/New_York"))

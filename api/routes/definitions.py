@@ -16,6 +16,7 @@ from api.deps import PrincipalDep, SessionDep, SettingsDep, audit, require
 from api.errors import Problem
 from services.dry_run import WEEKDAYS, dry_run, sample_subject
 from definitions.loader import DefinitionInvalid, load
+from definitions.send_window import CLOCK
 from services.definition_store import DefinitionConflict, load_submitted, publish, retire, save_draft
 from models.input import Input
 from models.definition import WorkflowDefinition
@@ -110,9 +111,10 @@ class TestBody(Input):
                                                                     "when left out")
     events: list[dict[str, Any]] = []
     start_on: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] | None = Field(
-        default=None, description="the weekday day 0 falls on (the next one); left out: the next `start_at`, "
-                                  "whatever day that is. Send windows skip days, so the path depends on it")
-    start_at: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+        default=None, description="the weekday day 0 falls on (the next one); left out: the next `start_at` "
+                                  "(today's if it is still to come), whatever day that is. Send windows skip "
+                                  "days, so the path depends on it")
+    start_at: str = Field(default="09:00", pattern=f"^{CLOCK}$",
                           description="the time day 0 begins, HH:MM in the sample's zone")
 
 

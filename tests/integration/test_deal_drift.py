@@ -145,6 +145,7 @@ def _strip_reference(engine, tenant: str, **changes) -> None:
 
 async def test_a_legacy_version_s_reference_is_recomputed_from_the_book_or_refused(api, deal_book, engine):
     tenant, headers = deal_book(n=100, seed=34)
+    stored = (await api.get("/api/v1/scoring/drift?model=deal", headers=headers)).json()
     _strip_reference(engine, tenant)  # a cold start from before drift reports: the deal book's hash, no reference
     with Session(engine) as session:
         row = session.exec(select(ScoringModel).where(ScoringModel.tenant_id == tenant,
@@ -152,14 +153,37 @@ async def test_a_legacy_version_s_reference_is_recomputed_from_the_book_or_refus
         assert "reference" not in row.metrics
     answer = await api.get("/api/v1/scoring/drift?model=deal", headers=headers)
     assert answer.status_code == 200, answer.text
-    assert answer.json()["reference"] == "recomputed from the cold-start deal book (seeded: the same rows)"
+    assert answer.json()["reference"] == ("recomputed from the cold-start deal book (seeded: the same rows) and this "
+                                          "version's predictions")
     assert answer.json()["n_reference"] == 3000
+    # the same reference as training stored: the book's rows, predicted by this version's own trees (not by the
+    # cold start this process would train today, whose trees an older version need not share)
+    assert _psis(answer.json()) == pytest.approx(_psis(stored), abs=1e-9)
     _strip_reference(engine, tenant, training_data_hash="0" * 64)  # not the book's rows: not recomputed
     refused = await api.get("/api/v1/scoring/drift?model=deal", headers=headers)
     assert refused.status_code == 409 and "no reference stored for deal models v1" in refused.json()["detail"]
     assert "retrain them" in refused.json()["detail"]
     _strip_reference(engine, tenant, kind="crm_history")  # a tenant's own book then: cannot be read again
     assert (await api.get("/api/v1/scoring/drift?model=deal", headers=headers)).status_code == 409
+
+
+def _lose_files(engine, tenant: str) -> None:
+    """The active deal models' files gone (a lost volume, a models dir not shared between machines)."""
+    with Session(engine) as session:
+        for row in session.exec(select(ScoringModel).where(ScoringModel.tenant_id == tenant,
+                                                           col(ScoringModel.model) != "lead")):
+            row.path = f"/nonexistent/{uuid.uuid4().hex}/model.json"
+            session.add(row)
+        session.commit()
+
+
+async def test_unreadable_deal_models_are_a_conflict_not_a_server_error(api, deal_book, engine):
+    tenant, headers = deal_book(n=50, seed=35)
+    _lose_files(engine, tenant)
+    for path in ("/api/v1/scoring/drift?model=deal", "/api/v1/scoring/drift/arv.png?model=deal"):
+        answer = await api.get(path, headers=headers)
+        assert answer.status_code == 409 and answer.headers["content-type"] == "application/problem+json", path
+        assert "cannot be read" in answer.json()["detail"] and "retrain them" in answer.json()["detail"]
 
 
 def _drift(tmp_path, database_url, *args):
@@ -190,11 +214,14 @@ def test_the_cli_reports_the_deal_models_and_writes_the_plots(tmp_path, database
         "the tenant's own deal models replace the cold start at 30"], failed.stderr
 
 
-def test_cli_deal_problems_are_one_line(tmp_path, database_url, deal_book, make_key):
+def test_cli_deal_problems_are_one_line(tmp_path, database_url, deal_book, make_key, engine):
     empty, _ = deal_book(n=0)
     none = f"dd{uuid.uuid4().hex[:8]}"
     make_key(Role.staff, none)
+    lost, _ = deal_book(n=20, seed=36)
+    _lose_files(engine, lost)
     for args, message in (
+            (["--tenant", lost, "--model", "deal"], f"error: the active deal models of '{lost}' cannot be read"),
             (["--tenant", empty, "--model", "deal"], f"error: no deal of '{empty}' was created in the last 30 days"),
             (["--tenant", none, "--model", "deal"], f"error: tenant '{none}' has no active deal models"),
             (["--tenant", none, "--model", "shoes"], "Invalid value for '--model'")):

@@ -119,7 +119,8 @@ async def test_the_drift_check_covers_the_deal_models_and_sets_their_gauges(skip
 
 
 def test_a_failing_deal_check_does_not_take_the_lead_check_with_it(book, engine, settings):  # noqa: F811
-    """The deal models' files gone (a lost volume): their check says so in `deals`, the lead report still counts."""
+    """The deal models' files gone (a lost volume): their check says so in `deals`, the lead report still counts
+    (any other failure of the deal check is caught the same way, in check_drift, and logged)."""
     from sqlalchemy import update
 
     from models.enrichment import ScoringModel
@@ -138,7 +139,7 @@ def test_a_failing_deal_check_does_not_take_the_lead_check_with_it(book, engine,
     check = check_drift(engine, settings, tenant)
     assert check.checked and check.model == "lead" and check.n_current > 0
     assert check.deals is not None and not check.deals.checked
-    assert check.deals.reason.startswith("the deal models' check failed: "), check.deals.reason
+    assert "cannot be read" in check.deals.reason and "retrain them" in check.deals.reason, check.deals.reason
 
 
 async def test_the_drift_schedule_is_created_and_updated_on_the_dev_server(temporal_client, engine, settings):

@@ -31,3 +31,10 @@ def test_a_start_time_and_weekday_in_a_zone_without_daylight_saving():
     start, wait = day_zero(datetime(2027, 3, 10, 17, 0, tzinfo=UTC), "America/Phoenix", "10:30", 5)
     assert f"{start:%a} {start.isoformat(' ', 'minutes')}" == "Sat 2027-03-13 10:30-07:00"
     assert wait == timedelta(days=3, minutes=30)  # from 10:00 on Wednesday
+
+
+def test_a_start_time_the_clocks_skip_reads_as_the_time_it_lands():
+    # 02:30 does not exist on Sunday 14 March 2027 in New York (02:00 -> 03:00)
+    start, wait = day_zero(datetime(2027, 3, 13, 17, 0, tzinfo=UTC), "America/New_York", "02:30")
+    assert start.isoformat(" ", "minutes") == "2027-03-14 03:30-04:00"
+    assert datetime(2027, 3, 13, 17, 0, tzinfo=UTC) + wait == start

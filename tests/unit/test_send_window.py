@@ -73,3 +73,9 @@ def test_a_window_may_close_at_midnight_and_then_never_holds_a_message():
     assert evenings.next_opening(saturday, ["Etc/UTC"]) == datetime(2026, 12, 7, 18, 0, tzinfo=UTC)
     with pytest.raises(ValueError, match="is not a time like 08:00$"):
         SendWindow.parse("daily", "24:00", "24:00")  # a window cannot open at the end of the day
+
+
+def test_a_midnight_close_and_next_opening_agree_to_the_last_microsecond():
+    evenings = SendWindow.parse("mon-fri", "18:00", "24:00")
+    last = datetime(2026, 12, 4, 23, 59, 59, 999999, tzinfo=UTC)  # a Friday
+    assert evenings.is_open(last, "Etc/UTC") and evenings.next_opening(last, ["Etc/UTC"]) == last
