@@ -46,7 +46,7 @@ class ScoringActivities:
         from services.drift import check_drift
 
         with heartbeating():
-            return check_drift(self._engine, self._settings, request.tenant_id)
+            return check_drift(self._engine, self._settings, request.tenant_id, self._deals)
 
     @activity.defn
     def score_lead(self, request: ScoreInput) -> ScoreResult:

@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 from sqlmodel import Session, col, select
 
-from core.settings import Settings
 from models.lead import Lead, Property
 from models.opportunity import Opportunity
 from scoring.deal_forecast import (
@@ -37,10 +36,11 @@ from services.deal_forecast import deal_row
 from services.drift import PAGE, Sample
 
 
-def deal_sample(session: Session, settings: Settings, tenant_id: str, since: datetime, now: datetime,
+def deal_sample(session: Session, deals: DealModels, tenant_id: str, since: datetime, now: datetime,
                 days: int) -> Sample:
+    """`deals`: the process's deal-model registry (its loaded versions cached), as the forecast uses it."""
     try:
-        loaded = DealModels(session.get_bind(), settings.effective_models_dir).active(tenant_id)
+        loaded = deals.active(tenant_id)
     except (OSError, ValueError) as exc:  # a model file gone or unreadable (XGBoostError is a ValueError)
         raise Conflict(f"the active deal models of {tenant_id!r} cannot be read ({type(exc).__name__}): retrain "
                        "them (dealflow scoring retrain --model deal)") from None

@@ -48,7 +48,7 @@ from models.enrichment import ScoringModel
 from models.lead import Lead
 from models.payloads import DriftCheck
 from models.tenant import Tenant
-from scoring.deal_registry import DEAL_CLOSE_TIME, DEAL_RETURN
+from scoring.deal_registry import DEAL_CLOSE_TIME, DEAL_RETURN, DealModels
 from scoring.drift import BINS, SCORE, FeatureDrift, Reference, compare, export_frame, output_names
 from scoring.engagement import engagement_as_of
 from scoring.export import ExportSpec, LeadValues
@@ -126,7 +126,7 @@ def plot_title(report: DriftReport, feature: str) -> str:
 
 
 def drift_report(session: Session, settings: Settings, tenant_id: str, days: int | None = None,
-                 now: datetime | None = None, model: str = "lead") -> DriftReport:
+                 now: datetime | None = None, model: str = "lead", deals: DealModels | None = None) -> DriftReport:
     """The report of the tenant's active lead model (`model="lead"`) or deal models (`"deal"`), or Invalid (another
     model) / NotFound (no such tenant, no active model) / Conflict (no reference, an empty window)."""
     if model not in MODELS:
@@ -139,7 +139,8 @@ def drift_report(session: Session, settings: Settings, tenant_id: str, days: int
     if model == "deal":
         from services.deal_drift import deal_sample
 
-        sample = deal_sample(session, settings, tenant_id, since, now, days)
+        sample = deal_sample(session, deals or DealModels(session.get_bind(), settings.effective_models_dir),
+                             tenant_id, since, now, days)
     else:
         sample = _lead_sample(session, tenant_id, since, now, days)
     report = _report(settings, tenant_id, model, sample, days, since, now)
@@ -200,14 +201,14 @@ def _report(settings: Settings, tenant_id: str, model: str, sample: Sample, days
         notes=notes + sample.notes)
 
 
-def check_drift(engine: Engine, settings: Settings, tenant_id: str) -> DriftCheck:
+def check_drift(engine: Engine, settings: Settings, tenant_id: str, deals: DealModels | None = None) -> DriftCheck:
     """ScoringDriftWorkflow's activity: the tenant's lead-model report (which sets this process's drift gauges: the
     worker's, which Prometheus scrapes) in brief, and whether to retrain; and its deal models' in `deals` (their
     gauges too; they are retrained by their own weekly Schedule, not on drift). No report is an answer, not a
     failure: a tenant whose leads were not scored lately, or with no new deals, has nothing to compare."""
     check = _check(engine, settings, tenant_id, "lead")
     try:
-        check.deals = _check(engine, settings, tenant_id, "deal")
+        check.deals = _check(engine, settings, tenant_id, "deal", deals)
     except Exception as exc:  # noqa: BLE001 - the lead check stands (its gauges are set); the deal failure is told
         log.exception("drift: the deal models' check of %s failed", tenant_id)
         check.deals = DriftCheck(tenant_id=tenant_id, model="deal", checked=False,
@@ -215,10 +216,11 @@ def check_drift(engine: Engine, settings: Settings, tenant_id: str) -> DriftChec
     return check
 
 
-def _check(engine: Engine, settings: Settings, tenant_id: str, model: str) -> DriftCheck:
+def _check(engine: Engine, settings: Settings, tenant_id: str, model: str,
+           deals: DealModels | None = None) -> DriftCheck:
     with Session(engine) as session:
         try:
-            report = drift_report(session, settings, tenant_id, model=model)
+            report = drift_report(session, settings, tenant_id, model=model, deals=deals)
         except (NotFound, Conflict) as exc:
             return DriftCheck(tenant_id=tenant_id, model=model, checked=False, reason=str(exc))
         _keep_check(session, report)
@@ -226,9 +228,8 @@ def _check(engine: Engine, settings: Settings, tenant_id: str, model: str) -> Dr
     drifted = report.predictions_drifted + report.drifted
     psis = [f.psi for f in report.features] + [p.psi for p in report.predictions]
     retrain = report.significant and settings.scoring_retrain_on_drift and model == "lead"
-    noun = "leads scored" if model == "lead" else "deals created"
     reason = (f"drifted over {report.threshold}: {', '.join(drifted)}" if drifted else
-              f"no drift over {report.threshold}") + f" ({report.n_current} {noun} in {report.window_days} days)"
+              f"no drift over {report.threshold}") + f" ({report.n_current} {report.noun} in {report.window_days} days)"
     if report.significant and model == "deal":
         reason += "; the deal models are retrained by their weekly Schedule, whose promotion rule decides"
     elif report.significant and not retrain:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from api.deps import PrincipalDep, SessionDep, SettingsDep
+from api.deps import DealModelsDep, PrincipalDep, SessionDep, SettingsDep
 from scoring.drift_plot import drift_png
 from services.drift import DriftReport, drift_report, plot_title
 
@@ -28,23 +28,23 @@ Model = Annotated[Literal["lead", "deal"], Query(description="lead: the lead-sco
 
 
 @router.get("/drift", response_model=DriftReport, responses=_WHY)
-def get_drift(session: SessionDep, settings: SettingsDep, principal: PrincipalDep, days: Days = None,
-              model: Model = "lead") -> DriftReport:
+def get_drift(session: SessionDep, settings: SettingsDep, principal: PrincipalDep, deals: DealModelsDep,
+              days: Days = None, model: Model = "lead") -> DriftReport:
     """Population stability (PSI) of every input of the tenant's active model and of its outputs (`predictions`):
     its training data against the leads scored (`model=deal`: the deals created) in the last `days` days.
     `drifted` lists the features over DEALFLOW_DRIFT_PSI_THRESHOLD (0.25); each feature's `bins` give both
     distributions. Sets the ModelDrift (DealModelDrift) alert's gauges."""
-    return drift_report(session, settings, principal.tenant_id, days, model=model)
+    return drift_report(session, settings, principal.tenant_id, days, model=model, deals=deals)
 
 
 @router.get("/drift/{feature}.png", response_class=Response,
             responses={200: {"content": {"image/png": {}}, "description": "the feature's bins, training data vs "
                                                                           "the window"}, **_WHY})
 def get_drift_plot(feature: str, session: SessionDep, settings: SettingsDep, principal: PrincipalDep,
-                   days: Days = None, model: Model = "lead") -> Response:
+                   deals: DealModelsDep, days: Days = None, model: Model = "lead") -> Response:
     """One feature's (or an output's: `score`; `median_days`, `profit_p50`) reference and current share of each
     bin, as a PNG bar chart."""
-    report = drift_report(session, settings, principal.tenant_id, days, model=model)
+    report = drift_report(session, settings, principal.tenant_id, days, model=model, deals=deals)
     drift = report.find(feature)
     return Response(drift_png(drift, plot_title(report, feature), report.noun),
                     media_type="image/png", headers={"Cache-Control": "no-store"})

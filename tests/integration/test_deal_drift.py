@@ -143,9 +143,14 @@ def _strip_reference(engine, tenant: str, **changes) -> None:
         session.commit()
 
 
-async def test_a_legacy_version_s_reference_is_recomputed_from_the_book_or_refused(api, deal_book, engine):
+async def test_a_legacy_version_s_reference_is_recomputed_from_the_book_or_refused(api, deal_book, engine, settings):
+    from services.drift import drift_report
+
+    # One tenant per legacy case, each changed before the API first loads its version: the API's registry keeps
+    # the versions it loaded (a version's metrics never change in place; this test changes them to make one).
     tenant, headers = deal_book(n=100, seed=34)
-    stored = (await api.get("/api/v1/scoring/drift?model=deal", headers=headers)).json()
+    with Session(engine) as session:  # the report with the stored reference, by a registry of its own
+        stored = drift_report(session, settings, tenant, model="deal").model_dump(mode="json")
     _strip_reference(engine, tenant)  # a cold start from before drift reports: the deal book's hash, no reference
     with Session(engine) as session:
         row = session.exec(select(ScoringModel).where(ScoringModel.tenant_id == tenant,
@@ -159,11 +164,13 @@ async def test_a_legacy_version_s_reference_is_recomputed_from_the_book_or_refus
     # the same reference as training stored: the book's rows, predicted by this version's own trees (not by the
     # cold start this process would train today, whose trees an older version need not share)
     assert _psis(answer.json()) == pytest.approx(_psis(stored), abs=1e-9)
-    _strip_reference(engine, tenant, training_data_hash="0" * 64)  # not the book's rows: not recomputed
+    other, headers = deal_book(n=100, seed=34)
+    _strip_reference(engine, other, training_data_hash="0" * 64)  # not the book's rows: not recomputed
     refused = await api.get("/api/v1/scoring/drift?model=deal", headers=headers)
     assert refused.status_code == 409 and "no reference stored for deal models v1" in refused.json()["detail"]
     assert "retrain them" in refused.json()["detail"]
-    _strip_reference(engine, tenant, kind="crm_history")  # a tenant's own book then: cannot be read again
+    own, headers = deal_book(n=100, seed=34)
+    _strip_reference(engine, own, kind="crm_history")  # a tenant's own book then: cannot be read again
     assert (await api.get("/api/v1/scoring/drift?model=deal", headers=headers)).status_code == 409
 
 
